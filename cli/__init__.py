@@ -1,0 +1,1 @@
+"""Thin click front ends: ``lamp-data``, ``lamp-agent`` and ``lamp-eval``."""

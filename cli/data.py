@@ -1,0 +1,33 @@
+"""``lamp-data``: simulators, collection, verification and VLM rewards.
+
+Examples::
+
+    lamp-data tasks --json
+    lamp-data collect --episodes 100 --out data/mw --workers 2 --policy noisy-expert --seed 0
+    lamp-data verify data/mw
+    lamp-data info data/mw
+    lamp-data relabel data/mw --vlm r3m:/path/model.pt --prompts lamp-metaworld
+    lamp-data train-reward-model --data data/experts --out models/rm
+"""
+
+import click
+
+from lamp_cli.lazy import LazyGroup
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands={
+        "tasks": "lamp_cli.data_envs:tasks",
+        "render": "lamp_cli.data_envs:render",
+        "collect": "lamp_cli.data_store:collect",
+        "verify": "lamp_cli.data_store:verify",
+        "info": "lamp_cli.data_store:info",
+        "prompts": "lamp_cli.data_rewards:prompts",
+        "relabel": "lamp_cli.data_rewards:relabel",
+        "train-reward-model": "lamp_cli.data_reward_model:train_reward_model",
+    },
+)
+@click.version_option(package_name="lamp-toolkit")
+def main() -> None:
+    """Record, verify and score robot trajectories."""

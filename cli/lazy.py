@@ -1,0 +1,42 @@
+"""A click group whose commands are imported on first use, and the project's error policy.
+
+Commands live in their own modules and are named here as ``"module:attribute"``, so
+``lamp-data --help`` does not import torch or MuJoCo. Any :class:`LampError` (bad input,
+a missing extra, a damaged file) is printed as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from lamp_data.errors import LampError
+
+USAGE_ERROR = 2
+
+
+class LazyGroup(click.Group):
+    """A group that imports each command's module only when the command is run or listed."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self._lazy:
+            module_name, _, attribute = self._lazy[name].partition(":")
+            return getattr(importlib.import_module(module_name), attribute)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LampError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(USAGE_ERROR)

@@ -1,0 +1,76 @@
+"""Crash-safe file writes: a reader sees the old file, or the whole new one, never a part.
+
+Every file the project writes goes through here: data is written to a hidden temporary
+file in the target folder, flushed and fsynced, renamed over the target, and the folder is
+fsynced so the rename itself survives a power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a directory so renames inside it are durable."""
+    fd = os.open(os.fspath(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed to ``path``.
+
+    The caller writes the temporary path by any means (a library writer, say). On an
+    exception the temporary file is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        with open(temporary_path, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary_path, target)
+        fsync_dir(target.parent)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing that replaces ``path`` atomically on success."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes only, got mode {mode!r}")
+    with atomic_path(path) as temporary, open(temporary, mode) as handle:
+        yield handle
+        handle.flush()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_json(path: str | os.PathLike, value: Any) -> None:
+    """Write ``value`` as indented JSON to ``path`` atomically."""
+    with atomic_open(path, "w") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True for the leftovers of an interrupted atomic write."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp")

@@ -1,0 +1,15 @@
+"""Frozen vision-language reward models behind one protocol, found by a spec string.
+
+``load_reward_model("r3m:resnet50")``, ``load_reward_model("r3m:/path/model.pt")``,
+``load_reward_model("clip:openai/clip-vit-base-patch32")``, ``load_reward_model("clip:/local/dir")``.
+The part before the colon picks the family in :data:`REWARD_MODELS`; the rest is passed on.
+"""
+
+from lamp_data.vlm.base import (
+    REWARD_MODELS,
+    RewardModel,
+    load_reward_model,
+    reward_fingerprint,
+)
+
+__all__ = ["REWARD_MODELS", "RewardModel", "load_reward_model", "reward_fingerprint"]

@@ -1,0 +1,73 @@
+"""The reward-model protocol, the family registry and reward-set fingerprints.
+
+Every reward model scores an episode's frames against a prompt set relative to the episode's
+first frame: ``r[t, p] = G(φ(o_0), φ(o_t), ψ(prompt_p))`` for ``t = 0..T`` (row 0 scores the
+first frame against itself). Prompts are embedded once per prompt set, frames once each.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from lamp_data.errors import LampError
+from lamp_data.provenance import stable_hash
+from lamp_data.registry import Registry
+
+
+class RewardModel(abc.ABC):
+    """A frozen reward model. Subclasses implement the three ``embed``/``score`` steps."""
+
+    family: str = ""
+    """Registry name of the family (``"r3m"``, ``"clip"``)."""
+
+    @abc.abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """JSON-able identity: spec string, weights hash, preprocessing and every setting
+        that changes the rewards. Two models with equal ``spec()`` give equal rewards."""
+
+    @abc.abstractmethod
+    def embed_prompts(self, prompts: list[str]) -> Any:
+        """Embed a prompt set once; the result is opaque to callers and passed to ``score``."""
+
+    @abc.abstractmethod
+    def embed_frames(self, frames: np.ndarray) -> Any:
+        """Embed uint8 frames ``[N, H, W, 3]`` (0–255, any size), batched by the caller."""
+
+    @abc.abstractmethod
+    def score(self, first: Any, frames: Any, prompts: Any) -> np.ndarray:
+        """Rewards float32 ``[N, P]`` of frame embeddings against the first frame's embedding
+        (``first``, one row) and the embedded prompts."""
+
+    def episode_rewards(self, frames: np.ndarray, prompts: Any, batch_size: int = 64) -> np.ndarray:
+        """Rewards float16 ``[T+1, P]`` of one episode's frames ``[T+1, H, W, 3]``."""
+        embedded = [self.embed_frames(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
+        rows = [self.score(embedded[0][:1], chunk, prompts) for chunk in embedded]
+        return np.concatenate(rows).astype(np.float16)
+
+
+REWARD_MODELS: Registry[RewardModel] = Registry("reward model family")
+"""Families by name; each factory takes ``(rest_of_spec: str, device: str)``."""
+
+REWARD_MODELS.register("r3m", "lamp_data.vlm.r3m:load_r3m", description="R3M language-reward head")
+REWARD_MODELS.register("clip", "lamp_data.vlm.clip:load_clip", description="CLIP-style cosine reward")
+
+
+def load_reward_model(spec: str, device: str = "cpu") -> RewardModel:
+    """Load a reward model from ``"family:argument"`` (see the module docstring)."""
+    family, separator, argument = spec.partition(":")
+    if not separator or not argument:
+        raise LampError(f"reward model spec '{spec}' must look like 'family:name-or-path' (families: {', '.join(REWARD_MODELS.names())})")
+    return REWARD_MODELS.create(family, argument, device)
+
+
+def reward_fingerprint(model_spec: dict[str, Any], prompt_hash: str) -> str:
+    """Name of a reward set: family, short model name and a hash of everything that matters.
+
+    ``model_spec`` is ``RewardModel.spec()``; ``prompt_hash`` is the prompt set's content hash.
+    """
+    family = str(model_spec.get("family", "vlm"))
+    digest = stable_hash({"model": model_spec, "prompts": prompt_hash}, length=12)
+    return f"{family}-{digest}"

@@ -35,3 +35,5 @@ CHECKPOINT_FORMAT_VERSION = 1
 """Version of agent and reward-model checkpoints."""
 RUN_FORMAT_VERSION = 1
 """Version of evaluation run logs."""
+REPORT_FORMAT_VERSION = 1
+"""Version of leaderboard reports (``leaderboard.json``)."""

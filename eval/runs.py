@@ -1,0 +1,382 @@
+"""The on-disk format of finetuning runs: one folder per (method, task, seed).
+
+Layout under a runs folder::
+
+    <out>/<method>/<task>/seed-<k>/
+        run.json     format_version, the run's full config, method label, task, instruction,
+                     training and evaluation seeds, package versions (provenance), status and,
+                     once finished, a summary (final success rate, area under the curve)
+        log.jsonl    one line per evaluation: {"step", "success_rate", "return_mean",
+                     "episodes": [{"seed", "return", "success", "length"}]}
+        rollout.gif  frames of the last evaluation episode(s), small (at most ~60 frames)
+
+A run is written in a hidden staging folder ``.seed-<k>.partial`` and renamed into place when
+it finishes, so a folder without the leading dot is always a finished run. ``log.jsonl`` is
+rewritten whole through an atomic rename after every evaluation, so it never holds a
+half-written line, even while the run is going.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
+from lamp_data.errors import LampError
+from lamp_data.provenance import provenance, stable_hash
+from lamp_data.schema import RUN_FORMAT_VERSION
+
+RUN_INFO = "run.json"
+RUN_LOG = "log.jsonl"
+ROLLOUT_GIF = "rollout.gif"
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+SUPPORTED_RUN_VERSIONS = (RUN_FORMAT_VERSION,)
+
+TRAIN_SEED_STRIDE = 1_000_000
+"""Training episode ``i`` of run seed ``s`` resets the env with seed ``s * stride + i``."""
+EVAL_SEED_BASE = 2_000_000_000
+"""Evaluation episode ``i`` resets with ``base + i``: the same held-out seeds for every method and
+run seed (a paired comparison), and disjoint from every training seed."""
+MAX_RUN_SEED = EVAL_SEED_BASE // TRAIN_SEED_STRIDE - 1
+"""Largest run seed whose training seeds stay below the evaluation seeds."""
+
+
+def train_episode_seed(run_seed: int, episode: int) -> int:
+    """Env reset seed of training episode ``episode`` of run seed ``run_seed``."""
+    if not 0 <= episode < TRAIN_SEED_STRIDE:
+        raise LampError(f"a run may have at most {TRAIN_SEED_STRIDE} training episodes")
+    return run_seed * TRAIN_SEED_STRIDE + episode
+
+
+def eval_episode_seeds(episodes: int) -> list[int]:
+    """Env reset seeds of the held-out evaluation episodes."""
+    return [EVAL_SEED_BASE + index for index in range(episodes)]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one finetuning run."""
+
+    task: str
+    """Held-out task name."""
+    env: str
+    """Registered env name the task runs in (e.g. ``mw-pick-place`` or ``dummy``)."""
+    init: str
+    """Path of the pretrained checkpoint, or ``"scratch"``."""
+    method: str
+    """Method label on the leaderboard (e.g. ``scratch``, ``p2e``, ``lamp[r3m-abc123]``)."""
+    seed: int
+    """Run seed: agent initialisation, exploration and training episodes."""
+    steps: int
+    """Env steps of finetuning (the budget, the same for every method)."""
+    eval_every: int
+    """Env steps between evaluations (also evaluated at step 0 and at the end)."""
+    eval_episodes: int
+    """Episodes per evaluation, on the held-out evaluation seeds."""
+    instruction: str
+    """Instruction as given: text, ``""`` for the task's own, or ``"auto"``."""
+    image_size: int
+    """Camera image side in pixels."""
+    episode_length: int
+    """Env steps per episode."""
+    preset: str
+    """Agent preset for scratch runs (a pretrained run keeps its checkpoint's config)."""
+    train_ratio: float | None = None
+    """Gradient updates per env step; None keeps the agent config's."""
+    batch_size: int | None = None
+    """Sequences per update; None keeps the agent config's."""
+    seq_len: int | None = None
+    """Steps per sequence; None keeps the agent config's."""
+    text_encoder: str = "minilm"
+    """Sentence encoder of the instruction (must match the checkpoint's language width)."""
+    device: str = "cpu"
+    """Torch device."""
+    gif_frames: int = 60
+    """At most this many frames in ``rollout.gif``."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else recorded with the run (not part of its identity)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, stored in ``run.json``."""
+        return asdict(self)
+
+    def identity(self) -> str:
+        """Hash of the fields that decide the run's result; a resumed run must match it."""
+        value = self.to_dict()
+        value.pop("extra")
+        value.pop("device")
+        return stable_hash(value)
+
+    def folder_name(self) -> str:
+        """``seed-<k>``."""
+        return f"seed-{self.seed}"
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a single path component (separators and odd characters become ``_``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._\-\[\],+=@]", "_", text).strip(".")
+    return cleaned or "_"
+
+
+def run_folder(out: str | os.PathLike, config: RunConfig) -> Path:
+    """Final folder of a run: ``<out>/<method>/<task>/seed-<k>``."""
+    return Path(out) / safe_name(config.method) / safe_name(config.task) / config.folder_name()
+
+
+def staging_folder(final: Path) -> Path:
+    """Hidden folder a run is written in before it is renamed to ``final``."""
+    return final.parent / f".{final.name}.partial"
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One evaluation episode."""
+
+    seed: int
+    """Env reset seed."""
+    ret: float
+    """Sum of the task's rewards."""
+    success: bool
+    """True if the task's success flag was set at any step of the episode."""
+    length: int
+    """Env steps taken."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form with the key ``return``."""
+        return {"seed": self.seed, "return": self.ret, "success": self.success, "length": self.length}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One line of ``log.jsonl``."""
+
+    step: int
+    """Env steps of finetuning done when it was taken."""
+    success_rate: float
+    """Fraction of episodes with success."""
+    return_mean: float
+    """Mean episode return."""
+    episodes: tuple[EpisodeResult, ...]
+    """Every episode, with its seed."""
+
+    @classmethod
+    def from_episodes(cls, step: int, episodes: list[EpisodeResult]) -> "Evaluation":
+        """Summarise ``episodes`` taken at ``step``."""
+        if not episodes:
+            raise ValueError("an evaluation needs at least one episode")
+        return cls(
+            step=int(step),
+            success_rate=sum(episode.success for episode in episodes) / len(episodes),
+            return_mean=sum(episode.ret for episode in episodes) / len(episodes),
+            episodes=tuple(episodes),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON line."""
+        return {
+            "step": self.step,
+            "success_rate": self.success_rate,
+            "return_mean": self.return_mean,
+            "episodes": [episode.to_dict() for episode in self.episodes],
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> "Evaluation":
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            step=int(value["step"]),
+            success_rate=float(value["success_rate"]),
+            return_mean=float(value["return_mean"]),
+            episodes=tuple(
+                EpisodeResult(int(e["seed"]), float(e["return"]), bool(e["success"]), int(e.get("length", 0)))
+                for e in value["episodes"]
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run read back from disk."""
+
+    path: Path
+    """Its folder."""
+    info: dict[str, Any]
+    """``run.json``."""
+    evaluations: tuple[Evaluation, ...]
+    """``log.jsonl``, in step order."""
+
+    @property
+    def method(self) -> str:
+        """Method label."""
+        return str(self.info["method"])
+
+    @property
+    def task(self) -> str:
+        """Task name."""
+        return str(self.info["task"])
+
+    @property
+    def seed(self) -> int:
+        """Run seed."""
+        return int(self.info["seed"])
+
+    @property
+    def steps(self) -> list[int]:
+        """Env steps of the evaluations."""
+        return [evaluation.step for evaluation in self.evaluations]
+
+    @property
+    def success_rates(self) -> list[float]:
+        """Success rate of each evaluation."""
+        return [evaluation.success_rate for evaluation in self.evaluations]
+
+    @property
+    def gif(self) -> Path | None:
+        """The rollout GIF, if the run saved one."""
+        path = self.path / ROLLOUT_GIF
+        return path if path.is_file() else None
+
+
+class RunWriter:
+    """Writes one run: ``begin`` → ``log`` (per evaluation) → ``finish``.
+
+    Everything goes into a hidden staging folder; ``finish`` writes the summary and renames
+    the folder into place, and calling it twice is harmless. ``begin`` wipes the leftovers of
+    an interrupted attempt, so an interrupted run restarts cleanly from step 0 (runs are
+    deterministic given their seed, so the restart reproduces the run that was cut off).
+    """
+
+    def __init__(self, out: str | os.PathLike, config: RunConfig):
+        self.config = config
+        self.final = run_folder(out, config)
+        self.staging = staging_folder(self.final)
+        self.evaluations: list[Evaluation] = []
+        self.info: dict[str, Any] = {}
+
+    @property
+    def folder(self) -> Path:
+        """Where files of the run in progress go."""
+        return self.final if self.finished() else self.staging
+
+    def finished(self) -> bool:
+        """True if a finished run with this config is on disk.
+
+        Raises:
+            LampError: when a finished run is there but was made with another config.
+        """
+        info_path = self.final / RUN_INFO
+        if not info_path.is_file():
+            return False
+        info = read_run_info(info_path)
+        if info.get("identity") != self.config.identity():
+            raise LampError(
+                f"{self.final} holds a finished run made with a different config; "
+                "choose another --out or remove that folder"
+            )
+        return info.get("status") == STATUS_FINISHED
+
+    def begin(self, details: dict[str, Any]) -> None:
+        """Start (or restart) the run and write ``run.json`` with status ``running``."""
+        if self.staging.exists():
+            shutil.rmtree(self.staging)
+        self.staging.mkdir(parents=True)
+        self.evaluations = []
+        self.info = {
+            "format_version": RUN_FORMAT_VERSION,
+            "status": STATUS_RUNNING,
+            "identity": self.config.identity(),
+            "method": self.config.method,
+            "task": self.config.task,
+            "seed": self.config.seed,
+            "config": self.config.to_dict(),
+            "provenance": provenance(),
+            **details,
+        }
+        atomic_write_json(self.staging / RUN_INFO, self.info)
+
+    def log(self, evaluation: Evaluation) -> None:
+        """Append one evaluation to ``log.jsonl`` (the file is replaced whole, atomically)."""
+        self.evaluations.append(evaluation)
+        with atomic_open(self.staging / RUN_LOG) as handle:
+            for line in self.evaluations:
+                handle.write(json.dumps(line.to_dict(), sort_keys=True) + "\n")
+
+    def finish(self, summary: dict[str, Any]) -> Path:
+        """Mark the run finished with ``summary`` and move it into place; returns its folder."""
+        if self.finished():
+            return self.final
+        if not self.evaluations:
+            raise ValueError("a run needs at least one evaluation before it finishes")
+        self.info = {**self.info, "status": STATUS_FINISHED, "summary": summary}
+        atomic_write_json(self.staging / RUN_INFO, self.info)
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        os.replace(self.staging, self.final)
+        fsync_dir(self.final.parent)
+        return self.final
+
+
+def read_run_info(path: Path) -> dict[str, Any]:
+    """Read and version-check a ``run.json``."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise LampError(f"cannot read run info {path}: {error}") from None
+    version = info.get("format_version")
+    if version not in SUPPORTED_RUN_VERSIONS:
+        raise LampError(f"{path} has run format version {version}; this toolkit reads {SUPPORTED_RUN_VERSIONS}")
+    return info
+
+
+def read_run_log(path: Path) -> list[Evaluation]:
+    """Read ``log.jsonl``; a damaged line is an error that names the file and line."""
+    evaluations = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise LampError(f"cannot read run log {path}: {error}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            evaluations.append(Evaluation.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise LampError(f"damaged run log {path} at line {number}") from None
+    return sorted(evaluations, key=lambda evaluation: evaluation.step)
+
+
+def read_run(folder: Path) -> Run:
+    """Read one run folder."""
+    info = read_run_info(folder / RUN_INFO)
+    return Run(path=folder, info=info, evaluations=tuple(read_run_log(folder / RUN_LOG)))
+
+
+def find_runs(paths: list[str | os.PathLike]) -> list[Run]:
+    """Every finished run in or under ``paths`` (staging folders of unfinished runs are skipped).
+
+    Raises:
+        LampError: when a path does not exist or no finished run is found.
+    """
+    runs = []
+    for given in paths:
+        root = Path(given)
+        if not root.exists():
+            raise LampError(f"runs folder {root} does not exist")
+        candidates = [root / RUN_INFO] if (root / RUN_INFO).is_file() else sorted(root.rglob(RUN_INFO))
+        for info_path in candidates:
+            relative = info_path.parent.relative_to(root) if info_path.parent != root else Path()
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            run = read_run(info_path.parent)
+            if run.info.get("status") == STATUS_FINISHED and run.evaluations:
+                runs.append(run)
+    if not runs:
+        shown = ", ".join(str(path) for path in paths) or "(none given)"
+        raise LampError(f"no finished runs found in {shown}")
+    return runs

@@ -24,6 +24,47 @@ ENVS: Registry[gym.Env] = Registry("env")
 
 ENVS.register("dummy", "lamp_data.envs.dummy:DummyEnv", description="5-step toy env for tests")
 
+
+def _register_simulators() -> None:
+    """Register ``mw-pretrain``, ``mw-<task>`` and ``rlbench-<task>`` without importing backends."""
+    import functools
+
+    from lamp_data.envs.tasks import list_tasks
+
+    ENVS.register(
+        "mw-pretrain",
+        "lamp_data.envs.metaworld_suite:make_pretrain_env",
+        description="Meta-World: a pretraining task and goal per episode",
+    )
+    for task in list_tasks(backend="metaworld"):
+        ENVS.register(
+            f"mw-{task.name}",
+            functools.partial(_metaworld_task_env, task.name),
+            description=f"Meta-World {task.name} ({task.split}): {task.instruction}",
+        )
+    for task in list_tasks(backend="rlbench"):
+        ENVS.register(
+            f"rlbench-{task.name}",
+            functools.partial(_rlbench_task_env, task.name),
+            extra="rlbench",
+            description=f"RLBench {task.name} ({task.split}): {task.instruction}",
+        )
+
+
+def _metaworld_task_env(task: str, config: EnvConfig | None = None) -> gym.Env:
+    from lamp_data.envs.metaworld_suite import make_task_env
+
+    return make_task_env(task, config)
+
+
+def _rlbench_task_env(task: str, config: EnvConfig | None = None) -> gym.Env:
+    from lamp_data.envs.rlbench_backend import make_rlbench_env
+
+    return make_rlbench_env(task, config)
+
+
+_register_simulators()
+
 DEFAULT_ENV = "mw-pretrain"
 """The embedded pretraining env."""
 

@@ -1,0 +1,70 @@
+"""A lean offscreen renderer for one fixed camera: no shadows, reflections, MSAA or sites.
+
+``mujoco.Renderer`` renders with shadows and reflections by default and gives no handle for
+re-uploading textures; this class keeps the GL context and ``MjrContext`` it owns, so the
+randomizer can upload new texture pixels in place. Goal-marker sites are hidden (they would
+give the goal away), as is the geom group of the backdrop wall unless asked for.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from lamp_data.envs.randomization import HIDDEN_GROUP
+
+
+class SceneRenderer:
+    """Renders ``[size, size, 3]`` uint8 frames of one model from one camera.
+
+    Args:
+        model: The compiled model (its ``vis.global_.offwidth/offheight`` must fit ``size``).
+        size: Square image side in pixels.
+        camera_id: The fixed camera to render from.
+    """
+
+    def __init__(self, model: mujoco.MjModel, size: int, camera_id: int):
+        self.model = model
+        self.size = size
+        self._gl = mujoco.GLContext(size, size)
+        self._gl.make_current()
+        self.context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.context)
+        self._scene = mujoco.MjvScene(model, maxgeom=2000)
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        self._scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = True
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self._camera.fixedcamid = camera_id
+        self.option = mujoco.MjvOption()
+        self.option.sitegroup[:] = 0
+        self.option.geomgroup[HIDDEN_GROUP] = 0
+        self._viewport = mujoco.MjrRect(0, 0, size, size)
+        self._pixels = np.empty((size, size, 3), np.uint8)
+
+    def make_current(self) -> None:
+        """Make this renderer's GL context current (before texture uploads)."""
+        self._gl.make_current()
+
+    def show_hidden_group(self, show: bool) -> None:
+        """Show or hide the backdrop wall's geom group."""
+        self.option.geomgroup[HIDDEN_GROUP] = int(show)
+
+    def render(self, data: mujoco.MjData) -> np.ndarray:
+        """A new uint8 frame of ``data``'s current state."""
+        self._gl.make_current()
+        mujoco.mjv_updateScene(
+            self.model, data, self.option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
+        )
+        mujoco.mjr_render(self._viewport, self._scene, self.context)
+        mujoco.mjr_readPixels(self._pixels, None, self._viewport, self.context)
+        return np.flipud(self._pixels).copy()
+
+    def close(self) -> None:
+        """Free the GL resources; safe to call twice."""
+        if self._gl is not None:
+            self._gl.make_current()
+            self.context.free()
+            self._gl.free()
+            self._gl = None

@@ -1,0 +1,32 @@
+"""The durable sharded trajectory store: WebDataset shards of whole episodes plus sidecars.
+
+See :mod:`lamp_data.store.layout` for the folder layout and the crash-safety rules.
+"""
+
+from lamp_data.store.card import dataset_card
+from lamp_data.store.layout import ShardInfo
+from lamp_data.store.reader import DamagedShardError, Dataset, iter_episodes, open_dataset
+from lamp_data.store.verify import VerifyReport, verify_dataset
+from lamp_data.store.writer import RewardSetWriter
+
+__all__ = [
+    "DamagedShardError",
+    "Dataset",
+    "RewardSetWriter",
+    "SequenceDataset",
+    "ShardInfo",
+    "VerifyReport",
+    "dataset_card",
+    "iter_episodes",
+    "open_dataset",
+    "verify_dataset",
+]
+
+
+def __getattr__(name: str):
+    """Import :class:`SequenceDataset` (and torch) only when asked for."""
+    if name == "SequenceDataset":
+        from lamp_data.store.sequences import SequenceDataset
+
+        return SequenceDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,311 @@
+"""Reading a dataset: the folder handle, checked shard reads and the episode iterator.
+
+Every shard is read whole into memory, its sha256 and size compared with the sidecar, and
+only then parsed with webdataset's tar iterator, so a truncated or bit-flipped shard never
+yields a single sample: it raises :class:`LampError` naming the shard, or with
+``on_error="skip"`` is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamp_data import schema
+from lamp_data.errors import LampError
+from lamp_data.store import layout
+from lamp_data.store.layout import ShardInfo
+
+ON_ERROR = ("raise", "skip")
+
+
+class DamagedShardError(LampError):
+    """A shard does not match its sidecar or cannot be decoded."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"damaged shard {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class Dataset:
+    """A dataset folder with a known ``meta/info.json``; see :mod:`lamp_data.store.layout`.
+
+    Attributes:
+        path: The dataset folder.
+        info: The parsed ``meta/info.json``.
+    """
+
+    def __init__(self, path: Path, info: dict[str, Any]):
+        self.path = path
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.path)!r})"
+
+    @property
+    def shards_dir(self) -> Path:
+        """Folder of the data shards."""
+        return self.path / layout.SHARDS_DIR
+
+    @property
+    def rewards_dir(self) -> Path:
+        """Folder holding one sub-folder per reward set."""
+        return self.path / layout.REWARDS_DIR
+
+    def reward_dir(self, fingerprint: str) -> Path:
+        """Folder of one reward set."""
+        return self.rewards_dir / fingerprint
+
+    def shard_sidecars(self) -> dict[str, dict[str, Any]]:
+        """Committed shard name -> its parsed sidecar, sorted by name."""
+        return {path.stem: layout.read_sidecar(path) for path in layout.committed_sidecars(self.shards_dir)}
+
+    def shards(self) -> list[ShardInfo]:
+        """Committed shards only (sidecar present), sorted by name."""
+        return [
+            layout.shard_info(self.shards_dir / f"{name}.json", sidecar)
+            for name, sidecar in self.shard_sidecars().items()
+        ]
+
+    def prompts(self) -> list[str] | None:
+        """The dataset's prompt set (``meta/prompts.json``), if it has one."""
+        path = self.path / layout.META_DIR / layout.PROMPTS_FILE
+        return _read_prompts(path) if path.is_file() else None
+
+    def reward_sets(self) -> list[str]:
+        """Fingerprints of the reward sets under ``rewards/`` (those with an ``info.json``)."""
+        if not self.rewards_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.rewards_dir.iterdir() if (p / layout.INFO_FILE).is_file())
+
+    def reward_set_info(self, fingerprint: str) -> dict[str, Any]:
+        """``rewards/<fingerprint>/info.json``; LampError if there is no such set."""
+        path = self.reward_dir(fingerprint) / layout.INFO_FILE
+        if not path.is_file():
+            known = ", ".join(self.reward_sets()) or "none"
+            raise LampError(f"{self.path} has no reward set '{fingerprint}' (present: {known})")
+        info = _read_json(path)
+        version = info.get("format_version")
+        if version != schema.REWARD_FORMAT_VERSION:
+            raise LampError(
+                f"reward set {fingerprint} has format_version {version!r}; this version reads {schema.REWARD_FORMAT_VERSION}"
+            )
+        return info
+
+    def reward_set_prompts(self, fingerprint: str) -> list[str]:
+        """The prompts of a reward set, in column order."""
+        self.reward_set_info(fingerprint)
+        return _read_prompts(self.reward_dir(fingerprint) / layout.PROMPTS_FILE)
+
+    def reward_shard_sidecars(self, fingerprint: str) -> dict[str, dict[str, Any]]:
+        """Committed reward shard name -> sidecar, for one reward set."""
+        folder = self.reward_dir(fingerprint)
+        return {path.stem: layout.read_sidecar(path) for path in layout.committed_sidecars(folder)}
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise LampError(f"cannot read {path}: {error}") from error
+
+
+def _read_prompts(path: Path) -> list[str]:
+    value = _read_json(path)
+    prompts = value.get("prompts") if isinstance(value, dict) else value
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise LampError(f"{path} does not hold a list of prompts")
+    return prompts
+
+
+def open_dataset(path: str | Path | Dataset) -> Dataset:
+    """Open a dataset folder.
+
+    Raises:
+        LampError: if ``path`` is not a dataset or its ``format_version`` is unknown.
+    """
+    if isinstance(path, Dataset):
+        return path
+    folder = Path(path)
+    info_path = folder / layout.META_DIR / layout.INFO_FILE
+    if not folder.is_dir():
+        raise LampError(f"dataset folder {folder} does not exist")
+    if not info_path.is_file():
+        raise LampError(f"{folder} is not a dataset (no {layout.META_DIR}/{layout.INFO_FILE})")
+    info = _read_json(info_path)
+    version = info.get("format_version") if isinstance(info, dict) else None
+    if version != schema.DATASET_FORMAT_VERSION:
+        raise LampError(
+            f"{folder} has dataset format_version {version!r}; this version of lamp reads {schema.DATASET_FORMAT_VERSION}"
+        )
+    return Dataset(folder, info)
+
+
+def read_shard_samples(tar_path: Path, sidecar: dict[str, Any]) -> list[dict[str, Any]]:
+    """Check a shard against its sidecar and return its decoded samples, in order.
+
+    Each sample maps field names (``image``, ``meta``, ...) to decoded values and carries
+    ``__key__``.
+
+    Raises:
+        DamagedShardError: size, checksum, sample count, step count or decoding do not match.
+    """
+    import webdataset as wds
+
+    try:
+        data = tar_path.read_bytes()
+    except OSError as error:
+        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
+    if len(data) != sidecar["bytes"]:
+        raise DamagedShardError(tar_path, f"{len(data)} bytes, sidecar says {sidecar['bytes']} (truncated?)")
+    if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
+        raise DamagedShardError(tar_path, "sha256 does not match its sidecar (corrupted bytes)")
+    try:
+        files = wds.tariterators.tar_file_iterator(io.BytesIO(data))
+        files = ({**entry, "__url__": str(tar_path)} for entry in files)
+        samples = []
+        for raw in wds.tariterators.group_by_keys(files):
+            sample = {"__key__": raw["__key__"]}
+            for extension, value in raw.items():
+                if extension.startswith("__"):
+                    continue
+                field = extension.split(".", 1)[0]
+                sample[field] = layout.decode_field(extension, value)
+            samples.append(sample)
+    except Exception as error:  # any tar or decoding failure means the shard is damaged
+        raise DamagedShardError(tar_path, f"cannot decode ({type(error).__name__}: {error})") from error
+    keys = [sample["__key__"] for sample in samples]
+    expected = [entry["key"] for entry in sidecar["samples"]]
+    if keys != expected:
+        raise DamagedShardError(tar_path, f"holds {len(keys)} samples, sidecar lists {len(expected)} different ones")
+    return samples
+
+
+def check_episode(sample: dict[str, Any], steps: int | None = None) -> None:
+    """Check an episode sample's fields, dtypes and row counts (T + 1 frames, T actions).
+
+    Raises:
+        ValueError: naming the first problem.
+    """
+    missing = [field for field in layout.FIELD_FILES if field not in sample]
+    if missing:
+        raise ValueError(f"{sample.get('__key__')}: missing fields {missing}")
+    length = len(sample[schema.ACTION])
+    if steps is not None and length != steps:
+        raise ValueError(f"{sample['__key__']}: {length} steps, sidecar says {steps}")
+    for field, dtype in layout.FIELD_DTYPES.items():
+        array = sample[field]
+        rows = length if field in layout.ACTION_ROWS else length + 1
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or len(array) != rows:
+            shape = getattr(array, "shape", None)
+            raise ValueError(f"{sample['__key__']}: field '{field}' is {getattr(array, 'dtype', type(array))} {shape}, expected {np.dtype(dtype)} with {rows} rows")
+    image = sample[schema.IMAGE]
+    if image.ndim != 4 or image.shape[-1] != 3:
+        raise ValueError(f"{sample['__key__']}: frames have shape {image.shape}, expected [T+1, H, W, 3]")
+    if not isinstance(sample[layout.META], dict):
+        raise ValueError(f"{sample['__key__']}: meta is not a JSON object")
+
+
+def check_rewards(tar_path: Path, rewards: list[dict[str, Any]], data_sidecar: dict[str, Any], prompt_count: int | None) -> None:
+    """Check a reward shard's samples against the data shard's sidecar (keys and rows).
+
+    Raises:
+        DamagedShardError: keys, row counts or prompt columns do not match.
+    """
+    expected = {entry["key"]: entry["steps"] + 1 for entry in data_sidecar["samples"]}
+    found = [sample["__key__"] for sample in rewards]
+    if sorted(found) != sorted(expected):
+        raise DamagedShardError(tar_path, f"reward keys do not match the data shard ({len(found)} vs {len(expected)} episodes)")
+    for sample in rewards:
+        values = sample.get("vlm_reward")
+        rows = expected[sample["__key__"]]
+        if not isinstance(values, np.ndarray) or values.ndim != 2 or len(values) != rows:
+            raise DamagedShardError(tar_path, f"{sample['__key__']}: rewards {getattr(values, 'shape', None)}, expected {rows} rows")
+        if prompt_count is not None and values.shape[1] != prompt_count:
+            raise DamagedShardError(tar_path, f"{sample['__key__']}: {values.shape[1]} reward columns, the set has {prompt_count} prompts")
+
+
+def _handle(error: LampError, on_error: str) -> None:
+    if on_error == "raise":
+        raise error
+    warnings.warn(f"skipping: {error}", stacklevel=3)
+
+
+def iter_episodes(
+    dataset: str | Path | Dataset,
+    *,
+    reward_set: str | None = None,
+    shards: list[str] | None = None,
+    on_error: str = "raise",
+) -> Iterator[dict[str, Any]]:
+    """Yield every episode of the committed shards, shard by shard in name order.
+
+    Args:
+        dataset: A dataset folder or an open :class:`Dataset`.
+        reward_set: A reward-set fingerprint; each episode then also holds
+            ``schema.VLM_REWARD`` float16 ``[T+1, P]``, joined by key with counts checked.
+        shards: Only these shard names (default: all committed shards).
+        on_error: ``"raise"`` (default) stops with :class:`LampError` naming a damaged shard;
+            ``"skip"`` warns and goes on with the next shard.
+
+    Yields:
+        Dicts with the ``schema`` step keys, ``"meta"`` (dict), ``"__key__"`` and ``"__shard__"``.
+    """
+    if on_error not in ON_ERROR:
+        raise LampError(f"on_error must be one of {', '.join(ON_ERROR)}, got '{on_error}'")
+    dataset = open_dataset(dataset)
+    sidecars = dataset.shard_sidecars()
+    if shards is not None:
+        unknown = [name for name in shards if name not in sidecars]
+        if unknown:
+            raise LampError(f"{dataset.path} has no committed shards named {', '.join(unknown)}")
+        sidecars = {name: sidecars[name] for name in shards}
+    prompt_count = None
+    reward_sidecars: dict[str, dict[str, Any]] = {}
+    if reward_set is not None:
+        prompt_count = len(dataset.reward_set_prompts(reward_set))
+        reward_sidecars = dataset.reward_shard_sidecars(reward_set)
+    for name, sidecar in sidecars.items():
+        tar_path = dataset.shards_dir / f"{name}.tar"
+        try:
+            samples = read_shard_samples(tar_path, sidecar)
+            for sample, entry in zip(samples, sidecar["samples"]):
+                try:
+                    check_episode(sample, entry["steps"])
+                except ValueError as error:
+                    raise DamagedShardError(tar_path, str(error)) from error
+            rewards = None
+            if reward_set is not None:
+                rewards = _read_rewards(dataset, reward_set, name, sidecar, reward_sidecars, prompt_count)
+        except LampError as error:
+            _handle(error, on_error)
+            continue
+        for sample in samples:
+            sample["__shard__"] = name
+            if rewards is not None:
+                sample[schema.VLM_REWARD] = rewards[sample["__key__"]]
+            yield sample
+
+
+def _read_rewards(
+    dataset: Dataset,
+    fingerprint: str,
+    name: str,
+    data_sidecar: dict[str, Any],
+    reward_sidecars: dict[str, dict[str, Any]],
+    prompt_count: int,
+) -> dict[str, np.ndarray]:
+    reward_path = dataset.reward_dir(fingerprint) / f"{name}.tar"
+    if name not in reward_sidecars:
+        raise LampError(f"reward set {fingerprint} has no committed shard for data shard {name} (run relabel or collect to fill it)")
+    rewards = read_shard_samples(reward_path, reward_sidecars[name])
+    check_rewards(reward_path, rewards, data_sidecar, prompt_count)
+    return {sample["__key__"]: sample["vlm_reward"] for sample in rewards}

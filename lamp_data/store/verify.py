@@ -1,0 +1,111 @@
+"""Checking a whole dataset: every shard against its sidecar, every reward set against its shards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lamp_data.errors import LampError
+from lamp_data.store import layout
+from lamp_data.store.reader import (
+    DamagedShardError,
+    check_episode,
+    check_rewards,
+    open_dataset,
+    read_shard_samples,
+)
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_dataset` found."""
+
+    path: Path
+    """The dataset folder."""
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """(file, reason) for every damaged or inconsistent file."""
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    """(file, reason) for leftovers of interrupted writes, which readers ignore."""
+    shards: int = 0
+    """Data shards checked."""
+    episodes: int = 0
+    """Episodes checked."""
+    reward_shards: int = 0
+    """Reward shards checked."""
+
+    @property
+    def ok(self) -> bool:
+        """True if no problem was found."""
+        return not self.problems
+
+
+def verify_dataset(path: str | Path) -> VerifyReport:
+    """Check every committed shard (size, sha256, sample keys, counts, decodable fields with the
+    right dtypes and row counts), episode keys unique across shards, and every reward set
+    (info, prompts, each reward shard against its sidecar and its data shard).
+
+    Raises:
+        LampError: ``path`` is not a dataset (bad input rather than damaged data).
+    """
+    dataset = open_dataset(path)
+    report = VerifyReport(dataset.path)
+
+    def relative(file: Path) -> str:
+        return str(file.relative_to(dataset.path))
+
+    folders = [dataset.shards_dir] + [dataset.reward_dir(fp) for fp in dataset.reward_sets()]
+    for folder in folders:
+        for leftover in layout.interrupted_writes(folder):
+            report.warnings.append((relative(leftover), "interrupted write (ignored by readers, removed by collect on resume)"))
+        for sidecar_path in folder.glob("*.json"):
+            if sidecar_path.name in (layout.INFO_FILE, layout.PROMPTS_FILE) or sidecar_path.name.startswith("."):
+                continue
+            if not sidecar_path.with_suffix(".tar").exists():
+                report.problems.append((relative(sidecar_path), "sidecar without its tar (shard missing)"))
+
+    data_sidecars: dict[str, dict] = {}
+    owners: dict[str, str] = {}
+    for sidecar_path in layout.committed_sidecars(dataset.shards_dir):
+        tar_path = sidecar_path.with_suffix(".tar")
+        report.shards += 1
+        try:
+            sidecar = layout.read_sidecar(sidecar_path)
+            samples = read_shard_samples(tar_path, sidecar)
+            for sample, entry in zip(samples, sidecar["samples"]):
+                try:
+                    check_episode(sample, entry["steps"])
+                except ValueError as error:
+                    raise DamagedShardError(tar_path, str(error)) from error
+            if sidecar["nsamples"] != len(samples) or sidecar["nsteps"] != sum(len(s["action"]) for s in samples):
+                raise DamagedShardError(tar_path, "sample or step count differs from its sidecar")
+        except LampError as error:
+            report.problems.append((relative(tar_path), str(error)))
+            continue
+        data_sidecars[sidecar_path.stem] = sidecar
+        report.episodes += len(samples)
+        for sample in samples:
+            key = sample["__key__"]
+            if key in owners:
+                report.problems.append((relative(tar_path), f"episode {key} is also in shard {owners[key]}"))
+            owners[key] = sidecar_path.stem
+
+    for fingerprint in dataset.reward_sets():
+        folder = dataset.reward_dir(fingerprint)
+        try:
+            prompt_count = len(dataset.reward_set_prompts(fingerprint))
+        except LampError as error:
+            report.problems.append((relative(folder / layout.INFO_FILE), str(error)))
+            continue
+        for sidecar_path in layout.committed_sidecars(folder):
+            tar_path = sidecar_path.with_suffix(".tar")
+            report.reward_shards += 1
+            if sidecar_path.stem not in data_sidecars:
+                report.problems.append((relative(tar_path), "reward shard without an intact data shard of that name"))
+                continue
+            try:
+                sidecar = layout.read_sidecar(sidecar_path)
+                rewards = read_shard_samples(tar_path, sidecar)
+                check_rewards(tar_path, rewards, data_sidecars[sidecar_path.stem], prompt_count)
+            except LampError as error:
+                report.problems.append((relative(tar_path), str(error)))
+    return report

@@ -1,0 +1,235 @@
+"""Writing a dataset: creating it, committing shards, and reward sets.
+
+A shard is written through ``webdataset.TarWriter`` into a hidden temporary file, fsynced and
+renamed into place (:func:`lamp_data.atomic.atomic_path`), and only then is its sidecar written,
+also atomically. A crash at any moment leaves either nothing, a temporary file, or a tar without
+a sidecar; readers see none of them and ``collect`` removes them on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamp_data import schema
+from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.errors import LampError
+from lamp_data.provenance import stable_hash
+from lamp_data.store import layout
+from lamp_data.store.reader import Dataset, _read_json, _read_prompts, open_dataset
+
+
+def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
+    """The WebDataset sample (field file -> bytes) of one episode.
+
+    Args:
+        key: Sample key, ``layout.episode_key(index)``.
+        episode: The ``schema`` step keys with ``T + 1`` rows (``T`` for action and reward).
+        meta: JSON-able metadata (task, instruction, seed, episode index, policy, ...).
+
+    Raises:
+        ValueError: if a field is missing or has the wrong number of rows.
+    """
+    steps = len(episode[schema.ACTION])
+    sample: dict[str, Any] = {"__key__": key}
+    for field, dtype in layout.FIELD_DTYPES.items():
+        array = np.asarray(episode[field]).astype(dtype, copy=False)
+        rows = steps if field in layout.ACTION_ROWS else steps + 1
+        if len(array) != rows:
+            raise ValueError(f"episode {key}: field '{field}' has {len(array)} rows, expected {rows}")
+        extension = layout.FIELD_FILES[field]
+        sample[extension] = layout.encode_array(array, compress=extension.endswith(".gz"))
+    sample[layout.FIELD_FILES[layout.META]] = json_bytes(meta)
+    return sample
+
+
+def json_bytes(value: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys), so equal values give equal bytes."""
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+class ShardWriter:
+    """Writes one shard: ``with ShardWriter(path) as shard: shard.add(sample, summary)``.
+
+    Leaving the block normally closes the tar, fsyncs and renames it into place, then writes the
+    sidecar (the commit marker). Leaving it with an exception removes the temporary file.
+
+    Args:
+        tar_path: Final path of the tar (``.../<name>.tar``).
+        **sidecar_extra: More fields recorded in the sidecar (``run``, ``fingerprint``, ...).
+    """
+
+    def __init__(self, tar_path: Path, **sidecar_extra: Any):
+        self.tar_path = Path(tar_path)
+        self.sidecar_extra = sidecar_extra
+        self.summaries: list[dict[str, Any]] = []
+        self.sidecar: dict[str, Any] | None = None
+        self._stack: contextlib.ExitStack | None = None
+        self._tar: Any = None
+
+    def __enter__(self) -> "ShardWriter":
+        import webdataset as wds
+
+        stack = contextlib.ExitStack()
+        temporary = stack.enter_context(atomic_path(self.tar_path))
+        handle = stack.enter_context(open(temporary, "wb"))
+        self._tar = wds.TarWriter(handle, encoder=False, mtime=0)
+        self._stack = stack
+        return self
+
+    def add(self, sample: dict[str, Any], summary: dict[str, Any]) -> None:
+        """Append an encoded sample; ``summary`` (with ``key`` and ``steps``) goes to the sidecar."""
+        self._tar.write(sample)
+        self.summaries.append(summary)
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        assert self._stack is not None
+        if exc_type is None:
+            self._tar.close()
+        self._stack.__exit__(exc_type, exc, traceback)
+        if exc_type is None:
+            self.sidecar = layout.write_sidecar(self.tar_path, self.summaries, **self.sidecar_extra)
+
+
+def create_dataset(path: str | Path, info: dict[str, Any]) -> Dataset:
+    """Create a dataset folder with ``meta/info.json`` (``format_version`` added), atomically."""
+    folder = Path(path)
+    info = {**info, "format_version": schema.DATASET_FORMAT_VERSION}
+    (folder / layout.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / layout.META_DIR / layout.INFO_FILE, info)
+    return Dataset(folder, info)
+
+
+def update_info(dataset: Dataset, info: dict[str, Any]) -> Dataset:
+    """Replace ``meta/info.json`` atomically (keeping ``format_version``)."""
+    info = {**info, "format_version": schema.DATASET_FORMAT_VERSION}
+    atomic_write_json(dataset.path / layout.META_DIR / layout.INFO_FILE, info)
+    dataset.info = info
+    return dataset
+
+
+@contextlib.contextmanager
+def writer_lock(path: str | Path) -> Iterator[None]:
+    """Hold the dataset's writer lock (``meta/.lock``); LampError if another writer holds it.
+
+    The lock is released by the OS when the holder dies, so a killed ``collect`` never leaves
+    a stale lock behind.
+    """
+    lock_path = Path(path) / layout.META_DIR / layout.LOCK_FILE
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LampError(f"another process is writing to {path}; wait for it to finish") from None
+        yield
+    finally:
+        os.close(handle)
+
+
+def remove_interrupted_writes(dataset: Dataset) -> list[Path]:
+    """Delete what interrupted writes left in ``shards/`` and every reward set; returns them.
+
+    Call it only while holding :func:`writer_lock`.
+    """
+    folders = [dataset.shards_dir]
+    if dataset.rewards_dir.is_dir():
+        folders += [path for path in dataset.rewards_dir.iterdir() if path.is_dir()]
+    removed = []
+    for folder in folders:
+        for leftover in layout.interrupted_writes(folder):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
+
+
+def _comparable(info: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in info.items() if key not in ("provenance", "format_version", "fingerprint")}
+
+
+class RewardSetWriter:
+    """Writes the reward shards of one reward set, ``rewards/<fingerprint>/``.
+
+    The set's ``info.json`` (``format_version`` = ``schema.REWARD_FORMAT_VERSION``) and
+    ``prompts.json`` are created once; opening an existing set with different info (apart
+    from its ``provenance``) or prompts raises :class:`LampError`, so two reward models are
+    never mixed under one fingerprint.
+
+    Args:
+        dataset: The dataset folder or an open :class:`Dataset`.
+        fingerprint: The reward set's name (``reward_fingerprint(...)``).
+        info: Reward model spec, preprocessing, prompt-set hash and name, provenance.
+        prompts: The prompts, in reward-column order.
+    """
+
+    def __init__(self, dataset: str | Path | Dataset, fingerprint: str, info: dict[str, Any], prompts: list[str]):
+        self.dataset = open_dataset(dataset)
+        layout.check_run_name(fingerprint)
+        if not prompts or not all(isinstance(prompt, str) for prompt in prompts):
+            raise LampError("a reward set needs a non-empty list of prompt strings")
+        self.fingerprint = fingerprint
+        self.prompts = list(prompts)
+        self.folder = self.dataset.reward_dir(fingerprint)
+        info = {
+            **info,
+            "format_version": schema.REWARD_FORMAT_VERSION,
+            "fingerprint": fingerprint,
+            "prompt_count": len(self.prompts),
+            "prompts_hash": stable_hash(self.prompts),
+        }
+        info_path = self.folder / layout.INFO_FILE
+        prompts_path = self.folder / layout.PROMPTS_FILE
+        if info_path.is_file():
+            existing = _read_json(info_path)
+            if _comparable(existing) != _comparable(info):
+                raise LampError(f"reward set {fingerprint} in {self.dataset.path} was made with a different reward model or settings; refusing to mix them")
+            if _read_prompts(prompts_path) != self.prompts:
+                raise LampError(f"reward set {fingerprint} in {self.dataset.path} has different prompts; refusing to mix them")
+            self.info = existing
+        else:
+            atomic_write_json(prompts_path, self.prompts)
+            atomic_write_json(info_path, info)
+            self.info = info
+
+    def has_shard(self, shard_name: str) -> bool:
+        """True if the reward shard for data shard ``shard_name`` is committed."""
+        return (self.folder / f"{shard_name}.json").is_file() and (self.folder / f"{shard_name}.tar").is_file()
+
+    def write_shard(self, shard_name: str, rewards: dict[str, np.ndarray]) -> None:
+        """Write the rewards of every episode of data shard ``shard_name``, atomically.
+
+        Args:
+            shard_name: The data shard's name (the reward shard gets the same name).
+            rewards: Episode key -> float16 ``[T+1, P]``; keys and rows must match the data shard.
+
+        Raises:
+            LampError: no such committed data shard, or keys / rows / columns do not match.
+        """
+        data_sidecar_path = self.dataset.shards_dir / f"{shard_name}.json"
+        if not (data_sidecar_path.is_file() and data_sidecar_path.with_suffix(".tar").is_file()):
+            raise LampError(f"{self.dataset.path} has no committed data shard '{shard_name}'")
+        data_sidecar = layout.read_sidecar(data_sidecar_path)
+        expected = {entry["key"]: entry["steps"] + 1 for entry in data_sidecar["samples"]}
+        if sorted(rewards) != sorted(expected):
+            raise LampError(
+                f"rewards for shard {shard_name} cover {len(rewards)} episodes, the shard holds {len(expected)} (keys differ)"
+            )
+        with ShardWriter(self.folder / f"{shard_name}.tar", fingerprint=self.fingerprint) as shard:
+            for entry in data_sidecar["samples"]:
+                key = entry["key"]
+                values = np.asarray(rewards[key], dtype=np.float16)
+                if values.shape != (expected[key], len(self.prompts)):
+                    raise LampError(
+                        f"rewards for {key} in shard {shard_name} have shape {values.shape}, expected {(expected[key], len(self.prompts))}"
+                    )
+                sample = {"__key__": key, layout.REWARD_FILE: layout.encode_array(values)}
+                shard.add(sample, {"key": key, "steps": entry["steps"]})

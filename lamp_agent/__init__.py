@@ -1,0 +1,19 @@
+"""The LAMP agent: a language-conditioned world model pretrained with Plan2Explore and VLM rewards.
+
+``Agent`` is the world model (RSSM with discrete latents, CNN or Masked World Models
+front-end), the Plan2Explore ensemble and the actor-critic; ``pretrain`` trains one from a
+dataset's shards and reward set while collecting new episodes into it.
+"""
+
+from lamp_agent.agent import Agent
+from lamp_agent.config import PRESETS, AgentConfig, load_preset
+
+__all__ = ["PRESETS", "Agent", "AgentConfig", "PretrainConfig", "PretrainSummary", "load_preset", "pretrain"]
+
+
+def __getattr__(name: str):
+    if name in ("PretrainConfig", "PretrainSummary", "pretrain"):
+        from lamp_agent import pretrain as module
+
+        return getattr(module, name)
+    raise AttributeError(name)

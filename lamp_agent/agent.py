@@ -1,0 +1,390 @@
+"""The LAMP agent: a language-conditioned world model with Plan2Explore and an actor-critic.
+
+One :class:`Agent` owns every network and optimizer. ``train_step`` runs one update of, in
+order, the masked autoencoder (MWM front-end only), the world model, the Plan2Explore
+ensemble (pretraining only), and actor and critic in imagination. ``policy_step`` acts in an
+environment one frame at a time. Randomness comes from the agent's own generator states
+(one for training, one for acting), so a resumed agent repeats its updates exactly whatever
+else the process draws.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lamp_agent.actor_critic import Actor, Critic, RewardScale, ReturnScale, lambda_returns
+from lamp_agent.config import AgentConfig
+from lamp_agent.frontend import CnnFrontend
+from lamp_agent.mwm import MaskedWorldModelFrontend
+from lamp_agent.networks import TwoHotSymlog, mlp, zero_init_
+from lamp_agent.p2e import Ensemble
+from lamp_agent.rssm import RSSM
+from lamp_data.errors import LampError
+
+MODES = ("pretrain", "finetune")
+"""``pretrain``: P2E + VLM reward mix; ``finetune``: the task's own reward."""
+
+
+@contextlib.contextmanager
+def _frozen(*modules: nn.Module) -> Iterator[None]:
+    """Let gradients flow through ``modules`` without accumulating into their parameters."""
+    parameters = [p for module in modules for p in module.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+
+
+class Agent:
+    """World model + Plan2Explore + actor-critic, conditioned on a prompt embedding.
+
+    Args:
+        config: Sizes and learning settings (see :func:`lamp_agent.load_preset`).
+        image_size: Square frame side in pixels.
+        state_dim: Size of the proprio state.
+        action_dim: Size of the continuous action in [-1, 1].
+        lang_dim: Size of the prompt embedding (384 for all-MiniLM-L6-v2).
+        device: torch device string.
+        seed: Seeds the weights and the agent's own random streams.
+    """
+
+    def __init__(self, config: AgentConfig, *, image_size: int, state_dim: int, action_dim: int, lang_dim: int, device: str = "cpu", seed: int = 0):
+        self.config = config
+        self.sizes = {"image_size": int(image_size), "state_dim": int(state_dim), "action_dim": int(action_dim), "lang_dim": int(lang_dim)}
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise LampError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
+        self.seed = int(seed)
+        self.step = 0
+        self.phase = "pretrain"
+        self.info: dict[str, Any] = {}
+        """Free-form provenance saved with checkpoints (reward set, alpha, data...)."""
+        self._rng = {name: self._fresh_rng_state(self.seed * 2 + index) for index, name in enumerate(("train", "act"))}
+        with self._random("train"):
+            self.nets = self._build().to(self.device)
+        self.reward_dist = TwoHotSymlog(config.reward_bins).to(self.device)
+        self._build_optimizers()
+
+    # ----------------------------------------------------------------- construction
+    def _build(self) -> nn.ModuleDict:
+        config, sizes = self.config, self.sizes
+        feat_dim = config.deter + config.stoch_groups * config.stoch_classes
+        image_size, state_dim, lang_dim, action_dim = sizes["image_size"], sizes["state_dim"], sizes["lang_dim"], sizes["action_dim"]
+        try:
+            if config.frontend == "cnn":
+                frontend: nn.Module = CnnFrontend(
+                    image_size, state_dim, lang_dim, feat_dim, depth=config.cnn_depth,
+                    min_resolution=config.cnn_min_resolution, token_units=config.token_units,
+                    units=config.mlp_units, layers=config.mlp_layers,
+                )
+            else:
+                frontend = MaskedWorldModelFrontend(image_size, state_dim, lang_dim, feat_dim, config)
+        except ValueError as error:
+            raise LampError(f"agent front-end '{config.frontend}' cannot take {image_size} px frames: {error}") from error
+        rssm = RSSM(frontend.embed_dim, action_dim, config.deter, config.stoch_groups, config.stoch_classes, config.hidden, config.unimix)
+        reward_head = mlp(feat_dim, config.reward_bins, config.mlp_units, config.mlp_layers)
+        zero_init_(reward_head[-1])
+        policy_in = feat_dim + lang_dim
+        critic = Critic(policy_in, config.mlp_units, config.mlp_layers, config.reward_bins)
+        return nn.ModuleDict(
+            {
+                "frontend": frontend,
+                "rssm": rssm,
+                "reward": reward_head,
+                "continue": mlp(feat_dim, 1, config.mlp_units, config.mlp_layers),
+                "ensemble": Ensemble(feat_dim + action_dim, rssm.stoch_dim, config.ensemble_size, config.ensemble_units, config.ensemble_layers),
+                "actor": Actor(policy_in, action_dim, config.mlp_units, config.mlp_layers, config.action_std_min, config.action_std_max),
+                "critic": critic,
+                "slow_critic": critic.copy(),
+                "intrinsic_stats": RewardScale(config.reward_norm_decay),
+                "extrinsic_stats": RewardScale(config.reward_norm_decay),
+                "return_scale": ReturnScale(config.return_norm_decay),
+            }
+        )
+
+    def _world_model_parameters(self) -> list[nn.Parameter]:
+        separate = {id(p) for p in self.nets["frontend"].representation_parameters()}
+        modules = [self.nets[name] for name in ("frontend", "rssm", "reward", "continue")]
+        return [p for module in modules for p in module.parameters() if id(p) not in separate]
+
+    def _build_optimizers(self) -> None:
+        config = self.config
+
+        def adam(parameters: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+            return torch.optim.Adam([p for p in parameters if p.requires_grad], lr=lr, eps=1e-6)
+
+        self.optimizers: dict[str, torch.optim.Optimizer] = {
+            "model": adam(self._world_model_parameters(), config.model_lr),
+            "ensemble": adam(list(self.nets["ensemble"].parameters()), config.ensemble_lr),
+            "actor": adam(list(self.nets["actor"].parameters()), config.actor_lr),
+            "critic": adam(list(self.nets["critic"].parameters()), config.critic_lr),
+        }
+        representation = self.nets["frontend"].representation_parameters()
+        if representation:
+            self.optimizers["representation"] = adam(representation, config.mae_lr)
+
+    def prepare_finetune(self) -> None:
+        """Switch to LAMP's finetuning: the critic is linearly probed, everything else finetuned.
+
+        The critic's body is frozen and gets a fresh linear output head; the slow critic,
+        the return scale and all optimizers start afresh.
+        """
+        critic: Critic = self.nets["critic"]
+        with self._random("train"):
+            critic.reset_head()
+        for module in (critic.body, critic.activation):
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+        self.nets["slow_critic"] = critic.copy()
+        self.nets["return_scale"] = ReturnScale(self.config.return_norm_decay).to(self.device)
+        self.phase = "finetune"
+        self._build_optimizers()
+
+    # ----------------------------------------------------------------- randomness
+    def _fresh_rng_state(self, seed: int) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        state = {"cpu": generator.get_state()}
+        if self.device.type == "cuda":
+            cuda = torch.Generator(device=self.device).manual_seed(seed)
+            state["cuda"] = cuda.get_state()
+        return state
+
+    @contextlib.contextmanager
+    def _random(self, stream: str) -> Iterator[None]:
+        """Run with the agent's own random stream ``stream``, leaving the global one untouched."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(self._rng[stream]["cpu"])
+            if devices:
+                torch.cuda.set_rng_state(self._rng[stream]["cuda"], self.device)
+            try:
+                yield
+            finally:
+                self._rng[stream] = {"cpu": torch.get_rng_state()}
+                if devices:
+                    self._rng[stream]["cuda"] = torch.cuda.get_rng_state(self.device)
+
+    # ----------------------------------------------------------------- acting
+    def policy_step(self, obs: dict[str, np.ndarray], lang: np.ndarray, carry: Any = None, explore: bool = True) -> tuple[np.ndarray, Any]:
+        """One action for one environment.
+
+        Args:
+            obs: ``{"image": uint8 [H, W, 3], "state": float32 [S]}``.
+            lang: float32 ``[lang_dim]`` prompt embedding.
+            carry: ``None`` at the start of an episode, else what the last call returned.
+            explore: Sample from the policy (True) or take its mean (False).
+
+        Returns:
+            The action, float32 ``[A]`` in [-1, 1], and the new carry (latent + action).
+        """
+        nets = self.nets
+        with torch.no_grad(), self._random("act"):
+            image = torch.as_tensor(np.asarray(obs["image"]), device=self.device).unsqueeze(0)
+            state = torch.as_tensor(np.asarray(obs["state"], np.float32), device=self.device).unsqueeze(0)
+            lang_tensor = torch.as_tensor(np.asarray(lang, np.float32), device=self.device).reshape(1, -1)
+            if carry is None:
+                latent = nets["rssm"].initial(1, self.device)
+                previous = torch.zeros(1, self.sizes["action_dim"], device=self.device)
+                is_first = torch.ones(1, dtype=torch.bool, device=self.device)
+            else:
+                latent, previous = carry["latent"], carry["action"]
+                is_first = torch.zeros(1, dtype=torch.bool, device=self.device)
+            embed = nets["frontend"].embed(nets["frontend"].observe(image, state, lang_tensor))
+            latent, _ = nets["rssm"].obs_step(latent, previous, embed, is_first)
+            dist = nets["actor"](torch.cat([nets["rssm"].feat(latent), lang_tensor], -1))
+            action = (dist.sample() if explore else dist.mean).clamp(-1, 1)
+        return action[0].cpu().numpy().astype(np.float32), {"latent": latent, "action": action}
+
+    # ----------------------------------------------------------------- learning
+    def mix_rewards(self, intrinsic: torch.Tensor, extrinsic: torch.Tensor, update: bool = True) -> torch.Tensor:
+        """LAMP's pretraining reward: ``alpha * norm(intrinsic) + (1 - alpha) * norm(extrinsic)``.
+
+        Args:
+            intrinsic: Plan2Explore disagreement.
+            extrinsic: The VLM reward head's prediction, same shape.
+            update: Fold these values into the normalisers' statistics first.
+        """
+        alpha = self.config.alpha
+        intrinsic_stats, extrinsic_stats = self.nets["intrinsic_stats"], self.nets["extrinsic_stats"]
+        if update:
+            intrinsic_stats.update(intrinsic)
+            extrinsic_stats.update(extrinsic)
+        mixed = torch.zeros_like(intrinsic)
+        if alpha > 0:
+            mixed = mixed + alpha * intrinsic_stats.normalize(intrinsic)
+        if alpha < 1:
+            mixed = mixed + (1 - alpha) * extrinsic_stats.normalize(extrinsic)
+        return mixed
+
+    def imagined_rewards(self, feats: torch.Tensor, actions: torch.Tensor, mode: str, update: bool = True) -> dict[str, torch.Tensor]:
+        """Rewards ``[H, N]`` on arriving at imagined steps 1..H.
+
+        Args:
+            feats: ``[H + 1, N, F]`` imagined features (step 0 is the start).
+            actions: ``[H, N, A]`` actions taken at steps 0..H-1.
+            mode: ``pretrain`` (mixed P2E + VLM head) or ``finetune`` (reward head).
+            update: Update the reward normalisers (pretraining only).
+
+        Returns:
+            ``{"reward", "extrinsic"}`` and, when pretraining, ``"intrinsic"``.
+        """
+        extrinsic = self.reward_dist.mean(self.nets["reward"](feats[1:]))
+        if mode == "finetune":
+            return {"reward": extrinsic, "extrinsic": extrinsic}
+        horizon, count = actions.shape[:2]
+        inputs = torch.cat([feats[:-1], actions], -1).reshape(horizon * count, -1)
+        intrinsic = self.nets["ensemble"].disagreement(inputs).view(horizon, count)
+        return {"reward": self.mix_rewards(intrinsic, extrinsic, update), "extrinsic": extrinsic, "intrinsic": intrinsic}
+
+    def _clip_step(self, name: str, loss: torch.Tensor, clip: float) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+
+    def train_step(self, batch: dict[str, torch.Tensor], *, mode: str = "pretrain") -> dict[str, float]:
+        """One update of every part of the agent on a batch of sequences.
+
+        Args:
+            batch: As :class:`lamp_data.store.SequenceDataset` yields (``[B, L, ...]``) plus
+                ``lang`` float32 ``[B, lang_dim]``. Pretraining reads ``vlm_reward``,
+                finetuning reads ``reward``.
+            mode: ``pretrain`` or ``finetune``.
+
+        Returns:
+            Scalar metrics (losses, rewards in imagination, entropy).
+        """
+        if mode not in MODES:
+            raise LampError(f"train mode must be one of {', '.join(MODES)}, got {mode!r}")
+        target_key = "vlm_reward" if mode == "pretrain" else "reward"
+        missing = [key for key in ("image", "state", "action", "is_first", "lang", target_key) if key not in batch]
+        if missing:
+            raise LampError(f"training batch lacks {', '.join(missing)} (mode {mode})")
+        with self._random("train"):
+            metrics = self._train_step(batch, mode, target_key)
+        self.step += 1
+        return metrics
+
+    def _train_step(self, batch: dict[str, torch.Tensor], mode: str, target_key: str) -> dict[str, float]:
+        config, nets, device = self.config, self.nets, self.device
+        image = batch["image"].to(device)
+        batch_size, length = image.shape[:2]
+        state = batch["state"].to(device).float()
+        action = batch["action"].to(device).float()
+        is_first = batch["is_first"].to(device).bool()
+        is_terminal = batch.get("is_terminal", torch.zeros_like(batch["is_first"])).to(device).bool()
+        target = batch[target_key].to(device).float()
+        lang = batch["lang"].to(device).float()
+        lang_seq = lang.unsqueeze(1).expand(-1, length, -1)
+        flat = lambda value: value.reshape(batch_size * length, *value.shape[2:])  # noqa: E731
+        metrics: dict[str, float] = {}
+        frontend, rssm = nets["frontend"], nets["rssm"]
+
+        if "representation" in self.optimizers:
+            frames = min(batch_size * length, config.mae_batch_size * config.mae_seq_len)
+            pick = torch.randperm(batch_size * length, device=device)[:frames]
+            losses = frontend.representation_losses(flat(image)[pick], flat(state)[pick], flat(lang_seq)[pick])
+            loss = sum(value.mean() for value in losses.values())
+            self._clip_step("representation", loss, config.model_grad_clip)
+            metrics.update({f"{name}_loss": value.mean().item() for name, value in losses.items()})
+
+        observed = frontend.observe(flat(image), flat(state), flat(lang_seq))
+        embed = frontend.embed(observed).view(batch_size, length, -1)
+        posterior, prior = rssm.observe(embed, action, is_first)
+        feat = rssm.feat(posterior)
+        decoder = frontend.decoder_losses(flat(feat), observed)
+        reward_loss = self.reward_dist.loss(nets["reward"](feat), target).mean()
+        continue_loss = F.binary_cross_entropy_with_logits(nets["continue"](feat).squeeze(-1), (~is_terminal).float())
+        dynamics, representation = rssm.kl_losses(posterior["logits"], prior["logits"], config.free_bits)
+        model_loss = (
+            sum(value.mean() for value in decoder.values()) + reward_loss + continue_loss
+            + config.kl_dynamics * dynamics.mean() + config.kl_representation * representation.mean()
+        )
+        self._clip_step("model", model_loss, config.model_grad_clip)
+        metrics.update({f"{name}_loss": value.mean().item() for name, value in decoder.items()})
+        metrics.update(
+            model_loss=model_loss.item(), reward_loss=reward_loss.item(), continue_loss=continue_loss.item(),
+            kl_dynamics=dynamics.mean().item(), kl_representation=representation.mean().item(),
+        )
+
+        feat = feat.detach()
+        if mode == "pretrain":
+            inputs = torch.cat([feat[:, :-1], action[:, 1:]], -1)
+            keep = ~is_first[:, 1:]
+            ensemble_loss = nets["ensemble"].loss(inputs[keep], posterior["stoch"][:, 1:].detach().flatten(-2)[keep])
+            self._clip_step("ensemble", ensemble_loss, config.model_grad_clip)
+            metrics["ensemble_loss"] = ensemble_loss.item()
+
+        metrics.update(self._train_actor_critic({key: flat(value.detach()) for key, value in posterior.items()}, flat(lang_seq), mode))
+        return metrics
+
+    def _train_actor_critic(self, start: dict[str, torch.Tensor], lang: torch.Tensor, mode: str) -> dict[str, float]:
+        config, nets = self.config, self.nets
+        rssm, actor, critic = nets["rssm"], nets["actor"], nets["critic"]
+        with _frozen(rssm, nets["reward"], nets["continue"], nets["ensemble"], critic):
+            latent = start
+            feats, actions, entropies = [rssm.feat(latent)], [], []
+            for _ in range(config.horizon):
+                dist = actor(torch.cat([feats[-1].detach(), lang], -1))
+                action = Actor.clip(dist.rsample())
+                entropies.append(dist.entropy().sum(-1))
+                latent = rssm.img_step(latent, action)
+                feats.append(rssm.feat(latent))
+                actions.append(action)
+            feats_stack, actions_stack = torch.stack(feats), torch.stack(actions)
+            rewards = self.imagined_rewards(feats_stack, actions_stack, mode)
+            discount = config.discount * torch.sigmoid(nets["continue"](feats_stack[1:]).squeeze(-1))
+            lang_h = lang.unsqueeze(0).expand(config.horizon + 1, -1, -1)
+            values = critic.value(torch.cat([feats_stack, lang_h], -1))
+            returns = lambda_returns(rewards["reward"], values, discount, config.lambda_)
+            weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0).detach()
+            nets["return_scale"].update(returns)
+            entropy = torch.stack(entropies)
+            actor_loss = -(weight * (returns / nets["return_scale"].scale() + config.actor_entropy * entropy)).mean()
+        self._clip_step("actor", actor_loss, config.ac_grad_clip)
+
+        critic_in = torch.cat([feats_stack[:-1].detach(), lang_h[:-1]], -1)
+        logits = critic(critic_in)
+        with torch.no_grad():
+            slow_values = nets["slow_critic"].value(critic_in)
+        critic_loss = (weight * (critic.dist.loss(logits, returns.detach()) + critic.dist.loss(logits, slow_values))).mean()
+        self._clip_step("critic", critic_loss, config.ac_grad_clip)
+        with torch.no_grad():
+            for slow, fast in zip(nets["slow_critic"].parameters(), critic.parameters()):
+                slow.lerp_(fast, config.slow_critic_fraction)
+
+        metrics = {
+            "actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(),
+            "actor_entropy": entropy.mean().item(), "imagined_return": returns.mean().item(),
+            "imagined_reward": rewards["reward"].mean().item(), "extrinsic_reward": rewards["extrinsic"].mean().item(),
+        }
+        if "intrinsic" in rewards:
+            metrics["intrinsic_reward"] = rewards["intrinsic"].mean().item()
+        return metrics
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Write a checkpoint folder (config.json, weights.safetensors, training state)."""
+        from lamp_agent.checkpoint import save_agent
+
+        save_agent(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Agent":
+        """Read a checkpoint folder; :class:`LampError` if it is missing, damaged or incompatible."""
+        from lamp_agent.checkpoint import load_agent
+
+        return load_agent(path, device)

@@ -1,0 +1,147 @@
+"""Agent checkpoints: a folder a reader can trust or reject, never half-read.
+
+```
+<checkpoint>/
+  weights.safetensors   every network's parameters and normaliser buffers
+  state.pt              optimizer states and random streams (tensors and numbers only,
+                        loadable with torch.load(weights_only=True))
+  config.json           written last: format_version, preset, agent config, sizes, phase,
+                        step, sha256 of the other two files, provenance and run info
+```
+Each file is written atomically and ``config.json`` is the commit marker, so an interrupted
+save leaves the previous checkpoint readable or no checkpoint at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from lamp_data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from lamp_data.errors import LampError
+from lamp_data.provenance import provenance
+from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from lamp_agent.agent import Agent
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+STATE_FILE = "state.pt"
+KIND = "lamp-agent"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_agent(agent: "Agent", path: str | Path) -> Path:
+    """Write ``agent`` to the checkpoint folder ``path`` (created if needed) and return it."""
+    from safetensors.torch import save_file
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {name: value.detach().to("cpu").contiguous() for name, value in agent.nets.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_FILE) as temporary:
+        save_file(tensors, str(temporary), metadata={"format_version": str(CHECKPOINT_FORMAT_VERSION)})
+    state = {
+        "optimizers": {name: optimizer.state_dict() for name, optimizer in agent.optimizers.items()},
+        "rng": agent._rng,
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(folder / STATE_FILE, buffer.getvalue())
+    atomic_write_json(
+        folder / CONFIG_FILE,
+        {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "kind": KIND,
+            "preset": agent.config.preset,
+            "config": agent.config.to_dict(),
+            "sizes": agent.sizes,
+            "seed": agent.seed,
+            "phase": agent.phase,
+            "step": agent.step,
+            "info": agent.info,
+            "sha256": {WEIGHTS_FILE: _sha256(folder / WEIGHTS_FILE), STATE_FILE: _sha256(folder / STATE_FILE)},
+            "provenance": provenance(),
+        },
+    )
+    return folder
+
+
+def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``config.json``, checked for kind and version; :class:`LampError` otherwise."""
+    folder = Path(path)
+    config_path = folder / CONFIG_FILE
+    if not folder.is_dir():
+        raise LampError(f"no agent checkpoint at {folder} (not a folder)")
+    if not config_path.is_file():
+        raise LampError(f"{folder} is not an agent checkpoint: {CONFIG_FILE} is missing (interrupted save?)")
+    try:
+        meta = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise LampError(f"damaged agent checkpoint {folder}: {CONFIG_FILE} is not valid JSON ({error})") from error
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise LampError(f"{folder} is not an agent checkpoint ({CONFIG_FILE} has no kind '{KIND}')")
+    version = meta.get("format_version")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise LampError(
+            f"agent checkpoint {folder} has format_version {version!r}; this version reads {CHECKPOINT_FORMAT_VERSION}"
+        )
+    return meta
+
+
+def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
+    """Rebuild an :class:`~lamp_agent.agent.Agent` exactly as it was saved.
+
+    Raises:
+        LampError: The folder is missing, a file is absent or damaged (checksum), or the
+            weights do not fit the recorded config.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lamp_agent.agent import Agent
+    from lamp_agent.config import AgentConfig
+
+    folder = Path(path)
+    meta = read_checkpoint_config(folder)
+    for name in (WEIGHTS_FILE, STATE_FILE):
+        file = folder / name
+        if not file.is_file():
+            raise LampError(f"damaged agent checkpoint {folder}: {name} is missing")
+        if _sha256(file) != meta.get("sha256", {}).get(name):
+            raise LampError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
+    try:
+        config = AgentConfig.from_dict(meta["config"])
+        sizes = {key: int(meta["sizes"][key]) for key in ("image_size", "state_dim", "action_dim", "lang_dim")}
+    except (KeyError, TypeError, ValueError) as error:
+        raise LampError(f"damaged agent checkpoint {folder}: bad config ({error})") from error
+    agent = Agent(config, **sizes, device=device, seed=int(meta.get("seed", 0)))
+    if meta.get("phase") == "finetune":
+        agent.prepare_finetune()
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE), device=str(agent.device))
+        agent.nets.load_state_dict(tensors, strict=True)
+        state = torch.load(folder / STATE_FILE, map_location=agent.device, weights_only=True)
+        for name, optimizer in agent.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        agent._rng = {
+            stream: {key: value.cpu() for key, value in generators.items() if key == "cpu" or agent.device.type == "cuda"}
+            for stream, generators in state["rng"].items()
+        }
+    except (SafetensorError, RuntimeError, KeyError, ValueError, OSError) as error:
+        raise LampError(f"agent checkpoint {folder} does not fit its config: {str(error).splitlines()[0]}") from error
+    agent.step = int(meta.get("step", 0))
+    agent.info = dict(meta.get("info", {}))
+    return agent

@@ -1,0 +1,1 @@
+"""Framework pieces that know nothing of world models: in-memory replay, env driver."""

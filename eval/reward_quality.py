@@ -114,3 +114,113 @@ def _measures(episodes: Sequence[_ScoredEpisode]) -> dict[str, Any]:
         "instruction_rank": float(np.mean(ranks)) if ranks else None,
         "instruction_top1": float(np.mean(top1)) if top1 else None,
     }
+
+
+def _task_prompt_masks(prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
+    """For every registered task: the bool mask of prompts that are its instruction or a
+    paraphrase of it, and its backend."""
+    from lamp_data.envs.tasks import list_tasks
+    from lamp_data.prompts import normalize_prompt
+
+    normalized = [normalize_prompt(prompt) for prompt in prompts]
+    masks = {}
+    for task in list_tasks():
+        phrases = {normalize_prompt(text) for text in (task.instruction, *task.paraphrases)}
+        masks[task.name] = (np.array([prompt in phrases for prompt in normalized], bool), task.backend)
+    return masks
+
+
+def _own_and_competitors(
+    task: str | None,
+    instruction: str,
+    prompts: Sequence[str],
+    task_masks: dict[str, tuple[np.ndarray, str]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The episode's own prompts and the prompts of other tasks of the same backend.
+
+    ``task_masks`` holds the registered tasks plus, for tasks the registry does not know, the
+    prompt equal to their instruction (backend ``""``).
+    """
+    own = np.zeros(len(prompts), bool)
+    backend = ""
+    if task in task_masks:
+        own, backend = task_masks[task]
+    from lamp_data.prompts import normalize_prompt
+
+    own = own | np.array([normalize_prompt(prompt) == normalize_prompt(instruction) for prompt in prompts], bool)
+    competitors = np.zeros(len(prompts), bool)
+    for name, (mask, task_backend) in task_masks.items():
+        if name != task and task_backend in (backend, ""):
+            competitors |= mask
+    return own, competitors & ~own
+
+
+def _scored_episodes(reward_dir: Path, tasks: Iterable[str] | None) -> tuple[dict[str, Any], list[_ScoredEpisode]]:
+    """The reward set's info and its episodes (only ``tasks`` if given) with their prompt masks."""
+    from lamp_data import schema
+    from lamp_data.prompts import normalize_prompt
+    from lamp_data.store import iter_episodes, open_dataset
+
+    if not reward_dir.is_dir():
+        raise LampError(f"reward set folder {reward_dir} does not exist (expected DATASET/rewards/FINGERPRINT)")
+    if reward_dir.parent.name != "rewards":
+        raise LampError(f"{reward_dir} is not a reward set folder (expected DATASET/rewards/FINGERPRINT)")
+    dataset = open_dataset(reward_dir.parent.parent)
+    fingerprint = reward_dir.name
+    info = dataset.reward_set_info(fingerprint)
+    prompts = dataset.reward_set_prompts(fingerprint)
+    wanted = set(tasks) if tasks is not None else None
+    read = []
+    for episode in iter_episodes(dataset, reward_set=fingerprint):
+        meta = episode["meta"]
+        if wanted is not None and meta.get("task") not in wanted:
+            continue
+        rewards = np.asarray(episode[schema.VLM_REWARD], np.float32)
+        success = bool(np.asarray(episode[schema.SUCCESS])[-1])
+        read.append((meta.get("task"), str(meta.get("instruction") or ""), rewards, success))
+    if not read:
+        which = f" of tasks {', '.join(sorted(wanted))}" if wanted is not None else ""
+        raise LampError(f"reward set {fingerprint} in {dataset.path} has no episodes{which}")
+    task_masks = _task_prompt_masks(prompts)
+    normalized = [normalize_prompt(prompt) for prompt in prompts]
+    for task, instruction, _, _ in read:
+        if task not in task_masks:
+            task_masks[task] = (np.array([prompt == normalize_prompt(instruction) for prompt in normalized], bool), "")
+    episodes = []
+    for task, instruction, rewards, success in read:
+        own, competitors = _own_and_competitors(task, instruction, prompts, task_masks)
+        if not own.any():
+            raise LampError(
+                f"reward set {fingerprint}: no prompt matches the instruction '{instruction}' of task "
+                f"'{task}' (relabel with a prompt set that holds the task instructions)"
+            )
+        episodes.append(_ScoredEpisode(rewards, success, own, competitors))
+    return info, episodes
+
+
+def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | None = None) -> list[dict]:
+    """One row of reward-quality measures per reward set (see the module docstring).
+
+    Args:
+        reward_dirs: Reward set folders, ``DATASET/rewards/<fingerprint>``; sets of different
+            datasets may be compared, but only sets scored on the same episodes are comparable.
+        tasks: Only episodes of these tasks (default: every episode of each dataset).
+
+    Returns:
+        Dicts with the keys of :data:`COLUMNS`: ``fingerprint``, ``model`` (the spec string the
+        rewards were made with), ``episodes``, ``successes``, ``failures``,
+        ``progress_spearman``, ``success_auroc``, ``instruction_rank`` and ``instruction_top1``;
+        a measure is ``None`` where the episodes cannot define it (no failures for AUROC, say).
+
+    Raises:
+        LampError: a folder is not a reward set, holds no (matching) episodes, or its prompts do
+            not include an episode's instruction.
+    """
+    if not reward_dirs:
+        raise LampError("give at least one reward set folder (DATASET/rewards/FINGERPRINT)")
+    rows = []
+    for reward_dir in reward_dirs:
+        info, episodes = _scored_episodes(Path(reward_dir), tasks)
+        model = info.get("model_spec") or (info.get("model") or {}).get("spec") or "unknown"
+        rows.append({"fingerprint": Path(reward_dir).name, "model": str(model), **_measures(episodes)})
+    return rows

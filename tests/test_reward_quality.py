@@ -91,3 +91,86 @@ def test_paraphrases_of_the_own_task_are_not_competitors():
     assert _measures([episode])["instruction_rank"] == 1.0
     counted = _ScoredEpisode(rewards, True, own, ~own)
     assert _measures([counted])["instruction_rank"] == pytest.approx(2 / 3)
+
+
+@pytest.fixture(scope="module")
+def dummy_dataset(tmp_path_factory):
+    """Dummy-env episodes: expert successes and random failures in one dataset."""
+    from lamp_data.collect import CollectConfig, collect
+
+    path = tmp_path_factory.mktemp("heldout") / "data"
+    common = dict(env="dummy", image_size=16, episode_length=5, shard_episodes=4, seed=3)
+    collect(path, CollectConfig(episodes=8, policy="expert", run="expert", **common), progress=False)
+    collect(path, CollectConfig(episodes=16, policy="random", run="random", **common), progress=False)
+    return path
+
+
+DUMMY_PROMPTS = ["reach the red block", "push the red block", "paint the wall"]
+
+
+def _write_reward_set(dataset_path, name: str, reward_of) -> str:
+    """A reward set whose rewards come from ``reward_of(episode) -> [T+1, P]``."""
+    from lamp_data.store import iter_episodes
+    from lamp_data.store.writer import RewardSetWriter
+
+    writer = RewardSetWriter(dataset_path, name, {"model_spec": f"synthetic:{name}"}, DUMMY_PROMPTS)
+    by_shard: dict[str, dict[str, np.ndarray]] = {}
+    for episode in iter_episodes(dataset_path):
+        by_shard.setdefault(episode["__shard__"], {})[episode["__key__"]] = reward_of(episode)
+    for shard, rewards in by_shard.items():
+        writer.write_shard(shard, rewards)
+    return name
+
+
+def _distance_reward(episode) -> np.ndarray:
+    """Own instruction: minus the distance to the goal; other prompts: a constant."""
+    state = episode["state"]
+    distance = np.linalg.norm(state[:, :2] - state[:, 2:], axis=1)
+    rewards = np.full((len(state), len(DUMMY_PROMPTS)), -0.5, np.float32)
+    rewards[:, DUMMY_PROMPTS.index(episode["meta"]["instruction"])] = -distance
+    return rewards
+
+
+def test_table_over_real_reward_sets_ranks_the_informative_one_first(dummy_dataset):
+    informative = _write_reward_set(dummy_dataset, "distance", _distance_reward)
+    rng = np.random.default_rng(0)
+    noise = _write_reward_set(
+        dummy_dataset, "noise", lambda episode: rng.normal(0, 1, (len(episode["image"]), len(DUMMY_PROMPTS)))
+    )
+    rows = reward_quality.reward_quality_table([dummy_dataset / "rewards" / informative, dummy_dataset / "rewards" / noise])
+    assert [row["fingerprint"] for row in rows] == ["distance", "noise"]
+    good, bad = rows
+    assert list(good) == list(reward_quality.COLUMNS)
+    assert good["model"] == "synthetic:distance"
+    assert good["episodes"] == 16 and good["successes"] >= 6 and good["failures"] >= 4
+    assert good["success_auroc"] > 0.9
+    assert good["progress_spearman"] > 0.8
+    assert good["instruction_rank"] > 0.9
+    for measure in ("progress_spearman", "success_auroc", "instruction_rank"):
+        assert good[measure] > bad[measure]
+
+
+def test_table_keeps_only_the_asked_tasks(dummy_dataset):
+    from lamp_data.store import iter_episodes
+
+    name = _write_reward_set(dummy_dataset, "distance-tasks", _distance_reward)
+    reach = sum(episode["meta"]["task"] == "reach-dummy" for episode in iter_episodes(dummy_dataset))
+    rows = reward_quality.reward_quality_table([dummy_dataset / "rewards" / name], tasks=["reach-dummy"])
+    assert rows[0]["episodes"] == reach > 0
+
+
+def test_bad_reward_folders_are_one_line_errors(dummy_dataset, tmp_path):
+    from lamp_data.errors import LampError
+
+    with pytest.raises(LampError, match="does not exist"):
+        reward_quality.reward_quality_table([tmp_path / "nowhere"])
+    with pytest.raises(LampError, match="not a reward set folder"):
+        reward_quality.reward_quality_table([dummy_dataset])
+    with pytest.raises(LampError, match="no reward set"):
+        (dummy_dataset / "rewards" / "missing").mkdir(parents=True, exist_ok=True)
+        reward_quality.reward_quality_table([dummy_dataset / "rewards" / "missing"])
+    name = _write_reward_set(dummy_dataset, "distance-none", _distance_reward)
+    with pytest.raises(LampError, match="no episodes of tasks"):
+        reward_quality.reward_quality_table([dummy_dataset / "rewards" / name], tasks=["pick-place"])
+    with pytest.raises(LampError, match="at least one"):
+        reward_quality.reward_quality_table([])

@@ -8,7 +8,9 @@ first frame against itself). Prompts are embedded once per prompt set, frames on
 from __future__ import annotations
 
 import abc
+import hashlib
 from typing import Any
+from urllib.parse import parse_qsl
 
 import numpy as np
 
@@ -46,6 +48,66 @@ class RewardModel(abc.ABC):
         embedded = [self.embed_frames(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
         rows = [self.score(embedded[0][:1], chunk, prompts) for chunk in embedded]
         return np.concatenate(rows).astype(np.float16)
+
+
+def split_spec_options(argument: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """Split ``"target?key=value&key=value"`` into the target and its options.
+
+    Options let a spec string carry settings that change the rewards, e.g.
+    ``clip:/models/clip?alpha=0.5&standardize=1``. An option not in ``allowed`` is a LampError.
+    """
+    target, _, query = argument.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False)) if query else {}
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise LampError(f"unknown option(s) {', '.join(unknown)} in '{argument}' (allowed: {', '.join(allowed) or 'none'})")
+    if not target:
+        raise LampError(f"reward model spec '{argument}' names no model")
+    return target, options
+
+
+def parse_flag(options: dict[str, str], key: str) -> bool:
+    """A 0/1 (or false/true) option, False when absent."""
+    value = options.get(key, "0").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise LampError(f"option {key}={options[key]} must be 0 or 1")
+
+
+def state_dict_digest(module: Any) -> str:
+    """sha256 (16 hex digits) over a torch module's parameters and buffers, in key order.
+
+    Hashing the loaded tensors names the weights the same way whatever file or cache they came
+    from, and covers weights that were not in the checkpoint (a text encoder from a folder).
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(dtype=torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+STANDARDIZE_EPSILON = 1e-6
+"""Added to the standard deviation when standardising rewards."""
+
+
+def standardize_per_prompt(rewards: np.ndarray) -> np.ndarray:
+    """Each prompt's column of one episode shifted to mean 0 and scaled to std 1 (float32).
+
+    LAMP standardises each prompt's reward with running statistics of recent frames; stored
+    rewards use one episode's frames instead, so a reward never depends on which episodes
+    were scored before it (relabel and inline collection give equal rewards).
+    """
+    rewards = rewards.astype(np.float32)
+    mean = rewards.mean(axis=0, keepdims=True)
+    std = rewards.std(axis=0, keepdims=True)
+    return (rewards - mean) / (std + STANDARDIZE_EPSILON)
 
 
 REWARD_MODELS: Registry[RewardModel] = Registry("reward model family")

@@ -1,0 +1,70 @@
+"""``lamp-data prompts | relabel``: prompt sets and re-scoring a dataset with a reward model.
+
+Examples::
+
+    lamp-data prompts                                   # list the built-in prompt sets
+    lamp-data prompts lamp-metaworld --limit 20         # show the first prompts of one
+    lamp-data prompts my_prompts.txt --json             # check a prompt file, print it as JSON
+    lamp-data relabel data/mw --vlm r3m:resnet50
+    lamp-data relabel data/mw --vlm r3m:/models/r3m.pt --prompts lamp-metaworld --batch-size 128
+    lamp-data relabel data/mw --vlm "clip:/models/clip?alpha=0.5&standardize=1" --device cuda
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--limit", type=int, default=10, show_default=True, help="Prompts shown (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (name, hash, count, prompts).")
+def prompts(name, limit, as_json) -> None:
+    """List the prompt sets, or show one (a registered NAME or a .txt/.json file)."""
+    from lamp_data.prompts import PROMPT_SETS, load_prompt_set
+
+    if name is None:
+        rows = []
+        for set_name in PROMPT_SETS.names():
+            prompt_set = load_prompt_set(set_name)
+            rows.append({**prompt_set.summary(), "description": PROMPT_SETS.description(set_name)})
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for row in rows:
+            click.echo(f"{row['name']:<16} {row['count']:>6} prompts  {row['hash']}  {row['description']}")
+        return
+    prompt_set = load_prompt_set(name)
+    if as_json:
+        click.echo(json.dumps(prompt_set.to_json(), indent=2))
+        return
+    click.echo(f"{prompt_set.name}: {len(prompt_set)} prompts, hash {prompt_set.hash}")
+    shown = prompt_set.prompts if limit <= 0 else prompt_set.prompts[:limit]
+    for index, prompt in enumerate(shown):
+        click.echo(f"{index:>6}  {prompt}")
+    if len(shown) < len(prompt_set):
+        click.echo(f"   ... {len(prompt_set) - len(shown)} more (--limit 0 shows all)")
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt, clip:/dir[?alpha=0.5&standardize=1].")
+@click.option("--prompts", "prompt_set", default=None, help="Prompt-set name or .txt/.json file (default: the dataset's, else lamp-metaworld).")
+@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Frames per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def relabel(path, vlm, prompt_set, device, batch_size, as_json) -> None:
+    """Score every frame of a dataset into rewards/<fingerprint>/ (resumable, idempotent)."""
+    from lamp_data.relabel import relabel as relabel_dataset
+
+    summary = relabel_dataset(path, vlm, prompt_set, device=device, batch_size=batch_size, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    click.echo(
+        f"{summary.dataset}: reward set {summary.fingerprint} ({summary.prompts} prompts of {summary.prompt_set}); "
+        f"{summary.shards_written} shards written, {summary.shards_skipped} already present; "
+        f"{summary.frames} frames at {summary.frames_per_second:.1f} frames/s"
+    )

@@ -1,0 +1,244 @@
+"""Re-score a stored dataset with a reward model, without touching its frames.
+
+``relabel("data/mw", "r3m:/models/r3m.pt")`` reads every committed shard, scores each episode's
+frames against the prompt set, and writes ``rewards/<fingerprint>/<shard>.tar`` beside the data
+through :class:`lamp_data.store.RewardSetWriter`, one reward shard per data shard, keyed like
+the data. It is built to be run again:
+
+* **Resumable and idempotent.** A reward shard is committed atomically with its sidecar; shards
+  already committed are skipped, leftovers of a killed run are removed, so a re-run after an
+  interruption ends with the same files as an uninterrupted run, and a run on a finished set
+  writes nothing.
+* **Never mixes.** The fingerprint names the model, its weights, its preprocessing and the
+  prompt set; the writer refuses a folder made with other settings.
+* **Checked.** Episodes per shard, frames per episode and one column per prompt are checked
+  before anything is written; nothing is written until the first shard has been scored.
+* **Overlapped.** A background thread reads and decodes the next shard while the model scores
+  the current one (decoding is numpy and tar parsing; the model releases the GIL in torch).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamp_data import schema
+from lamp_data.errors import LampError
+from lamp_data.prompts import PromptSet, load_prompt_set
+
+PREFETCH_SHARDS = 1
+"""Decoded shards kept ready ahead of the model."""
+
+
+@dataclass(frozen=True)
+class RelabelSummary:
+    """What a relabel run did."""
+
+    dataset: str
+    """The dataset folder."""
+    fingerprint: str
+    """The reward set written (``rewards/<fingerprint>/``)."""
+    model_spec: str
+    """The reward model spec string."""
+    prompt_set: str
+    """Name of the prompt set."""
+    prompts: int
+    """Number of prompts (reward columns)."""
+    shards_total: int
+    """Committed data shards."""
+    shards_written: int
+    """Reward shards written by this run."""
+    shards_skipped: int
+    """Reward shards already present, left as they were."""
+    episodes: int
+    """Episodes scored by this run."""
+    frames: int
+    """Frames scored by this run."""
+    seconds: float
+    """Wall time of the scoring loop."""
+
+    @property
+    def frames_per_second(self) -> float:
+        """Frames scored per second of wall time."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, with the throughput."""
+        return {**asdict(self), "frames_per_second": round(self.frames_per_second, 2)}
+
+
+def dataset_prompt_set(dataset: Any) -> PromptSet | None:
+    """The prompt set recorded in a dataset's ``meta/prompts.json``, if any."""
+    prompts = dataset.prompts()
+    if not prompts:
+        return None
+    recorded = dataset.info.get("prompt_set") or {}
+    name = str(recorded.get("name") or "dataset") if isinstance(recorded, dict) else "dataset"
+    return PromptSet(name, tuple(prompts), f"recorded in {dataset.path}/meta/prompts.json")
+
+
+def _decoded_shards(dataset: Any, names: list[str]) -> Iterator[tuple[str, list[tuple[str, np.ndarray]]]]:
+    """Yield ``(shard, [(key, frames)])`` for each name, decoding one shard ahead in a thread."""
+    from lamp_data.store import iter_episodes
+
+    slots: queue.Queue = queue.Queue(maxsize=PREFETCH_SHARDS)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for name in names:
+                episodes = [(episode["__key__"], episode[schema.IMAGE]) for episode in iter_episodes(dataset, shards=[name])]
+                while not stop.is_set():
+                    try:
+                        slots.put((name, episodes), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(None)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            slots.put(error)
+
+    worker = threading.Thread(target=produce, name="relabel-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.1)
+
+
+def _score_shard(scorer: Any, shard: Any, episodes: list[tuple[str, np.ndarray]], advance: Any) -> dict[str, np.ndarray]:
+    """Rewards of one shard's episodes, checked against the shard's sidecar and the prompt count."""
+    if len(episodes) != shard.nsamples:
+        raise LampError(f"shard {shard.name} decoded to {len(episodes)} episodes, its sidecar lists {shard.nsamples}")
+    rewards: dict[str, np.ndarray] = {}
+    for key, frames in episodes:
+        values = scorer.score(frames)
+        if values.shape != (len(frames), len(scorer.prompts)):
+            raise LampError(
+                f"episode {key} of shard {shard.name}: rewards {list(values.shape)} do not match "
+                f"{len(frames)} frames × {len(scorer.prompts)} prompts"
+            )
+        rewards[key] = values
+        advance(len(frames))
+    return rewards
+
+
+def relabel(
+    dataset: str | Path,
+    vlm: str,
+    prompts: str | PromptSet | None = None,
+    *,
+    device: str = "cpu",
+    batch_size: int = 64,
+    progress: bool = True,
+) -> RelabelSummary:
+    """Score every committed shard of ``dataset`` with ``vlm`` into a reward set.
+
+    Args:
+        dataset: The dataset folder.
+        vlm: Reward model spec, e.g. ``r3m:/models/model.pt`` or ``clip:/models/clip?alpha=0.5``.
+        prompts: Prompt-set name or file; default: the dataset's ``meta/prompts.json`` if it has
+            one, else :data:`lamp_data.prompts.DEFAULT_PROMPT_SET`.
+        device: Torch device of the model.
+        batch_size: Frames per forward pass.
+        progress: Show a progress bar.
+
+    Returns:
+        What was written and skipped, and the throughput.
+
+    Raises:
+        LampError: unknown model or prompt set, missing checkpoint, a dataset without shards,
+            counts that do not match, or a reward set made with other settings.
+    """
+    from lamp_data.store import RewardSetWriter, open_dataset
+    from lamp_data.store import layout
+    from lamp_data.store.writer import writer_lock
+    from lamp_data.vlm.scoring import make_scorer
+
+    data = open_dataset(dataset)
+    shards = data.shards()
+    if not shards:
+        raise LampError(f"{data.path} has no committed shards to relabel")
+    prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
+    scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
+    fingerprint = scorer.fingerprint
+    reward_dir = data.reward_dir(fingerprint)
+
+    with writer_lock(data.path):
+        writer = None
+        if (reward_dir / layout.INFO_FILE).is_file():
+            writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
+            for leftover in layout.interrupted_writes(reward_dir):
+                leftover.unlink(missing_ok=True)
+        pending = [shard for shard in shards if writer is None or not writer.has_shard(shard.name)]
+        by_name = {shard.name: shard for shard in pending}
+        total_frames = sum(shard.nsteps + shard.nsamples for shard in pending)
+        episodes = frames = 0
+        started = time.perf_counter()
+        with _FrameProgress(progress, total_frames, f"relabel {fingerprint}") as advance:
+            for name, decoded in _decoded_shards(data, list(by_name)):
+                rewards = _score_shard(scorer, by_name[name], decoded, advance)
+                if writer is None:
+                    writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
+                writer.write_shard(name, rewards)
+                episodes += len(decoded)
+                frames += sum(len(episode_frames) for _, episode_frames in decoded)
+        seconds = time.perf_counter() - started
+    return RelabelSummary(
+        dataset=str(data.path),
+        fingerprint=fingerprint,
+        model_spec=vlm,
+        prompt_set=prompt_set.name,
+        prompts=len(prompt_set),
+        shards_total=len(shards),
+        shards_written=len(pending),
+        shards_skipped=len(shards) - len(pending),
+        episodes=episodes,
+        frames=frames,
+        seconds=seconds,
+    )
+
+
+class _FrameProgress:
+    """A rich progress bar over frames (or nothing), used as ``with ... as advance``."""
+
+    def __init__(self, enabled: bool, total: int, description: str):
+        self.enabled = enabled and total > 0
+        self.total = total
+        self.description = description
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda count: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn())
+        self._progress.start()
+        self._task = self._progress.add_task(self.description, total=self.total)
+        return lambda count: self._progress.advance(self._task, count)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()

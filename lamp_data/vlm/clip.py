@@ -1,0 +1,210 @@
+"""CLIP-style reward models through ``transformers``: cosine similarity, relative to the first frame.
+
+Spec strings: ``clip:openai/clip-vit-base-patch32`` (a hub id, which must already be in the local
+Hugging Face cache: nothing is downloaded) or ``clip:/local/dir`` (a ``save_pretrained`` folder),
+with options after ``?`` joined by ``&``:
+
+* ``alpha=A`` (0–1, default 0): VLM-RM's goal–baseline projection. With image embedding ``x``,
+  prompt embedding ``g`` and baseline-text embedding ``b`` (all unit length), direction
+  ``d = (g - b)/|g - b|`` and ``P = A d dᵀ + (1 - A) I``, the score is ``1 - ½|P (x - g)|²``. At
+  ``A = 0`` that is exactly the cosine similarity ``x·g``.
+* ``baseline=TEXT`` (default ``a robot arm on a table``): the baseline prompt of the projection.
+* ``standardize=1``: standardise each prompt's rewards over the episode (mean 0, std 1).
+
+The reward of frame ``t`` is relative to the episode's first frame, like R3M's
+``G(e_0, e_t, l)``: ``r_t = s(x_t, g) - s(x_0, g)``, so ``r_0 = 0`` and a frame earns reward only
+for moving the scene towards the prompt.
+
+Frames are preprocessed in torch the way the model's ``CLIPImageProcessor`` does it (bicubic
+resize of the shorter side, centre crop, rescale, normalise with its mean and std, read from
+``preprocessor_config.json``), without PIL, so batches stay on the model's device. Prompts are
+tokenized in padded batches: CLIP's causal text encoder pools the end-of-text token, which no
+padding can reach, so an embedding does not depend on its batch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lamp_data.errors import LampError
+from lamp_data.vlm.base import (
+    RewardModel,
+    parse_flag,
+    split_spec_options,
+    standardize_per_prompt,
+    state_dict_digest,
+)
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_BASELINE = "a robot arm on a table"
+"""Baseline prompt of the goal–baseline projection."""
+SPEC_OPTIONS = ("alpha", "baseline", "standardize")
+TEXT_BATCH = 256
+"""Prompts tokenized and encoded together."""
+
+
+def _processor_settings(source: str, image_size: int) -> dict[str, Any]:
+    """Resize, crop, mean and std from the model's ``preprocessor_config.json`` (CLIP's defaults if absent)."""
+    settings: dict[str, Any] = {"resize": image_size, "crop": image_size, "mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD)}
+    config_path: str | None = None
+    if Path(source).is_dir():
+        candidate = Path(source) / "preprocessor_config.json"
+        config_path = str(candidate) if candidate.is_file() else None
+    else:
+        from transformers.utils import cached_file
+
+        try:
+            config_path = cached_file(source, "preprocessor_config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False)
+        except OSError:
+            config_path = None
+    if config_path:
+        value = json.loads(Path(config_path).read_text())
+        size = value.get("size", image_size)
+        crop = value.get("crop_size", image_size)
+        settings["resize"] = int(size.get("shortest_edge", size.get("height", image_size)) if isinstance(size, dict) else size)
+        settings["crop"] = int(crop.get("height", image_size) if isinstance(crop, dict) else crop)
+        settings["mean"] = [float(v) for v in value.get("image_mean", settings["mean"])]
+        settings["std"] = [float(v) for v in value.get("image_std", settings["std"])]
+    return settings
+
+
+class CLIPRewardModel(RewardModel):
+    """A frozen ``CLIPModel`` scoring frames by (projected) cosine similarity to each prompt.
+
+    Args:
+        model: The loaded ``transformers.CLIPModel``.
+        tokenizer: Its tokenizer.
+        preprocessing: ``resize``, ``crop``, ``mean``, ``std`` (see :func:`_processor_settings`).
+        alpha: Goal–baseline projection strength in [0, 1]; 0 is plain cosine similarity.
+        baseline: Baseline prompt of the projection.
+        standardize: Standardise each prompt's rewards over the episode.
+    """
+
+    family = "clip"
+
+    def __init__(self, model: Any, tokenizer: Any, preprocessing: dict[str, Any], alpha: float = 0.0, baseline: str = DEFAULT_BASELINE, standardize: bool = False):
+        if not 0.0 <= alpha <= 1.0:
+            raise LampError(f"CLIP alpha must be between 0 and 1, got {alpha}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.preprocessing = preprocessing
+        self.alpha = float(alpha)
+        self.baseline = baseline
+        self.standardize = standardize
+        self.device = next(model.parameters()).device
+        self.weights_digest = state_dict_digest(model)
+        self._mean = torch.tensor(preprocessing["mean"], device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
+
+    def spec(self) -> dict[str, Any]:
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        from lamp_data.provenance import stable_hash
+
+        tokenizer = stable_hash(backend.to_str() if backend is not None else sorted(self.tokenizer.get_vocab().items()))
+        return {
+            "family": self.family,
+            "weights": self.weights_digest,
+            "architecture": type(self.model).__name__,
+            "tokenizer": tokenizer,
+            "preprocessing": {**self.preprocessing, "interpolation": "bicubic, antialiased", "scale": "1/255"},
+            "reward": "s(x_t, g) - s(x_0, g), s = 1 - 0.5 |P (x - g)|^2",
+            "alpha": self.alpha,
+            "baseline": self.baseline if self.alpha else None,
+            "standardize": "per episode and prompt" if self.standardize else "none",
+        }
+
+    def _encode_text(self, texts: list[str]) -> torch.Tensor:
+        rows = []
+        for start in range(0, len(texts), TEXT_BATCH):
+            tokens = self.tokenizer(texts[start : start + TEXT_BATCH], padding=True, truncation=True, max_length=self.model.config.text_config.max_position_embeddings, return_tensors="pt").to(self.device)
+            features = self.model.get_text_features(**tokens)
+            features = getattr(features, "pooler_output", features)
+            rows.append(torch.nn.functional.normalize(features.float(), dim=-1))
+        return torch.cat(rows)
+
+    def embed_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        with torch.inference_mode():
+            goals = self._encode_text(list(prompts))
+            embedded = {"goal": goals}
+            if self.alpha:
+                baseline = self._encode_text([self.baseline])
+                direction = torch.nn.functional.normalize(goals - baseline, dim=-1)
+                embedded["direction"] = direction
+                embedded["goal_along"] = (direction * goals).sum(-1)
+            return embedded
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, H, W, 3]`` → normalised ``[N, 3, crop, crop]``, as CLIP's image processor."""
+        images = frames.to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        height, width = images.shape[-2:]
+        scale = self.preprocessing["resize"] / min(height, width)
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if size != (height, width):
+            images = torch.nn.functional.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
+        crop = self.preprocessing["crop"]
+        top, left = max(0, (size[0] - crop) // 2), max(0, (size[1] - crop) // 2)
+        images = images[:, :, top : top + crop, left : left + crop]
+        return (images - self._mean) / self._std
+
+    def embed_frames(self, frames: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            pixels = self.preprocess(torch.from_numpy(np.ascontiguousarray(frames)))
+            features = self.model.get_image_features(pixel_values=pixels)
+            features = getattr(features, "pooler_output", features)
+            return torch.nn.functional.normalize(features.float(), dim=-1)
+
+    def similarity(self, images: torch.Tensor, prompts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``s(x, g)`` for every image row and prompt, ``[N, P]``."""
+        cosine = images @ prompts["goal"].T
+        if not self.alpha:
+            return cosine
+        along = images @ prompts["direction"].T - prompts["goal_along"][None, :]
+        squared = (1 - self.alpha) ** 2 * (2 - 2 * cosine) + self.alpha * (2 - self.alpha) * along**2
+        return 1 - 0.5 * squared
+
+    def score(self, first: torch.Tensor, frames: torch.Tensor, prompts: dict[str, torch.Tensor]) -> np.ndarray:
+        with torch.inference_mode():
+            return (self.similarity(frames, prompts) - self.similarity(first, prompts)).cpu().numpy()
+
+    def episode_rewards(self, frames: np.ndarray, prompts: Any, batch_size: int = 64) -> np.ndarray:
+        rewards = super().episode_rewards(frames, prompts, batch_size)
+        return standardize_per_prompt(rewards).astype(np.float16) if self.standardize else rewards
+
+
+def load_clip(argument: str, device: str = "cpu") -> CLIPRewardModel:
+    """Factory for ``clip:<hub id | folder>[?alpha=A&baseline=TEXT&standardize=1]``."""
+    target, options = split_spec_options(argument, SPEC_OPTIONS)
+    try:
+        alpha = float(options.get("alpha", "0"))
+    except ValueError:
+        raise LampError(f"CLIP option alpha={options['alpha']} is not a number") from None
+    from transformers import AutoTokenizer, CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    is_folder = Path(target).expanduser().is_dir()
+    source = str(Path(target).expanduser()) if is_folder else target
+    if not is_folder and (target.startswith((".", "/", "~")) or target.count("/") > 1):
+        raise LampError(f"CLIP model folder '{target}' does not exist")
+    try:
+        model = CLIPModel.from_pretrained(source, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except OSError as error:
+        where = "folder" if is_folder else "hub id (not in the local Hugging Face cache; nothing is downloaded)"
+        raise LampError(f"cannot load CLIP model '{target}' from this {where}: {str(error).splitlines()[0]}") from error
+    preprocessing = _processor_settings(source, int(model.config.vision_config.image_size))
+    return CLIPRewardModel(
+        model.to(device),
+        tokenizer,
+        preprocessing,
+        alpha=alpha,
+        baseline=options.get("baseline") or DEFAULT_BASELINE,
+        standardize=parse_flag(options, "standardize"),
+    )

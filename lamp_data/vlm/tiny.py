@@ -1,0 +1,105 @@
+"""Tiny randomly initialised reward models, saved in the real formats, for tests and CPU demos.
+
+Nothing here downloads anything: tokenizers are built from a small word list (DistilBERT) or
+from the byte alphabet (CLIP's byte-level BPE with no merges), models from small configs, and
+everything is written with ``save_pretrained`` / :func:`save_r3m_checkpoint` so it is read back
+through exactly the path real weights take.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _quiet() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+TINY_WORDS = (
+    "pick", "up", "the", "cup", "push", "pull", "red", "block", "reach", "open", "close", "drawer",
+    "door", "press", "button", "turn", "faucet", "a", "robot", "arm", "on", "table", "to", "put",
+    "puck", "peg", "lift", "move", "window", "lid",
+)
+"""Words the tiny DistilBERT tokenizer knows (anything else becomes [UNK])."""
+
+
+def save_tiny_distilbert(folder: str | Path, seed: int = 0) -> Path:
+    """A 1-layer, 32-d DistilBERT with its tokenizer, saved with ``save_pretrained``."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizer
+
+    _quiet()
+    folder = Path(folder)
+    specials = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+    vocab = {token: index for index, token in enumerate(specials + TINY_WORDS)}
+    tokenizer = DistilBertTokenizer(vocab=vocab)
+    torch.manual_seed(seed)
+    config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64, pad_token_id=0)
+    DistilBertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> Path:
+    """A 1-layer CLIP (32-d towers, 16-d projection) with tokenizer and image-processor config."""
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    _quiet()
+    folder = Path(folder)
+    characters = list(bytes_to_unicode().values())
+    vocab = {character: index for index, character in enumerate(characters)}
+    for character in characters:
+        vocab[character + "</w>"] = len(vocab)
+    bos, eos = len(vocab), len(vocab) + 1
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = bos, eos
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                max_position_embeddings=32, bos_token_id=bos, eos_token_id=eos, pad_token_id=eos)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=image_size, patch_size=8)
+    torch.manual_seed(seed)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    processor = {
+        "image_processor_type": "CLIPImageProcessor",
+        "size": {"shortest_edge": image_size},
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_resize": True, "do_center_crop": True, "do_rescale": True, "do_normalize": True,
+        "rescale_factor": 1 / 255,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
+    return folder
+
+
+def save_tiny_r3m(path: str | Path, trunk: str = "conv-small", text_encoder: str = "minilm", image_size: int = 32, seed: int = 0, *, original_layout: bool = False) -> Path:
+    """A small R3M saved as our checkpoint, or (``original_layout``) exactly as R3M saves one.
+
+    Args:
+        path: The ``.pt`` file to write.
+        trunk: Image trunk name (``conv-small``, ``resnet18`` ...).
+        text_encoder: ``minilm`` or a folder (e.g. from :func:`save_tiny_distilbert`).
+        image_size: Side frames are resized to.
+        seed: Seed of the random initialisation.
+        original_layout: Write ``{"r3m": {"module.<key>": tensor}}`` only, without our config,
+            as R3M's training code does (the loader then infers the architecture).
+    """
+    import torch
+
+    from lamp_data.vlm.r3m import R3MConfig, build_r3m, build_text_encoder, save_r3m_checkpoint
+
+    encoder = build_text_encoder(text_encoder)
+    config = R3MConfig(trunk=trunk, image_size=image_size, text_encoder=text_encoder, lang_dim=encoder.dim, head_hidden=64, head_layers=4 if original_layout else 2)
+    model = build_r3m(config, encoder, seed=seed)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if original_layout:
+        torch.save({"r3m": {f"module.{key}": value for key, value in model.state_dict().items()}}, path)
+        return path
+    return save_r3m_checkpoint(model, path, {"purpose": "tiny test model"})

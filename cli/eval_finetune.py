@@ -1,0 +1,77 @@
+"""``lamp-eval finetune``: finetune pretrained (or fresh) agents on held-out tasks.
+
+Examples::
+
+    lamp-eval finetune --task pick-place --init runs/pre/checkpoint --seeds 0,1,2 --steps 5000 --out runs/ft
+    lamp-eval finetune --task pick-place --task door-close --init scratch --init runs/lamp/checkpoint \\
+        --init runs/p2e/checkpoint --seeds 0,1,2,3,4 --steps 20000 --eval-every 2000 --out runs/ft
+    lamp-eval finetune --task reach-dummy --env dummy --init scratch --preset tiny --steps 20 \\
+        --eval-every 10 --eval-episodes 2 --image-size 16 --episode-length 5 --out runs/smoke
+
+Re-running the same command skips finished runs and restarts interrupted ones from step 0.
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from lamp_data.errors import LampError
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` or ``"0-4"`` → a tuple of ints; :class:`LampError` on anything else."""
+    seeds: list[int] = []
+    for part in (piece.strip() for piece in text.split(",")):
+        span = re.fullmatch(r"(\d+)-(\d+)", part)
+        if span:
+            seeds.extend(range(int(span[1]), int(span[2]) + 1))
+        elif re.fullmatch(r"-?\d+", part):
+            seeds.append(int(part))
+        else:
+            raise LampError(f"--seeds must look like 0,1,2 or 0-4, got {text!r}")
+    return tuple(seeds)
+
+
+@click.command()
+@click.option("--task", "tasks", multiple=True, required=True, help="Held-out task (repeatable).")
+@click.option("--init", "inits", multiple=True, required=True, help="Checkpoint folder or 'scratch' (repeatable).")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Run seeds: 0,1,2 or 0-4.")
+@click.option("--steps", type=int, default=5000, show_default=True, help="Env steps per run (the budget).")
+@click.option("--out", required=True, type=click.Path(path_type=str), help="Runs folder.")
+@click.option("--instruction", default="", help="Instruction text, or 'auto' (default: the task's own).")
+@click.option("--eval-every", type=int, default=1000, show_default=True, help="Env steps between evaluations.")
+@click.option("--eval-episodes", type=int, default=10, show_default=True, help="Episodes per evaluation.")
+@click.option("--preset", default="tiny", show_default=True, help="Agent preset for scratch runs.")
+@click.option("--method", default=None, help="Method label instead of the one read from the checkpoint.")
+@click.option("--env-prefix", default="mw-", show_default=True, help="Env of task T is <prefix>T.")
+@click.option("--env", default=None, help="Env name for every task (e.g. dummy), instead of the prefix.")
+@click.option("--image-size", type=int, default=64, show_default=True, help="Camera image side in pixels.")
+@click.option("--episode-length", type=int, default=150, show_default=True, help="Env steps per episode.")
+@click.option("--train-ratio", type=float, default=None, help="Updates per env step (default: the agent config's).")
+@click.option("--batch-size", type=int, default=None, help="Sequences per update (default: the agent config's).")
+@click.option("--seq-len", type=int, default=None, help="Steps per sequence (default: the agent config's).")
+@click.option("--text-encoder", default="minilm", show_default=True, help="'minilm' or a local model folder.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--save-agent", is_flag=True, help="Also save every finetuned agent in its run folder.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
+             image_size, episode_length, train_ratio, batch_size, seq_len, text_encoder, device, save_agent, no_progress) -> None:
+    """Finetune every --init on every --task with every seed, under one env-step budget."""
+    from lamp_eval.finetune import FinetuneConfig, finetune as run_finetune
+
+    config = FinetuneConfig(
+        tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
+        eval_every=eval_every, eval_episodes=eval_episodes, instruction=instruction, env_prefix=env_prefix,
+        env=env, image_size=image_size, episode_length=episode_length, preset=preset, method=method,
+        train_ratio=train_ratio, batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
+        device=device, save_agent=save_agent,
+    )
+    results = run_finetune(config, progress=not no_progress)
+    for result in results:
+        state = "skipped (finished before)" if result.skipped else "done"
+        click.echo(
+            f"{result.config.method}\t{result.config.task}\tseed {result.config.seed}\t"
+            f"final success {result.final_success_rate:.2f}\t{state}\t{result.folder}"
+        )

@@ -1,0 +1,633 @@
+"""Finetune agents on held-out tasks under one env-step budget, and log evaluations.
+
+The protocol follows LAMP's finetuning: the task's own dense reward, one fixed instruction
+(the task registry's by default; ``"auto"`` tries each of the task's paraphrases for one
+episode and keeps the one with the highest return), the critic linearly probed for pretrained
+agents (frozen body, fresh linear head: ``Agent.prepare_finetune()``), everything else trained.
+Agents from scratch train every parameter. Training and evaluation both run in the canonical
+(not randomized) env. Evaluations take ``eval_episodes`` episodes without exploration noise on
+held-out reset seeds that are the same for every method and run seed and disjoint from every
+training seed (see :mod:`lamp_eval.runs`); an episode succeeds if the task's success flag is
+set at any step. Evaluations happen at step 0, every ``eval_every`` env steps, and at the end.
+
+Instruction tuning (``"auto"``) spends real env steps, which count toward the budget, and its
+episodes go into the replay like any other.
+
+Resuming: a finished run (same config) is skipped; an interrupted run restarts from step 0 in a
+fresh staging folder. Runs are deterministic given their seed, so the restart reproduces the
+run that was cut off, and no result ever mixes two attempts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamp_data.errors import LampError
+from lamp_eval.runs import (
+    MAX_RUN_SEED,
+    EpisodeResult,
+    Evaluation,
+    RunConfig,
+    TRAIN_SEED_STRIDE,
+    RunWriter,
+    eval_episode_seeds,
+    train_episode_seed,
+    ROLLOUT_GIF,
+)
+
+SCRATCH = "scratch"
+"""``--init`` value for an agent trained from random initialisation."""
+AUTO_INSTRUCTION = "auto"
+"""``--instruction`` value that picks the best of the task's paraphrases."""
+DEFAULT_ENV_PREFIX = "mw-"
+"""A task ``T`` runs in env ``<prefix>T`` unless an env is named."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """A queue of finetuning runs: every task × init × seed."""
+
+    tasks: tuple[str, ...]
+    """Held-out task names."""
+    inits: tuple[str, ...]
+    """Pretrained checkpoint folders, or ``"scratch"``."""
+    out: str
+    """Runs folder."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Run seeds."""
+    steps: int = 5000
+    """Env steps of finetuning per run."""
+    eval_every: int = 1000
+    """Env steps between evaluations."""
+    eval_episodes: int = 10
+    """Episodes per evaluation."""
+    instruction: str = ""
+    """Instruction text; ``""`` for the task registry's, ``"auto"`` to pick among its paraphrases."""
+    env_prefix: str = DEFAULT_ENV_PREFIX
+    """Env name prefix put before the task name."""
+    env: str | None = None
+    """Env name to use for every task instead of ``<prefix><task>`` (e.g. ``dummy``)."""
+    image_size: int = 64
+    """Camera image side in pixels."""
+    episode_length: int = 150
+    """Env steps per episode."""
+    preset: str = "tiny"
+    """Agent preset of scratch runs."""
+    method: str | None = None
+    """Method label instead of the one derived from the checkpoint (only with one init)."""
+    train_ratio: float | None = None
+    """Gradient updates per env step; None keeps the agent config's."""
+    batch_size: int | None = None
+    """Sequences per update; None keeps the agent config's."""
+    seq_len: int | None = None
+    """Steps per sequence; None keeps the agent config's."""
+    text_encoder: str = "minilm"
+    """Sentence encoder of the instruction."""
+    device: str = "cpu"
+    """Torch device."""
+    save_agent: bool = False
+    """Also save each finetuned agent in its run folder."""
+    gif_frames: int = 60
+    """At most this many frames in each run's rollout GIF."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise LampError("give at least one --task")
+        if not self.inits:
+            raise LampError("give at least one --init (a checkpoint folder or 'scratch')")
+        if not self.seeds:
+            raise LampError("give at least one seed")
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_RUN_SEED:
+                raise LampError(f"seeds must be between 0 and {MAX_RUN_SEED}, got {seed}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise LampError("seeds must be distinct")
+        for name in ("steps", "eval_every", "eval_episodes", "gif_frames"):
+            if getattr(self, name) < 1:
+                raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.method is not None and len(set(self.inits)) > 1:
+            raise LampError("--method names one method; give a single --init with it")
+        if self.train_ratio is not None and self.train_ratio < 0:
+            raise LampError(f"train ratio must be non-negative, got {self.train_ratio}")
+
+    def env_name(self, task: str) -> str:
+        """The env a task runs in."""
+        return self.env or f"{self.env_prefix}{task}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What became of one queued run."""
+
+    config: RunConfig
+    """The run's config."""
+    folder: Path
+    """Its finished folder."""
+    skipped: bool
+    """True when it had already finished before this call."""
+    final_success_rate: float
+    """Success rate of its last evaluation."""
+    instruction: str = ""
+    """The instruction it was trained and evaluated with."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """The summary stored in ``run.json``."""
+
+
+def check_task(task: str, config: FinetuneConfig) -> None:
+    """Refuse unknown tasks and pretraining tasks (finetuning is for held-out tasks).
+
+    A task run in an explicitly named env (``--env``) need not be in the task registry.
+    """
+    from lamp_data.envs.tasks import HELDOUT, TASKS, get_task
+
+    if config.env is not None and task not in TASKS:
+        return
+    spec = get_task(task)
+    if spec.split != HELDOUT:
+        raise LampError(
+            f"task '{task}' is in the pretraining split; finetune on a held-out task "
+            "('lamp-data tasks --split heldout' lists them)"
+        )
+
+
+def check_init(init: str) -> None:
+    """``init`` must be ``scratch`` or a readable agent checkpoint folder."""
+    if init == SCRATCH:
+        return
+    if not Path(init).exists():
+        raise LampError(f"checkpoint {init} does not exist (give a checkpoint folder or 'scratch')")
+    from lamp_agent.checkpoint import read_checkpoint_config
+
+    read_checkpoint_config(init)
+
+
+def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
+    """Validate the queue and list one :class:`RunConfig` per task × init × seed."""
+    from lamp_data.envs import ENVS
+
+    for task in config.tasks:
+        check_task(task, config)
+        ENVS.get(config.env_name(task))
+    for init in config.inits:
+        check_init(init)
+    labels = {init: config.method or method_label(init) for init in dict.fromkeys(config.inits)}
+    runs = []
+    for task in dict.fromkeys(config.tasks):
+        for init, label in labels.items():
+            for seed in config.seeds:
+                runs.append(
+                    RunConfig(
+                        task=task, env=config.env_name(task), init=init, method=label, seed=seed,
+                        steps=config.steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
+                        instruction=config.instruction, image_size=config.image_size,
+                        episode_length=config.episode_length, preset=config.preset,
+                        train_ratio=config.train_ratio, batch_size=config.batch_size, seq_len=config.seq_len,
+                        text_encoder=config.text_encoder, device=config.device, gif_frames=config.gif_frames,
+                    )
+                )
+    return runs
+
+
+def method_label(init: str) -> str:
+    """Leaderboard label of an init: ``scratch``, ``p2e`` (alpha = 1) or ``lamp[<reward set>]``.
+
+    Read from the checkpoint's ``config.json``: alpha from the agent config, the reward set's
+    fingerprint and the prompt set's name from the run info that pretraining records. The
+    prompt set is added when it is not the default one (prompt-style ablations), and alpha when
+    it is not the paper's 0.9: ``lamp[r3m-abc123]``, ``lamp[r3m-abc123,short-prompts]``,
+    ``lamp[r3m-abc123,alpha=0.5]``.
+    """
+    if init == SCRATCH:
+        return SCRATCH
+    from lamp_agent.checkpoint import read_checkpoint_config
+
+    meta = read_checkpoint_config(init)
+    alpha = float(meta.get("config", {}).get("alpha", 0.9))
+    if alpha >= 1.0:
+        return "p2e"
+    info = meta.get("info", {}) or {}
+    fingerprint = _first_text(info, ("reward_fingerprint", "fingerprint", "rewards", "reward_set"))
+    parts = [fingerprint or "unknown-rewards"]
+    prompt_set = _first_text(info, ("prompt_set", "prompt_set_name", "prompts"))
+    if prompt_set and prompt_set not in DEFAULT_PROMPT_SETS:
+        parts.append(prompt_set)
+    if not math.isclose(alpha, 0.9):
+        parts.append(f"alpha={alpha:g}")
+    return f"lamp[{','.join(parts)}]"
+
+
+DEFAULT_PROMPT_SETS = ("default", "lamp", "paper")
+"""Prompt-set names that are left out of method labels."""
+
+
+def _first_text(info: dict[str, Any], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        value = info.get(key)
+        if isinstance(value, dict):
+            value = value.get("name") or value.get("fingerprint")
+        if value:
+            return str(value)
+    return ""
+
+
+def task_instructions(task: str) -> tuple[str, ...]:
+    """The registry's instruction of ``task`` followed by its paraphrases; empty if unregistered."""
+    from lamp_data.envs.tasks import TASKS
+
+    spec = TASKS.get(task)
+    if spec is None:
+        return ()
+    return (spec.instruction, *spec.paraphrases)
+
+
+class _EpisodeRecorder:
+    """Collects one episode in the store layout (frames T+1, actions T)."""
+
+    def __init__(self, observation: dict[str, np.ndarray]):
+        self.images = [observation["image"]]
+        self.states = [observation["state"]]
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.successes = [False]
+        self.terminal = False
+
+    def add(self, action: np.ndarray, observation: dict[str, np.ndarray], reward: float, info: dict, terminated: bool) -> None:
+        self.images.append(observation["image"])
+        self.states.append(observation["state"])
+        self.actions.append(np.asarray(action, np.float32))
+        self.rewards.append(float(reward))
+        self.successes.append(bool(info.get("success", False)))
+        self.terminal = bool(terminated)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def episode(self) -> dict[str, np.ndarray]:
+        from lamp_data import schema
+
+        length = len(self.actions)
+        is_first = np.zeros(length + 1, bool)
+        is_first[0] = True
+        is_last = np.zeros(length + 1, bool)
+        is_last[-1] = True
+        is_terminal = np.zeros(length + 1, bool)
+        is_terminal[-1] = self.terminal
+        return {
+            schema.IMAGE: np.stack(self.images).astype(np.uint8),
+            schema.STATE: np.stack(self.states).astype(np.float32),
+            schema.ACTION: np.stack(self.actions).astype(np.float32),
+            schema.REWARD: np.asarray(self.rewards, np.float32),
+            schema.SUCCESS: np.asarray(self.successes, bool),
+            schema.IS_FIRST: is_first,
+            schema.IS_LAST: is_last,
+            schema.IS_TERMINAL: is_terminal,
+        }
+
+
+def run_policy_episode(agent: Any, env: Any, lang: np.ndarray, seed: int, explore: bool, frames: list | None = None) -> tuple[EpisodeResult, _EpisodeRecorder]:
+    """One whole episode from ``env.reset(seed=seed)``; ``frames`` (if given) receives every image."""
+    observation, _ = env.reset(seed=seed)
+    recorder = _EpisodeRecorder(observation)
+    carry = None
+    total, success, done = 0.0, False, False
+    if frames is not None:
+        frames.append(observation["image"])
+    while not done:
+        action, carry = agent.policy_step(observation, lang, carry=carry, explore=explore)
+        observation, reward, terminated, truncated, info = env.step(action)
+        recorder.add(action, observation, reward, info, terminated)
+        total += float(reward)
+        success = success or bool(info.get("success", False))
+        done = terminated or truncated
+        if frames is not None:
+            frames.append(observation["image"])
+    return EpisodeResult(seed=seed, ret=total, success=success, length=len(recorder)), recorder
+
+
+def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int], frames: list | None = None) -> Evaluation:
+    """Run the policy without exploration on every evaluation seed; frames of the first episode
+    go into ``frames`` when given."""
+    episodes = []
+    for index, seed in enumerate(seeds):
+        result, _ = run_policy_episode(agent, env, lang, seed, explore=False, frames=frames if index == 0 else None)
+        episodes.append(result)
+    return Evaluation.from_episodes(step, episodes)
+
+
+def write_rollout_gif(path: Path, frames: list[np.ndarray], max_frames: int) -> None:
+    """Save at most ``max_frames`` evenly spaced frames as a looping GIF, atomically."""
+    import imageio.v3 as iio
+
+    from lamp_data.atomic import atomic_path
+
+    if not frames:
+        return
+    index = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
+    with atomic_path(path) as temporary:
+        iio.imwrite(temporary, np.stack([frames[i] for i in index]), extension=".gif", duration=80, loop=0)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_text_encoder(name: str, device: str) -> Any:
+    """A frozen sentence encoder, loaded once per process (loading MiniLM takes seconds)."""
+    from lamp_data.text import TextEncoder
+
+    return TextEncoder(name, device=device)
+
+
+class _TextEncoders:
+    """Instruction embeddings, computed once per :func:`finetune` call."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self._embeddings: dict[tuple[str, str], np.ndarray] = {}
+
+    def embed(self, encoder_name: str, text: str) -> np.ndarray:
+        key = (encoder_name, text)
+        if key not in self._embeddings:
+            self._embeddings[key] = _load_text_encoder(encoder_name, self.device).encode([text])[0]
+        return self._embeddings[key]
+
+
+def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
+    """The agent a run starts from, ready to finetune; returns ``(agent, pretrained)``."""
+    from lamp_agent import Agent, load_preset
+
+    image_size = int(env.observation_space["image"].shape[0])
+    state_dim = int(env.observation_space["state"].shape[0])
+    action_dim = int(env.action_space.shape[0])
+    if run.init == SCRATCH:
+        agent = Agent(
+            load_preset(run.preset), image_size=image_size, state_dim=state_dim, action_dim=action_dim,
+            lang_dim=lang_dim, device=run.device, seed=run.seed,
+        )
+        return agent, False
+    agent = Agent.load(run.init, device=run.device)
+    wanted = {"image_size": image_size, "state_dim": state_dim, "action_dim": action_dim, "lang_dim": lang_dim}
+    mismatched = [f"{key} {agent.sizes[key]} (env/encoder: {value})" for key, value in wanted.items() if agent.sizes[key] != value]
+    if mismatched:
+        raise LampError(f"checkpoint {run.init} does not fit task '{run.task}': {', '.join(mismatched)}")
+    _reseed(agent, run.seed)
+    agent.prepare_finetune()
+    return agent, True
+
+
+def _reseed(agent: Any, seed: int) -> None:
+    """Give a loaded agent the run seed's random streams, so run seeds of one checkpoint differ
+    in exploration, sampling and the fresh critic head, not only in their env seeds."""
+    if hasattr(agent, "reseed"):
+        agent.reseed(seed)
+        return
+    agent.seed = int(seed)
+    agent._rng = {name: agent._fresh_rng_state(seed * 2 + index) for index, name in enumerate(("train", "act"))}
+
+
+def _training_batch(replay: Any, batch_size: int, lang: np.ndarray) -> dict[str, Any]:
+    import torch
+
+    batch = replay.sample(batch_size)
+    batch = {key: torch.as_tensor(value) for key, value in batch.items()}
+    batch["lang"] = torch.as_tensor(lang, dtype=torch.float32).unsqueeze(0).expand(batch_size, -1).contiguous()
+    return batch
+
+
+def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, advance: Any = None, save_agent: bool = False) -> RunResult:
+    """Do one run from step 0 and finish its folder.
+
+    Args:
+        run: The run's config.
+        writer: Its writer (the caller checked it is not finished yet).
+        encoders: Shared sentence encoders.
+        advance: Called with the number of env steps just taken, for progress bars.
+        save_agent: Also save the finetuned agent into the run folder.
+    """
+    import torch
+
+    from lamp_agent.core.replay import EpisodeReplay
+    from lamp_data.envs import EnvConfig, RandomizationConfig, make_env
+
+    advance = advance or (lambda steps: None)
+    env_config = EnvConfig(image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical())
+    env = make_env(run.env, env_config)
+    eval_env = make_env(run.env, env_config)
+    try:
+        torch.manual_seed(run.seed)
+        candidates = _instruction_candidates(run, env)
+        lang_dim = encoders.embed(run.text_encoder, candidates[0]).shape[0]
+        agent, pretrained = _build_agent(run, env, lang_dim)
+        agent_config = agent.config
+        train_ratio = agent_config.train_ratio if run.train_ratio is None else run.train_ratio
+        batch_size = agent_config.batch_size if run.batch_size is None else run.batch_size
+        seq_len = agent_config.seq_len if run.seq_len is None else run.seq_len
+        replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=seq_len, seed=run.seed)
+        eval_seeds = eval_episode_seeds(run.eval_episodes)
+        writer.begin(
+            {
+                "pretrained": pretrained,
+                "agent_config": agent_config.to_dict(),
+                "train_ratio": train_ratio,
+                "batch_size": batch_size,
+                "seq_len": seq_len,
+                "eval_seeds": eval_seeds,
+                "train_seed_rule": TRAIN_SEED_RULE,
+                "env_config": env_config.to_dict(),
+                "env_spec": env.spec_dict() if hasattr(env, "spec_dict") else {"name": run.env},
+                "trainable_parameters": sum(p.numel() for p in agent.nets.parameters() if p.requires_grad),
+            }
+        )
+        loop = _TrainingLoop(run, agent, env, replay, train_ratio, batch_size, advance)
+        instruction, tried = loop.choose_instruction(candidates, encoders)
+        lang = encoders.embed(run.text_encoder, instruction)
+        writer.info.update(instruction_used=instruction, instructions_tried=tried)
+        frames: list[np.ndarray] = []
+        writer.log(evaluate(agent, eval_env, lang, loop.env_steps, eval_seeds, frames=frames if loop.env_steps >= run.steps else None))
+        while loop.env_steps < run.steps:
+            loop.step(lang)
+            at_end = loop.env_steps >= run.steps
+            if at_end or loop.env_steps % run.eval_every == 0:
+                writer.log(evaluate(agent, eval_env, lang, loop.env_steps, eval_seeds, frames=frames if at_end else None))
+        write_rollout_gif(writer.folder / ROLLOUT_GIF, frames, run.gif_frames)
+        if save_agent:
+            agent.save(writer.folder / "agent")
+        steps = np.array([evaluation.step for evaluation in writer.evaluations])
+        rates = np.array([evaluation.success_rate for evaluation in writer.evaluations])
+        from lamp_eval.stats import area_under_curve
+
+        summary = {
+            "final_success_rate": float(rates[-1]),
+            "success_auc": area_under_curve(steps, rates),
+            "final_return_mean": writer.evaluations[-1].return_mean,
+            "env_steps": loop.env_steps,
+            "train_episodes": loop.episodes,
+            "train_seeds": loop.seeds_used,
+            "updates": loop.updates,
+        }
+        folder = writer.finish(summary)
+        return RunResult(run, folder, False, summary["final_success_rate"], instruction, summary)
+    finally:
+        env.close()
+        eval_env.close()
+
+
+TRAIN_SEED_RULE = f"run seed * {TRAIN_SEED_STRIDE} + training episode index"
+"""How training reset seeds follow from the run seed (recorded in ``run.json``)."""
+
+
+def _instruction_candidates(run: RunConfig, env: Any) -> tuple[str, ...]:
+    """The instructions a run may use, the default first."""
+    if run.instruction and run.instruction != AUTO_INSTRUCTION:
+        return (run.instruction,)
+    registered = task_instructions(run.task)
+    if not registered:
+        _, info = env.reset(seed=train_episode_seed(run.seed, 0))
+        registered = (str(info["instruction"]),)
+    return registered if run.instruction == AUTO_INSTRUCTION else registered[:1]
+
+
+class _TrainingLoop:
+    """Steps one training env, fills the replay with whole episodes and trains at a fixed ratio."""
+
+    def __init__(self, run: RunConfig, agent: Any, env: Any, replay: Any, train_ratio: float, batch_size: int, advance: Any):
+        self.run, self.agent, self.env, self.replay = run, agent, env, replay
+        self.train_ratio, self.batch_size, self.advance = train_ratio, batch_size, advance
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+        self._owed = 0.0
+        self._recorder: _EpisodeRecorder | None = None
+        self._observation: dict[str, np.ndarray] | None = None
+        self._carry = None
+        self._has_data = False
+        self.seeds_used: list[int] = []
+        """Reset seed of every training episode begun."""
+
+    def _next_seed(self) -> int:
+        seed = train_episode_seed(self.run.seed, len(self.seeds_used))
+        self.seeds_used.append(seed)
+        return seed
+
+    def choose_instruction(self, candidates: tuple[str, ...], encoders: _TextEncoders) -> tuple[str, list[dict[str, Any]]]:
+        """With one candidate, return it; else run one greedy episode per candidate (counted in
+        the budget, added to the replay) and keep the one with the highest return."""
+        if len(candidates) == 1:
+            return candidates[0], []
+        tried = []
+        for text in candidates:
+            lang = encoders.embed(self.run.text_encoder, text)
+            result, recorder = run_policy_episode(
+                self.agent, self.env, lang, self._next_seed(), explore=False
+            )
+            self._add_episode(recorder)
+            self.env_steps += len(recorder)
+            self.advance(len(recorder))
+            tried.append({"instruction": text, "return": result.ret, "success": result.success})
+        best = max(tried, key=lambda entry: entry["return"])
+        return str(best["instruction"]), tried
+
+    def _add_episode(self, recorder: _EpisodeRecorder) -> None:
+        self.replay.add_episode(recorder.episode())
+        self.episodes += 1
+        self._has_data = True
+
+    def step(self, lang: np.ndarray) -> None:
+        """One env step, then the updates it pays for."""
+        if self._observation is None:
+            self._observation, _ = self.env.reset(seed=self._next_seed())
+            self._recorder = _EpisodeRecorder(self._observation)
+            self._carry = None
+        action, self._carry = self.agent.policy_step(self._observation, lang, carry=self._carry, explore=True)
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._recorder.add(action, observation, reward, info, terminated)
+        self._observation = observation
+        self.env_steps += 1
+        self.advance(1)
+        if terminated or truncated:
+            self._add_episode(self._recorder)
+            self._observation = None
+        if self._has_data:
+            self._owed += self.train_ratio
+            while self._owed >= 1.0:
+                self.agent.train_step(_training_batch(self.replay, self.batch_size, lang), mode="finetune")
+                self._owed -= 1.0
+                self.updates += 1
+
+
+def finetune(config: FinetuneConfig, progress: bool = True) -> list[RunResult]:
+    """Run every task × init × seed of ``config`` that has not finished yet.
+
+    Finished runs with the same config are skipped (and reported as skipped); unfinished ones
+    restart from step 0. Inputs are all checked before the first run starts.
+
+    Args:
+        config: The queue.
+        progress: Show a rich progress bar over env steps.
+
+    Returns:
+        One result per queued run, in queue order.
+
+    Raises:
+        LampError: unknown task or env, missing or unfitting checkpoint, a finished run with a
+            different config in the way, bad numbers.
+    """
+    runs = plan_runs(config)
+    writers = [RunWriter(config.out, run) for run in runs]
+    pending = [not writer.finished() for writer in writers]
+    encoders = _TextEncoders(config.device)
+    results = []
+    with _progress(progress, sum(run.steps for run, todo in zip(runs, pending) if todo)) as bar:
+        for run, writer, todo in zip(runs, writers, pending):
+            if not todo:
+                info = writer.info or _finished_info(writer)
+                results.append(
+                    RunResult(run, writer.final, True, float(info["summary"]["final_success_rate"]),
+                              str(info.get("instruction_used", "")), dict(info["summary"]))
+                )
+                continue
+            bar.describe(f"{run.method} · {run.task} · seed {run.seed}")
+            results.append(finetune_run(run, writer, encoders, advance=bar.advance, save_agent=config.save_agent))
+    return results
+
+
+def _finished_info(writer: RunWriter) -> dict[str, Any]:
+    from lamp_eval.runs import RUN_INFO, read_run_info
+
+    return read_run_info(writer.final / RUN_INFO)
+
+
+class _progress:
+    """A rich progress bar over env steps, or nothing."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled and total > 0, total
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "_progress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("finetune", total=self.total)
+        return self
+
+    def describe(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, description=text)
+
+    def advance(self, steps: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, steps)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

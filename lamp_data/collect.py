@@ -347,6 +347,17 @@ def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -
             )
 
 
+def _task_split(spec: dict[str, Any]) -> dict[str, list[str]]:
+    """The tasks this env samples from and, for a known backend, its pretrain / held-out split."""
+    from lamp_data.envs import tasks as task_registry
+
+    split = {"collected": list(spec.get("tasks", []))}
+    if spec.get("backend") in task_registry.BACKENDS:
+        for name in task_registry.SPLITS:
+            split[name] = [task.name for task in task_registry.list_tasks(name, spec["backend"])]
+    return split
+
+
 def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[str, Any]:
     spec = env.spec_dict() if hasattr(env, "spec_dict") else env.unwrapped.spec_dict()
     from lamp_data.store import layout
@@ -360,7 +371,7 @@ def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[
                        "image_size": config.image_size, "episode_length": config.episode_length,
                        "canonical": config.canonical},
         "runs": {config.run: run_record},
-        "task_split": spec.get("task_split") or spec.get("split") or {"pretrain": spec.get("tasks", [])},
+        "task_split": _task_split(spec),
         "sample_fields": dict(layout.FIELD_FILES),
         "provenance": provenance(),
     }

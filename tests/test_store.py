@@ -1,0 +1,230 @@
+"""The shard store: round trips, damage detection, reward sets, training sequences, stock loaders."""
+
+import json
+import shutil
+import tarfile
+import warnings
+
+import numpy as np
+import pytest
+
+from lamp_data import schema
+from lamp_data.collect import CollectConfig, collect
+from lamp_data.errors import LampError
+from lamp_data.store import (
+    RewardSetWriter,
+    SequenceDataset,
+    dataset_card,
+    iter_episodes,
+    open_dataset,
+    verify_dataset,
+)
+
+TINY = dict(env="dummy", image_size=16, episode_length=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    """Seven random-policy dummy episodes in shards of three (3 + 3 + 1)."""
+    out = tmp_path_factory.mktemp("store") / "data"
+    collect(out, CollectConfig(episodes=7, shard_episodes=3, seed=5, **TINY), progress=False)
+    return out
+
+
+@pytest.fixture
+def copy_of(tiny_dataset, tmp_path):
+    destination = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, destination)
+    return destination
+
+
+def test_round_trip_fields_and_layout(tiny_dataset):
+    dataset = open_dataset(tiny_dataset)
+    assert dataset.info["format_version"] == schema.DATASET_FORMAT_VERSION
+    assert dataset.info["env"]["name"] == "dummy" and dataset.info["collection"]["seed"] == 5
+    shards = dataset.shards()
+    assert [s.name for s in shards] == ["collect-00000000", "collect-00000003", "collect-00000006"]
+    assert [s.nsamples for s in shards] == [3, 3, 1] and sum(s.nsteps for s in shards) == 35
+    episodes = list(iter_episodes(tiny_dataset))
+    assert [e["__key__"] for e in episodes] == [f"ep{i:08d}" for i in range(7)]
+    episode = episodes[4]
+    assert episode["__shard__"] == "collect-00000003"
+    assert episode[schema.IMAGE].dtype == np.uint8 and episode[schema.IMAGE].shape == (6, 16, 16, 3)
+    assert episode[schema.ACTION].shape == (5, 4) and episode[schema.ACTION].dtype == np.float32
+    assert episode[schema.STATE].shape == (6, 4) and episode[schema.REWARD].shape == (5,)
+    assert episode[schema.IS_FIRST].tolist() == [True] + [False] * 5
+    assert episode[schema.IS_LAST].tolist() == [False] * 5 + [True]
+    assert not episode[schema.IS_TERMINAL].any() and not episode[schema.SUCCESS][0]
+    meta = episode["meta"]
+    assert meta["episode"] == 4 and meta["env"] == "dummy" and meta["policy"] == "random"
+    assert meta["task"] in ("reach-dummy", "push-dummy") and meta["instruction"].endswith("red block")
+    assert "background" in meta["randomization"] and isinstance(meta["seed"], int)
+    assert verify_dataset(tiny_dataset).ok
+
+
+def test_card_counts_from_sidecars(tiny_dataset):
+    card = dataset_card(tiny_dataset)
+    assert card["episodes"] == 7 and card["steps"] == 35 and card["shards"] == 3
+    assert sum(card["tasks"].values()) == 7 and card["runs"]["collect"]["episodes"] == 7
+    assert card["bytes"] == sum(s.bytes for s in open_dataset(tiny_dataset).shards())
+    assert card["prompt_set"] is None and card["reward_sets"] == []
+
+
+def test_unknown_format_version_and_non_dataset_are_refused(copy_of, tmp_path):
+    info_path = copy_of / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    info_path.write_text(json.dumps({**info, "format_version": 99}))
+    with pytest.raises(LampError, match="format_version 99"):
+        open_dataset(copy_of)
+    with pytest.raises(LampError, match="not a dataset"):
+        open_dataset(tmp_path)
+    with pytest.raises(LampError, match="does not exist"):
+        list(iter_episodes(tmp_path / "missing"))
+
+
+def _flip_byte(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_shard_is_named_by_reader_and_verify(copy_of, damage):
+    target = copy_of / "shards" / "collect-00000003.tar"
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:5000])
+    else:
+        with tarfile.open(target) as archive:  # flip a byte inside the state array's data
+            member = archive.getmember("ep00000004.state.npy")
+        _flip_byte(target, member.offset_data + member.size - 3)
+    report = verify_dataset(copy_of)
+    assert not report.ok and [file for file, _ in report.problems] == ["shards/collect-00000003.tar"]
+    with pytest.raises(LampError, match="collect-00000003.tar"):
+        list(iter_episodes(copy_of))
+    with pytest.warns(UserWarning, match="collect-00000003.tar"):
+        keys = [e["__key__"] for e in iter_episodes(copy_of, on_error="skip")]
+    assert keys == ["ep00000000", "ep00000001", "ep00000002", "ep00000006"]
+
+
+def test_readers_ignore_interrupted_writes(copy_of):
+    (copy_of / "shards" / "collect-00000006.json").unlink()
+    (copy_of / "shards" / ".collect-00000009.tar.x1y2.tmp").write_bytes(b"partial")
+    assert [s.name for s in open_dataset(copy_of).shards()] == ["collect-00000000", "collect-00000003"]
+    assert len(list(iter_episodes(copy_of))) == 6
+    report = verify_dataset(copy_of)
+    assert report.ok and len(report.warnings) == 2 and report.episodes == 6
+
+
+def _fake_rewards(dataset, shard, prompts):
+    return {
+        episode["__key__"]: np.stack(
+            [episode[schema.IMAGE][..., c % 3].mean(axis=(1, 2)) / 255 for c in range(len(prompts))], axis=1
+        ).astype(np.float16)
+        for episode in iter_episodes(dataset, shards=[shard])
+    }
+
+
+def test_reward_set_round_trip_and_checks(copy_of):
+    prompts = ["reach the red block", "push the red block", "open the door"]
+    writer = RewardSetWriter(copy_of, "fake-0001", {"model": {"family": "fake"}}, prompts)
+    dataset = open_dataset(copy_of)
+    for shard in dataset.shards()[:2]:
+        assert not writer.has_shard(shard.name)
+        writer.write_shard(shard.name, _fake_rewards(dataset, shard.name, prompts))
+        assert writer.has_shard(shard.name)
+    assert dataset.reward_sets() == ["fake-0001"]
+    assert dataset.reward_set_prompts("fake-0001") == prompts
+    assert dataset.reward_set_info("fake-0001")["format_version"] == schema.REWARD_FORMAT_VERSION
+    joined = list(iter_episodes(copy_of, reward_set="fake-0001", shards=["collect-00000000"]))
+    expected = _fake_rewards(dataset, "collect-00000000", prompts)
+    assert all(np.array_equal(e[schema.VLM_REWARD], expected[e["__key__"]]) for e in joined)
+    assert joined[0][schema.VLM_REWARD].shape == (6, 3) and joined[0][schema.VLM_REWARD].dtype == np.float16
+    with pytest.raises(LampError, match="no committed shard for data shard collect-00000006"):
+        list(iter_episodes(copy_of, reward_set="fake-0001"))
+    last = _fake_rewards(dataset, "collect-00000006", prompts)
+    with pytest.raises(LampError, match="cover 0 episodes"):
+        writer.write_shard("collect-00000006", {})
+    with pytest.raises(LampError, match="shape"):
+        writer.write_shard("collect-00000006", {k: v[:, :2] for k, v in last.items()})
+    with pytest.raises(LampError, match="no committed data shard"):
+        writer.write_shard("collect-00000099", last)
+    with pytest.raises(LampError, match="different reward model"):
+        RewardSetWriter(copy_of, "fake-0001", {"model": {"family": "other"}}, prompts)
+    with pytest.raises(LampError, match="different prompts"):
+        RewardSetWriter(copy_of, "fake-0001", {"model": {"family": "fake"}}, prompts[:2])
+    RewardSetWriter(copy_of, "fake-0001", {"model": {"family": "fake"}}, prompts).write_shard("collect-00000006", last)
+    assert len(list(iter_episodes(copy_of, reward_set="fake-0001"))) == 7
+    assert verify_dataset(copy_of).ok
+    card = dataset_card(copy_of)
+    assert card["reward_sets"][0]["complete"] and card["reward_sets"][0]["shards"] == 3
+    reward_tar = copy_of / "rewards" / "fake-0001" / "collect-00000003.tar"
+    _flip_byte(reward_tar, 600)
+    report = verify_dataset(copy_of)
+    assert [file for file, _ in report.problems] == ["rewards/fake-0001/collect-00000003.tar"]
+    with pytest.raises(LampError, match="rewards/fake-0001/collect-00000003.tar"):
+        list(iter_episodes(copy_of, reward_set="fake-0001"))
+
+
+def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
+    import torch
+
+    prompts = ["reach the red block", "push the red block"]
+    writer = RewardSetWriter(copy_of, "fake-0002", {"model": "fake"}, prompts)
+    dataset = open_dataset(copy_of)
+    for shard in dataset.shards():
+        writer.write_shard(shard.name, _fake_rewards(dataset, shard.name, prompts))
+    episodes = {e["meta"]["instruction"] + e["__key__"]: e for e in iter_episodes(copy_of)}
+    sequences = SequenceDataset(copy_of, seq_len=6, batch_size=4, reward_set="fake-0002", shuffle_buffer=3, seed=1)
+    batches = [batch for _, batch in zip(range(3), sequences)]
+    batch = batches[0]
+    assert batch[schema.IMAGE].shape == (4, 6, 16, 16, 3) and batch[schema.IMAGE].dtype == torch.uint8
+    assert batch[schema.ACTION].shape == (4, 6, 4) and batch[schema.VLM_REWARD].shape == (4, 6)
+    assert batch[schema.PROMPT_INDEX].dtype == torch.int64 and batch[schema.IS_FIRST][:, 0].all()
+    assert (batch[schema.ACTION][:, 0] == 0).all() and (batch[schema.REWARD][:, 0] == 0).all()
+    for row in range(4):  # each row is a whole episode: check alignment against the stored one
+        image = batch[schema.IMAGE][row].numpy()
+        match = [e for e in episodes.values() if np.array_equal(e[schema.IMAGE], image)]
+        assert len(match) == 1
+        episode = match[0]
+        assert np.array_equal(batch[schema.ACTION][row, 1:].numpy(), episode[schema.ACTION])
+        assert np.array_equal(batch[schema.REWARD][row, 1:].numpy(), episode[schema.REWARD])
+        prompt = int(batch[schema.PROMPT_INDEX][row])
+        assert prompts[prompt] == episode["meta"]["instruction"]
+        rewards = _fake_rewards(dataset, episode["__shard__"], prompts)[episode["__key__"]]
+        assert np.allclose(batch[schema.VLM_REWARD][row].numpy(), rewards[:, prompt].astype(np.float32))
+    always_zero = SequenceDataset(copy_of, seq_len=3, batch_size=2, reward_set="fake-0002",
+                                  prompt_chooser=lambda meta, count, rng: 0, shuffle_buffer=2)
+    batch = next(iter(always_zero))
+    assert batch[schema.IMAGE].shape[:2] == (2, 3) and (batch[schema.PROMPT_INDEX] == 0).all()
+
+
+def test_sequences_split_shards_over_dataloader_workers(tiny_dataset):
+    import torch
+
+    sequences = SequenceDataset(tiny_dataset, seq_len=6, batch_size=1, shuffle_buffer=1, seed=0, refresh_seconds=0.0)
+    loader = torch.utils.data.DataLoader(sequences, batch_size=None, num_workers=2)
+    first_frames = set()
+    for _, batch in zip(range(8), loader):
+        first_frames.add(batch[schema.IMAGE][0, 0].numpy().tobytes())
+    stored = {e[schema.IMAGE][0].tobytes() for e in iter_episodes(tiny_dataset)}
+    assert first_frames <= stored and len(first_frames) >= 3
+
+
+def test_loads_with_stock_webdataset_and_hf_datasets(tiny_dataset):
+    import webdataset as wds
+    from datasets import load_dataset
+
+    tars = sorted(str(p) for p in (tiny_dataset / "shards").glob("*.tar"))
+    samples = list(wds.WebDataset(tars, shardshuffle=False).decode())
+    assert [s["__key__"] for s in samples] == [f"ep{i:08d}" for i in range(7)]
+    ours = {e["__key__"]: e for e in iter_episodes(tiny_dataset)}
+    assert np.array_equal(samples[2]["image.npy.gz"], ours["ep00000002"][schema.IMAGE])
+    assert samples[2]["meta.json"] == ours["ep00000002"]["meta"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hf = load_dataset("webdataset", data_files={"train": tars}, split="train", cache_dir=str(tiny_dataset.parent / "hf"))
+    assert len(hf) == 7
+    row = hf[3]
+    assert np.array_equal(np.asarray(row["image.npy.gz"], np.uint8), ours["ep00000003"][schema.IMAGE])
+    assert np.allclose(np.asarray(row["action.npy"], np.float32), ours["ep00000003"][schema.ACTION])
+    assert row["meta.json"]["episode"] == 3

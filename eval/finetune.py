@@ -425,6 +425,11 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         train_ratio = agent_config.train_ratio if run.train_ratio is None else run.train_ratio
         batch_size = agent_config.batch_size if run.batch_size is None else run.batch_size
         seq_len = agent_config.seq_len if run.seq_len is None else run.seq_len
+        if seq_len > run.episode_length + 1:
+            raise LampError(
+                f"training sequences of {seq_len} steps do not fit {run.episode_length}-step episodes; "
+                f"pass --seq-len {run.episode_length + 1} or less"
+            )
         replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=seq_len, seed=run.seed)
         eval_seeds = eval_episode_seeds(run.eval_episodes)
         writer.begin(

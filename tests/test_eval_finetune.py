@@ -1,0 +1,159 @@
+"""Finetuning end to end on the dummy env with the tiny agent, from scratch and pretrained."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from lamp_data.errors import LampError
+from lamp_eval.finetune import FinetuneConfig, finetune, method_label
+from lamp_eval.report import ReportConfig, leaderboard
+from lamp_eval.runs import RUN_INFO, RUN_LOG, eval_episode_seeds, find_runs
+
+LANG_DIM = 384  # all-MiniLM-L6-v2
+
+
+def _save_pretrained(folder, alpha, info):
+    from lamp_agent import Agent, load_preset
+
+    agent = Agent(load_preset("tiny", alpha=alpha), image_size=16, state_dim=4, action_dim=4, lang_dim=LANG_DIM, seed=7)
+    agent.info = info
+    agent.save(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {
+        "lamp": _save_pretrained(root / "lamp", 0.9, {"reward_fingerprint": "r3m-abc123", "prompt_set": "default"}),
+        "p2e": _save_pretrained(root / "p2e", 1.0, {}),
+    }
+
+
+def _config(out, inits, **changes):
+    values = dict(
+        tasks=("reach-dummy",), inits=tuple(str(init) for init in inits), out=str(out), seeds=(0,), steps=10,
+        eval_every=5, eval_episodes=2, env="dummy", image_size=16, episode_length=5, preset="tiny",
+        train_ratio=0.2, batch_size=2, seq_len=5,
+    )
+    values.update(changes)
+    return FinetuneConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, checkpoints):
+    out = tmp_path_factory.mktemp("runs")
+    results = finetune(_config(out, ["scratch", checkpoints["lamp"]], save_agent=True), progress=False)
+    return out, results
+
+
+def test_method_labels_come_from_checkpoints(checkpoints, tmp_path):
+    assert method_label("scratch") == "scratch"
+    assert method_label(str(checkpoints["lamp"])) == "lamp[r3m-abc123]"
+    assert method_label(str(checkpoints["p2e"])) == "p2e"
+    ablation = _save_pretrained(tmp_path / "short", 0.5, {"reward_fingerprint": "clip-0f0f", "prompt_set": "short"})
+    assert method_label(str(ablation)) == "lamp[clip-0f0f,short,alpha=0.5]"
+
+
+def test_runs_end_to_end_from_scratch_and_pretrained(finished):
+    out, results = finished
+    assert [(result.config.method, result.skipped) for result in results] == [("scratch", False), ("lamp[r3m-abc123]", False)]
+    for result in results:
+        folder = Path(result.folder)
+        assert folder == out / result.config.method / "reach-dummy" / "seed-0"
+        lines = [json.loads(line) for line in (folder / RUN_LOG).read_text().splitlines()]
+        assert [line["step"] for line in lines] == [0, 5, 10]
+        assert [episode["seed"] for episode in lines[-1]["episodes"]] == eval_episode_seeds(2)
+        assert all(0.0 <= line["success_rate"] <= 1.0 for line in lines)
+        info = json.loads((folder / RUN_INFO).read_text())
+        assert info["status"] == "finished" and info["config"]["steps"] == 10 and info["format_version"] == 1
+        assert "torch" in info["provenance"]["versions"] and info["instruction_used"] in ("reach the red block", "push the red block")
+        assert not set(info["summary"]["train_seeds"]) & set(info["eval_seeds"])
+        assert info["env_config"]["randomization"]["max_distractors"] == 0  # canonical env
+        assert info["summary"]["env_steps"] == 10 and info["summary"]["updates"] >= 1
+        gif = (folder / "rollout.gif").read_bytes()
+        assert gif[:6] == b"GIF89a" and len(gif) < 50_000
+        assert not list(folder.parent.glob(".*partial"))
+    assert results[0].config.init == "scratch" and not json.loads((results[0].folder / RUN_INFO).read_text())["pretrained"]
+
+
+def test_critic_is_linearly_probed_and_everything_else_trains(finished, checkpoints):
+    _, results = finished
+    before = load_file(str(checkpoints["lamp"] / "weights.safetensors"))
+    after = load_file(str(results[1].folder / "agent" / "weights.safetensors"))
+    body = [name for name in before if name.startswith("critic.body.") or name.startswith("critic.activation.")]
+    assert body
+    for name in body:
+        assert np.array_equal(before[name].numpy(), after[name].numpy()), name
+    changed = lambda prefix: any(  # noqa: E731
+        not np.array_equal(before[name].numpy(), after[name].numpy()) for name in before if name.startswith(prefix)
+    )
+    for trained in ("critic.head.", "actor.", "rssm.", "frontend.", "reward."):
+        assert changed(trained), trained
+    info = json.loads((results[1].folder / RUN_INFO).read_text())
+    scratch_info = json.loads((results[0].folder / RUN_INFO).read_text())
+    assert info["trainable_parameters"] < scratch_info["trainable_parameters"]
+
+
+def test_finished_runs_are_skipped_and_interrupted_ones_restart(finished, checkpoints, tmp_path):
+    out, results = finished
+    again = finetune(_config(out, ["scratch", checkpoints["lamp"]], save_agent=True), progress=False)
+    assert [result.skipped for result in again] == [True, True]
+    assert [result.final_success_rate for result in again] == [result.final_success_rate for result in results]
+    with pytest.raises(LampError, match="different config"):
+        finetune(_config(out, ["scratch"], steps=15), progress=False)
+    # a run cut off mid-way leaves only a hidden staging folder; the next call starts it afresh
+    staging = tmp_path / "scratch" / "reach-dummy" / ".seed-0.partial"
+    staging.mkdir(parents=True)
+    (staging / RUN_LOG).write_text('{"step": 0, "success_rate": 1.0, "return_mean": 0, "episodes": []}\n{"st')
+    [result] = finetune(_config(tmp_path, ["scratch"]), progress=False)
+    assert not staging.exists() and not result.skipped
+    log = (result.folder / RUN_LOG).read_text()
+    assert log == (results[0].folder / RUN_LOG).read_text()  # same seed, same run
+
+
+def test_leaderboard_from_finetune_runs(finished, tmp_path):
+    out, _ = finished
+    result = leaderboard([out], tmp_path / "report", ReportConfig(reps=200))
+    assert {row.method for row in result.leaderboard.rows} == {"scratch", "lamp[r3m-abc123]"}
+    assert (tmp_path / "report" / "gifs" / "reach-dummy__scratch.gif").is_file()
+    assert len(find_runs([out])) == 2
+
+
+def test_bad_input_is_one_line_exit_2(checkpoints, tmp_path):
+    from lamp_cli.eval import main
+
+    runner = CliRunner()
+    cases = {
+        "unknown task 'no-such-task'": ["--task", "no-such-task", "--init", "scratch"],
+        "pretraining split": ["--task", "button-press", "--init", "scratch"],
+        "does not exist": ["--task", "pick-place", "--init", str(tmp_path / "missing")],
+        "not an agent checkpoint": ["--task", "pick-place", "--init", str(tmp_path)],
+        "--seeds must look like": ["--task", "pick-place", "--init", "scratch", "--seeds", "a,b"],
+        "unknown env": ["--task", "pick-place", "--env", "nope", "--init", "scratch"],
+    }
+    for message, arguments in cases.items():
+        result = runner.invoke(main, ["finetune", *arguments, "--out", str(tmp_path / "runs")])
+        assert result.exit_code == 2, (message, result.output)
+        assert len(result.output.strip().splitlines()) == 1 and message in result.output, result.output
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(LampError, match="single --init"):
+        _config(tmp_path, ["scratch", checkpoints["lamp"]], method="mine")
+
+
+def test_cli_as_subprocess(finished, tmp_path):
+    out, _ = finished
+    command = Path(sys.executable).parent / "lamp-eval"
+    report = subprocess.run([command, "leaderboard", str(out), "--out", str(tmp_path / "r"), "--reps", "200"],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "lamp[r3m-abc123]" in report.stdout
+    bad = subprocess.run([command, "finetune", "--task", "no-such-task", "--init", "scratch", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("Error: unknown task")

@@ -1,9 +1,11 @@
-"""``lamp-eval leaderboard``: tables, curves, GIFs and an HTML page from finetuning runs.
+"""``lamp-eval leaderboard`` (finetuning runs) and ``lamp-eval reward-quality`` (reward sets).
 
 Examples::
 
     lamp-eval leaderboard runs/ft --out report
     lamp-eval leaderboard runs/ft runs/ft-more --out report --score auc --baseline scratch
+    lamp-eval reward-quality data/heldout/rewards/r3m-abc123 data/heldout/rewards/clip-0f0f
+    lamp-eval reward-quality data/heldout/rewards/* --task pick-place --json
 """
 
 from __future__ import annotations
@@ -28,3 +30,24 @@ def leaderboard(runs: tuple[str, ...], out: str, baseline: str, score: str, reps
     result = make_leaderboard(list(runs), out, config)
     click.echo(markdown_table(result.leaderboard))
     click.echo(f"wrote {len(result.files)} files to {result.out} (open {result.out / 'leaderboard.html'})")
+
+
+@click.command("reward-quality")
+@click.argument("rewards", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--task", "tasks", multiple=True, help="Only episodes of this task (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
+def reward_quality(rewards: tuple[str, ...], tasks: tuple[str, ...], as_json: bool) -> None:
+    """Rank reward sets (DATASET/rewards/FINGERPRINT) by how well they track held-out tasks."""
+    import json
+
+    from lamp_eval.reward_quality import COLUMNS, reward_quality_table
+
+    rows = reward_quality_table(list(rewards), tasks=list(tasks) or None)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    cell = lambda value: "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)  # noqa: E731
+    click.echo("| " + " | ".join(COLUMNS) + " |")
+    click.echo("|" + "---|" * len(COLUMNS))
+    for row in rows:
+        click.echo("| " + " | ".join(cell(row.get(column)) for column in COLUMNS) + " |")

@@ -139,3 +139,36 @@ def test_leaderboard_cli_in_process(synthetic_runs, tmp_path):
     result = runner.invoke(main, ["leaderboard", str(empty), "--out", str(tmp_path / "r2")])
     assert result.exit_code == 2 and result.output.strip().startswith("Error: no finished runs")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_reward_quality_cli(tmp_path):
+    from lamp_cli.eval import main
+    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.store import iter_episodes
+    from lamp_data.store.writer import RewardSetWriter
+
+    data = tmp_path / "data"
+    common = dict(env="dummy", image_size=16, episode_length=5, shard_episodes=4, seed=1)
+    collect(data, CollectConfig(episodes=4, policy="expert", run="expert", **common), progress=False)
+    collect(data, CollectConfig(episodes=10, policy="random", run="random", **common), progress=False)
+    prompts = ["reach the red block", "push the red block"]
+    writer = RewardSetWriter(data, "distance", {"model_spec": "synthetic:distance"}, prompts)
+    by_shard = {}
+    for episode in iter_episodes(data):
+        state = episode["state"]
+        own = -np.linalg.norm(state[:, :2] - state[:, 2:], axis=1)
+        rewards = np.full((len(state), 2), -0.5, np.float32)
+        rewards[:, prompts.index(episode["meta"]["instruction"])] = own
+        by_shard.setdefault(episode["__shard__"], {})[episode["__key__"]] = rewards
+    for shard, rewards in by_shard.items():
+        writer.write_shard(shard, rewards)
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance")])
+    assert result.exit_code == 0, result.output
+    assert "| distance | synthetic:distance | 10 |" in result.output
+    as_json = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--json"])
+    [row] = json.loads(as_json.output)
+    assert row["failures"] > 0 and row["success_auroc"] > 0.5
+    bad = runner.invoke(main, ["reward-quality", str(tmp_path / "nowhere")])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1

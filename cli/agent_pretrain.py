@@ -1,0 +1,42 @@
+"""``lamp-agent pretrain``: pretrain the LAMP agent on a dataset's shards and VLM rewards.
+
+Examples::
+
+    lamp-agent pretrain --data data/mw --rewards r3m-1a2b3c4d5e6f --steps 200 --preset tiny --out runs/lamp
+    lamp-agent pretrain --data data/mw --rewards r3m-1a2b3c4d5e6f --steps 200 --preset tiny --out runs/lamp --resume
+    lamp-agent pretrain --data data/mw --rewards r3m-1a2b3c4d5e6f --steps 100000 --preset paper \\
+        --alpha 1.0 --device cuda --collect-every 500 --out runs/p2e
+"""
+
+import click
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
+@click.option("--rewards", required=True, help="Reward-set fingerprint (lamp-data info lists them).")
+@click.option("--steps", required=True, type=int, help="Total agent updates.")
+@click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="tiny", show_default=True)
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=None, help="P2E share of the reward (preset default 0.9; 1 = pure Plan2Explore).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--collect-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between collecting new episodes with the policy (0: never).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between checkpoints when not collecting (0: at the end).")
+@click.option("--text-encoder", default="minilm", show_default=True, help="Prompt encoder: minilm or a local model folder.")
+@click.option("--out", required=True, type=click.Path(), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def pretrain(data, rewards, steps, preset, alpha, device, seed, collect_every, checkpoint_every, text_encoder, out, resume, quiet):
+    """Pretrain the world-model agent with Plan2Explore and LAMP rewards."""
+    from lamp_agent.pretrain import PretrainConfig
+    from lamp_agent.pretrain import pretrain as run_pretrain
+
+    config = PretrainConfig(
+        data=data, rewards=rewards, out=out, steps=steps, preset=preset, alpha=alpha, device=device, seed=seed,
+        collect_every=collect_every, checkpoint_every=checkpoint_every, resume=resume, text_encoder=text_encoder,
+    )
+    summary = run_pretrain(config, progress=not quiet)
+    click.echo(
+        f"step {summary.step} ({summary.updates} updates, {summary.updates_per_second:.2f}/s, "
+        f"data wait {100 * summary.data_wait_fraction:.1f}%); collected {summary.episodes_collected} episodes "
+        f"in {summary.shards_written} shards; checkpoint {summary.checkpoint}"
+    )

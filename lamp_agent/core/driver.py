@@ -1,0 +1,41 @@
+"""The agent as an in-process policy for ``lamp_data.collect`` (``reset(info)``, ``policy(obs)``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class AgentPolicy:
+    """Acts with an agent's actor, conditioned on a prompt drawn from a set at each episode start.
+
+    LAMP samples a language prompt per episode during pretraining; the agent's latent state
+    and last action are carried between steps and reset at ``reset``.
+
+    Args:
+        agent: An :class:`~lamp_agent.agent.Agent`.
+        prompt_embeddings: float32 ``[P, lang_dim]``, the prompt set's embeddings.
+        seed: Seed of the per-episode prompt draw.
+        explore: Sample actions (True) or act with the policy mean.
+    """
+
+    def __init__(self, agent: Any, prompt_embeddings: np.ndarray, seed: int = 0, explore: bool = True):
+        self.agent = agent
+        self.prompt_embeddings = np.asarray(prompt_embeddings, np.float32)
+        self.explore = explore
+        self._rng = np.random.default_rng(seed)
+        self._carry: Any = None
+        self.prompt_index = 0
+        """Index of the prompt the current episode is conditioned on."""
+
+    def reset(self, info: dict[str, Any]) -> None:
+        """Start an episode: forget the latent state and draw a prompt."""
+        self._carry = None
+        self.prompt_index = int(self._rng.integers(len(self.prompt_embeddings)))
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        action, self._carry = self.agent.policy_step(
+            obs, self.prompt_embeddings[self.prompt_index], self._carry, explore=self.explore
+        )
+        return action

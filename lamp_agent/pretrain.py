@@ -1,0 +1,373 @@
+"""Pretraining: train the agent from a dataset's shards and reward set, collecting as it learns.
+
+``pretrain(PretrainConfig(data=..., rewards=<fingerprint>, out=..., steps=N))`` streams
+``[batch, time]`` sequences from the shards with the chosen reward set's VLM rewards (each
+sequence paired with a prompt by :class:`~lamp_agent.core.stream.HindsightPrompts`), and runs
+``steps`` agent updates with the LAMP reward ``alpha * norm(P2E) + (1 - alpha) * norm(VLM)``.
+
+Training runs in chunks of ``collect_every`` updates. After each chunk the current policy
+records ``collect_every / (train_ratio * episode_length)`` episodes (at least one) into the
+same dataset as new shards, under a run name unique to this pretraining run and chunk, with
+rewards scored inline by the reward set's own VLM; the next chunk's stream includes them. A
+checkpoint closes every chunk, and the stream of chunk ``c`` is seeded by ``(seed, c)``, so
+``resume`` repeats the updates an uninterrupted run would have made.
+
+Run folder::
+
+    run.json                        the pretraining config and provenance
+    lang/<hash>.npy                 the prompt set's text embeddings [P, 384], computed once
+    checkpoints/step-<N>/           agent checkpoints (see lamp_agent.checkpoint)
+    checkpoints/latest.json         which checkpoint is newest
+    tb/                             TensorBoard scalars
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lamp_agent.config import load_preset
+from lamp_data import schema
+from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.errors import LampError
+from lamp_data.provenance import provenance, stable_hash
+
+CHECKPOINTS_DIR = "checkpoints"
+LATEST_FILE = "latest.json"
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What to pretrain on, for how long, and where to write."""
+
+    data: str
+    """Dataset folder (``lamp-data collect``)."""
+    rewards: str
+    """Fingerprint of the dataset's reward set to learn from (``lamp-data info`` lists them)."""
+    out: str
+    """Run folder for checkpoints, logs and cached prompt embeddings."""
+    steps: int
+    """Total agent updates (a resumed run stops at the same total)."""
+    preset: str = "tiny"
+    """Agent preset: tiny, small or paper."""
+    alpha: float | None = None
+    """P2E share of the reward (1: pure novelty, 0: pure VLM reward); None keeps the preset's 0.9."""
+    device: str = "cpu"
+    """Torch device."""
+    seed: int = 0
+    """Seeds the agent, the replay stream and the prompt draws."""
+    collect_every: int = 0
+    """Updates between rounds of collecting new episodes with the current policy; 0 never collects."""
+    checkpoint_every: int = 0
+    """Updates between checkpoints when not collecting; 0 means only at the end."""
+    resume: bool = False
+    """Continue the run in ``out`` from its latest checkpoint."""
+    text_encoder: str = "minilm"
+    """Sentence encoder for the prompts: ``minilm`` or a local model folder."""
+    log_every: int = 10
+    """Updates between TensorBoard writes."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept (older ones are removed)."""
+    agent_overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Agent config fields changed on top of the preset (e.g. ``{"seq_len": 8}``)."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise LampError(f"steps must be at least 1, got {self.steps}")
+        if self.collect_every < 0 or self.checkpoint_every < 0:
+            raise LampError("collect_every and checkpoint_every must be non-negative")
+        if self.log_every < 1 or self.keep_checkpoints < 1:
+            raise LampError("log_every and keep_checkpoints must be at least 1")
+
+    @property
+    def chunk(self) -> int:
+        """Updates per training chunk (each ends with collection and/or a checkpoint)."""
+        return self.collect_every or self.checkpoint_every or self.steps
+
+
+@dataclass(frozen=True)
+class PretrainSummary:
+    """What one call of :func:`pretrain` did."""
+
+    out: str
+    """The run folder."""
+    checkpoint: str
+    """The newest checkpoint folder."""
+    step: int
+    """Agent updates done in total."""
+    updates: int
+    """Updates done by this call."""
+    resumed_from: int
+    """Step the run resumed from (0 for a fresh run)."""
+    episodes_collected: int
+    """Episodes the policy recorded into the dataset in this call."""
+    shards_written: int
+    """Data shards this call added to the dataset."""
+    seconds: float
+    """Wall time of the training loop."""
+    data_wait_fraction: float
+    """Share of training time spent waiting for batches."""
+    metrics: dict[str, float]
+    """The last update's metrics."""
+
+    @property
+    def updates_per_second(self) -> float:
+        """Updates per wall-clock second (collection included)."""
+        return self.updates / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_reward_set(dataset: Any, fingerprint: str) -> dict[str, Any]:
+    """The reward set's info, after checking it belongs to this dataset's shards.
+
+    Raises:
+        LampError: No such reward set, a reward shard for a shard the dataset lacks or with
+            other episodes, or no shard with rewards at all.
+    """
+    info = dataset.reward_set_info(fingerprint)
+    data_sidecars = dataset.shard_sidecars()
+    reward_sidecars = dataset.reward_shard_sidecars(fingerprint)
+    for name, sidecar in reward_sidecars.items():
+        if name not in data_sidecars:
+            raise LampError(
+                f"reward set {fingerprint} does not match {dataset.path}: it scores shard '{name}', which the dataset lacks"
+            )
+        mine = [(entry["key"], entry["steps"]) for entry in sidecar["samples"]]
+        theirs = [(entry["key"], entry["steps"]) for entry in data_sidecars[name]["samples"]]
+        if mine != theirs:
+            raise LampError(
+                f"reward set {fingerprint} does not match {dataset.path}: shard '{name}' holds other episodes than its rewards"
+            )
+    if not reward_sidecars:
+        raise LampError(f"reward set {fingerprint} has rewards for none of the shards of {dataset.path}; run lamp-data relabel")
+    prompts = dataset.reward_set_prompts(fingerprint)
+    count = info.get("prompt_count", len(prompts))
+    if count != len(prompts):
+        raise LampError(f"reward set {fingerprint} records {count} prompts but lists {len(prompts)}")
+    return info
+
+
+def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) -> np.ndarray:
+    """float32 ``[P, D]`` embeddings of ``prompts``, computed once and cached in ``cache_dir``."""
+    path = cache_dir / f"{stable_hash({'prompts': prompts, 'encoder': text_encoder})}.npy"
+    if path.is_file():
+        cached = np.load(path, allow_pickle=False)
+        if cached.shape[0] == len(prompts):
+            return cached.astype(np.float32)
+    from lamp_data.text import TextEncoder
+
+    embeddings = TextEncoder(text_encoder).encode(prompts).astype(np.float32)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, embeddings, allow_pickle=False)
+    return embeddings
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    import json
+
+    pointer = out / CHECKPOINTS_DIR / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    try:
+        name = json.loads(pointer.read_text())["checkpoint"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise LampError(f"damaged {pointer}: {error}; remove it to start over") from error
+    return out / CHECKPOINTS_DIR / name
+
+
+def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
+    import shutil
+
+    folder = out / CHECKPOINTS_DIR / f"step-{agent.step:08d}"
+    agent.save(folder)
+    atomic_write_json(out / CHECKPOINTS_DIR / LATEST_FILE, {"checkpoint": folder.name, "step": agent.step})
+    finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / "config.json").is_file())
+    for old in finished[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def _dims(dataset: Any, fingerprint: str) -> tuple[int, int, int]:
+    """(image size, state dim, action dim) of the dataset's first rewarded episode."""
+    from lamp_data.store import iter_episodes
+
+    shard = sorted(dataset.reward_shard_sidecars(fingerprint))[0]
+    episode = next(iter_episodes(dataset, shards=[shard]))
+    return int(episode[schema.IMAGE].shape[1]), int(episode[schema.STATE].shape[-1]), int(episode[schema.ACTION].shape[-1])
+
+
+def _present_episodes(dataset: Any) -> int:
+    return sum(sidecar["nsamples"] for sidecar in dataset.shard_sidecars().values())
+
+
+def pretrain(
+    config: PretrainConfig,
+    *,
+    progress: bool = True,
+    scorer_factory: Callable[[], Any] | None = None,
+) -> PretrainSummary:
+    """Pretrain an agent on a dataset's shards and VLM rewards; see the module docstring.
+
+    Args:
+        config: What to train on and where to write.
+        progress: Show a progress bar.
+        scorer_factory: Builds the scorer for inline rewards of collected episodes; default:
+            the reward set's own model (``make_scorer(info["model_spec"], prompts)``). Its
+            fingerprint must equal ``config.rewards``.
+
+    Raises:
+        LampError: Unusable dataset, reward set, run folder or checkpoint.
+    """
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from lamp_agent.agent import Agent
+    from lamp_agent.core.driver import AgentPolicy
+    from lamp_agent.core.stream import HindsightPrompts, Prefetcher
+    from lamp_data.store import SequenceDataset, open_dataset
+
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise LampError(f"run folder {out} is a file")
+    dataset = open_dataset(config.data)
+    reward_info = check_reward_set(dataset, config.rewards)
+    prompts = dataset.reward_set_prompts(config.rewards)
+    latest = _latest_checkpoint(out)
+    if latest is not None and not config.resume:
+        raise LampError(f"{out} already holds a pretraining run; pass --resume to continue it or choose another --out")
+
+    run_id = stable_hash({"out": str(out.resolve()), "seed": config.seed, "rewards": config.rewards}, length=8)
+    run_record = {
+        "data": str(Path(config.data).resolve()), "rewards": config.rewards, "preset": config.preset,
+        "seed": config.seed, "collect_every": config.collect_every, "checkpoint_every": config.checkpoint_every,
+        "run_id": run_id,
+    }
+    if latest is not None:
+        agent = Agent.load(latest, device=config.device)
+        recorded = agent.info.get("pretrain", {})
+        for key in ("data", "rewards", "preset", "seed", "collect_every", "checkpoint_every"):
+            if recorded.get(key) != run_record[key]:
+                raise LampError(f"cannot resume {out}: it was run with {key}={recorded.get(key)!r}, not {run_record[key]!r}")
+        if config.alpha is not None and config.alpha != agent.config.alpha:
+            raise LampError(f"cannot resume {out}: it was run with alpha={agent.config.alpha}, not {config.alpha}")
+    else:
+        overrides = dict(config.agent_overrides)
+        if config.alpha is not None:
+            overrides["alpha"] = config.alpha
+        agent_config = load_preset(config.preset, **overrides)
+        image_size, state_dim, action_dim = _dims(dataset, config.rewards)
+        agent = Agent(
+            agent_config, image_size=image_size, state_dim=state_dim, action_dim=action_dim,
+            lang_dim=_embeddings(prompts, config, out).shape[1], device=config.device, seed=config.seed,
+        )
+        agent.info = {
+            "pretrain": run_record, "alpha": agent_config.alpha, "reward_set": config.rewards,
+            "reward_model": reward_info.get("model_spec"), "prompt_set": reward_info.get("prompt_set"),
+            "method": "p2e" if agent_config.alpha == 1.0 else "lamp" if agent_config.alpha > 0 else "vlm-only",
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "run.json", {"config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
+    embeddings = _embeddings(prompts, config, out)
+    lang_table = torch.as_tensor(embeddings, device=agent.device)
+    resumed_from = agent.step
+    env_info = dataset.info.get("collection", {})
+    episode_length = int(env_info.get("episode_length", 150))
+
+    scorer = None
+    writer = SummaryWriter(str(out / "tb"), purge_step=agent.step)
+    metrics: dict[str, float] = {}
+    episodes_collected = shards_written = 0
+    wait_seconds = 0.0
+    started = time.perf_counter()
+    checkpoint = latest
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    try:
+        with Progress(*columns, disable=not progress, transient=False) as bar:
+            task = bar.add_task("pretrain", total=config.steps, completed=agent.step, status="")
+            while agent.step < config.steps:
+                chunk_index = agent.step // config.chunk
+                chunk_end = min((chunk_index + 1) * config.chunk, config.steps)
+                stream = SequenceDataset(
+                    dataset, seq_len=agent.config.seq_len, batch_size=agent.config.batch_size,
+                    reward_set=config.rewards, prompt_chooser=HindsightPrompts(prompts, agent.config.own_prompt_fraction),
+                    seed=int(stable_hash([config.seed, chunk_index]), 16) % 2**31, refresh_seconds=1e9,
+                )
+                with Prefetcher(stream) as batches:
+                    while agent.step < chunk_end:
+                        batch = next(batches)
+                        batch["lang"] = lang_table[batch[schema.PROMPT_INDEX].to(agent.device)]
+                        metrics = agent.train_step(batch, mode="pretrain")
+                        if agent.step % config.log_every == 0 or agent.step == chunk_end:
+                            for name, value in metrics.items():
+                                writer.add_scalar(f"train/{name}", value, agent.step)
+                            elapsed = time.perf_counter() - started
+                            writer.add_scalar("perf/data_wait_fraction", (wait_seconds + batches.wait_seconds) / max(elapsed, 1e-9), agent.step)
+                        bar.update(task, completed=agent.step, status=f"loss {metrics.get('model_loss', 0.0):.3f}")
+                    wait_seconds += batches.wait_seconds
+                if config.collect_every:
+                    if scorer is None:
+                        scorer = (scorer_factory or _default_scorer(reward_info, prompts, config.device))()
+                        if scorer.fingerprint != config.rewards:
+                            raise LampError(
+                                f"the reward model rebuilt from reward set {config.rewards} now has fingerprint {scorer.fingerprint}; "
+                                "its weights or prompts changed, so new episodes cannot join this reward set"
+                            )
+                    bar.update(task, status="collecting")
+                    summary = _collect_chunk(dataset, agent, AgentPolicy(agent, embeddings, seed=int(stable_hash([config.seed, "policy", chunk_index]), 16) % 2**31),
+                                             scorer, run_id, chunk_index, config, episode_length)
+                    episodes_collected += summary.episodes_written
+                    shards_written += summary.shards_written
+                    writer.add_scalar("collect/success_rate", summary.success_rate, agent.step)
+                    writer.add_scalar("collect/episodes", summary.episodes_total, agent.step)
+                checkpoint = _save_checkpoint(agent, out, config.keep_checkpoints)
+    finally:
+        writer.close()
+    seconds = time.perf_counter() - started
+    return PretrainSummary(
+        out=str(out), checkpoint=str(checkpoint) if checkpoint else "", step=agent.step, updates=agent.step - resumed_from,
+        resumed_from=resumed_from, episodes_collected=episodes_collected, shards_written=shards_written,
+        seconds=seconds, data_wait_fraction=wait_seconds / seconds if seconds > 0 else 0.0, metrics=metrics,
+    )
+
+
+def _embeddings(prompts: list[str], config: PretrainConfig, out: Path) -> np.ndarray:
+    return prompt_embeddings(prompts, config.text_encoder, out / "lang")
+
+
+def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str) -> Callable[[], Any]:
+    def build() -> Any:
+        from lamp_data.prompts import PromptSet
+        from lamp_data.vlm.scoring import make_scorer
+
+        spec = reward_info.get("model_spec")
+        if not spec:
+            raise LampError("the reward set records no model_spec, so collected episodes cannot be scored inline")
+        name = str(reward_info.get("prompt_set", {}).get("name", "prompts"))
+        return make_scorer(spec, PromptSet(name, tuple(prompts)), device=device)
+
+    return build
+
+
+def _collect_chunk(dataset: Any, agent: Any, policy: Any, scorer: Any, run_id: str, chunk_index: int, config: PretrainConfig, episode_length: int) -> Any:
+    """Record this chunk's episodes with the current policy into the dataset, rewards inline."""
+    from lamp_data.collect import CollectConfig, collect
+
+    collection = dataset.info.get("collection", {})
+    env_name = dataset.info.get("env", {}).get("name")
+    if not env_name:
+        raise LampError(f"{dataset.path} records no env name, so the agent cannot collect into it")
+    episodes = max(1, math.ceil(config.collect_every / (agent.config.train_ratio * episode_length)))
+    collect_config = CollectConfig(
+        env=env_name, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
+        seed=int(collection.get("seed", 0)), image_size=int(collection.get("image_size", 64)),
+        episode_length=episode_length, shard_episodes=episodes, canonical=bool(collection.get("canonical", False)),
+        run=f"agent-{run_id}-c{chunk_index:05d}", device=config.device,
+    )
+    return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)

@@ -425,6 +425,11 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         train_ratio = agent_config.train_ratio if run.train_ratio is None else run.train_ratio
         batch_size = agent_config.batch_size if run.batch_size is None else run.batch_size
         seq_len = agent_config.seq_len if run.seq_len is None else run.seq_len
+        if len(candidates) > 1 and len(candidates) * run.episode_length >= run.steps:
+            raise LampError(
+                f"--instruction auto spends {len(candidates)} episodes of {run.episode_length} steps, "
+                f"which leaves nothing of the {run.steps}-step budget; give more --steps"
+            )
         if seq_len > run.episode_length + 1:
             raise LampError(
                 f"training sequences of {seq_len} steps do not fit {run.episode_length}-step episodes; "

@@ -157,3 +157,25 @@ def test_cli_as_subprocess(finished, tmp_path):
     bad = subprocess.run([command, "finetune", "--task", "no-such-task", "--init", "scratch", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("Error: unknown task")
+
+
+@pytest.mark.slow
+def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_path):
+    from lamp_data.envs.tasks import get_task
+
+    spec = get_task("door-close")
+    candidates = (spec.instruction, *spec.paraphrases)
+    steps = len(candidates) * 3 + 6
+    config = _config(tmp_path, ["scratch"], tasks=("door-close",), env=None, instruction="auto", steps=steps,
+                     eval_every=6, eval_episodes=1, episode_length=3, seq_len=4)
+    [result] = finetune(config, progress=False)
+    info = json.loads((result.folder / RUN_INFO).read_text())
+    assert info["config"]["env"] == "mw-door-close" and info["env_spec"]["backend"] == "metaworld"
+    assert [entry["instruction"] for entry in info["instructions_tried"]] == list(candidates)
+    assert info["instruction_used"] in candidates and info["summary"]["env_steps"] == steps
+    steps_logged = [json.loads(line)["step"] for line in (result.folder / RUN_LOG).read_text().splitlines()]
+    assert steps_logged[0] == len(candidates) * 3 and steps_logged[-1] == steps
+    with pytest.raises(LampError, match="leaves nothing"):
+        finetune(_config(tmp_path / "short", ["scratch"], tasks=("door-close",), env=None, instruction="auto",
+                         steps=3, episode_length=3, seq_len=4), progress=False)
+    assert not (tmp_path / "short").exists()

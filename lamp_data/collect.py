@@ -131,14 +131,16 @@ class CollectSummary:
     steps: int
     """Env steps recorded by this call."""
     seconds: float
-    """Wall time of the recording."""
+    """Wall time from every worker having built its env to the end."""
+    timed_steps: int
+    """Env steps recorded within ``seconds`` (what steps/s is measured on)."""
     success_rate: float
     """Fraction of this call's episodes that reached success at least once."""
 
     @property
     def steps_per_second(self) -> float:
         """Recorded env steps per wall-clock second."""
-        return self.steps / self.seconds if self.seconds > 0 else 0.0
+        return self.timed_steps / self.seconds if self.seconds > 0 else 0.0
 
 
 def episode_seeds(dataset_seed: int, index: int) -> tuple[int, np.random.Generator]:
@@ -222,6 +224,8 @@ class _Recorder:
     """One worker's env, policy and scorer; turns work units into committed shards."""
 
     def __init__(self, out: str, config: CollectConfig, policy: Policy | None, scorer_factory: Callable[[], EpisodeScorer] | None):
+        import webdataset  # noqa: F401  (imports torch: pay for it before the clock starts)
+
         from lamp_data.envs import make_env
 
         self.out = Path(out)
@@ -297,6 +301,7 @@ def _worker_main(out: str, config: CollectConfig, scorer_factory, units, events,
         recorder = _Recorder(out, config, None, scorer_factory)
         try:
             recorder.open_reward_set(events.put)
+            events.put(("ready",))
             while alive():
                 unit = units.get()
                 if unit is None:
@@ -478,10 +483,17 @@ class _Tally:
         self.episodes = self.steps = self.successes = self.shards = self.reward_shards = 0
         self.started = time.perf_counter()
         self.prompts_recorded = False
+        self.waiting = 1
+        self.steps_before_start = 0
 
     def __call__(self, event: tuple) -> None:
         kind = event[0]
-        if kind == "episode":
+        if kind == "ready":
+            self.waiting -= 1
+            if self.waiting == 0:
+                self.started = time.perf_counter()
+                self.steps_before_start = self.steps
+        elif kind == "episode":
             self.episodes += 1
             self.steps += event[1]
             self.successes += bool(event[2])
@@ -550,6 +562,7 @@ def _run(dataset, config, units, present, removed, policy, scorer_factory, progr
             recorder = _Recorder(str(dataset.path), config, policy, scorer_factory)
             try:
                 recorder.open_reward_set(tally)
+                tally(("ready",))
                 for unit in units:
                     recorder.do(unit, tally, lambda: True)
             finally:
@@ -565,6 +578,7 @@ def _run(dataset, config, units, present, removed, policy, scorer_factory, progr
         leftovers_removed=removed,
         steps=tally.steps,
         seconds=time.perf_counter() - tally.started,
+        timed_steps=tally.steps - tally.steps_before_start,
         success_rate=tally.successes / tally.episodes if tally.episodes else 0.0,
     )
 
@@ -589,6 +603,7 @@ def _run_workers(dataset, config: CollectConfig, units: list[_Unit], scorer_fact
     for worker in workers:
         worker.start()
     finished = 0
+    tally.waiting = count
     try:
         while finished < count:
             try:

@@ -1,0 +1,124 @@
+"""Collection throughput against the bare env loop, worker scaling, and bytes per env step.
+
+Usage::
+
+    .venv/bin/python bench/collect.py                      # mw-pretrain, 64 px, 150-step episodes
+    .venv/bin/python bench/collect.py --env dummy --episode-length 200
+
+Prints, all measured in this run:
+  * bare env loop (reset + step with rendering, random actions, no writing) steps/s,
+  * ``collect`` with 1 and 2 workers steps/s (from the first worker ready to the end),
+    their ratio to the bare loop, and the 2-worker scaling,
+  * bytes per env step of our shards against LAMP's format (one ``np.savez_compressed``
+    file per episode), and the cost / size of other frame encodings on the same frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lamp_data import schema
+from lamp_data.collect import CollectConfig, collect, run_episode
+from lamp_data.envs import make_env
+from lamp_data.store import iter_episodes, open_dataset
+
+
+def bare_loop(config: CollectConfig) -> float:
+    """Steps/s of reset + step (which renders) with the same policy, writing nothing."""
+    env = make_env(config.env, config.env_config())
+    try:
+        run_episode(env, config, 10_000)  # warm-up, not counted
+        start = time.perf_counter()
+        steps = 0
+        for index in range(config.episodes):
+            episode, _ = run_episode(env, config, index)
+            steps += len(episode[schema.ACTION])
+        return steps / (time.perf_counter() - start)
+    finally:
+        env.close()
+
+
+def frame_encodings(frames: list[np.ndarray]) -> list[tuple[str, float, float]]:
+    """(encoding, bytes per frame, ms per 100 frames) of each frame encoding on the same episodes."""
+    from PIL import Image
+
+    def npy(array: np.ndarray) -> bytes:
+        stream = io.BytesIO()
+        np.save(stream, array, allow_pickle=False)
+        return stream.getvalue()
+
+    def png_strip(array: np.ndarray, level: int) -> bytes:
+        stream = io.BytesIO()
+        Image.fromarray(array.reshape(-1, *array.shape[2:])).save(stream, format="PNG", compress_level=level)
+        return stream.getvalue()
+
+    encoders = {
+        "npy (raw)": npy,
+        "npy.gz level 1 (ours)": lambda a: gzip.compress(npy(a), compresslevel=1, mtime=0),
+        "npy.gz level 6": lambda a: gzip.compress(npy(a), compresslevel=6, mtime=0),
+        "npy.gz level 9": lambda a: gzip.compress(npy(a), compresslevel=9, mtime=0),
+        "png strip level 1": lambda a: png_strip(a, 1),
+        "png strip level 6": lambda a: png_strip(a, 6),
+    }
+    count = sum(len(f) for f in frames)
+    rows = []
+    for name, encode in encoders.items():
+        start = time.perf_counter()
+        size = sum(len(encode(f)) for f in frames)
+        rows.append((name, size / count, (time.perf_counter() - start) * 1000 * 100 / count))
+    return rows
+
+
+def lamp_bytes_per_step(out: Path) -> tuple[float, float]:
+    """Bytes per env step of our shards, and of one ``np.savez_compressed`` file per episode."""
+    dataset = open_dataset(out)
+    ours = sum(shard.bytes for shard in dataset.shards())
+    steps = sum(shard.nsteps for shard in dataset.shards())
+    theirs = 0
+    with tempfile.TemporaryDirectory() as folder:
+        for episode in iter_episodes(out):
+            path = Path(folder) / f"{episode['__key__']}.npz"
+            np.savez_compressed(path, **{key: episode[key] for key in schema.STEP_KEYS})
+            theirs += path.stat().st_size
+    return ours / steps, theirs / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="mw-pretrain")
+    parser.add_argument("--episodes", type=int, default=4, help="episodes per measurement (per worker for 2 workers)")
+    parser.add_argument("--episode-length", type=int, default=150)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--policy", default="random")
+    args = parser.parse_args()
+    config = CollectConfig(env=args.env, episodes=args.episodes, episode_length=args.episode_length,
+                           image_size=args.image_size, policy=args.policy, shard_episodes=2, seed=0)
+    print(f"env {args.env}, {args.image_size} px, {args.episode_length}-step episodes, policy {args.policy}, "
+          f"{os.cpu_count()} cpus")
+    bare = bare_loop(config)
+    print(f"bare env loop (1 process)     {bare:8.1f} steps/s")
+    with tempfile.TemporaryDirectory() as folder:
+        one = collect(Path(folder) / "w1", config, progress=False)
+        ratio = one.steps_per_second / bare
+        print(f"collect, 1 worker             {one.steps_per_second:8.1f} steps/s  = {ratio:.2f} x bare (goal >= 0.9)")
+        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes, "workers": 2})
+        two = collect(Path(folder) / "w2", two_config, progress=False)
+        print(f"collect, 2 workers            {two.steps_per_second:8.1f} steps/s  = {two.steps_per_second / one.steps_per_second:.2f} x 1 worker (linear = 2.0)")
+        ours, theirs = lamp_bytes_per_step(Path(folder) / "w1")
+        print(f"bytes per env step: ours {ours:8.0f}   LAMP npz per episode {theirs:8.0f}   ({ours / theirs:.2f} x)")
+        frames = [episode[schema.IMAGE] for episode in iter_episodes(Path(folder) / "w1")]
+    print("frame encodings on the same frames:")
+    for name, size, milliseconds in frame_encodings(frames):
+        print(f"  {name:24s} {size:8.0f} bytes/frame   {milliseconds:7.1f} ms per 100 frames")
+
+
+if __name__ == "__main__":
+    main()

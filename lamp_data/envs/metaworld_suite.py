@@ -42,7 +42,7 @@ from lamp_data.errors import LampError
 
 STATE_FIELDS = ("hand_x", "hand_y", "hand_z", "gripper_opening", "hand_vx", "hand_vy", "hand_vz")
 """Names of the proprioceptive state entries."""
-MAX_CACHED_TASKS = 6
+MAX_CACHED_TASKS = 8
 """Task simulators kept alive by a multi-task env (each costs ~100 MB)."""
 _UNBOUNDED_PATH_LENGTH = 2**31
 _RESET_SEED_BOUND = 2**32

@@ -93,11 +93,13 @@ def camera_pose(lookat, distance: float, azimuth: float, elevation: float) -> tu
 def augment_spec(spec: mujoco.MjSpec, image_size: int) -> None:
     """Add the camera, randomizable textures/materials, backdrop and distractor pool to ``spec``.
 
-    Also turns off multisampling and sizes the offscreen buffer, so rendering is fast.
+    Also turns off multisampling, drops the shadow map (64 MB at Meta-World's 4096 px) and sizes
+    the offscreen buffer to the image, so rendering is fast and a renderer costs little memory.
     """
     spec.visual.quality.offsamples = 0
-    spec.visual.global_.offwidth = max(spec.visual.global_.offwidth, image_size)
-    spec.visual.global_.offheight = max(spec.visual.global_.offheight, image_size)
+    spec.visual.quality.shadowsize = 0
+    spec.visual.global_.offwidth = image_size
+    spec.visual.global_.offheight = image_size
     for surface in SURFACES:
         texture = spec.add_texture()
         texture.name = f"lamp_tex_{surface}"

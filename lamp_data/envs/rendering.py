@@ -1,17 +1,37 @@
 """A lean offscreen renderer for one fixed camera: no shadows, reflections, MSAA or sites.
 
-``mujoco.Renderer`` renders with shadows and reflections by default and gives no handle for
-re-uploading textures; this class keeps the GL context and ``MjrContext`` it owns, so the
-randomizer can upload new texture pixels in place. Goal-marker sites are hidden (they would
-give the goal away), as is the geom group of the backdrop wall unless asked for.
+``mujoco.Renderer`` renders with shadows and reflections by default, creates one GL context
+per renderer (~50 MB each with software EGL) and gives no handle for re-uploading textures.
+Here every renderer of a process shares one GL context and owns its ``MjrContext``, so a
+worker holding several task models pays for the context once, and the randomizer can upload
+new texture pixels in place. Goal-marker sites are hidden (they would give the goal away),
+as is the geom group of the backdrop wall unless asked for.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+
 import mujoco
 import numpy as np
 
+from lamp_data.envs.base import MAX_IMAGE_SIZE
+
 from lamp_data.envs.randomization import HIDDEN_GROUP
+
+_SHARED_CONTEXT: dict[int, mujoco.GLContext] = {}
+
+
+def _shared_gl_context() -> mujoco.GLContext:
+    """This process's GL context (a forked child makes its own), made current."""
+    pid = os.getpid()
+    context = _SHARED_CONTEXT.get(pid)
+    if context is None:
+        context = _SHARED_CONTEXT[pid] = mujoco.GLContext(MAX_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        atexit.register(context.free)
+    context.make_current()
+    return context
 
 
 class SceneRenderer:
@@ -26,8 +46,7 @@ class SceneRenderer:
     def __init__(self, model: mujoco.MjModel, size: int, camera_id: int):
         self.model = model
         self.size = size
-        self._gl = mujoco.GLContext(size, size)
-        self._gl.make_current()
+        self._gl = _shared_gl_context()
         self.context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.context)
         self._scene = mujoco.MjvScene(model, maxgeom=2000)
@@ -44,8 +63,9 @@ class SceneRenderer:
         self._pixels = np.empty((size, size, 3), np.uint8)
 
     def make_current(self) -> None:
-        """Make this renderer's GL context current (before texture uploads)."""
+        """Make the GL context current and bind this renderer's buffer (before texture uploads)."""
         self._gl.make_current()
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self.context)
 
     def show_hidden_group(self, show: bool) -> None:
         """Show or hide the backdrop wall's geom group."""
@@ -53,7 +73,7 @@ class SceneRenderer:
 
     def render(self, data: mujoco.MjData) -> np.ndarray:
         """A new uint8 frame of ``data``'s current state."""
-        self._gl.make_current()
+        self.make_current()
         mujoco.mjv_updateScene(
             self.model, data, self.option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
         )
@@ -62,9 +82,8 @@ class SceneRenderer:
         return np.flipud(self._pixels).copy()
 
     def close(self) -> None:
-        """Free the GL resources; safe to call twice."""
+        """Free this renderer's GL resources (the shared context stays); safe to call twice."""
         if self._gl is not None:
             self._gl.make_current()
             self.context.free()
-            self._gl.free()
             self._gl = None

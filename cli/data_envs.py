@@ -1,0 +1,66 @@
+"""``lamp-data tasks`` and ``lamp-data render``: the task registry and a look at the simulator.
+
+Examples::
+
+    lamp-data tasks
+    lamp-data tasks --json --split heldout
+    lamp-data render --out showcase/
+    lamp-data render --out showcase/ --tasks pick-place,door-close --steps 60 --image-size 96
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--split", type=click.Choice(["pretrain", "heldout"]), default=None, help="Only this split.")
+@click.option("--backend", type=click.Choice(["metaworld", "rlbench"]), default=None, help="Only this backend.")
+def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
+    """List every task with its split, family, instruction and objects."""
+    from lamp_data.envs.tasks import FINETUNE_TASKS, RLBENCH_FINETUNE_TASKS, list_tasks
+
+    selected = list_tasks(split=split, backend=backend)
+    finetune = {*FINETUNE_TASKS, *RLBENCH_FINETUNE_TASKS}
+    if as_json:
+        rows = [{**task.to_dict(), "finetune": task.name in finetune} for task in selected]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(selected)} tasks")
+    for column in ("task", "backend", "split", "finetune", "family", "instruction", "objects"):
+        table.add_column(column)
+    for task in selected:
+        table.add_row(
+            task.name,
+            task.backend,
+            task.split,
+            "yes" if task.name in finetune else "",
+            task.family,
+            task.instruction,
+            ", ".join(task.objects),
+        )
+    Console(width=160).print(table)
+
+
+@click.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option("--tasks", "task_list", default=None, help="Comma-separated Meta-World tasks (default: one per family).")
+@click.option("--steps", default=100, show_default=True, type=int, help="Expert steps per rollout.")
+@click.option("--image-size", default=64, show_default=True, type=int, help="Frame side in pixels.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the first rollout.")
+def render(out_dir: str, task_list: str | None, steps: int, image_size: int, seed: int) -> None:
+    """Render randomized expert rollouts: a contact sheet PNG and a GIF."""
+    from lamp_data.envs.showcase import render_showcase
+
+    selected = [name.strip() for name in task_list.split(",") if name.strip()] if task_list else None
+    result = render_showcase(out_dir, tasks=selected, steps=steps, image_size=image_size, seed=seed)
+    solved = sum(result["success"].values())
+    click.echo(f"contact sheet: {result['contact_sheet']}")
+    click.echo(f"animation:     {result['animation']}")
+    click.echo(f"{len(result['tasks'])} tasks, expert solved {solved}, {result['seconds']:.1f} s")

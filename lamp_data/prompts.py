@@ -411,15 +411,18 @@ def read_prompt_file(path: str | Path) -> PromptSet:
     return PromptSet(str(path), tuple(prompts), f"read from {path.name}")
 
 
-def load_prompt_set(name_or_path: str | PromptSet | None = None) -> PromptSet:
+def load_prompt_set(name_or_path: str | PromptSet | list[str] | tuple[str, ...] | None = None) -> PromptSet:
     """A registered prompt set by name, or one read from a ``.txt``/``.json`` file.
 
     Args:
         name_or_path: A name from :data:`PROMPT_SETS` (default :data:`DEFAULT_PROMPT_SET`),
-            a file path, or a :class:`PromptSet` (returned as is).
+            a file path, a :class:`PromptSet` (returned as is) or a list of prompts (named
+            ``custom``).
     """
     if isinstance(name_or_path, PromptSet):
         return name_or_path
+    if isinstance(name_or_path, (list, tuple)):
+        return PromptSet("custom", tuple(name_or_path), "given as a list")
     name = name_or_path or DEFAULT_PROMPT_SET
     if name in PROMPT_SETS:
         return _registered(name)

@@ -119,6 +119,7 @@ class CLIPRewardModel(RewardModel):
             "standardize": "per episode and prompt" if self.standardize else "none",
         }
 
+    @torch.inference_mode()
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
         rows = []
         for start in range(0, len(texts), TEXT_BATCH):

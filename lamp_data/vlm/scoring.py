@@ -66,12 +66,13 @@ class EpisodeScorer:
         return rewards.astype(np.float16, copy=False)
 
 
-def make_scorer(vlm: str, prompts: str | PromptSet | None = None, *, device: str = "cpu", batch_size: int = 64) -> EpisodeScorer:
+def make_scorer(vlm: str, prompts: str | PromptSet | list[str] | None = None, *, device: str = "cpu", batch_size: int = 64) -> EpisodeScorer:
     """Load ``vlm`` (a spec such as ``r3m:/path/model.pt``) and embed the prompt set once.
 
     Args:
         vlm: Reward model spec, ``family:name-or-path[?options]``.
-        prompts: Prompt-set name, ``.txt``/``.json`` path or :class:`PromptSet`; default set if None.
+        prompts: Prompt-set name, ``.txt``/``.json`` path, :class:`PromptSet` or list of prompts;
+            the default set if None.
         device: Torch device for the model.
         batch_size: Frames embedded per forward pass.
     """

@@ -136,7 +136,7 @@ _RLBENCH = {
     "push_button": (HELDOUT, "press", "push the button", ("press the button", "push down on the button", "press the button down"), ("button",)),
     "close_microwave": (HELDOUT, "close", "close the microwave", ("shut the microwave door", "push the microwave door closed", "close the microwave door"), ("microwave", "door")),
     "turn_tap": (HELDOUT, "turn", "turn the tap", ("rotate the tap handle", "turn the faucet", "twist the tap"), ("tap",)),
-    "reach_target": (PRETRAIN, "reach", "reach the target", ("move the gripper to the ball", "touch the target ball", "reach to the red sphere"), ("target",)),
+    "reach_target": (PRETRAIN, "reach", "reach the target", ("move the gripper to the ball", "touch the target ball", "reach to the sphere"), ("target",)),
     "open_drawer": (PRETRAIN, "open", "open the drawer", ("pull the drawer out", "slide the drawer open", "pull the drawer open by its handle"), ("drawer", "handle")),
     "close_drawer": (PRETRAIN, "close", "close the drawer", ("push the drawer shut", "slide the drawer closed", "shut the drawer"), ("drawer",)),
     "lift_numbered_block": (PRETRAIN, "pick", "lift the block", ("pick up the block", "raise the block off the table", "grasp the block and lift it"), ("block",)),

@@ -1,0 +1,73 @@
+"""``lamp-data tasks`` and ``lamp-data render``, in-process and as a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from lamp_cli.data import main
+from lamp_data.envs.showcase import render_showcase
+from lamp_data.envs.tasks import list_tasks
+
+
+def test_tasks_lists_every_task_as_json():
+    result = CliRunner().invoke(main, ["tasks", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert len(rows) == len(list_tasks())
+    finetune = {row["name"] for row in rows if row["finetune"]}
+    assert {"pick-place", "door-close", "pick_up_cup"} <= finetune
+    assert all(row["split"] == "heldout" for row in rows if row["finetune"])
+
+
+def test_tasks_table_filters_by_split():
+    result = CliRunner().invoke(main, ["tasks", "--split", "heldout", "--backend", "metaworld"])
+    assert result.exit_code == 0
+    assert "faucet-open" in result.output and "drawer-open" not in result.output
+
+
+def test_render_writes_contact_sheet_and_gif(tmp_path):
+    result = CliRunner().invoke(
+        main, ["render", "--out", str(tmp_path), "--tasks", "reach,door-close", "--steps", "8", "--image-size", "24"]
+    )
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    with Image.open(tmp_path / "showcase.png") as sheet:
+        assert sheet.size[1] == 2 * 24
+        pixels = np.asarray(sheet.convert("RGB"))
+    assert pixels[:, -24:].std() > 5
+    with Image.open(tmp_path / "showcase.gif") as animation:
+        assert animation.n_frames == 5
+    record = json.loads((tmp_path / "showcase.json").read_text())
+    assert [row["task"] for row in record["tasks"]] == ["reach", "door-close"]
+    assert record["tasks"][0]["randomization"]
+
+
+def test_render_rejects_bad_input_without_writing(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["render", "--out", str(out), "--tasks", "pick-plase"])
+    assert result.exit_code == 2 and "did you mean pick-place" in result.output
+    result = CliRunner().invoke(main, ["render", "--out", str(out), "--tasks", "reach", "--image-size", "8"])
+    assert result.exit_code == 2 and "image size" in result.output
+    assert not out.exists()
+
+
+def test_showcase_default_tasks_cover_every_family(tmp_path):
+    from lamp_data.envs.showcase import showcase_tasks
+
+    families = {task.family for task in list_tasks(backend="metaworld")}
+    chosen = showcase_tasks()
+    assert len(chosen) == len(families)
+    result = render_showcase(tmp_path, tasks=["reach"], steps=7, image_size=16, seed=2)
+    assert Path(result["contact_sheet"]).exists() and Path(result["animation"]).exists()
+
+
+def test_tasks_as_a_real_subprocess():
+    executable = Path(sys.executable).parent / "lamp-data"
+    completed = subprocess.run([str(executable), "tasks", "--json", "--backend", "rlbench"], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert {row["name"] for row in json.loads(completed.stdout)} == {task.name for task in list_tasks(backend="rlbench")}

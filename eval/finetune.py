@@ -21,6 +21,7 @@ run that was cut off, and no result ever mixes two attempts.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,10 +199,10 @@ def method_label(init: str) -> str:
     """Leaderboard label of an init: ``scratch``, ``p2e`` (alpha = 1) or ``lamp[<reward set>]``.
 
     Read from the checkpoint's ``config.json``: alpha from the agent config, the reward set's
-    fingerprint and the prompt set's name from the run info that pretraining records. The
-    prompt set is added when it is not the default one (prompt-style ablations), and alpha when
-    it is not the paper's 0.9: ``lamp[r3m-abc123]``, ``lamp[r3m-abc123,short-prompts]``,
-    ``lamp[r3m-abc123,alpha=0.5]``.
+    fingerprint (which already hashes the prompts) from the info pretraining records. The
+    prompt set's name is added when it is known and not the default one (prompt-style
+    ablations), and alpha when it is not the paper's 0.9: ``lamp[r3m-abc123]``,
+    ``lamp[r3m-abc123,random-verbs]``, ``lamp[r3m-abc123,alpha=0.5]``.
     """
     if init == SCRATCH:
         return SCRATCH
@@ -212,28 +213,47 @@ def method_label(init: str) -> str:
     if alpha >= 1.0:
         return "p2e"
     info = meta.get("info", {}) or {}
-    fingerprint = _first_text(info, ("reward_fingerprint", "fingerprint", "rewards", "reward_set"))
-    parts = [fingerprint or "unknown-rewards"]
-    prompt_set = _first_text(info, ("prompt_set", "prompt_set_name", "prompts"))
-    if prompt_set and prompt_set not in DEFAULT_PROMPT_SETS:
+    parts = [_first_text(info, ("reward_set", "reward_fingerprint")) or "unknown-rewards"]
+    prompt_set = _prompt_set_name(info)
+    if prompt_set and prompt_set not in _default_prompt_sets():
         parts.append(prompt_set)
     if not math.isclose(alpha, 0.9):
         parts.append(f"alpha={alpha:g}")
     return f"lamp[{','.join(parts)}]"
 
 
-DEFAULT_PROMPT_SETS = ("default", "lamp", "paper")
-"""Prompt-set names that are left out of method labels."""
+def _default_prompt_sets() -> tuple[str, ...]:
+    from lamp_data.prompts import DEFAULT_PROMPT_SET
+
+    return (DEFAULT_PROMPT_SET, "default")
 
 
 def _first_text(info: dict[str, Any], keys: tuple[str, ...]) -> str:
     for key in keys:
         value = info.get(key)
         if isinstance(value, dict):
-            value = value.get("name") or value.get("fingerprint")
+            value = value.get("name")
         if value:
             return str(value)
     return ""
+
+
+def _prompt_set_name(info: dict[str, Any]) -> str:
+    """The prompt set's name from the checkpoint info, else from the reward set's own info
+    (``<data>/rewards/<fingerprint>/info.json``) when that dataset is on this machine."""
+    name = _first_text(info, ("prompt_set_name", "prompt_set"))
+    if name:
+        return name
+    pretrain = info.get("pretrain") or {}
+    reward_set = info.get("reward_set")
+    if not (isinstance(pretrain, dict) and pretrain.get("data") and reward_set):
+        return ""
+    reward_info = Path(str(pretrain["data"])) / "rewards" / str(reward_set) / "info.json"
+    try:
+        recorded = json.loads(reward_info.read_text())
+    except (OSError, ValueError):
+        return ""
+    return str((recorded.get("provenance") or {}).get("prompt_set_name") or "")
 
 
 def task_instructions(task: str) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ def _save_pretrained(folder, alpha, info):
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("checkpoints")
     return {
-        "lamp": _save_pretrained(root / "lamp", 0.9, {"reward_fingerprint": "r3m-abc123", "prompt_set": "default"}),
+        "lamp": _save_pretrained(root / "lamp", 0.9, {"reward_set": "r3m-abc123", "prompt_set": {"hash": "0f", "count": 3}}),
         "p2e": _save_pretrained(root / "p2e", 1.0, {}),
     }
 
@@ -57,8 +57,15 @@ def test_method_labels_come_from_checkpoints(checkpoints, tmp_path):
     assert method_label("scratch") == "scratch"
     assert method_label(str(checkpoints["lamp"])) == "lamp[r3m-abc123]"
     assert method_label(str(checkpoints["p2e"])) == "p2e"
-    ablation = _save_pretrained(tmp_path / "short", 0.5, {"reward_fingerprint": "clip-0f0f", "prompt_set": "short"})
-    assert method_label(str(ablation)) == "lamp[clip-0f0f,short,alpha=0.5]"
+    # the prompt set's name is found in the reward set's info when the dataset is at hand
+    reward_info = tmp_path / "data" / "rewards" / "clip-0f0f" / "info.json"
+    reward_info.parent.mkdir(parents=True)
+    reward_info.write_text(json.dumps({"provenance": {"prompt_set_name": "random-verbs"}}))
+    info = {"reward_set": "clip-0f0f", "pretrain": {"data": str(tmp_path / "data")}}
+    ablation = _save_pretrained(tmp_path / "verbs", 0.5, info)
+    assert method_label(str(ablation)) == "lamp[clip-0f0f,random-verbs,alpha=0.5]"
+    reward_info.write_text(json.dumps({"provenance": {"prompt_set_name": "lamp-metaworld"}}))
+    assert method_label(str(ablation)) == "lamp[clip-0f0f,alpha=0.5]"
 
 
 def test_runs_end_to_end_from_scratch_and_pretrained(finished):

@@ -15,6 +15,7 @@ scripted expert (never to the agent: the agent's state is proprioception only).
 from __future__ import annotations
 
 import collections
+import functools
 import warnings
 from typing import Any
 
@@ -48,6 +49,7 @@ _UNBOUNDED_PATH_LENGTH = 2**31
 _RESET_SEED_BOUND = 2**32
 
 
+@functools.cache
 def _augmented_class(env_class: type) -> type:
     """A subclass of a Meta-World env class whose model is compiled from an augmented spec."""
 

@@ -190,10 +190,10 @@ class RewardSetWriter:
         prompts_path = self.folder / layout.PROMPTS_FILE
         if info_path.is_file():
             existing = _read_json(info_path)
-            if _comparable(existing) != _comparable(info):
-                raise LampError(f"reward set {fingerprint} in {self.dataset.path} was made with a different reward model or settings; refusing to mix them")
             if _read_prompts(prompts_path) != self.prompts:
                 raise LampError(f"reward set {fingerprint} in {self.dataset.path} has different prompts; refusing to mix them")
+            if _comparable(existing) != _comparable(info):
+                raise LampError(f"reward set {fingerprint} in {self.dataset.path} was made with a different reward model or settings; refusing to mix them")
             self.info = existing
         else:
             atomic_write_json(prompts_path, self.prompts)

@@ -60,3 +60,12 @@ def test_dummy_env_is_deterministic_per_seed():
     with pytest.raises(LampError, match="image size"):
         make_env("dummy", image_size=4)
     assert os.environ["MUJOCO_GL"] == "egl"
+
+
+def test_atomic_write_gets_normal_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "card.json", {})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "card.json").stat().st_mode & 0o777 == 0o644

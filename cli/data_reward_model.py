@@ -1,0 +1,34 @@
+"""``lamp-data train-reward-model``: train an in-domain R3M-style reward model on expert episodes.
+
+Examples::
+
+    lamp-data collect --env mw-pretrain --policy expert --episodes 240 --run expert --out data/rm-expert
+    lamp-data train-reward-model --data data/rm-expert --out models/rm --steps 3000 --seed 0
+    lamp-data train-reward-model --data data/rm-expert --out models/rm --steps 6000 --resume
+    lamp-data relabel data/heldout --vlm r3m:models/rm/model.pt
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("train-reward-model")
+@click.option("--data", "data_dirs", multiple=True, required=True, type=click.Path(), help="Dataset of expert / noisy-expert episodes of pretraining tasks (repeatable).")
+@click.option("--out", required=True, type=click.Path(), help="Output folder: model.pt, model card, training curve, resume state.")
+@click.option("--steps", type=int, default=3000, show_default=True, help="Total training steps (a resumed run continues up to this many).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights and of every batch.")
+@click.option("--image-size", type=int, default=64, show_default=True, help="Side frames are resized to before the image trunk.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Episodes per batch (four frames each).")
+@click.option("--learning-rate", type=float, default=3e-4, show_default=True, help="Adam learning rate.")
+@click.option("--text-encoder", default="minilm", show_default=True, help="Frozen text encoder: minilm or a local model folder.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, resume) -> None:
+    """Train an R3M-style language-reward model on expert episodes of pretraining tasks."""
+    from lamp_data.vlm.train import RewardModelTrainConfig, train_reward_model as train
+
+    config = RewardModelTrainConfig(
+        steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder
+    )
+    path = train(list(data_dirs), out, config, resume=resume)
+    click.echo(f"wrote {path} (load with r3m:{path}); model card in {path.parent / 'model_card.md'}")

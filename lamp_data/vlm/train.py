@@ -1,0 +1,450 @@
+"""Train an R3M-style language-reward model on in-domain expert episodes, resumably.
+
+``train_reward_model(["data/experts"], "models/rm", RewardModelTrainConfig(steps=3000))`` reads
+every episode into memory, trains the image trunk and the reward head ``G(e_0, e_t, l)`` of
+:class:`lamp_data.vlm.r3m.R3M` with R3M's objectives, and writes a folder::
+
+    model.pt              the checkpoint; ``load_reward_model("r3m:<folder>/model.pt")`` reads it
+    model_card.json       data fingerprint, tasks, config, loss per step, seed, versions
+    model_card.md         the same, short, for people
+    training_curve.png    the losses per step
+    train_state/          optimizer state and step, for ``resume=True``
+
+The text side is a frozen pretrained sentence encoder (MiniLM by default), so the model is
+trained with each task's instruction and its paraphrases and reads unseen wordings through the
+encoder. Its embeddings of the training texts are computed once; the checkpoint holds only the
+trunk and the head, and the loader rebuilds the encoder from the config.
+
+Objectives (R3M, Nair et al. 2022), on frames ``0 < s0 < s1 < s2`` of one episode:
+
+* time-contrastive InfoNCE with negative L2 distance as similarity: ``s1`` is closer to ``s0``
+  than ``s2`` is and than the ``s1`` frames of the other episodes in the batch, and likewise
+  closer to ``s2`` than ``s0`` is;
+* language alignment, a two-way softmax per pair: in a successful episode,
+  ``G(e_0, e_s2, l)`` beats ``G(e_0, e_s1, l)`` and ``G(e_0, e_s0, l)`` (later frames score
+  higher), beats ``G(e_0, e_s2, l')`` for another task's text ``l'``, and beats another episode's
+  ``G(e'_0, e'_s2, l)`` when that episode is of another task or failed;
+* L1 and L2 penalties on the frame embeddings.
+
+Each step's batch comes from ``(seed, step)`` alone and the optimizer state is saved with the
+weights, so training ``k`` steps, then resuming to ``2k``, gives the same parameters as
+training ``2k`` steps straight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.errors import LampError
+from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
+from lamp_data.text import MINILM
+from lamp_data.vlm.r3m import R3M, R3MConfig, build_r3m, build_text_encoder, read_r3m_checkpoint, save_r3m_checkpoint
+from lamp_data.vlm.train_data import Batch, TrainingEpisodes, load_training_episodes, sample_batch
+
+MODEL_FILE = "model.pt"
+STATE_DIR = "train_state"
+STATE_FILE = "state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+LOSS_KEYS = ("total", "tcn", "language", "l1", "l2", "language_accuracy")
+"""Per-step training records, in the order the card lists them."""
+
+
+@dataclass(frozen=True)
+class RewardModelTrainConfig:
+    """How to train an in-domain R3M-style reward model."""
+
+    steps: int = 3000
+    """Total optimizer steps (a resumed run continues up to this many)."""
+    batch_size: int = 32
+    """Episodes per batch; four frames are embedded per episode."""
+    learning_rate: float = 3e-4
+    """Adam learning rate."""
+    seed: int = 0
+    """Seeds the initial weights and every batch."""
+    image_size: int = 64
+    """Side frames are resized to before the trunk."""
+    trunk: str = "conv-small"
+    """Image trunk (see ``lamp_data.vlm.resnet.TRUNKS``)."""
+    text_encoder: str = MINILM
+    """Frozen text encoder: ``minilm`` or a local transformers model folder."""
+    head_hidden: int = 256
+    """Width of the reward head's hidden layers."""
+    head_layers: int = 2
+    """Hidden layers of the reward head."""
+    tcn_weight: float = 1.0
+    """Weight of the time-contrastive loss."""
+    language_weight: float = 1.0
+    """Weight of the language-alignment loss."""
+    l1_weight: float = 1e-5
+    """Weight of the L1 norm of frame embeddings (R3M: 1e-5)."""
+    l2_weight: float = 1e-5
+    """Weight of the L2 norm of frame embeddings (R3M: 1e-5)."""
+    max_shift: int = 4
+    """Random shift augmentation in pixels, one offset per episode (0 turns it off)."""
+    checkpoint_every: int = 250
+    """Steps between checkpoints (the last step always writes one)."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "head_hidden", "head_layers"):
+            if getattr(self, name) < 1:
+                raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise LampError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.seed < 0 or self.max_shift < 0:
+            raise LampError("seed and max shift must be non-negative")
+        R3MConfig(trunk=self.trunk, image_size=self.image_size)
+
+    def r3m_config(self, lang_dim: int) -> R3MConfig:
+        """The architecture this config trains, for a text encoder of ``lang_dim`` dimensions."""
+        return R3MConfig(
+            trunk=self.trunk,
+            image_size=self.image_size,
+            text_encoder=self.text_encoder,
+            lang_dim=lang_dim,
+            head_hidden=self.head_hidden,
+            head_layers=self.head_layers,
+        )
+
+    def training_identity(self) -> dict[str, Any]:
+        """Every setting except ``steps`` and ``checkpoint_every``: what must match to resume."""
+        return {key: value for key, value in asdict(self).items() if key not in ("steps", "checkpoint_every")}
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> "RewardModelTrainConfig":
+        """A small, fast setting for tests and CPU smoke runs."""
+        values = dict(steps=10, batch_size=8, image_size=32, head_hidden=32, head_layers=1, max_shift=2, checkpoint_every=5)
+        values.update(overrides)
+        return cls(**values)
+
+
+class TextEmbeddingTable(nn.Module):
+    """Fixed embeddings of known texts, standing in for the frozen text encoder in training.
+
+    It holds no parameters, so a checkpoint of a model built with it holds only the trunk and
+    the head; the loader rebuilds the real encoder, which gives these same embeddings.
+
+    Args:
+        texts: The known texts.
+        embeddings: float ``[len(texts), D]`` their embeddings by the real encoder.
+        identity: The real encoder's ``identity()``.
+    """
+
+    def __init__(self, texts: Sequence[str], embeddings: torch.Tensor, identity: dict[str, Any]):
+        super().__init__()
+        self.index = {text: row for row, text in enumerate(texts)}
+        self.register_buffer("table", embeddings.detach().float().clone(), persistent=False)
+        self.dim = int(embeddings.shape[1])
+        self._identity = identity
+
+    def identity(self) -> dict[str, Any]:
+        """The real encoder's identity."""
+        return self._identity
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        missing = [text for text in texts if text not in self.index]
+        if missing:
+            raise LampError(f"text '{missing[0]}' was not embedded for training")
+        return self.table[[self.index[text] for text in texts]]
+
+
+def _pairwise_distance(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """L2 distances ``[N, M]``, smooth at zero."""
+    squared = (first[:, None, :] - second[None, :, :]).pow(2).sum(-1)
+    return (squared + 1e-8).sqrt()
+
+
+def _row_distance(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    return ((first - second).pow(2).sum(-1) + 1e-8).sqrt()
+
+
+def r3m_losses(model: R3M, batch: Batch, text_embeddings: torch.Tensor, config: RewardModelTrainConfig) -> dict[str, torch.Tensor]:
+    """R3M's losses on one batch (see the module docstring); ``total`` is their weighted sum.
+
+    Args:
+        model: The model being trained.
+        batch: From :func:`~lamp_data.vlm.train_data.sample_batch`.
+        text_embeddings: float ``[texts, D]``, rows indexed by the batch's text indices.
+        config: Loss weights.
+    """
+    frames = torch.from_numpy(np.ascontiguousarray(batch.frames))
+    size, views = frames.shape[:2]
+    embeddings = model.encode_frames(frames.reshape(size * views, *frames.shape[2:])).reshape(size, views, -1)
+    first, early, middle, late = embeddings.unbind(1)
+    labels = torch.arange(size)
+
+    from_early = torch.cat([-_pairwise_distance(early, middle), -_row_distance(early, late)[:, None]], dim=1)
+    from_late = torch.cat([-_pairwise_distance(late, middle), -_row_distance(late, early)[:, None]], dim=1)
+    tcn = nn.functional.cross_entropy(from_early, labels) + nn.functional.cross_entropy(from_late, labels)
+
+    own_text = text_embeddings[torch.from_numpy(batch.own_text)]
+    other_text = text_embeddings[torch.from_numpy(batch.other_text)]
+    reward_late = model.reward(first, late, own_text)
+    negatives = [model.reward(first, middle, own_text), model.reward(first, early, own_text), model.reward(first, late, other_text)]
+    successful = torch.from_numpy(batch.successful)
+    masks = [successful, successful, successful & torch.from_numpy(batch.has_other)]
+    shifted = torch.roll(labels, 1)
+    task_ids = torch.from_numpy(batch.task_ids)
+    negatives.append(model.reward(first[shifted], late[shifted], own_text))
+    masks.append(successful & ((task_ids[shifted] != task_ids) | ~successful[shifted]))
+    pair_losses = torch.stack([nn.functional.softplus(negative - reward_late) for negative in negatives])
+    pair_masks = torch.stack(masks).float()
+    language = (pair_losses * pair_masks).sum() / pair_masks.sum().clamp(min=1.0)
+    accuracy = ((reward_late > negatives[0]).float() * successful.float()).sum() / successful.float().sum().clamp(min=1.0)
+
+    flat = embeddings.reshape(size * views, -1)
+    l1 = flat.abs().sum(-1).mean()
+    l2 = flat.pow(2).sum(-1).sqrt().mean()
+    total = config.tcn_weight * tcn + config.language_weight * language + config.l1_weight * l1 + config.l2_weight * l2
+    return {"total": total, "tcn": tcn, "language": language, "l1": l1, "l2": l2, "language_accuracy": accuracy.detach()}
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _trainable(model: R3M) -> list[tuple[str, nn.Parameter]]:
+    return [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+
+
+def _save_optimizer(optimizer: torch.optim.Optimizer, names: list[str], path: Path) -> None:
+    """Adam's per-parameter tensors by parameter name, as safetensors (no pickle)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"{names[index]}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous().reshape(-1)
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary))
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, names: list[str], path: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for index, name in enumerate(names):
+        entries = {key.split("/", 1)[1]: value for key, value in tensors.items() if key.split("/", 1)[0] == name}
+        if not entries:
+            continue
+        parameter_shape = optimizer.param_groups[0]["params"][index].shape
+        state[index] = {key: value.reshape(()) if key == "step" else value.reshape(parameter_shape) for key, value in entries.items()}
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+
+
+@dataclass
+class _Run:
+    """What a training run carries between steps and into its checkpoint."""
+
+    out: Path
+    config: RewardModelTrainConfig
+    episodes: TrainingEpisodes
+    model: R3M
+    optimizer: torch.optim.Optimizer
+    names: list[str]
+    history: list[dict[str, float]]
+    text_identity: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return len(self.history)
+
+    def extra(self) -> dict[str, Any]:
+        """Training facts stored inside the checkpoint."""
+        return {
+            "trained_steps": self.step,
+            "seed": self.config.seed,
+            "data_fingerprint": self.episodes.fingerprint,
+            "tasks": self.episodes.tasks,
+            "train_config": asdict(self.config),
+        }
+
+    def save(self) -> None:
+        """Write the checkpoint, then the optimizer, then the state file that commits both."""
+        model_path = save_r3m_checkpoint(self.model, self.out / MODEL_FILE, extra=self.extra())
+        optimizer_path = self.out / STATE_DIR / OPTIMIZER_FILE
+        _save_optimizer(self.optimizer, self.names, optimizer_path)
+        atomic_write_json(
+            self.out / STATE_DIR / STATE_FILE,
+            {
+                "format_version": CHECKPOINT_FORMAT_VERSION,
+                "step": self.step,
+                "training": self.config.training_identity(),
+                "data_fingerprint": self.episodes.fingerprint,
+                "model_sha256": _file_digest(model_path),
+                "optimizer_sha256": _file_digest(optimizer_path),
+                "history": self.history,
+            },
+        )
+
+
+def _check_out(out: Path, resume: bool) -> dict[str, Any] | None:
+    """The saved state to resume from, or None for a fresh run; LampError if ``out`` is unusable."""
+    if out.exists() and not out.is_dir():
+        raise LampError(f"output path {out} is a file, not a folder")
+    state_path = out / STATE_DIR / STATE_FILE
+    if not resume:
+        if (out / MODEL_FILE).exists() or state_path.exists():
+            raise LampError(f"{out} already holds a reward model; pass --resume to continue it or choose another --out")
+        return None
+    if not state_path.is_file():
+        raise LampError(f"nothing to resume in {out} (no {STATE_DIR}/{STATE_FILE})")
+    try:
+        state = json.loads(state_path.read_text())
+    except (OSError, ValueError) as error:
+        raise LampError(f"cannot read {state_path}: {error}") from error
+    if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise LampError(f"{state_path} has format_version {state.get('format_version')!r}; this version reads {CHECKPOINT_FORMAT_VERSION}")
+    for key, file in (("model_sha256", out / MODEL_FILE), ("optimizer_sha256", out / STATE_DIR / OPTIMIZER_FILE)):
+        if not file.is_file() or _file_digest(file) != state.get(key):
+            raise LampError(f"{file} does not match {state_path} (interrupted or edited); cannot resume")
+    return state
+
+
+def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpisodes, state: dict[str, Any] | None) -> _Run:
+    text_encoder = build_text_encoder(config.text_encoder)
+    with torch.no_grad():
+        text_embeddings = text_encoder(episodes.texts).float()
+    table = TextEmbeddingTable(episodes.texts, text_embeddings, text_encoder.identity())
+    model = build_r3m(config.r3m_config(table.dim), text_encoder=table, seed=config.seed).train()
+    named = _trainable(model)
+    names = [name for name, _ in named]
+    optimizer = torch.optim.Adam([parameter for _, parameter in named], lr=config.learning_rate)
+    history: list[dict[str, float]] = []
+    if state is not None:
+        if state["training"] != config.training_identity():
+            changed = sorted(key for key in config.training_identity() if state["training"].get(key) != config.training_identity()[key])
+            raise LampError(f"cannot resume {out}: settings differ from the saved run ({', '.join(changed)})")
+        if state["data_fingerprint"] != episodes.fingerprint:
+            raise LampError(f"cannot resume {out}: the training data differ from the saved run's")
+        if state["step"] > config.steps:
+            raise LampError(f"{out} is already trained for {state['step']} steps, more than --steps {config.steps}")
+        _, weights, _ = read_r3m_checkpoint(out / MODEL_FILE)
+        model.load_state_dict(weights, strict=False)
+        _load_optimizer(optimizer, names, out / STATE_DIR / OPTIMIZER_FILE)
+        history = list(state["history"])
+    return _Run(out, config, episodes, model, optimizer, names, history, text_encoder.identity())
+
+
+def _train_step(run: _Run, text_embeddings: torch.Tensor) -> dict[str, float]:
+    batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift)
+    losses = r3m_losses(run.model, batch, text_embeddings, run.config)
+    run.optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    run.optimizer.step()
+    record = {key: float(losses[key].detach()) for key in LOSS_KEYS}
+    run.history.append(record)
+    return record
+
+
+def train_reward_model(
+    data_dirs: Sequence[str | Path],
+    out: str | Path,
+    config: RewardModelTrainConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train an R3M-style reward model on expert episodes of pretraining tasks.
+
+    Args:
+        data_dirs: Datasets from ``lamp-data collect --policy expert|noisy-expert`` (pretraining tasks).
+        out: Output folder (see the module docstring for what it holds).
+        config: Training settings; defaults to ``RewardModelTrainConfig()``.
+        resume: Continue the run saved in ``out`` up to ``config.steps``.
+        progress: Show a progress bar.
+
+    Returns:
+        Path of the checkpoint, for ``load_reward_model(f"r3m:{path}")``.
+
+    Raises:
+        LampError: bad data (held-out tasks, other policies, none at all), an ``out`` that
+            already holds a model without ``resume``, or a resume whose settings or data differ.
+    """
+    from lamp_data.vlm.train_card import write_model_card
+
+    config = config or RewardModelTrainConfig()
+    out = Path(out)
+    state = _check_out(out, resume)
+    episodes = load_training_episodes(data_dirs)
+    if not episodes.successful.any():
+        raise LampError("no episode of the training data succeeds; the language objective needs expert successes")
+    run = _build_run(out, config, episodes, state)
+    text_embeddings = run.model.lang_enc.table
+    with _ProgressBar(progress, config.steps, run.step) as advance:
+        while run.step < config.steps:
+            record = _train_step(run, text_embeddings)
+            if run.step % config.checkpoint_every == 0 or run.step == config.steps:
+                run.save()
+            advance(record)
+    write_model_card(run.out, _card(run))
+    return out / MODEL_FILE
+
+
+def _card(run: _Run) -> dict[str, Any]:
+    from lamp_data.provenance import provenance
+
+    return {
+        "format_version": CHECKPOINT_FORMAT_VERSION,
+        "spec": f"r3m:{(run.out / MODEL_FILE).resolve()}",
+        "architecture": run.model.config.to_dict(),
+        "text_encoder": run.text_identity,
+        "parameters": sum(parameter.numel() for _, parameter in _trainable(run.model)),
+        "train_config": asdict(run.config),
+        "seed": run.config.seed,
+        "steps": run.step,
+        "data": {
+            "fingerprint": run.episodes.fingerprint,
+            "datasets": run.episodes.datasets,
+            "episodes": len(run.episodes),
+            "successful_episodes": int(run.episodes.successful.sum()),
+        },
+        "tasks": run.episodes.tasks,
+        "texts": run.episodes.texts,
+        "objectives": "R3M: time-contrastive InfoNCE, language alignment (later frames, other texts, other episodes), L1+L2 embedding penalties",
+        "curves": {key: [record[key] for record in run.history] for key in LOSS_KEYS},
+        "provenance": provenance(),
+    }
+
+
+class _ProgressBar:
+    """A rich progress bar over training steps that shows the latest losses (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int, done: int):
+        self.enabled, self.total, self.done = enabled, total, done
+        self.bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda record: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"), TimeRemainingColumn())
+        self.bar.start()
+        task = self.bar.add_task("train", total=self.total, completed=self.done, losses="")
+
+        def advance(record: dict[str, float]) -> None:
+            text = f"loss {record['total']:.3f} tcn {record['tcn']:.3f} lang {record['language']:.3f} acc {record['language_accuracy']:.2f}"
+            self.bar.update(task, advance=1, losses=text)
+
+        return advance
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()

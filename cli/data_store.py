@@ -5,6 +5,7 @@ Examples::
     lamp-data collect --episodes 100 --out data/mw --workers 2 --policy noisy-expert --seed 0
     lamp-data collect --episodes 200 --out data/mw --workers 2 --policy noisy-expert --seed 0   # extends
     lamp-data collect --env dummy --episodes 4 --out /tmp/tiny --episode-length 5 --image-size 16
+    lamp-data collect --episodes 10000 --out /shared/mw --executor ray --address auto   # a Ray cluster
     lamp-data verify data/mw          # exit 0 ok, 1 damaged data, 2 bad input
     lamp-data info data/mw --json
 """
@@ -23,7 +24,8 @@ DAMAGED = 1
 @click.option("--env", "env_name", default=None, help="Registered env name (default: mw-pretrain).")
 @click.option("--episodes", type=int, required=True, help="Total episodes the dataset should hold.")
 @click.option("--out", type=click.Path(), required=True, help="Dataset folder (resumed or extended if it exists).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes (local, default 1) or Ray actors at once (ray, default one per cluster CPU slot).")
 @click.option("--policy", default="random", show_default=True, help="random | expert | noisy-expert.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed.")
 @click.option("--image-size", type=int, default=64, show_default=True, help="Camera image side in pixels.")
@@ -35,20 +37,26 @@ DAMAGED = 1
 @click.option("--prompts", "prompt_set", default=None, help="Prompt set name for inline rewards.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the reward model.")
 @click.option("--run", "run_name", default="collect", show_default=True, help="Run name (shard name prefix).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Run workers as local processes or as actors on a Ray cluster.")
+@click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
+@click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
 def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_length, shard_episodes,
-            canonical, noise, vlm, prompt_set, device, run_name) -> None:
+            canonical, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
     """Record episodes into a sharded dataset; running it again resumes or extends it."""
     from rich.console import Console
 
     from lamp_data.collect import CollectConfig, collect as collect_episodes
     from lamp_data.envs import DEFAULT_ENV
+    from lamp_data.executors import ExecutorConfig
 
+    scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
     config = CollectConfig(
-        env=env_name or DEFAULT_ENV, episodes=episodes, workers=workers, policy=policy, seed=seed,
+        env=env_name or DEFAULT_ENV, episodes=episodes, workers=1 if workers is None else workers, policy=policy, seed=seed,
         image_size=image_size, episode_length=episode_length, shard_episodes=shard_episodes,
         canonical=canonical, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
-    summary = collect_episodes(out, config, progress=True)
+    summary = collect_episodes(out, config, progress=True, executor=scheduling)
     Console(stderr=False).print(
         f"{summary.out}: {summary.episodes_total} episodes "
         f"({summary.episodes_written} new in {summary.shards_written} shards, "

@@ -33,6 +33,7 @@ from lamp_data import schema
 from lamp_data.envs import DEFAULT_ENV, ENVS
 from lamp_data.envs.base import EnvConfig, RandomizationConfig
 from lamp_data.errors import LampError
+from lamp_data.executors import ExecutorConfig, check_local_path, import_ray, session
 from lamp_data.provenance import provenance, stable_hash
 
 POLICIES = ("random", "expert", "noisy-expert")
@@ -404,6 +405,7 @@ def collect(
     policy: Policy | None = None,
     scorer_factory: Callable[[], EpisodeScorer] | None = None,
     progress: bool = True,
+    executor: ExecutorConfig | None = None,
 ) -> CollectSummary:
     """Make the dataset at ``out`` hold episodes ``0..config.episodes-1``, resuming if it exists.
 
@@ -415,6 +417,8 @@ def collect(
         scorer_factory: A picklable zero-arg callable building an :class:`EpisodeScorer` for
             inline rewards (default: ``make_scorer(config.vlm, config.prompts)`` if ``config.vlm``).
         progress: Show a live progress bar.
+        executor: Where the workers run (default: local processes, ``config.workers`` of
+            them); see :mod:`lamp_data.executors`.
 
     Raises:
         LampError: bad settings, an unusable ``out``, or a dataset made with another env, env
@@ -424,8 +428,14 @@ def collect(
     from lamp_data.store.reader import open_dataset
     from lamp_data.store.writer import create_dataset, remove_interrupted_writes, update_info, writer_lock
 
+    executor = executor or ExecutorConfig()
+    check_local_path(out)
     out = Path(out)
     layout.check_run_name(config.run)
+    if executor.is_ray:
+        import_ray()
+        if policy is not None:
+            raise LampError("an in-process policy collects in this process; use the local executor")
     if policy is None and config.policy not in POLICIES:
         raise LampError(f"unknown policy '{config.policy}' (known: {', '.join(POLICIES)})")
     if policy is not None and config.workers != 1:
@@ -456,7 +466,7 @@ def collect(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise LampError(f"cannot create {out}: {error.strerror}") from error
-    with writer_lock(out):
+    with session(executor), writer_lock(out):
         if existing is None:
             dataset = create_dataset(out, wanted)
         else:
@@ -470,7 +480,7 @@ def collect(
         units, present = _plan(dataset, config)
         if config.vlm is not None or scorer_factory is not None:
             units += [_Unit("score", name) for name in dataset.shard_sidecars()]
-        return _run(dataset, config, units, present, len(removed), policy, scorer_factory, progress)
+        return _run(dataset, config, units, present, len(removed), policy, scorer_factory, progress, executor)
 
 
 class _Tally:
@@ -554,11 +564,15 @@ class _Bar:
             )
 
 
-def _run(dataset, config, units, present, removed, policy, scorer_factory, progress) -> CollectSummary:
+def _run(dataset, config, units, present, removed, policy, scorer_factory, progress, executor) -> CollectSummary:
     total = present + sum(len(unit.indices) for unit in units)
     with _Bar(total, present, progress) as bar:
         tally = _Tally(dataset, config, bar)
-        if units and (config.workers == 1 or policy is not None):
+        if units and executor.is_ray:
+            from lamp_data import executors
+
+            executors.run_collect(dataset, config, units, scorer_factory, tally, executor)
+        elif units and (config.workers == 1 or policy is not None):
             recorder = _Recorder(str(dataset.path), config, policy, scorer_factory)
             try:
                 recorder.open_reward_set(tally)

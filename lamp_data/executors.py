@@ -1,0 +1,287 @@
+"""Where ``collect`` and ``relabel`` run their work: local processes, or actors on a Ray cluster.
+
+Both stages cut their work into units that commit whole files under the dataset folder (a data
+shard, a reward shard), so scheduling is the only thing that differs between back-ends:
+
+* ``local`` (the default): worker processes on this machine (see :mod:`lamp_data.collect`)
+  or the relabel loop in this process.
+* ``ray``: one Ray actor per worker slot of a Ray cluster. A collect actor holds one env (and
+  an inline reward model, if any) and records whole shards; a relabel actor holds the reward
+  model and scores whole shards. The driver hands out one unit at a time per actor, shows one
+  progress bar for all of them and does every write that is not a shard (``meta/info.json``,
+  reward-set records), under the dataset's writer lock.
+
+A worker process that dies is restarted by Ray (``max_restarts``) and its unit retried
+(``max_task_retries``). A shard's episodes and its name are fixed by the plan and every episode
+depends only on ``(seed, index)``, so a retried unit writes the same bytes under the same name:
+nothing is lost or duplicated. Leftovers of killed attempts are removed when the run ends.
+
+The dataset folder must be visible under the same path from every node (a local disk on a
+one-node cluster, NFS or a mounted bucket on several); object-store URLs are refused.
+
+Ray is imported only when ``kind="ray"`` is asked for; without it that raises
+:class:`~lamp_data.errors.MissingExtraError` naming the ``ray`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamp_data.errors import LampError, MissingExtraError
+
+EXECUTORS = ("local", "ray")
+"""Scheduling back-ends: processes on this machine, or actors on a Ray cluster."""
+
+CRASH_ONCE_ENV = "LAMP_TEST_CRASH_ONCE"
+"""Fault injection for tests: ``<marker file>:<shard name>:<episodes>`` makes the collect actor
+recording ``<shard name>`` exit the process (``os._exit(1)``) after ``<episodes>`` episodes,
+once: the marker file, created just before, keeps the retry alive."""
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How a stage schedules its work."""
+
+    kind: str = "local"
+    """local | ray."""
+    address: str | None = None
+    """Ray cluster address (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``); None: ``RAY_ADDRESS``
+    if set, else a new Ray instance on this machine."""
+    workers: int | None = None
+    """Ray actors working at once; None: one per CPU slot of the cluster (per GPU for a relabel
+    on ``cuda``). The local collect executor uses ``CollectConfig.workers`` instead."""
+    cpus_per_worker: float = 1.0
+    """CPUs Ray reserves for each actor."""
+    max_retries: int = 3
+    """Times Ray restarts a dead actor and retries its unit before the run fails."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in EXECUTORS:
+            raise LampError(f"unknown executor '{self.kind}' (known: {', '.join(EXECUTORS)})")
+        if self.workers is not None and self.workers < 1:
+            raise LampError(f"workers must be at least 1, got {self.workers}")
+        if self.cpus_per_worker <= 0:
+            raise LampError(f"CPUs per worker must be positive, got {self.cpus_per_worker}")
+        if self.max_retries < 0:
+            raise LampError(f"max retries must be non-negative, got {self.max_retries}")
+        if self.kind == "local" and self.address is not None:
+            raise LampError("--address is for --executor ray")
+
+    @property
+    def is_ray(self) -> bool:
+        """True for the Ray back-end."""
+        return self.kind == "ray"
+
+
+def check_local_path(path: str | Path) -> None:
+    """Refuse object-store URLs (``s3://...``): the store writes through the local filesystem.
+
+    Raises:
+        LampError: naming the URL and what to use instead.
+    """
+    if _URL.match(str(path)):
+        raise LampError(
+            f"{path} is a URL; datasets live in folders: use a local path, or on a cluster a shared "
+            "filesystem (NFS, or the bucket mounted with e.g. s3fs / gcsfuse) at the same path on every node"
+        )
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or :class:`MissingExtraError` naming the ``ray`` extra."""
+    try:
+        import ray
+    except ImportError as error:
+        raise MissingExtraError("--executor ray", "ray", error) from error
+    return ray
+
+
+@contextlib.contextmanager
+def session(executor: ExecutorConfig) -> Iterator[None]:
+    """Connect to the executor for the duration of a stage (a no-op for ``local``).
+
+    For ``ray``: reuse a connection the caller already opened; otherwise connect to
+    ``executor.address`` (or start a local instance) and disconnect at the end.
+
+    Raises:
+        LampError: no Ray cluster at the address.
+    """
+    if not executor.is_ray:
+        yield
+        return
+    ray = import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    address = executor.address or os.environ.get("RAY_ADDRESS")
+    if address is None:
+        options["include_dashboard"] = False
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, ValueError, RuntimeError) as error:
+        raise LampError(f"cannot connect to a Ray cluster at {address}: {error}") from error
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def worker_slots(executor: ExecutorConfig, gpus: bool = False) -> int:
+    """Actors to start: ``executor.workers``, else one per CPU slot (or GPU) of the cluster."""
+    if executor.workers is not None:
+        return executor.workers
+    resources = import_ray().cluster_resources()
+    if gpus:
+        count = int(resources.get("GPU", 0))
+        if count < 1:
+            raise LampError("the Ray cluster has no GPUs; use --device cpu or add GPU nodes")
+        return count
+    return max(1, int(resources.get("CPU", 1) // executor.cpus_per_worker))
+
+
+def _actor_options(executor: ExecutorConfig, **resources: Any) -> dict[str, Any]:
+    return {
+        "num_cpus": executor.cpus_per_worker,
+        "max_restarts": executor.max_retries,
+        "max_task_retries": executor.max_retries,
+        **resources,
+    }
+
+
+def _task_error(ray: Any, error: Exception, what: str) -> Exception:
+    """A LampError raised inside an actor comes back as itself; a death as one clear error."""
+    if isinstance(error, ray.exceptions.RayTaskError) and isinstance(error.cause, LampError):
+        return error.cause
+    if isinstance(error, ray.exceptions.RayActorError):
+        return RuntimeError(f"a Ray {what} worker died and its retries are used up: {error}")
+    return error
+
+
+def _crash_hook(shard: str) -> Callable[[int], None]:
+    """The fault-injection check of :data:`CRASH_ONCE_ENV` for one shard (a no-op when unset)."""
+    setting = os.environ.get(CRASH_ONCE_ENV)
+    if not setting:
+        return lambda episodes: None
+    marker, name, after = setting.rsplit(":", 2)
+
+    def check(episodes: int) -> None:
+        if name == shard and episodes == int(after):
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            os._exit(1)
+
+    return check
+
+
+class _CollectActor:
+    """A Ray actor holding one collect recorder (env, policy, inline scorer)."""
+
+    def __init__(self, out: str, config: Any, scorer_factory: Any):
+        from lamp_data.collect import _Recorder
+        from lamp_data.store import layout
+
+        if not (Path(out) / layout.META_DIR / layout.INFO_FILE).is_file():
+            raise LampError(f"dataset folder {out} is not visible from Ray node {os.uname().nodename}; use a shared filesystem")
+        self.recorder = _Recorder(out, config, None, scorer_factory)
+        self.start_events: list[tuple] = []
+        self.recorder.open_reward_set(self.start_events.append)
+
+    def start(self) -> list[tuple]:
+        """Events of opening the reward set (the prompt record), once the env is built."""
+        return self.start_events
+
+    def do(self, unit: Any, progress: Any) -> list[tuple]:
+        """Record (or score) one unit; put episode events on ``progress``, return the others."""
+        finished: list[tuple] = []
+        crash = _crash_hook(unit.name)
+        episodes = 0
+
+        def emit(event: tuple) -> None:
+            nonlocal episodes
+            if event[0] == "episode":
+                progress.put((unit.name, episodes, event))
+                episodes += 1
+                crash(episodes)
+            else:
+                finished.append(event)
+
+        self.recorder.do(unit, emit, lambda: True)
+        return finished
+
+    def close(self) -> None:
+        """Close the env."""
+        self.recorder.close()
+
+
+def run_collect(dataset: Any, config: Any, units: list, scorer_factory: Any, tally: Callable[[tuple], None], executor: ExecutorConfig) -> None:
+    """Record ``units`` with Ray actors, feeding progress events to ``tally``.
+
+    Episode events are counted once per (shard, position), so a retried unit does not count
+    its episodes twice. Called by :func:`lamp_data.collect.collect` inside :func:`session`,
+    holding the dataset's writer lock.
+    """
+    ray = import_ray()
+    from ray.util.queue import Queue
+
+    from lamp_data.store.writer import remove_interrupted_writes
+
+    count = min(worker_slots(executor), len(units))
+    progress = Queue(actor_options={"num_cpus": 0})
+    actor_class = ray.remote(**_actor_options(executor))(_CollectActor)
+    out = str(Path(dataset.path).resolve())
+    actors = [actor_class.remote(out, config, scorer_factory) for _ in range(count)]
+    counted: set[tuple[str, int]] = set()
+
+    def drain() -> None:
+        for name, position, event in progress.get_nowait_batch(progress.qsize()) if progress.qsize() else []:
+            if (name, position) not in counted:
+                counted.add((name, position))
+                tally(event)
+
+    try:
+        tally.waiting = count  # type: ignore[attr-defined]
+        try:
+            for events in ray.get([actor.start.remote() for actor in actors]):
+                for event in events:
+                    tally(event)
+                tally(("ready",))
+        except ray.exceptions.RayError as error:
+            raise _task_error(ray, error, "collect") from error
+        todo = deque(units)
+        running: dict[Any, Any] = {}
+        idle = list(actors)
+        while todo or running:
+            while idle and todo:
+                actor = idle.pop()
+                running[actor.do.remote(todo.popleft(), progress)] = actor
+            done, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_SECONDS)
+            drain()
+            for ref in done:
+                idle.append(running.pop(ref))
+                try:
+                    events = ray.get(ref)
+                except ray.exceptions.RayError as error:
+                    raise _task_error(ray, error, "collect") from error
+                for event in events:
+                    tally(event)
+        drain()
+        ray.get([actor.close.remote() for actor in actors])
+        remove_interrupted_writes(dataset)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        ray.kill(progress.actor)

@@ -1,0 +1,117 @@
+"""collect and relabel on a local Ray instance: a worker killed mid-shard, equality with local runs, the extra."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lamp_cli.data import main as lamp_data_cli
+from lamp_data.collect import CollectConfig, collect
+from lamp_data.errors import LampError, MissingExtraError
+from lamp_data.executors import CRASH_ONCE_ENV, ExecutorConfig
+from lamp_data.store import open_dataset, verify_dataset
+
+from test_collect import episode_bytes
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before importing ray: bind to 127.0.0.1 only
+ray = pytest.importorskip("ray")
+
+TINY = dict(env="dummy", image_size=16, episode_length=5, policy="noisy-expert", seed=4)
+RAY = ExecutorConfig(kind="ray", workers=2)
+LAMP_DATA = str(Path(sys.executable).with_name("lamp-data"))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One Ray instance on loopback for the module; collect actors crash once in shard collect-00000004."""
+    marker = tmp_path_factory.mktemp("crash") / "crashed"
+    os.environ[CRASH_ONCE_ENV] = f"{marker}:collect-00000004:1"
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+        address = ray.get_runtime_context().gcs_address
+        assert address.startswith("127.0.0.1:"), address
+        yield {"marker": marker, "address": address}
+    finally:
+        ray.shutdown()
+        os.environ.pop(CRASH_ONCE_ENV, None)
+
+
+def hidden_files(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob(".*") if path.name != ".lock"]
+
+
+def test_worker_killed_mid_shard_is_retried_and_dataset_equals_local(cluster, tmp_path):
+    config = CollectConfig(episodes=9, shard_episodes=2, **TINY)
+    local = tmp_path / "local"
+    collect(local, config, progress=False)
+
+    out = tmp_path / "ray"
+    collect(out, CollectConfig(**{**config.__dict__, "episodes": 3}), progress=False)  # resume from a local start
+    summary = collect(out, config, executor=RAY, progress=False)
+
+    assert cluster["marker"].exists(), "the fault hook did not kill a worker"
+    assert (summary.episodes_written, summary.episodes_total, summary.shards_written) == (6, 9, 4)
+    assert summary.steps == 6 * 5
+    expected = episode_bytes(local)
+    assert sorted(expected) == [f"ep{i:08d}" for i in range(9)]
+    assert episode_bytes(out) == expected
+    assert verify_dataset(out).ok and not hidden_files(out)
+    assert open_dataset(out).info["collection"]["episodes"] == 9
+
+    again = collect(out, config, executor=RAY, progress=False)
+    assert again.episodes_written == 0 and again.episodes_total == 9
+
+
+def test_collect_cli_in_process_and_as_subprocess(cluster, tmp_path):
+    args = ["collect", "--env", "dummy", "--episodes", "4", "--episode-length", "5", "--image-size", "16",
+            "--shard-episodes", "2", "--seed", "4", "--policy", "noisy-expert"]
+    result = CliRunner().invoke(lamp_data_cli, [*args, "--out", str(tmp_path / "a"), "--executor", "ray"])
+    assert result.exit_code == 0, result.output
+    assert "4 episodes (4 new in 2 shards" in " ".join(result.output.split())
+
+    process = subprocess.run(
+        [LAMP_DATA, *args, "--out", str(tmp_path / "b"), "--executor", "ray", "--address", cluster["address"],
+         "--workers", "1", "--num-cpus-per-worker", "0.5"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    assert "4 episodes (4 new in 2 shards" in " ".join(process.stdout.split())
+    assert episode_bytes(tmp_path / "a") == episode_bytes(tmp_path / "b")
+
+
+def test_bad_executor_settings_are_one_line_errors(cluster, tmp_path):
+    base = ["collect", "--env", "dummy", "--episodes", "2", "--out", str(tmp_path / "data")]
+    for extra, message in [
+        (["--address", "auto"], "--address is for --executor ray"),
+        (["--executor", "ray", "--num-cpus-per-worker", "0"], "CPUs per worker must be positive, got 0.0"),
+        (["--executor", "ray", "--workers", "0"], "workers must be at least 1, got 0"),
+    ]:
+        result = CliRunner().invoke(lamp_data_cli, base + extra)
+        assert result.exit_code == 2 and result.output.strip() == f"Error: {message}", result.output
+    with pytest.raises(LampError, match="is a URL; datasets live in folders"):
+        collect("s3://bucket/data", CollectConfig(episodes=1, **TINY), executor=RAY, progress=False)
+    with pytest.raises(LampError, match="in-process policy collects in this process"):
+        collect(tmp_path / "data", CollectConfig(episodes=1, **TINY), policy=object(), executor=RAY, progress=False)
+    assert not (tmp_path / "data").exists()
+
+
+def test_without_ray_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(MissingExtraError, match=r"--executor ray needs the 'ray' extra: pip install 'lamp-toolkit\[ray\]'"):
+        collect(tmp_path / "data", CollectConfig(episodes=1, **TINY), executor=RAY, progress=False)
+    assert not (tmp_path / "data").exists()
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from lamp_cli.data import main\n"
+        f"main(['collect', '--env', 'dummy', '--episodes', '1', '--out', {str(tmp_path / 'cli')!r}, '--executor', 'ray'])\n"
+    )
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [
+        "Error: --executor ray needs the 'ray' extra: pip install 'lamp-toolkit[ray]' (import of ray halted; None in sys.modules)"
+    ]
+    assert not (tmp_path / "cli").exists()

@@ -7,13 +7,6 @@ dataset's shards and reward set while collecting new episodes into it.
 
 from lamp_agent.agent import Agent
 from lamp_agent.config import PRESETS, AgentConfig, load_preset
+from lamp_agent.pretrain import PretrainConfig, PretrainSummary, pretrain
 
 __all__ = ["PRESETS", "Agent", "AgentConfig", "PretrainConfig", "PretrainSummary", "load_preset", "pretrain"]
-
-
-def __getattr__(name: str):
-    if name in ("PretrainConfig", "PretrainSummary", "pretrain"):
-        from lamp_agent import pretrain as module
-
-        return getattr(module, name)
-    raise AttributeError(name)

@@ -38,7 +38,7 @@ class Ensemble(nn.Module):
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             hidden = torch.baddbmm(bias, hidden, weight)
             if index < last:
-                hidden = nn.functional.silu(nn.functional.layer_norm(hidden, hidden.shape[-1:]))
+                hidden = nn.functional.silu(hidden)
         return hidden
 
     def loss(self, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

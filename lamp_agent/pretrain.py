@@ -152,9 +152,14 @@ def check_reward_set(dataset: Any, fingerprint: str) -> dict[str, Any]:
     return info
 
 
+def embedding_cache_path(prompts: list[str], text_encoder: str, cache_dir: Path) -> Path:
+    """Where :func:`prompt_embeddings` keeps the embeddings of ``prompts`` by ``text_encoder``."""
+    return Path(cache_dir) / f"{stable_hash({'prompts': prompts, 'encoder': text_encoder})}.npy"
+
+
 def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) -> np.ndarray:
     """float32 ``[P, D]`` embeddings of ``prompts``, computed once and cached in ``cache_dir``."""
-    path = cache_dir / f"{stable_hash({'prompts': prompts, 'encoder': text_encoder})}.npy"
+    path = embedding_cache_path(prompts, text_encoder, cache_dir)
     if path.is_file():
         cached = np.load(path, allow_pickle=False)
         if cached.shape[0] == len(prompts):

@@ -1,0 +1,223 @@
+"""The agent's parts on synthetic batches: world model, MAE, Plan2Explore, reward mix, finetune freeze, replay."""
+
+import numpy as np
+import pytest
+import torch
+
+from lamp_agent import Agent, load_preset
+from lamp_agent.core.replay import EpisodeReplay
+from lamp_agent.mwm import MaskedAutoencoder
+from lamp_agent.p2e import Ensemble
+from lamp_data.errors import LampError
+
+SIZES = dict(image_size=16, state_dim=4, action_dim=4, lang_dim=8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a shared CPU they stall them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def moving_dot_episode(steps: int, seed: int) -> dict[str, np.ndarray]:
+    """A store-schema episode: a red square moving with the actions on a coloured background."""
+    rng = np.random.default_rng(seed)
+    position = rng.uniform(2, 13, 2)
+    background = rng.integers(0, 128, 3)
+    actions = rng.uniform(-1, 1, (steps, 4)).astype(np.float32)
+    frames, states = [], []
+    for step in range(steps + 1):
+        if step:
+            position = np.clip(position + 2 * actions[step - 1, :2], 1, 14)
+        image = np.empty((16, 16, 3), np.uint8)
+        image[:] = background
+        row, col = position.astype(int)
+        image[row - 1 : row + 2, col - 1 : col + 2] = (255, 0, 0)
+        frames.append(image)
+        states.append(np.concatenate([position / 8 - 1, background[:2] / 64 - 1]).astype(np.float32))
+    distance = np.linalg.norm(np.stack(states)[1:, :2], axis=-1)
+    flags = np.zeros(steps + 1, bool)
+    first, last = flags.copy(), flags.copy()
+    first[0], last[-1] = True, True
+    return {
+        "image": np.stack(frames), "state": np.stack(states), "action": actions,
+        "reward": (-distance).astype(np.float32), "success": flags.copy(), "is_first": first,
+        "is_last": last, "is_terminal": flags.copy(),
+        "vlm_reward": np.concatenate([[0.0], 1.0 - distance]).astype(np.float32),
+    }
+
+
+@pytest.fixture(scope="module")
+def fixed_batch():
+    replay = EpisodeReplay(capacity_steps=10_000, seq_len=16, seed=0)
+    for seed in range(6):
+        replay.add_episode(moving_dot_episode(20, seed))
+    batch = replay.sample(4)
+    batch["lang"] = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    return batch
+
+
+@pytest.mark.parametrize("frontend", ["cnn", "mwm"])
+def test_world_model_loss_falls_on_a_fixed_batch(fixed_batch, frontend):
+    agent = Agent(load_preset("tiny", frontend=frontend), **SIZES, seed=1)
+    losses = [agent.train_step(fixed_batch)["model_loss"] for _ in range(30)]
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses
+    assert agent.step == 30
+
+
+def test_mae_reconstructs_masked_patches_better_after_training(fixed_batch):
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(16, 4, 8, patch=4, stem_depth=8, width=32, layers=1, heads=2, decoder_width=32, decoder_layers=1)
+    image = fixed_batch["image"].flatten(0, 1)
+    state = fixed_batch["state"].flatten(0, 1)
+    lang = fixed_batch["lang"].repeat_interleave(16, 0)
+
+    def masked_error() -> float:
+        with torch.no_grad():
+            losses = mae.losses(image, state, lang, 0.75, generator=torch.Generator().manual_seed(123))
+        return losses["mae_pixels"].mean().item()
+
+    before = masked_error()
+    optimizer = torch.optim.Adam(mae.parameters(), lr=1e-3)
+    for _ in range(60):
+        loss = sum(value.mean() for value in mae.losses(image, state, lang, 0.95).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = masked_error()
+    assert after < 0.5 * before, (before, after)
+    assert mae.random_keep(3, 0.95, torch.device("cpu")).shape == (3, 1)
+
+
+def test_ensemble_disagrees_more_off_its_training_data():
+    torch.manual_seed(0)
+    ensemble = Ensemble(6, 4, size=5, units=32, layers=1)
+    seen = torch.randn(256, 6)
+    target = torch.tanh(seen[:, :4] + seen[:, 2:])
+    optimizer = torch.optim.Adam(ensemble.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = ensemble.loss(seen, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    unseen = torch.randn(256, 6) * 2 + 4
+    with torch.no_grad():
+        on_seen, on_unseen = ensemble.disagreement(seen).mean().item(), ensemble.disagreement(unseen).mean().item()
+    assert on_unseen > 5 * on_seen, (on_seen, on_unseen)
+
+
+def _imagined(agent: Agent):
+    generator = torch.Generator().manual_seed(7)
+    feat_dim = agent.nets["rssm"].feat_dim
+    return torch.randn(6, 10, feat_dim, generator=generator), torch.rand(5, 10, 4, generator=generator) * 2 - 1
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.0, 0.5])
+def test_alpha_mixes_novelty_and_vlm_reward(alpha):
+    agent = Agent(load_preset("tiny", alpha=alpha), **SIZES, seed=0)
+    torch.nn.init.normal_(agent.nets["reward"][-1].weight, std=0.5)
+    feats, actions = _imagined(agent)
+    with torch.no_grad():
+        rewards = agent.imagined_rewards(feats, actions, "pretrain")
+        intrinsic = rewards["intrinsic"] / agent.nets["intrinsic_stats"].magnitude
+        extrinsic = rewards["extrinsic"] / agent.nets["extrinsic_stats"].magnitude
+        torch.testing.assert_close(rewards["reward"], alpha * intrinsic + (1 - alpha) * extrinsic)
+        assert intrinsic.std() > 0 and extrinsic.std() > 0
+        # Scrambling one source changes the mixed reward only if that source has weight.
+        torch.nn.init.normal_(agent.nets["reward"][-1].weight, std=0.5)
+        for weight in agent.nets["ensemble"].weights:
+            torch.nn.init.normal_(weight, std=0.5)
+        again = agent.imagined_rewards(feats, actions, "pretrain", update=False)["reward"]
+    assert torch.equal(again, rewards["reward"]) is False
+    if alpha == 1.0:
+        torch.testing.assert_close(rewards["reward"], intrinsic)
+    if alpha == 0.0:
+        torch.testing.assert_close(rewards["reward"], extrinsic)
+
+
+def test_alpha_one_ignores_the_vlm_head_and_zero_ignores_the_ensemble():
+    for alpha, scramble in ((1.0, "reward"), (0.0, "ensemble")):
+        agent = Agent(load_preset("tiny", alpha=alpha), **SIZES, seed=0)
+        feats, actions = _imagined(agent)
+        with torch.no_grad():
+            before = agent.imagined_rewards(feats, actions, "pretrain")["reward"]
+            for parameter in agent.nets[scramble].parameters():
+                parameter.add_(torch.randn_like(parameter))
+            after = agent.imagined_rewards(feats, actions, "pretrain", update=False)["reward"]
+        torch.testing.assert_close(before, after)
+
+
+def test_policy_step_carries_state_and_stays_in_bounds():
+    agent = Agent(load_preset("tiny"), **SIZES, seed=0)
+    obs = {"image": np.zeros((16, 16, 3), np.uint8), "state": np.zeros(4, np.float32)}
+    lang = np.ones(8, np.float32)
+    action, carry = agent.policy_step(obs, lang)
+    assert action.shape == (4,) and action.dtype == np.float32 and np.abs(action).max() <= 1
+    second, carry = agent.policy_step(obs, lang, carry, explore=False)
+    assert carry["latent"]["deter"].shape == (1, 64)
+    repeat, _ = agent.policy_step(obs, lang, carry, explore=False)
+    assert np.abs(repeat).max() <= 1 and np.isfinite(second).all()
+
+
+def test_prepare_finetune_freezes_the_critic_body_and_probes_a_fresh_head(fixed_batch):
+    agent = Agent(load_preset("tiny"), **SIZES, seed=0)
+    agent.train_step(fixed_batch)
+    critic = agent.nets["critic"]
+    agent.prepare_finetune()
+    body = {name: value.clone() for name, value in critic.body.named_parameters()}
+    norm = {name: value.clone() for name, value in critic.activation.named_parameters()}
+    head = critic.head.weight.clone()
+    assert torch.count_nonzero(head) == 0
+    actor = [p.clone() for p in agent.nets["actor"].parameters()]
+    for _ in range(3):
+        metrics = agent.train_step(fixed_batch, mode="finetune")
+    assert "intrinsic_reward" not in metrics and "ensemble_loss" not in metrics
+    for name, value in critic.body.named_parameters():
+        assert torch.equal(value, body[name]), name
+    for name, value in critic.activation.named_parameters():
+        assert torch.equal(value, norm[name]), name
+    assert not torch.equal(critic.head.weight, head)
+    assert any(not torch.equal(a, b) for a, b in zip(agent.nets["actor"].parameters(), actor))
+
+
+def test_bad_mode_and_incomplete_batch_are_clear_errors(fixed_batch):
+    agent = Agent(load_preset("tiny"), **SIZES)
+    with pytest.raises(LampError, match="train mode"):
+        agent.train_step(fixed_batch, mode="sideways")
+    with pytest.raises(LampError, match="lacks lang"):
+        agent.train_step({k: v for k, v in fixed_batch.items() if k != "lang"})
+    with pytest.raises(LampError, match="unknown agent preset"):
+        load_preset("huge")
+    with pytest.raises(LampError, match="unknown agent config keys"):
+        load_preset("tiny", wings=2)
+
+
+def test_presets_match_the_paper_sizes():
+    paper = load_preset("paper")
+    assert paper.frontend == "mwm" and paper.mae_mask_ratio == 0.95 and paper.deter == 1024
+    assert (paper.stoch_groups, paper.stoch_classes) == (32, 32) and (paper.batch_size, paper.seq_len) == (50, 50)
+    assert (paper.mae_batch_size, paper.mae_seq_len) == (32, 32) and paper.ensemble_size == 10
+    assert paper.horizon == 15 and paper.alpha == 0.9
+    tiny = load_preset("tiny")
+    assert (tiny.deter, tiny.stoch_groups, tiny.stoch_classes, tiny.batch_size, tiny.seq_len, tiny.horizon) == (64, 4, 4, 4, 16, 5)
+
+
+def test_episode_replay_keeps_the_batch_layout_and_evicts_oldest():
+    replay = EpisodeReplay(capacity_steps=50, seq_len=8, seed=0)
+    for seed in range(4):
+        replay.add_episode(moving_dot_episode(20, seed))
+    assert len(replay) == 2 and replay.steps == 42
+    batch = replay.sample(5)
+    assert batch["image"].shape == (5, 8, 16, 16, 3) and batch["image"].dtype == torch.uint8
+    assert batch["action"].shape == (5, 8, 4) and batch["reward"].shape == (5, 8)
+    assert batch["vlm_reward"].dtype == torch.float32 and batch["is_first"].dtype == torch.bool
+    first = batch["is_first"]
+    assert torch.all(batch["action"][first] == 0) and torch.all(batch["reward"][first] == 0)
+    short = EpisodeReplay(100, 30)
+    short.add_episode(moving_dot_episode(5, 0))
+    with pytest.raises(LampError, match="at least 30 frames"):
+        short.sample(1)

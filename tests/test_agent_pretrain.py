@@ -1,0 +1,148 @@
+"""Pretraining from a dataset's shards and reward set: collection into the dataset, resume, errors, CLI."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from lamp_agent import PretrainConfig, pretrain
+from lamp_agent.pretrain import embedding_cache_path
+from lamp_cli.agent import main as agent_cli
+from lamp_cli.data import main as data_cli
+from lamp_data.collect import CollectConfig, collect
+from lamp_data.errors import LampError
+from lamp_data.store import open_dataset, verify_dataset
+
+FINGERPRINT = "colour-000001"
+PROMPTS = ["reach the red block", "push the red block", "make the scene blue"]
+SMALL = {"batch_size": 2, "seq_len": 8}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a shared CPU they stall them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ColourScorer:
+    """A tiny stand-in reward model: each prompt scores one colour channel of every frame."""
+
+    prompts = PROMPTS
+    fingerprint = FINGERPRINT
+    info = {"model_spec": "colour:channels", "model": {"family": "colour"}, "prompt_set": {"name": "colours", "count": 3}}
+
+    def score(self, frames: np.ndarray) -> np.ndarray:
+        return (frames.astype(np.float32) / 255).mean((1, 2)).astype(np.float16)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Four 20-step dummy episodes in two shards, with a colour reward set."""
+    out = tmp_path_factory.mktemp("pretrain") / "data"
+    config = CollectConfig(env="dummy", episodes=4, shard_episodes=2, image_size=16, episode_length=20, seed=3)
+    collect(out, config, scorer_factory=ColourScorer, progress=False)
+    return out
+
+
+@pytest.fixture
+def data_copy(dataset, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(dataset, copy)
+    return copy
+
+
+def cached_embeddings(out: Path) -> np.ndarray:
+    """Put fixed prompt embeddings where pretraining caches them, so tests skip the text encoder."""
+    embeddings = np.random.default_rng(0).normal(size=(len(PROMPTS), 384)).astype(np.float32)
+    path = embedding_cache_path(PROMPTS, "minilm", out / "lang")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, embeddings)
+    return embeddings
+
+
+def run(data: Path, out: Path, steps: int, **options) -> object:
+    if not (out / "lang").exists():
+        cached_embeddings(out)
+    config = PretrainConfig(data=str(data), rewards=FINGERPRINT, out=str(out), steps=steps, preset="tiny", agent_overrides=SMALL, **options)
+    return pretrain(config, progress=False, scorer_factory=ColourScorer)
+
+
+def test_pretraining_collects_scored_shards_that_verify(data_copy, tmp_path):
+    summary = run(data_copy, tmp_path / "run", steps=4, collect_every=2)
+    assert summary.step == 4 and summary.updates == 4 and summary.episodes_collected == 2
+    assert summary.shards_written == 2 and 0.0 <= summary.data_wait_fraction < 1.0
+    assert np.isfinite(list(summary.metrics.values())).all() and "intrinsic_reward" in summary.metrics
+    dataset = open_dataset(data_copy)
+    agent_shards = [name for name in dataset.shard_sidecars() if name.startswith("agent-")]
+    assert len(agent_shards) == 2 and len({name.rsplit("-", 2)[1] for name in agent_shards}) == 2
+    assert set(agent_shards) <= set(dataset.reward_shard_sidecars(FINGERPRINT))
+    assert verify_dataset(data_copy).ok
+    result = CliRunner().invoke(data_cli, ["verify", str(data_copy)])
+    assert result.exit_code == 0, result.output
+    run_folder = tmp_path / "run"
+    assert (run_folder / "checkpoints" / "step-00000004" / "config.json").is_file()
+    assert list((run_folder / "tb").glob("events.out.tfevents.*"))
+    with pytest.raises(LampError, match="pass --resume"):
+        run(data_copy, run_folder, steps=6, collect_every=2)
+
+
+def test_resume_continues_exactly(dataset, tmp_path):
+    straight_data, resumed_data = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(dataset, straight_data)
+    shutil.copytree(dataset, resumed_data)
+    straight = run(straight_data, tmp_path / "straight", steps=4, collect_every=2)
+    first = run(resumed_data, tmp_path / "resumed", steps=2, collect_every=2)
+    assert first.step == 2
+    second = run(resumed_data, tmp_path / "resumed", steps=4, collect_every=2, resume=True)
+    assert second.resumed_from == 2 and second.updates == 2
+    expected = load_file(Path(straight.checkpoint) / "weights.safetensors")
+    got = load_file(Path(second.checkpoint) / "weights.safetensors")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert np.array_equal(expected[name].numpy(), got[name].numpy()), name
+    assert second.metrics == straight.metrics
+
+
+def test_reward_set_that_does_not_match_the_dataset_is_refused(data_copy, tmp_path):
+    with pytest.raises(LampError, match="has no reward set 'clip-nothing'"):
+        pretrain(PretrainConfig(data=str(data_copy), rewards="clip-nothing", out=str(tmp_path / "r"), steps=1), progress=False)
+    for suffix in (".json", ".tar"):
+        (data_copy / "shards" / f"collect-00000002{suffix}").unlink()
+    with pytest.raises(LampError, match="does not match"):
+        pretrain(PretrainConfig(data=str(data_copy), rewards=FINGERPRINT, out=str(tmp_path / "r"), steps=1), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_reports_bad_input_on_one_line(data_copy, tmp_path):
+    result = CliRunner().invoke(agent_cli, ["pretrain", "--data", str(data_copy), "--rewards", "nope", "--steps", "2", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "has no reward set 'nope'" in result.output
+
+
+def test_cli_pretrains_as_a_subprocess_with_the_real_text_encoder(data_copy, tmp_path):
+    command = Path(sys.executable).parent / "lamp-agent"
+    out = tmp_path / "run"
+    completed = subprocess.run(
+        [str(command), "pretrain", "--data", str(data_copy), "--rewards", FINGERPRINT, "--steps", "2",
+         "--preset", "tiny", "--alpha", "1.0", "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "step 2 (2 updates" in completed.stdout
+    (cache,) = (out / "lang").glob("*.npy")
+    embeddings = np.load(cache)
+    assert embeddings.shape == (3, 384) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
+    import json
+
+    meta = json.loads((out / "checkpoints" / "step-00000002" / "config.json").read_text())
+    assert meta["info"]["alpha"] == 1.0 and meta["info"]["method"] == "p2e" and meta["info"]["reward_set"] == FINGERPRINT

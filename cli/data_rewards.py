@@ -8,6 +8,7 @@ Examples::
     lamp-data relabel data/mw --vlm r3m:resnet50
     lamp-data relabel data/mw --vlm r3m:/models/r3m.pt --prompts lamp-metaworld --batch-size 128
     lamp-data relabel data/mw --vlm "clip:/models/clip?alpha=0.5&standardize=1" --device cuda
+    lamp-data relabel /shared/mw --vlm r3m:/shared/models/r3m.pt --device cuda --executor ray --address auto
 """
 
 from __future__ import annotations
@@ -55,11 +56,19 @@ def prompts(name, limit, as_json) -> None:
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Frames per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def relabel(path, vlm, prompt_set, device, batch_size, as_json) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Score in this process, or with reward-model actors on a Ray cluster.")
+@click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
+@click.option("--workers", type=int, default=None, help="Ray actors (default: one per GPU with --device cuda, else per CPU slot).")
+@click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
+def relabel(path, vlm, prompt_set, device, batch_size, as_json, executor, address, workers, num_cpus_per_worker) -> None:
     """Score every frame of a dataset into rewards/<fingerprint>/ (resumable, idempotent)."""
+    from lamp_data.executors import ExecutorConfig
     from lamp_data.relabel import relabel as relabel_dataset
 
-    summary = relabel_dataset(path, vlm, prompt_set, device=device, batch_size=batch_size, progress=not as_json)
+    scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
+    summary = relabel_dataset(path, vlm, prompt_set, device=device, batch_size=batch_size, progress=not as_json,
+                              executor=scheduling)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
         return

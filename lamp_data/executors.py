@@ -187,21 +187,34 @@ def _crash_hook(shard: str) -> Callable[[int], None]:
     return check
 
 
+def _check_visible(out: str) -> None:
+    """LampError unless the dataset folder is visible from the node this actor runs on."""
+    from lamp_data.store import layout
+
+    if not (Path(out) / layout.META_DIR / layout.INFO_FILE).is_file():
+        raise LampError(f"dataset folder {out} is not visible from Ray node {os.uname().nodename}; put it on a shared filesystem")
+
+
 class _CollectActor:
     """A Ray actor holding one collect recorder (env, policy, inline scorer)."""
 
     def __init__(self, out: str, config: Any, scorer_factory: Any):
         from lamp_data.collect import _Recorder
-        from lamp_data.store import layout
 
-        if not (Path(out) / layout.META_DIR / layout.INFO_FILE).is_file():
-            raise LampError(f"dataset folder {out} is not visible from Ray node {os.uname().nodename}; use a shared filesystem")
-        self.recorder = _Recorder(out, config, None, scorer_factory)
+        self.recorder = None
         self.start_events: list[tuple] = []
-        self.recorder.open_reward_set(self.start_events.append)
+        self.error: LampError | None = None
+        try:
+            _check_visible(out)
+            self.recorder = _Recorder(out, config, None, scorer_factory)
+            self.recorder.open_reward_set(self.start_events.append)
+        except LampError as error:  # raised by start(), so the driver gets it as a LampError
+            self.error = error
 
     def start(self) -> list[tuple]:
         """Events of opening the reward set (the prompt record), once the env is built."""
+        if self.error is not None:
+            raise self.error
         return self.start_events
 
     def do(self, unit: Any, progress: Any) -> list[tuple]:
@@ -224,7 +237,8 @@ class _CollectActor:
 
     def close(self) -> None:
         """Close the env."""
-        self.recorder.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
 
 def run_collect(dataset: Any, config: Any, units: list, scorer_factory: Any, tally: Callable[[tuple], None], executor: ExecutorConfig) -> None:
@@ -285,3 +299,96 @@ def run_collect(dataset: Any, config: Any, units: list, scorer_factory: Any, tal
         for actor in actors:
             ray.kill(actor)
         ray.kill(progress.actor)
+
+
+class _ScoreActor:
+    """A Ray actor holding a reward model with its prompt set embedded; scores whole shards."""
+
+    def __init__(self, out: str, vlm: str, prompt_set: Any, device: str, batch_size: int):
+        from lamp_data.vlm.scoring import make_scorer
+
+        self.out = out
+        self.scorer = None
+        self.error: LampError | None = None
+        try:
+            _check_visible(out)
+            self.scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
+        except LampError as error:  # raised by describe(), so the driver gets it as a LampError
+            self.error = error
+
+    def describe(self) -> tuple[str, dict[str, Any], list[str]]:
+        """The reward set's fingerprint, info and prompts."""
+        if self.error is not None:
+            raise self.error
+        return self.scorer.fingerprint, self.scorer.info, self.scorer.prompts
+
+    def score(self, shard: Any) -> dict[str, Any]:
+        """Rewards of every episode of one committed data shard (see :func:`lamp_data.relabel.score_shard`)."""
+        from lamp_data.relabel import score_shard
+
+        return score_shard(self.scorer, self.out, shard)
+
+
+class RayScorers:
+    """Reward-model actors on a Ray cluster, one per GPU (``device`` cuda) or per CPU slot.
+
+    Opens a :func:`session` that :meth:`close` ends. ``fingerprint``, ``info`` and ``prompts``
+    describe the reward set as :class:`lamp_data.vlm.scoring.EpisodeScorer` does;
+    :meth:`score_shards` hands shards out one at a time per actor and yields their rewards as
+    they finish, for the driver to write.
+
+    Args:
+        executor: The Ray executor settings.
+        dataset: The dataset folder (same path on every node).
+        vlm: Reward model spec.
+        prompt_set: The prompt set.
+        device: ``cpu`` or ``cuda`` (each actor gets one GPU of its own and sees it as ``cuda``).
+        batch_size: Frames per forward pass.
+    """
+
+    def __init__(self, executor: ExecutorConfig, dataset: str | Path, vlm: str, prompt_set: Any, device: str, batch_size: int):
+        self.ray = ray = import_ray()
+        self.actors: list[Any] = []
+        self._session = contextlib.ExitStack()
+        self._session.enter_context(session(executor))
+        try:
+            gpu = device.startswith("cuda")
+            count = worker_slots(executor, gpus=gpu)
+            actor_class = ray.remote(**_actor_options(executor, num_gpus=1 if gpu else 0))(_ScoreActor)
+            out = str(Path(dataset).resolve())
+            self.actors = [actor_class.remote(out, vlm, prompt_set, "cuda" if gpu else device, batch_size) for _ in range(count)]
+            self.fingerprint, info, self.prompts = ray.get(self.actors[0].describe.remote())
+        except ray.exceptions.RayError as error:
+            self.close()
+            raise _task_error(ray, error, "relabel") from error
+        except BaseException:
+            self.close()
+            raise
+        self.info = {**info, "provenance": {**info["provenance"], "argv": list(sys.argv)}}
+
+    def score_shards(self, shards: list, advance: Callable[[int], None]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Yield ``(shard, rewards)`` for every shard as they finish, calling ``advance(frames)``."""
+        ray = self.ray
+        todo = deque(shards)
+        running: dict[Any, tuple[Any, Any]] = {}
+        idle = list(self.actors)
+        while todo or running:
+            while idle and todo:
+                actor, shard = idle.pop(), todo.popleft()
+                running[actor.score.remote(shard)] = (actor, shard)
+            done, _ = ray.wait(list(running), num_returns=1)
+            actor, shard = running.pop(done[0])
+            idle.append(actor)
+            try:
+                rewards = ray.get(done[0])
+            except ray.exceptions.RayError as error:
+                raise _task_error(ray, error, "relabel") from error
+            advance(sum(len(values) for values in rewards.values()))
+            yield shard, rewards
+
+    def close(self) -> None:
+        """Stop the actors and end the session."""
+        for actor in self.actors:
+            self.ray.kill(actor)
+        self.actors = []
+        self._session.close()

@@ -19,6 +19,7 @@ the data. It is built to be run again:
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -31,6 +32,7 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.errors import LampError
+from lamp_data.executors import ExecutorConfig, check_local_path, import_ray
 from lamp_data.prompts import PromptSet, load_prompt_set
 
 PREFETCH_SHARDS = 1
@@ -143,6 +145,21 @@ def _score_shard(scorer: Any, shard: Any, episodes: list[tuple[str, np.ndarray]]
     return rewards
 
 
+def _score_locally(scorer: Any, dataset: Any, shards: list, advance: Any) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
+    """Yield ``(shard, rewards)`` for each shard, scored in this process while the next one decodes."""
+    by_name = {shard.name: shard for shard in shards}
+    for name, decoded in _decoded_shards(dataset, list(by_name)):
+        yield by_name[name], _score_shard(scorer, by_name[name], decoded, advance)
+
+
+def score_shard(scorer: Any, dataset: Any, shard: Any) -> dict[str, np.ndarray]:
+    """Decode one committed data shard and return its episodes' rewards (a Ray relabel actor's unit)."""
+    from lamp_data.store import iter_episodes
+
+    episodes = [(episode["__key__"], episode[schema.IMAGE]) for episode in iter_episodes(dataset, shards=[shard.name])]
+    return _score_shard(scorer, shard, episodes, lambda count: None)
+
+
 def relabel(
     dataset: str | Path,
     vlm: str,
@@ -151,6 +168,7 @@ def relabel(
     device: str = "cpu",
     batch_size: int = 64,
     progress: bool = True,
+    executor: ExecutorConfig | None = None,
 ) -> RelabelSummary:
     """Score every committed shard of ``dataset`` with ``vlm`` into a reward set.
 
@@ -162,6 +180,8 @@ def relabel(
         device: Torch device of the model.
         batch_size: Frames per forward pass.
         progress: Show a progress bar.
+        executor: Where the model runs (default: this process); with ``ray``, one reward-model
+            actor per GPU or CPU slot of the cluster (see :mod:`lamp_data.executors`).
 
     Returns:
         What was written and skipped, and the throughput.
@@ -175,34 +195,42 @@ def relabel(
     from lamp_data.store.writer import writer_lock
     from lamp_data.vlm.scoring import make_scorer
 
+    executor = executor or ExecutorConfig()
+    check_local_path(dataset)
+    if executor.is_ray:
+        import_ray()
     data = open_dataset(dataset)
     shards = data.shards()
     if not shards:
         raise LampError(f"{data.path} has no committed shards to relabel")
     prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
-    scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
+    if executor.is_ray:
+        from lamp_data.executors import RayScorers
+
+        scorer = RayScorers(executor, data.path, vlm, prompt_set, device, batch_size)
+    else:
+        scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
     fingerprint = scorer.fingerprint
     reward_dir = data.reward_dir(fingerprint)
 
-    with writer_lock(data.path):
+    with contextlib.closing(scorer) if executor.is_ray else contextlib.nullcontext(), writer_lock(data.path):
         writer = None
         if (reward_dir / layout.INFO_FILE).is_file():
             writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
             for leftover in layout.interrupted_writes(reward_dir):
                 leftover.unlink(missing_ok=True)
         pending = [shard for shard in shards if writer is None or not writer.has_shard(shard.name)]
-        by_name = {shard.name: shard for shard in pending}
         total_frames = sum(shard.nsteps + shard.nsamples for shard in pending)
         episodes = frames = 0
         started = time.perf_counter()
         with _FrameProgress(progress, total_frames, f"relabel {fingerprint}") as advance:
-            for name, decoded in _decoded_shards(data, list(by_name)):
-                rewards = _score_shard(scorer, by_name[name], decoded, advance)
+            scored = scorer.score_shards(pending, advance) if executor.is_ray else _score_locally(scorer, data, pending, advance)
+            for shard, rewards in scored:
                 if writer is None:
                     writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
-                writer.write_shard(name, rewards)
-                episodes += len(decoded)
-                frames += sum(len(episode_frames) for _, episode_frames in decoded)
+                writer.write_shard(shard.name, rewards)
+                episodes += len(rewards)
+                frames += sum(len(values) for values in rewards.values())
         seconds = time.perf_counter() - started
     return RelabelSummary(
         dataset=str(data.path),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,12 @@ from lamp_cli.data import main as lamp_data_cli
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError, MissingExtraError
 from lamp_data.executors import CRASH_ONCE_ENV, ExecutorConfig
+from lamp_data.relabel import relabel
 from lamp_data.store import open_dataset, verify_dataset
+from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
 
 from test_collect import episode_bytes
+from test_relabel import PROMPTS, reward_files
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before importing ray: bind to 127.0.0.1 only
 ray = pytest.importorskip("ray")
@@ -115,3 +119,50 @@ def test_without_ray_the_error_names_the_extra(tmp_path, monkeypatch):
         "Error: --executor ray needs the 'ray' extra: pip install 'lamp-toolkit[ray]' (import of ray halted; None in sys.modules)"
     ]
     assert not (tmp_path / "cli").exists()
+
+
+@pytest.fixture(scope="module")
+def reward_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("model")
+    prompts = root / "prompts.txt"
+    prompts.write_text(PROMPTS)
+    model = save_tiny_r3m(root / "r3m.pt", text_encoder=str(save_tiny_distilbert(root / "distilbert")))
+    return {"spec": f"r3m:{model}", "prompts": str(prompts)}
+
+
+def test_relabel_on_ray_equals_local_relabel_and_inline_rewards_and_resumes(cluster, reward_model, tmp_path):
+    spec, prompts = reward_model["spec"], reward_model["prompts"]
+    config = CollectConfig(episodes=6, shard_episodes=2, **{**TINY, "seed": 8})
+    collect(tmp_path / "local", config, progress=False)
+    shutil.copytree(tmp_path / "local", tmp_path / "ray")
+    local = relabel(tmp_path / "local", spec, prompts, progress=False)
+    on_ray = relabel(tmp_path / "ray", spec, prompts, executor=RAY, progress=False)
+    assert (on_ray.fingerprint, on_ray.shards_written, on_ray.episodes, on_ray.frames) == (local.fingerprint, 3, 6, 36)
+    expected = reward_files(tmp_path / "local")
+    assert len(expected) == 2 + 2 * 3 and reward_files(tmp_path / "ray") == expected
+    info = open_dataset(tmp_path / "ray").reward_set_info(on_ray.fingerprint)
+    assert info["provenance"]["model_spec"] == spec and info["provenance"]["argv"] == list(sys.argv)
+
+    reward_dir = tmp_path / "ray" / "rewards" / on_ray.fingerprint
+    (reward_dir / "collect-00000002.json").unlink()  # a run killed between a tar and its sidecar
+    (reward_dir / ".collect-00000004.tar.x.tmp").write_bytes(b"half")
+    result = CliRunner().invoke(lamp_data_cli, ["relabel", str(tmp_path / "ray"), "--vlm", spec, "--prompts", prompts,
+                                                "--executor", "ray", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    resumed = json.loads(result.output)
+    assert (resumed["shards_written"], resumed["shards_skipped"], resumed["frames"]) == (1, 2, 12)
+    assert reward_files(tmp_path / "ray") == expected and not hidden_files(tmp_path / "ray")
+
+    inline = collect(tmp_path / "inline", CollectConfig(**{**config.__dict__, "vlm": spec, "prompts": prompts}),
+                     executor=RAY, progress=False)
+    assert inline.reward_shards_written == 3
+    assert reward_files(tmp_path / "inline") == expected
+    assert open_dataset(tmp_path / "inline").prompts() == PROMPTS.split("\n")[:-1]
+
+
+def test_relabel_on_ray_reports_a_bad_model_as_one_line_and_writes_nothing(cluster, tmp_path):
+    collect(tmp_path / "data", CollectConfig(episodes=2, **TINY), progress=False)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(LampError, match="does not exist"):
+        relabel(tmp_path / "data", f"r3m:{tmp_path / 'missing.pt'}", executor=RAY, progress=False)
+    assert sorted(tmp_path.rglob("*")) == before

@@ -86,7 +86,9 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"])
     parser.add_argument("--updates", type=int, default=0, help="updates per measurement (default: 30 tiny, 4 small)")
     parser.add_argument("--episodes", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (more stall on a shared CPU)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     with tempfile.TemporaryDirectory() as folder:
         data = make_dataset(Path(folder), args.episodes)

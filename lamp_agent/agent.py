@@ -70,7 +70,8 @@ class Agent:
         self.phase = "pretrain"
         self.info: dict[str, Any] = {}
         """Free-form provenance saved with checkpoints (reward set, alpha, data...)."""
-        self._rng = {name: self._fresh_rng_state(self.seed * 2 + index) for index, name in enumerate(("train", "act"))}
+        self._rng: dict[str, dict[str, torch.Tensor]] = {}
+        self.reseed(self.seed)
         with self._random("train"):
             self.nets = self._build().to(self.device)
         self.reward_dist = TwoHotSymlog(config.reward_bins).to(self.device)
@@ -152,6 +153,19 @@ class Agent:
         self._build_optimizers()
 
     # ----------------------------------------------------------------- randomness
+    def reseed(self, seed: int, streams: tuple[str, ...] = ("train", "act")) -> None:
+        """Restart the agent's random streams from ``seed`` (weights are left as they are).
+
+        Args:
+            seed: The new seed; the streams of one seed never depend on what ran before.
+            streams: Which streams: ``train`` (updates) and/or ``act`` (``policy_step``).
+        """
+        for index, name in enumerate(("train", "act")):
+            if name in streams:
+                self._rng[name] = self._fresh_rng_state(int(seed) * 2 + index)
+        if set(streams) == {"train", "act"}:
+            self.seed = int(seed)
+
     def _fresh_rng_state(self, seed: int) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(seed)
         state = {"cpu": generator.get_state()}

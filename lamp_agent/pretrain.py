@@ -5,12 +5,14 @@
 sequence paired with a prompt by :class:`~lamp_agent.core.stream.HindsightPrompts`), and runs
 ``steps`` agent updates with the LAMP reward ``alpha * norm(P2E) + (1 - alpha) * norm(VLM)``.
 
-Training runs in chunks of ``collect_every`` updates. After each chunk the current policy
-records ``collect_every / (train_ratio * episode_length)`` episodes (at least one) into the
-same dataset as new shards, under a run name unique to this pretraining run and chunk, with
-rewards scored inline by the reward set's own VLM; the next chunk's stream includes them. A
-checkpoint closes every chunk, and the stream of chunk ``c`` is seeded by ``(seed, c)``, so
-``resume`` repeats the updates an uninterrupted run would have made.
+Training runs in chunks of ``collect_every`` updates. Each chunk ends with a checkpoint; then
+the current policy records ``collect_every / (train_ratio * episode_length)`` episodes (at
+least one) into the same dataset as one new shard, under a run name unique to this
+pretraining run and step (``agent-<run id>-s<step>``), with rewards scored inline by the
+reward set's own VLM; the next chunk's stream includes them. The stream of a chunk is seeded
+by ``(seed, its first step)`` and the acting stream by ``(seed, step)``, and a resume first
+finishes a collection the interruption left out, so ``resume`` repeats the updates and the
+episodes an uninterrupted run would have made.
 
 Run folder::
 
@@ -37,6 +39,7 @@ from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError
 from lamp_data.provenance import provenance, stable_hash
+from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest.json"
@@ -179,9 +182,12 @@ def _latest_checkpoint(out: Path) -> Path | None:
     if not pointer.is_file():
         return None
     try:
-        name = json.loads(pointer.read_text())["checkpoint"]
+        record = json.loads(pointer.read_text())
+        name = record["checkpoint"]
     except (ValueError, KeyError, TypeError) as error:
         raise LampError(f"damaged {pointer}: {error}; remove it to start over") from error
+    if record.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise LampError(f"{pointer} has format_version {record.get('format_version')!r}; this version reads {CHECKPOINT_FORMAT_VERSION}")
     return out / CHECKPOINTS_DIR / name
 
 
@@ -190,7 +196,10 @@ def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
 
     folder = out / CHECKPOINTS_DIR / f"step-{agent.step:08d}"
     agent.save(folder)
-    atomic_write_json(out / CHECKPOINTS_DIR / LATEST_FILE, {"checkpoint": folder.name, "step": agent.step})
+    atomic_write_json(
+        out / CHECKPOINTS_DIR / LATEST_FILE,
+        {"format_version": CHECKPOINT_FORMAT_VERSION, "checkpoint": folder.name, "step": agent.step},
+    )
     finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / "config.json").is_file())
     for old in finished[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -260,6 +269,7 @@ def pretrain(
                 raise LampError(f"cannot resume {out}: it was run with {key}={recorded.get(key)!r}, not {run_record[key]!r}")
         if config.alpha is not None and config.alpha != agent.config.alpha:
             raise LampError(f"cannot resume {out}: it was run with alpha={agent.config.alpha}, not {config.alpha}")
+        run_id = str(recorded.get("run_id", run_id))
     else:
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
@@ -276,7 +286,7 @@ def pretrain(
             "method": "p2e" if agent_config.alpha == 1.0 else "lamp" if agent_config.alpha > 0 else "vlm-only",
         }
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "run.json", {"config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
+        atomic_write_json(out / "run.json", {"format_version": CHECKPOINT_FORMAT_VERSION, "config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
     embeddings = _embeddings(prompts, config, out)
     lang_table = torch.as_tensor(embeddings, device=agent.device)
     resumed_from = agent.step
@@ -296,14 +306,33 @@ def pretrain(
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:
             task = bar.add_task("pretrain", total=config.steps, completed=agent.step, status="")
-            while agent.step < config.steps:
+            while True:
+                if config.collect_every and not _collected(dataset, _collection_run(run_id, agent.step)) and agent.step > 0:
+                    if scorer is None:
+                        scorer = (scorer_factory or _default_scorer(reward_info, prompts, config.device))()
+                        if scorer.fingerprint != config.rewards:
+                            raise LampError(
+                                f"the reward model rebuilt from reward set {config.rewards} now has fingerprint {scorer.fingerprint}; "
+                                "its weights or prompts changed, so new episodes cannot join this reward set"
+                            )
+                    bar.update(task, status="collecting")
+                    agent.reseed(int(stable_hash([config.seed, "act", agent.step]), 16) % 2**31, streams=("act",))
+                    policy = AgentPolicy(agent, embeddings, seed=int(stable_hash([config.seed, "prompts", agent.step]), 16) % 2**31)
+                    summary = _collect(dataset, agent, policy, scorer, _collection_run(run_id, agent.step), config, episode_length)
+                    episodes_collected += summary.episodes_written
+                    shards_written += summary.shards_written
+                    writer.add_scalar("collect/success_rate", summary.success_rate, agent.step)
+                    writer.add_scalar("collect/episodes_total", summary.episodes_total, agent.step)
+                if agent.step >= config.steps:
+                    break
                 chunk_index = agent.step // config.chunk
                 chunk_end = min((chunk_index + 1) * config.chunk, config.steps)
                 stream = SequenceDataset(
                     dataset, seq_len=agent.config.seq_len, batch_size=agent.config.batch_size,
                     reward_set=config.rewards, prompt_chooser=HindsightPrompts(prompts, agent.config.own_prompt_fraction),
-                    seed=int(stable_hash([config.seed, chunk_index]), 16) % 2**31, refresh_seconds=1e9,
+                    seed=int(stable_hash([config.seed, "data", agent.step]), 16) % 2**31, refresh_seconds=1e9,
                 )
+                bar.update(task, status="training")
                 with Prefetcher(stream) as batches:
                     while agent.step < chunk_end:
                         batch = next(batches)
@@ -314,23 +343,8 @@ def pretrain(
                                 writer.add_scalar(f"train/{name}", value, agent.step)
                             elapsed = time.perf_counter() - started
                             writer.add_scalar("perf/data_wait_fraction", (wait_seconds + batches.wait_seconds) / max(elapsed, 1e-9), agent.step)
-                        bar.update(task, completed=agent.step, status=f"loss {metrics.get('model_loss', 0.0):.3f}")
+                        bar.update(task, completed=agent.step, status=f"model loss {metrics.get('model_loss', 0.0):.3f}")
                     wait_seconds += batches.wait_seconds
-                if config.collect_every:
-                    if scorer is None:
-                        scorer = (scorer_factory or _default_scorer(reward_info, prompts, config.device))()
-                        if scorer.fingerprint != config.rewards:
-                            raise LampError(
-                                f"the reward model rebuilt from reward set {config.rewards} now has fingerprint {scorer.fingerprint}; "
-                                "its weights or prompts changed, so new episodes cannot join this reward set"
-                            )
-                    bar.update(task, status="collecting")
-                    summary = _collect_chunk(dataset, agent, AgentPolicy(agent, embeddings, seed=int(stable_hash([config.seed, "policy", chunk_index]), 16) % 2**31),
-                                             scorer, run_id, chunk_index, config, episode_length)
-                    episodes_collected += summary.episodes_written
-                    shards_written += summary.shards_written
-                    writer.add_scalar("collect/success_rate", summary.success_rate, agent.step)
-                    writer.add_scalar("collect/episodes", summary.episodes_total, agent.step)
                 checkpoint = _save_checkpoint(agent, out, config.keep_checkpoints)
     finally:
         writer.close()
@@ -360,8 +374,21 @@ def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str
     return build
 
 
-def _collect_chunk(dataset: Any, agent: Any, policy: Any, scorer: Any, run_id: str, chunk_index: int, config: PretrainConfig, episode_length: int) -> Any:
-    """Record this chunk's episodes with the current policy into the dataset, rewards inline."""
+def _collection_run(run_id: str, step: int) -> str:
+    """Run name of the episodes collected right after update ``step`` of run ``run_id``."""
+    return f"agent-{run_id}-s{step:08d}"
+
+
+def _collected(dataset: Any, run: str) -> bool:
+    """True if the (single, atomically committed) shard of collection ``run`` exists."""
+    return any(name.startswith(f"{run}-") for name in dataset.shard_sidecars())
+
+
+def _collect(dataset: Any, agent: Any, policy: Any, scorer: Any, run: str, config: PretrainConfig, episode_length: int) -> Any:
+    """Record one round of episodes with the current policy into the dataset, rewards inline.
+
+    All episodes of a round go into one shard, so a round is committed whole or not at all.
+    """
     from lamp_data.collect import CollectConfig, collect
 
     collection = dataset.info.get("collection", {})
@@ -373,6 +400,6 @@ def _collect_chunk(dataset: Any, agent: Any, policy: Any, scorer: Any, run_id: s
         env=env_name, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
         seed=int(collection.get("seed", 0)), image_size=int(collection.get("image_size", 64)),
         episode_length=episode_length, shard_episodes=episodes, canonical=bool(collection.get("canonical", False)),
-        run=f"agent-{run_id}-c{chunk_index:05d}", device=config.device,
+        run=run, device=config.device,
     )
     return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)

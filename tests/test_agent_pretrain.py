@@ -102,9 +102,12 @@ def test_resume_continues_exactly(dataset, tmp_path):
     shutil.copytree(dataset, resumed_data)
     straight = run(straight_data, tmp_path / "straight", steps=4, collect_every=2)
     first = run(resumed_data, tmp_path / "resumed", steps=2, collect_every=2)
-    assert first.step == 2
+    assert first.step == 2 and first.episodes_collected == 1
+    # An interruption after the checkpoint but before the collected shard was committed:
+    for path in list((resumed_data / "shards").glob("agent-*")) + list((resumed_data / "rewards").glob("*/agent-*")):
+        path.unlink()
     second = run(resumed_data, tmp_path / "resumed", steps=4, collect_every=2, resume=True)
-    assert second.resumed_from == 2 and second.updates == 2
+    assert second.resumed_from == 2 and second.updates == 2 and second.episodes_collected == 2
     expected = load_file(Path(straight.checkpoint) / "weights.safetensors")
     got = load_file(Path(second.checkpoint) / "weights.safetensors")
     assert expected.keys() == got.keys()

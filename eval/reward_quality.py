@@ -38,6 +38,7 @@ from lamp_data.errors import LampError
 COLUMNS = (
     "fingerprint",
     "model",
+    "datasets",
     "episodes",
     "successes",
     "failures",
@@ -155,8 +156,13 @@ def _own_and_competitors(
     return own, competitors & ~own
 
 
-def _scored_episodes(reward_dir: Path, tasks: Iterable[str] | None) -> tuple[dict[str, Any], list[_ScoredEpisode]]:
-    """The reward set's info and its episodes (only ``tasks`` if given) with their prompt masks."""
+def _scored_episodes(
+    reward_dir: Path, tasks: Iterable[str] | None, require_episodes: bool = True
+) -> tuple[dict[str, Any], list[_ScoredEpisode]]:
+    """The reward set's info and its episodes (only ``tasks`` if given) with their prompt masks.
+
+    With ``require_episodes`` a set without (matching) episodes is a LampError.
+    """
     from lamp_data import schema
     from lamp_data.prompts import normalize_prompt
     from lamp_data.store import iter_episodes, open_dataset
@@ -178,6 +184,8 @@ def _scored_episodes(reward_dir: Path, tasks: Iterable[str] | None) -> tuple[dic
         rewards = np.asarray(episode[schema.VLM_REWARD], np.float32)
         success = bool(np.asarray(episode[schema.SUCCESS])[-1])
         read.append((meta.get("task"), str(meta.get("instruction") or ""), rewards, success))
+    if not read and not require_episodes:
+        return info, []
     if not read:
         which = f" of tasks {', '.join(sorted(wanted))}" if wanted is not None else ""
         raise LampError(f"reward set {fingerprint} in {dataset.path} has no episodes{which}")
@@ -201,14 +209,18 @@ def _scored_episodes(reward_dir: Path, tasks: Iterable[str] | None) -> tuple[dic
 def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | None = None) -> list[dict]:
     """One row of reward-quality measures per reward set (see the module docstring).
 
+    Folders of the same fingerprint in different datasets (one dataset per held-out task, say)
+    are pooled into one row: a fingerprint names one reward model with one prompt set.
+
     Args:
-        reward_dirs: Reward set folders, ``DATASET/rewards/<fingerprint>``; sets of different
-            datasets may be compared, but only sets scored on the same episodes are comparable.
+        reward_dirs: Reward set folders, ``DATASET/rewards/<fingerprint>``. Rows are comparable
+            when their reward sets score the same episodes.
         tasks: Only episodes of these tasks (default: every episode of each dataset).
 
     Returns:
-        Dicts with the keys of :data:`COLUMNS`: ``fingerprint``, ``model`` (the spec string the
-        rewards were made with), ``episodes``, ``successes``, ``failures``,
+        Dicts with the keys of :data:`COLUMNS`, in order of first appearance: ``fingerprint``,
+        ``model`` (the spec string the rewards were made with), ``datasets`` (folders pooled),
+        ``episodes``, ``successes``, ``failures``,
         ``progress_spearman``, ``success_auroc``, ``instruction_rank`` and ``instruction_top1``;
         a measure is ``None`` where the episodes cannot define it (no failures for AUROC, say).
 
@@ -218,9 +230,17 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
     """
     if not reward_dirs:
         raise LampError("give at least one reward set folder (DATASET/rewards/FINGERPRINT)")
-    rows = []
+    groups: dict[str, list[Path]] = {}
     for reward_dir in reward_dirs:
-        info, episodes = _scored_episodes(Path(reward_dir), tasks)
-        model = info.get("model_spec") or (info.get("model") or {}).get("spec") or "unknown"
-        rows.append({"fingerprint": Path(reward_dir).name, "model": str(model), **_measures(episodes)})
+        groups.setdefault(Path(reward_dir).name, []).append(Path(reward_dir))
+    rows = []
+    for fingerprint, folders in groups.items():
+        models, episodes = set(), []
+        for folder in folders:
+            info, scored = _scored_episodes(folder, tasks, require_episodes=len(folders) == 1)
+            models.add(str(info.get("model_spec") or "unknown"))
+            episodes.extend(scored)
+        if not episodes:
+            raise LampError(f"reward set {fingerprint} has no episodes of tasks {', '.join(sorted(tasks or []))} in any of its datasets")
+        rows.append({"fingerprint": fingerprint, "model": " | ".join(sorted(models)), "datasets": len(folders), **_measures(episodes)})
     return rows

@@ -79,7 +79,7 @@ def test_measures_that_need_both_classes_are_none_without_them():
 def test_columns_name_every_row_key():
     row = _measures(_informative_episodes(np.random.default_rng(4)))
     assert set(row) <= set(reward_quality.COLUMNS)
-    assert {"fingerprint", "model"} == set(reward_quality.COLUMNS) - set(row)
+    assert {"fingerprint", "model", "datasets"} == set(reward_quality.COLUMNS) - set(row)
 
 
 def test_paraphrases_of_the_own_task_are_not_competitors():
@@ -174,3 +174,17 @@ def test_bad_reward_folders_are_one_line_errors(dummy_dataset, tmp_path):
         reward_quality.reward_quality_table([dummy_dataset / "rewards" / name], tasks=["pick-place"])
     with pytest.raises(LampError, match="at least one"):
         reward_quality.reward_quality_table([])
+
+
+def test_one_fingerprint_in_several_datasets_is_pooled_into_one_row(dummy_dataset, tmp_path):
+    from lamp_data.collect import CollectConfig, collect
+
+    second = tmp_path / "second"
+    collect(second, CollectConfig(env="dummy", episodes=4, policy="expert", image_size=16, episode_length=5, seed=9), progress=False)
+    _write_reward_set(dummy_dataset, "pooled", _distance_reward)
+    _write_reward_set(second, "pooled", _distance_reward)
+    alone = reward_quality.reward_quality_table([dummy_dataset / "rewards" / "pooled"])[0]
+    rows = reward_quality.reward_quality_table([dummy_dataset / "rewards" / "pooled", second / "rewards" / "pooled"])
+    assert len(rows) == 1 and rows[0]["datasets"] == 2
+    assert rows[0]["episodes"] == alone["episodes"] + 4
+    assert rows[0]["successes"] > alone["successes"]

@@ -82,6 +82,15 @@ def write_fixture_dataset(path: Path, episodes: int, seed: int, policy: str = "e
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Relabelling in these tests runs small models, fastest on one thread on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def text_folder(tmp_path_factory) -> str:
     from lamp_data.vlm.tiny import save_tiny_distilbert
@@ -175,25 +184,25 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
 def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
     from lamp_cli.data import main
 
+    arguments = ["train-reward-model", "--data", str(train_data), "--out", str(tmp_path / "cli"), "--image-size", str(SIZE),
+                 "--batch-size", "4", "--text-encoder", text_folder]
     runner = CliRunner()
-    result = runner.invoke(main, ["train-reward-model", "--data", str(train_data), "--out", str(tmp_path / "cli"), "--steps", "2",
-                                  "--image-size", str(SIZE), "--batch-size", "4", "--text-encoder", text_folder])
+    result = runner.invoke(main, arguments + ["--steps", "2"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli" / "model.pt").is_file() and "r3m:" in result.output
-    again = runner.invoke(main, ["train-reward-model", "--data", str(train_data), "--out", str(tmp_path / "cli"), "--steps", "2",
-                                 "--image-size", str(SIZE), "--batch-size", "4", "--text-encoder", text_folder])
+    again = runner.invoke(main, arguments + ["--steps", "2"])
     assert again.exit_code == 2 and "pass --resume" in again.output
-    command = [str(Path(sys.executable).parent / "lamp-data"), "train-reward-model", "--data", str(train_data),
-               "--out", str(tmp_path / "sub"), "--steps", "4", "--image-size", str(SIZE), "--batch-size", "4",
-               "--text-encoder", text_folder]
+    resumed = runner.invoke(main, arguments + ["--steps", "3", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "cli" / "model_card.json").read_text())["steps"] == 3
+    missing = runner.invoke(main, ["train-reward-model", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+    command = [str(Path(sys.executable).parent / "lamp-data"), *arguments[:4], str(tmp_path / "sub"), *arguments[5:], "--steps", "2"]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    finished = subprocess.run(command[:-6] + ["--steps", "2"] + command[-6:], capture_output=True, text=True, env=environment, timeout=120)
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
     assert finished.returncode == 0, finished.stderr
-    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=environment, timeout=120)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((tmp_path / "sub" / "model_card.json").read_text())["steps"] == 4
-    bad = subprocess.run(command[:3] + [str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")], capture_output=True, text=True, env=environment, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "does not exist" in bad.stderr
+    assert json.loads((tmp_path / "sub" / "model_card.json").read_text())["steps"] == 2
 
 
 def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, train_data, text_folder):

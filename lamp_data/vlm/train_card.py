@@ -23,26 +23,32 @@ def _running_mean(values: list[float], window: int) -> list[float]:
     return list(np.convolve(values, kernel, mode="valid"))
 
 
+PLOT_PANELS = (("losses", ("total", "tcn", "language")), ("language accuracy", ("language_accuracy",)))
+"""Panels of the training-curve plot and the curves each one draws."""
+
+
 def plot_curves(curves: dict[str, list[float]], path: Path) -> None:
-    """One panel per loss (raw and running mean) against the step, written atomically."""
+    """Losses and language accuracy per step (faint) with running means, written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [key for key, values in curves.items() if values]
-    figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
-    for axis, key in zip(axes[0], keys):
-        values = curves[key]
-        steps = range(1, len(values) + 1)
-        axis.plot(steps, values, color="0.75", linewidth=0.6)
-        smooth = _running_mean(values, CURVE_SMOOTHING)
-        axis.plot(range(len(values) - len(smooth) + 1, len(values) + 1), smooth, color="C0", linewidth=1.2)
-        axis.set_title(key.replace("_", " "))
+    figure, axes = plt.subplots(1, len(PLOT_PANELS), figsize=(9, 3))
+    for axis, (title, keys) in zip(axes, PLOT_PANELS):
+        for colour, key in enumerate(keys):
+            values = curves.get(key) or []
+            if not values:
+                continue
+            axis.plot(range(1, len(values) + 1), values, color=f"C{colour}", alpha=0.25, linewidth=0.6)
+            smooth = _running_mean(values, CURVE_SMOOTHING)
+            axis.plot(range(len(values) - len(smooth) + 1, len(values) + 1), smooth, color=f"C{colour}", linewidth=1.2, label=key)
+        axis.set_title(title)
         axis.set_xlabel("step")
-    figure.tight_layout()
+        axis.legend(fontsize="small")
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+        figure.savefig(temporary, format="png", dpi=80)
     plt.close(figure)
 
 

@@ -21,11 +21,12 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--collect-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between collecting new episodes with the policy (0: never).")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between checkpoints when not collecting (0: at the end).")
+@click.option("--own-prompt", type=click.FloatRange(0.0, 1.0), default=None, help="Hindsight prompts: chance a sequence keeps its own instruction (preset default 0.5); otherwise any prompt of the set.")
 @click.option("--text-encoder", default="minilm", show_default=True, help="Prompt encoder: minilm or a local model folder.")
 @click.option("--out", required=True, type=click.Path(), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def pretrain(data, rewards, steps, preset, alpha, device, seed, collect_every, checkpoint_every, text_encoder, out, resume, quiet):
+def pretrain(data, rewards, steps, preset, alpha, device, seed, collect_every, checkpoint_every, own_prompt, text_encoder, out, resume, quiet):
     """Pretrain the world-model agent with Plan2Explore and LAMP rewards."""
     from lamp_agent.pretrain import PretrainConfig
     from lamp_agent.pretrain import pretrain as run_pretrain
@@ -33,6 +34,7 @@ def pretrain(data, rewards, steps, preset, alpha, device, seed, collect_every, c
     config = PretrainConfig(
         data=data, rewards=rewards, out=out, steps=steps, preset=preset, alpha=alpha, device=device, seed=seed,
         collect_every=collect_every, checkpoint_every=checkpoint_every, resume=resume, text_encoder=text_encoder,
+        agent_overrides={} if own_prompt is None else {"own_prompt_fraction": own_prompt},
     )
     summary = run_pretrain(config, progress=not quiet)
     click.echo(

@@ -215,6 +215,19 @@ def _dims(dataset: Any, fingerprint: str) -> tuple[int, int, int]:
     return int(episode[schema.IMAGE].shape[1]), int(episode[schema.STATE].shape[-1]), int(episode[schema.ACTION].shape[-1])
 
 
+def _check_episode_length(dataset: Any, fingerprint: str, seq_len: int) -> None:
+    """LampError unless some rewarded episode has at least ``seq_len`` frames (else the stream yields nothing)."""
+    longest = max(
+        (entry["steps"] + 1 for sidecar in dataset.reward_shard_sidecars(fingerprint).values() for entry in sidecar["samples"]),
+        default=0,
+    )
+    if longest < seq_len:
+        raise LampError(
+            f"the longest episode in {dataset.path} has {longest} frames, fewer than the training sequence length "
+            f"{seq_len}; collect longer episodes (--episode-length) or use a preset with a shorter seq_len"
+        )
+
+
 def _present_episodes(dataset: Any) -> int:
     return sum(sidecar["nsamples"] for sidecar in dataset.shard_sidecars().values())
 
@@ -270,11 +283,13 @@ def pretrain(
         if config.alpha is not None and config.alpha != agent.config.alpha:
             raise LampError(f"cannot resume {out}: it was run with alpha={agent.config.alpha}, not {config.alpha}")
         run_id = str(recorded.get("run_id", run_id))
+        _check_episode_length(dataset, config.rewards, agent.config.seq_len)
     else:
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
             overrides["alpha"] = config.alpha
         agent_config = load_preset(config.preset, **overrides)
+        _check_episode_length(dataset, config.rewards, agent_config.seq_len)
         image_size, state_dim, action_dim = _dims(dataset, config.rewards)
         agent = Agent(
             agent_config, image_size=image_size, state_dim=state_dim, action_dim=action_dim,

@@ -6,6 +6,7 @@ import torch
 
 from lamp_agent import Agent, load_preset
 from lamp_agent.core.replay import EpisodeReplay
+from lamp_agent.core.stream import HindsightPrompts, Prefetcher
 from lamp_agent.mwm import MaskedAutoencoder
 from lamp_agent.p2e import Ensemble
 from lamp_data.errors import LampError
@@ -221,3 +222,33 @@ def test_episode_replay_keeps_the_batch_layout_and_evicts_oldest():
     short.add_episode(moving_dot_episode(5, 0))
     with pytest.raises(LampError, match="at least 30 frames"):
         short.sample(1)
+
+
+def test_hindsight_prompts_mix_own_and_other_prompts():
+    prompts = ["reach the red block", "push the red block", "open the drawer", "close the drawer"]
+    rng = np.random.default_rng(0)
+    own = {"instruction": "push the red block"}
+    always = HindsightPrompts(prompts, 1.0)
+    assert {always(own, 4, rng) for _ in range(50)} == {1}
+    never = [HindsightPrompts(prompts, 0.0)(own, 4, rng) for _ in range(400)]
+    assert set(never) == {0, 1, 2, 3}
+    half = [HindsightPrompts(prompts, 0.5)(own, 4, rng) for _ in range(2000)]
+    assert 0.55 < half.count(1) / len(half) < 0.70  # 0.5 own + 0.5 * 1/4 by chance
+    unknown = {HindsightPrompts(prompts, 1.0)({"instruction": "dance"}, 4, rng) for _ in range(200)}
+    assert unknown == {0, 1, 2, 3}
+
+
+def test_prefetcher_keeps_order_counts_waits_and_passes_errors_on():
+    with Prefetcher(iter(range(10)), depth=2) as items:
+        assert list(items) == list(range(10))
+        assert items.wait_seconds >= 0.0
+
+    def broken():
+        yield 1
+        raise LampError("shard went missing")
+
+    items = Prefetcher(broken())
+    assert next(items) == 1
+    with pytest.raises(LampError, match="shard went missing"):
+        next(items)
+    items.close()

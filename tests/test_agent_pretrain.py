@@ -73,7 +73,8 @@ def cached_embeddings(out: Path) -> np.ndarray:
 def run(data: Path, out: Path, steps: int, **options) -> object:
     if not (out / "lang").exists():
         cached_embeddings(out)
-    config = PretrainConfig(data=str(data), rewards=FINGERPRINT, out=str(out), steps=steps, preset="tiny", agent_overrides=SMALL, **options)
+    options = {"agent_overrides": SMALL, **options}
+    config = PretrainConfig(data=str(data), rewards=FINGERPRINT, out=str(out), steps=steps, preset="tiny", **options)
     return pretrain(config, progress=False, scorer_factory=ColourScorer)
 
 
@@ -119,6 +120,8 @@ def test_resume_continues_exactly(dataset, tmp_path):
 def test_reward_set_that_does_not_match_the_dataset_is_refused(data_copy, tmp_path):
     with pytest.raises(LampError, match="has no reward set 'clip-nothing'"):
         pretrain(PretrainConfig(data=str(data_copy), rewards="clip-nothing", out=str(tmp_path / "r"), steps=1), progress=False)
+    with pytest.raises(LampError, match="fewer than the training sequence length 64"):
+        run(data_copy, tmp_path / "long", steps=1, agent_overrides={"seq_len": 64})
     for suffix in (".json", ".tar"):
         (data_copy / "shards" / f"collect-00000002{suffix}").unlink()
     with pytest.raises(LampError, match="does not match"):
@@ -137,7 +140,7 @@ def test_cli_pretrains_as_a_subprocess_with_the_real_text_encoder(data_copy, tmp
     out = tmp_path / "run"
     completed = subprocess.run(
         [str(command), "pretrain", "--data", str(data_copy), "--rewards", FINGERPRINT, "--steps", "2",
-         "--preset", "tiny", "--alpha", "1.0", "--out", str(out), "--quiet"],
+         "--preset", "tiny", "--alpha", "1.0", "--own-prompt", "0.0", "--out", str(out), "--quiet"],
         capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr
@@ -149,3 +152,4 @@ def test_cli_pretrains_as_a_subprocess_with_the_real_text_encoder(data_copy, tmp
 
     meta = json.loads((out / "checkpoints" / "step-00000002" / "config.json").read_text())
     assert meta["info"]["alpha"] == 1.0 and meta["info"]["method"] == "p2e" and meta["info"]["reward_set"] == FINGERPRINT
+    assert meta["config"]["own_prompt_fraction"] == 0.0

@@ -177,8 +177,10 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
         other_data = write_fixture_dataset(tmp_path / "other", 8, seed=2)
         train_reward_model([other_data], tmp_path / "done", _config(text_folder, steps=4), resume=True, progress=False)
     assert done.read_bytes() == before
-    with pytest.raises(LampError, match="at least 1"):
-        RewardModelTrainConfig(steps=0)
+    with pytest.raises(LampError, match="non-negative"):
+        RewardModelTrainConfig(steps=-1)
+    with pytest.raises(LampError, match="batch size must be at least 1"):
+        RewardModelTrainConfig(batch_size=0)
 
 
 def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
@@ -207,15 +209,15 @@ def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
 
 def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, train_data, text_folder):
     """Judged on unseen episodes (expert successes and random failures) of the fixture tasks."""
+    from dataclasses import replace
+
     from lamp_data.relabel import relabel
-    from lamp_data.vlm.r3m import build_r3m, build_text_encoder, save_r3m_checkpoint
     from lamp_eval.reward_quality import reward_quality_table
 
     config = _config(text_folder, steps=150, batch_size=16, max_shift=1, learning_rate=1e-3, checkpoint_every=1000)
     trained = train_reward_model([train_data], tmp_path / "trained", config, progress=False)
-    encoder = build_text_encoder(text_folder)
-    random_model = build_r3m(config.r3m_config(encoder.dim), text_encoder=encoder, seed=config.seed)
-    untrained = save_r3m_checkpoint(random_model, tmp_path / "random.pt")
+    untrained = train_reward_model([train_data], tmp_path / "untrained", replace(config, steps=0), progress=False)
+    assert json.loads((tmp_path / "untrained" / "model_card.json").read_text())["steps"] == 0
 
     evaluation = write_fixture_dataset(tmp_path / "eval", 48, seed=7, random_share=0.5)
     prompts = tmp_path / "prompts.txt"

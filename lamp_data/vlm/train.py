@@ -64,7 +64,8 @@ class RewardModelTrainConfig:
     """How to train an in-domain R3M-style reward model."""
 
     steps: int = 3000
-    """Total optimizer steps (a resumed run continues up to this many)."""
+    """Total optimizer steps (a resumed run continues up to this many); 0 writes the randomly
+    initialised model, the baseline a trained one is compared with."""
     batch_size: int = 32
     """Episodes per batch; four frames are embedded per episode."""
     learning_rate: float = 3e-4
@@ -98,7 +99,9 @@ class RewardModelTrainConfig:
     these small models on a shared CPU; more threads change the last bits of the results."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "head_hidden", "head_layers"):
+        if self.steps < 0:
+            raise LampError(f"steps must be non-negative (0 saves the untrained model), got {self.steps}")
+        for name in ("batch_size", "checkpoint_every", "head_hidden", "head_layers"):
             if getattr(self, name) < 1:
                 raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.threads < 0:
@@ -402,6 +405,8 @@ def train_reward_model(
                 if run.step % config.checkpoint_every == 0 or run.step == config.steps:
                     run.save()
                 advance(record)
+            if state is None and config.steps == 0:
+                run.save()
     finally:
         torch.set_num_threads(threads)
     write_model_card(run.out, _card(run))

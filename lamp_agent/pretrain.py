@@ -297,7 +297,8 @@ def pretrain(
         )
         agent.info = {
             "pretrain": run_record, "alpha": agent_config.alpha, "reward_set": config.rewards,
-            "reward_model": reward_info.get("model_spec"), "prompt_set": reward_info.get("prompt_set"),
+            "reward_model": reward_info.get("model_spec") or reward_info.get("provenance", {}).get("model_spec"),
+            "prompt_set": reward_info.get("prompt_set"), "prompt_set_name": _prompt_set_name(reward_info),
             "method": "p2e" if agent_config.alpha == 1.0 else "lamp" if agent_config.alpha > 0 else "vlm-only",
         }
         out.mkdir(parents=True, exist_ok=True)
@@ -309,6 +310,13 @@ def pretrain(
     episode_length = int(env_info.get("episode_length", 150))
 
     scorer = None
+    if config.collect_every:
+        scorer = (scorer_factory or _default_scorer(reward_info, prompts, config.device))()
+        if scorer.fingerprint != config.rewards:
+            raise LampError(
+                f"the reward model rebuilt from reward set {config.rewards} now has fingerprint {scorer.fingerprint}; "
+                "its weights or prompts changed, so new episodes cannot join this reward set"
+            )
     writer = SummaryWriter(str(out / "tb"), purge_step=agent.step)
     metrics: dict[str, float] = {}
     episodes_collected = shards_written = 0
@@ -323,13 +331,6 @@ def pretrain(
             task = bar.add_task("pretrain", total=config.steps, completed=agent.step, status="")
             while True:
                 if config.collect_every and not _collected(dataset, _collection_run(run_id, agent.step)) and agent.step > 0:
-                    if scorer is None:
-                        scorer = (scorer_factory or _default_scorer(reward_info, prompts, config.device))()
-                        if scorer.fingerprint != config.rewards:
-                            raise LampError(
-                                f"the reward model rebuilt from reward set {config.rewards} now has fingerprint {scorer.fingerprint}; "
-                                "its weights or prompts changed, so new episodes cannot join this reward set"
-                            )
                     bar.update(task, status="collecting")
                     agent.reseed(int(stable_hash([config.seed, "act", agent.step]), 16) % 2**31, streams=("act",))
                     policy = AgentPolicy(agent, embeddings, seed=int(stable_hash([config.seed, "prompts", agent.step]), 16) % 2**31)
@@ -346,6 +347,7 @@ def pretrain(
                     dataset, seq_len=agent.config.seq_len, batch_size=agent.config.batch_size,
                     reward_set=config.rewards, prompt_chooser=HindsightPrompts(prompts, agent.config.own_prompt_fraction),
                     seed=int(stable_hash([config.seed, "data", agent.step]), 16) % 2**31, refresh_seconds=1e9,
+                    shuffle_buffer=4 * agent.config.batch_size,
                 )
                 bar.update(task, status="training")
                 with Prefetcher(stream) as batches:
@@ -375,15 +377,21 @@ def _embeddings(prompts: list[str], config: PretrainConfig, out: Path) -> np.nda
     return prompt_embeddings(prompts, config.text_encoder, out / "lang")
 
 
+def _prompt_set_name(reward_info: dict[str, Any]) -> str | None:
+    """The prompt set's name as the reward set records it (None if it does not)."""
+    return reward_info.get("prompt_set", {}).get("name") or reward_info.get("provenance", {}).get("prompt_set_name")
+
+
 def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str) -> Callable[[], Any]:
     def build() -> Any:
         from lamp_data.prompts import PromptSet
         from lamp_data.vlm.scoring import make_scorer
 
-        spec = reward_info.get("model_spec")
+        recorded = {**reward_info.get("provenance", {}), **reward_info}
+        spec = recorded.get("model_spec")
         if not spec:
             raise LampError("the reward set records no model_spec, so collected episodes cannot be scored inline")
-        name = str(reward_info.get("prompt_set", {}).get("name", "prompts"))
+        name = _prompt_set_name(reward_info) or "prompts"
         return make_scorer(spec, PromptSet(name, tuple(prompts)), device=device)
 
     return build

@@ -218,6 +218,15 @@ def method_curves(
     return grid, value, low, high
 
 
+def budget_warning(board: Leaderboard) -> str:
+    """A sentence when the runs did not all have the same env-step budget, else ``""``."""
+    budgets = sorted({step for row in board.rows for step in row.budget})
+    if len(budgets) <= 1:
+        return ""
+    listed = "; ".join(f"{row.method}: {'/'.join(str(step) for step in row.budget)}" for row in board.rows)
+    return f"Warning: the runs had different env-step budgets ({listed}), so methods are not compared under one budget."
+
+
 def _format_interval(interval: stats.Interval | None) -> str:
     if interval is None:
         return "–"
@@ -265,7 +274,8 @@ def markdown_table(board: Leaderboard) -> str:
         f"\nRanked by the IQM of the {ranked_by}. Intervals: {level} stratified bootstrap over runs within "
         f"tasks ({board.config.reps} replicates). Per-task cells: mean ± std of the final success rate over seeds.\n"
     )
-    return "\n".join(lines) + "\n" + note
+    warning = budget_warning(board)
+    return "\n".join(lines) + "\n" + note + (f"\n**{warning}**\n" if warning else "")
 
 
 def _plot_curves(grouped: dict[str, dict[str, list[Run]]], config: ReportConfig, out: Path) -> list[Path]:
@@ -400,6 +410,7 @@ bootstrap confidence intervals ({board.config.reps} replicates, runs resampled w
 P(&gt; {html.escape(board.config.baseline)}) is the probability that a run of the method beats a run of
 {html.escape(board.config.baseline)} on a random task (Mann–Whitney, averaged over tasks).</p>
 {table}
+{f'<p><strong>{html.escape(budget_warning(board))}</strong></p>' if budget_warning(board) else ''}
 <h2>Sample efficiency</h2>
 {images}
 <h2>Evaluation rollouts</h2>

@@ -166,9 +166,25 @@ def test_reward_quality_cli(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance")])
     assert result.exit_code == 0, result.output
-    assert "| distance | synthetic:distance | 10 |" in result.output
+    header, _, line = result.output.strip().splitlines()
+    assert header.startswith("| fingerprint | model |") and line.startswith("| distance | synthetic:distance |")
     as_json = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--json"])
     [row] = json.loads(as_json.output)
-    assert row["failures"] > 0 and row["success_auroc"] > 0.5
+    assert row["episodes"] == 10 and row["failures"] > 0 and row["success_auroc"] > 0.5
+    assert f"| {row['episodes']} | {row['successes']} | {row['failures']} |" in line
     bad = runner.invoke(main, ["reward-quality", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+
+
+def test_different_budgets_are_flagged(tmp_path):
+    rng = np.random.default_rng(3)
+    write_synthetic_run(tmp_path, "scratch", "pick-place", 0, 0.2, rng)
+    writer = RunWriter(tmp_path, _config("p2e", "pick-place", 0, steps=200))
+    writer.begin({})
+    for step in (0, 100, 200):
+        writer.log(Evaluation.from_episodes(step, [EpisodeResult(1, 1.0, True, 100)]))
+    writer.finish({})
+    result = leaderboard([tmp_path], tmp_path / "report", ReportConfig(reps=100, gifs=False))
+    assert "different env-step budgets (p2e: 200; scratch: 400)" in (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "different env-step budgets" in (tmp_path / "report" / "leaderboard.html").read_text()
+    assert {row.method: row.budget for row in result.leaderboard.rows} == {"p2e": (200,), "scratch": (400,)}

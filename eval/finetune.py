@@ -178,6 +178,14 @@ def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
     for init in config.inits:
         check_init(init)
     labels = {init: config.method or method_label(init) for init in dict.fromkeys(config.inits)}
+    by_label: dict[str, str] = {}
+    for init, label in labels.items():
+        if label in by_label:
+            raise LampError(
+                f"checkpoints {by_label[label]} and {init} both get the method label '{label}'; "
+                "finetune them in separate calls, each with its own --method"
+            )
+        by_label[label] = init
     runs = []
     for task in dict.fromkeys(config.tasks):
         for init, label in labels.items():

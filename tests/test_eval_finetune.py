@@ -150,6 +150,9 @@ def test_bad_input_is_one_line_exit_2(checkpoints, tmp_path):
         assert result.exit_code == 2, (message, result.output)
         assert len(result.output.strip().splitlines()) == 1 and message in result.output, result.output
     assert not (tmp_path / "runs").exists()
+    twin = _save_pretrained(tmp_path / "twin", 1.0, {})
+    with pytest.raises(LampError, match="both get the method label 'p2e'"):
+        finetune(_config(tmp_path / "runs", [checkpoints["p2e"], twin]), progress=False)
     with pytest.raises(LampError, match="single --init"):
         _config(tmp_path, ["scratch", checkpoints["lamp"]], method="mine")
 

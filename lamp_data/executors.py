@@ -195,6 +195,22 @@ def _check_visible(out: str) -> None:
         raise LampError(f"dataset folder {out} is not visible from Ray node {os.uname().nodename}; put it on a shared filesystem")
 
 
+class _ProgressBox:
+    """A Ray actor collecting progress events from the workers until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def put(self, event: Any) -> None:
+        """Keep one event."""
+        self.events.append(event)
+
+    def take(self) -> list[Any]:
+        """Every event kept since the last call."""
+        events, self.events = self.events, []
+        return events
+
+
 class _CollectActor:
     """A Ray actor holding one collect recorder (env, policy, inline scorer)."""
 
@@ -218,21 +234,22 @@ class _CollectActor:
         return self.start_events
 
     def do(self, unit: Any, progress: Any) -> list[tuple]:
-        """Record (or score) one unit; put episode events on ``progress``, return the others."""
+        """Record (or score) one unit; send episode events to ``progress``, return the others."""
+        import ray
+
         finished: list[tuple] = []
         crash = _crash_hook(unit.name)
-        episodes = 0
+        sent: list[Any] = []
 
         def emit(event: tuple) -> None:
-            nonlocal episodes
             if event[0] == "episode":
-                progress.put((unit.name, episodes, event))
-                episodes += 1
-                crash(episodes)
+                sent.append(progress.put.remote((unit.name, len(sent), event)))
+                crash(len(sent))
             else:
                 finished.append(event)
 
         self.recorder.do(unit, emit, lambda: True)
+        ray.get(sent[-1:])  # calls run in order: once the last is in, all are
         return finished
 
     def close(self) -> None:
@@ -249,56 +266,52 @@ def run_collect(dataset: Any, config: Any, units: list, scorer_factory: Any, tal
     holding the dataset's writer lock.
     """
     ray = import_ray()
-    from ray.util.queue import Queue
-
     from lamp_data.store.writer import remove_interrupted_writes
 
     count = min(worker_slots(executor), len(units))
-    progress = Queue(actor_options={"num_cpus": 0})
+    progress = ray.remote(num_cpus=0)(_ProgressBox).remote()
     actor_class = ray.remote(**_actor_options(executor))(_CollectActor)
     out = str(Path(dataset.path).resolve())
     actors = [actor_class.remote(out, config, scorer_factory) for _ in range(count)]
     counted: set[tuple[str, int]] = set()
 
     def drain() -> None:
-        for name, position, event in progress.get_nowait_batch(progress.qsize()) if progress.qsize() else []:
+        for name, position, event in ray.get(progress.take.remote()):
             if (name, position) not in counted:
                 counted.add((name, position))
                 tally(event)
 
     try:
         tally.waiting = count  # type: ignore[attr-defined]
-        try:
-            for events in ray.get([actor.start.remote() for actor in actors]):
-                for event in events:
-                    tally(event)
-                tally(("ready",))
-        except ray.exceptions.RayError as error:
-            raise _task_error(ray, error, "collect") from error
+        starting = {actor.start.remote(): actor for actor in actors}
         todo = deque(units)
         running: dict[Any, Any] = {}
-        idle = list(actors)
-        while todo or running:
+        idle: list[Any] = []
+        while todo or running or starting:
             while idle and todo:
                 actor = idle.pop()
                 running[actor.do.remote(todo.popleft(), progress)] = actor
-            done, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_SECONDS)
+            done, _ = ray.wait([*starting, *running], num_returns=1, timeout=_POLL_SECONDS)
             drain()
             for ref in done:
-                idle.append(running.pop(ref))
+                started = ref in starting
+                actor = starting.pop(ref) if started else running.pop(ref)
+                idle.append(actor)
                 try:
                     events = ray.get(ref)
                 except ray.exceptions.RayError as error:
                     raise _task_error(ray, error, "collect") from error
                 for event in events:
                     tally(event)
+                if started:
+                    tally(("ready",))
         drain()
         ray.get([actor.close.remote() for actor in actors])
         remove_interrupted_writes(dataset)
     finally:
         for actor in actors:
             ray.kill(actor)
-        ray.kill(progress.actor)
+        ray.kill(progress)
 
 
 class _ScoreActor:

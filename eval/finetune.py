@@ -401,19 +401,9 @@ def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
     mismatched = [f"{key} {agent.sizes[key]} (env/encoder: {value})" for key, value in wanted.items() if agent.sizes[key] != value]
     if mismatched:
         raise LampError(f"checkpoint {run.init} does not fit task '{run.task}': {', '.join(mismatched)}")
-    _reseed(agent, run.seed)
+    agent.reseed(run.seed)
     agent.prepare_finetune()
     return agent, True
-
-
-def _reseed(agent: Any, seed: int) -> None:
-    """Give a loaded agent the run seed's random streams, so run seeds of one checkpoint differ
-    in exploration, sampling and the fresh critic head, not only in their env seeds."""
-    if hasattr(agent, "reseed"):
-        agent.reseed(seed)
-        return
-    agent.seed = int(seed)
-    agent._rng = {name: agent._fresh_rng_state(seed * 2 + index) for index, name in enumerate(("train", "act"))}
 
 
 def _training_batch(replay: Any, batch_size: int, lang: np.ndarray) -> dict[str, Any]:

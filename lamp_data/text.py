@@ -63,6 +63,9 @@ class TextEncoder:
     def __init__(self, name_or_path: str = MINILM, device: str = "cpu", max_length: int = 64):
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
         self.name = name_or_path
         self.folder = resolve_text_model(name_or_path)

@@ -115,13 +115,15 @@ def session(executor: ExecutorConfig) -> Iterator[None]:
     ``executor.address`` (or start a local instance) and disconnect at the end.
 
     Raises:
-        LampError: no Ray cluster at the address.
+        LampError: no Ray cluster at the address, or fewer CPUs in it than one actor asks for
+            (Ray would wait for them forever).
     """
     if not executor.is_ray:
         yield
         return
     ray = import_ray()
     if ray.is_initialized():
+        _check_cpus(ray, executor)
         yield
         return
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
@@ -133,22 +135,32 @@ def session(executor: ExecutorConfig) -> Iterator[None]:
     except (ConnectionError, ValueError, RuntimeError) as error:
         raise LampError(f"cannot connect to a Ray cluster at {address}: {error}") from error
     try:
+        _check_cpus(ray, executor)
         yield
     finally:
         ray.shutdown()
 
 
+def _check_cpus(ray: Any, executor: ExecutorConfig) -> None:
+    cpus = ray.cluster_resources().get("CPU", 0.0)
+    if executor.cpus_per_worker > cpus:
+        raise LampError(f"each worker asks for {executor.cpus_per_worker:g} CPUs; the Ray cluster has {cpus:g}")
+
+
 def worker_slots(executor: ExecutorConfig, gpus: bool = False) -> int:
-    """Actors to start: ``executor.workers``, else one per CPU slot (or GPU) of the cluster."""
+    """Actors to start: ``executor.workers``, else one per CPU slot (or GPU) of the cluster.
+
+    Raises:
+        LampError: no GPU in the cluster for ``gpus`` (Ray would wait for one forever).
+    """
+    resources = import_ray().cluster_resources()
+    cpus = resources.get("CPU", 0.0)
+    gpu_count = int(resources.get("GPU", 0))
+    if gpus and gpu_count < 1:
+        raise LampError("the Ray cluster has no GPUs; use --device cpu or add GPU nodes")
     if executor.workers is not None:
         return executor.workers
-    resources = import_ray().cluster_resources()
-    if gpus:
-        count = int(resources.get("GPU", 0))
-        if count < 1:
-            raise LampError("the Ray cluster has no GPUs; use --device cpu or add GPU nodes")
-        return count
-    return max(1, int(resources.get("CPU", 1) // executor.cpus_per_worker))
+    return gpu_count if gpus else max(1, int(cpus // executor.cpus_per_worker))
 
 
 def _actor_options(executor: ExecutorConfig, **resources: Any) -> dict[str, Any]:

@@ -88,37 +88,47 @@ def test_collect_cli_in_process_and_as_subprocess(cluster, tmp_path):
 
 
 def test_bad_executor_settings_are_one_line_errors(cluster, tmp_path):
-    base = ["collect", "--env", "dummy", "--episodes", "2", "--out", str(tmp_path / "data")]
+    base = ["collect", "--env", "dummy", "--episodes", "2", "--episode-length", "5", "--image-size", "16",
+            "--out", str(tmp_path / "data")]
     for extra, message in [
         (["--address", "auto"], "--address is for --executor ray"),
         (["--executor", "ray", "--num-cpus-per-worker", "0"], "CPUs per worker must be positive, got 0.0"),
         (["--executor", "ray", "--workers", "0"], "workers must be at least 1, got 0"),
+        (["--executor", "ray", "--num-cpus-per-worker", "3"], "each worker asks for 3 CPUs; the Ray cluster has 2"),
     ]:
         result = CliRunner().invoke(lamp_data_cli, base + extra)
         assert result.exit_code == 2 and result.output.strip() == f"Error: {message}", result.output
+    assert not (tmp_path / "data" / "shards").exists() or not any((tmp_path / "data" / "shards").iterdir())
     with pytest.raises(LampError, match="is a URL; datasets live in folders"):
         collect("s3://bucket/data", CollectConfig(episodes=1, **TINY), executor=RAY, progress=False)
     with pytest.raises(LampError, match="in-process policy collects in this process"):
-        collect(tmp_path / "data", CollectConfig(episodes=1, **TINY), policy=object(), executor=RAY, progress=False)
-    assert not (tmp_path / "data").exists()
+        collect(tmp_path / "other", CollectConfig(episodes=1, **TINY), policy=object(), executor=RAY, progress=False)
+    assert not (tmp_path / "other").exists()
 
 
-def test_without_ray_the_error_names_the_extra(tmp_path, monkeypatch):
+def test_ray_is_imported_only_when_asked_for_and_its_absence_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(MissingExtraError, match=r"--executor ray needs the 'ray' extra: pip install 'lamp-toolkit\[ray\]'"):
+    message = r"--executor ray needs the 'ray' extra: pip install 'lamp-toolkit\[ray\]'"
+    with pytest.raises(MissingExtraError, match=message):
         collect(tmp_path / "data", CollectConfig(episodes=1, **TINY), executor=RAY, progress=False)
+    with pytest.raises(MissingExtraError, match=message):
+        relabel(tmp_path / "data", "r3m:/no/model.pt", executor=RAY, progress=False)
     assert not (tmp_path / "data").exists()
     code = (
-        "import sys; sys.modules['ray'] = None\n"
+        "import sys\n"
         "from lamp_cli.data import main\n"
-        f"main(['collect', '--env', 'dummy', '--episodes', '1', '--out', {str(tmp_path / 'cli')!r}, '--executor', 'ray'])\n"
+        f"args = ['collect', '--env', 'dummy', '--episodes', '1', '--episode-length', '5', '--image-size', '16']\n"
+        f"main([*args, '--out', {str(tmp_path / 'local')!r}], standalone_mode=False)\n"
+        "assert 'ray' not in sys.modules, 'the local executor imported ray'\n"
+        "sys.modules['ray'] = None\n"
+        f"main([*args, '--out', {str(tmp_path / 'cli')!r}, '--executor', 'ray'])\n"
     )
     process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert process.returncode == 2
+    assert process.returncode == 2, process.stderr
     assert process.stderr.strip().splitlines() == [
         "Error: --executor ray needs the 'ray' extra: pip install 'lamp-toolkit[ray]' (import of ray halted; None in sys.modules)"
     ]
-    assert not (tmp_path / "cli").exists()
+    assert (tmp_path / "local" / "meta" / "info.json").is_file() and not (tmp_path / "cli").exists()
 
 
 @pytest.fixture(scope="module")

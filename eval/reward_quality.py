@@ -206,6 +206,15 @@ def _scored_episodes(
     return info, episodes
 
 
+def _model_label(info: dict[str, Any]) -> str:
+    """The spec string a reward set was made with, else its family and weights hash."""
+    spec = info.get("model_spec") or (info.get("provenance") or {}).get("model_spec")
+    if spec:
+        return str(spec)
+    model = info.get("model") or {}
+    return f"{model.get('family', 'unknown')} (weights {model.get('weights', '?')})"
+
+
 def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | None = None) -> list[dict]:
     """One row of reward-quality measures per reward set (see the module docstring).
 
@@ -238,7 +247,7 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
         models, episodes = set(), []
         for folder in folders:
             info, scored = _scored_episodes(folder, tasks, require_episodes=len(folders) == 1)
-            models.add(str(info.get("model_spec") or "unknown"))
+            models.add(_model_label(info))
             episodes.extend(scored)
         if not episodes:
             raise LampError(f"reward set {fingerprint} has no episodes of tasks {', '.join(sorted(tasks or []))} in any of its datasets")

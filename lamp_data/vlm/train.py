@@ -418,7 +418,7 @@ def _card(run: _Run) -> dict[str, Any]:
 
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
-        "spec": f"r3m:{(run.out / MODEL_FILE).resolve()}",
+        "spec": f"r3m:{run.out / MODEL_FILE}",
         "architecture": run.model.config.to_dict(),
         "text_encoder": run.text_identity,
         "parameters": sum(parameter.numel() for _, parameter in _trainable(run.model)),

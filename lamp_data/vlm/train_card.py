@@ -45,7 +45,8 @@ def plot_curves(curves: dict[str, list[float]], path: Path) -> None:
             axis.plot(range(len(values) - len(smooth) + 1, len(values) + 1), smooth, color=f"C{colour}", linewidth=1.2, label=key)
         axis.set_title(title)
         axis.set_xlabel("step")
-        axis.legend(fontsize="small")
+        if axis.get_legend_handles_labels()[1]:
+            axis.legend(fontsize="small")
     figure.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.9, wspace=0.25)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=80)

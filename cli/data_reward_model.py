@@ -22,13 +22,16 @@ import click
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Episodes per batch (four frames each).")
 @click.option("--learning-rate", type=float, default=3e-4, show_default=True, help="Adam learning rate.")
 @click.option("--text-encoder", default="minilm", show_default=True, help="Frozen text encoder: minilm or a local model folder.")
+@click.option("--text-negatives", type=click.Choice(["one", "all"]), default="one", show_default=True,
+              help="Contrast the own text with one other task's text (R3M) or with every other task's texts.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
-def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, resume) -> None:
+def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, resume) -> None:
     """Train an R3M-style language-reward model on expert episodes of pretraining tasks."""
     from lamp_data.vlm.train import RewardModelTrainConfig, train_reward_model as train
 
     config = RewardModelTrainConfig(
-        steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder
+        steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder,
+        text_negatives=text_negatives,
     )
     path = train(list(data_dirs), out, config, resume=resume)
     click.echo(f"wrote {path} (load with r3m:{path}); model card in {path.parent / 'model_card.md'}")

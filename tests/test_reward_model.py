@@ -152,6 +152,14 @@ def test_checkpoint_loads_through_the_r3m_spec_with_its_card(tmp_path, train_dat
     assert json.loads((other.parent / "model_card.json").read_text())["data"]["fingerprint"] != card["data"]["fingerprint"]
 
 
+def test_contrasting_every_other_text_adds_to_the_language_loss(tmp_path, train_data, text_folder):
+    one = train_reward_model([train_data], tmp_path / "one", _config(text_folder, steps=2), progress=False)
+    every = train_reward_model([train_data], tmp_path / "all", _config(text_folder, steps=2, text_negatives="all"), progress=False)
+    curves = [json.loads((path.parent / "model_card.json").read_text())["curves"] for path in (one, every)]
+    assert curves[0]["tcn"][0] == curves[1]["tcn"][0]
+    assert np.isfinite(curves[1]["language"]).all() and curves[1]["language"][0] > curves[0]["language"][0]
+
+
 def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
     from lamp_data.collect import CollectConfig, collect
 
@@ -181,6 +189,8 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
         RewardModelTrainConfig(steps=-1)
     with pytest.raises(LampError, match="batch size must be at least 1"):
         RewardModelTrainConfig(batch_size=0)
+    with pytest.raises(LampError, match="text negatives must be one of"):
+        RewardModelTrainConfig(text_negatives="some")
 
 
 def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):

@@ -15,7 +15,7 @@ trained with each task's instruction and its paraphrases and reads unseen wordin
 encoder. Its embeddings of the training texts are computed once; the checkpoint holds only the
 trunk and the head, and the loader rebuilds the encoder from the config.
 
-Objectives (R3M, Nair et al. 2022), on frames ``0 < s0 < s1 < s2`` of one episode:
+Objectives (R3M, Nair et al. 2022), on the first frame and frames ``s0 < s1 < s2`` of one episode:
 
 * time-contrastive InfoNCE with negative L2 distance as similarity: ``s1`` is closer to ``s0``
   than ``s2`` is and than the ``s1`` frames of the other episodes in the batch, and likewise
@@ -33,6 +33,7 @@ training ``2k`` steps straight.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -57,6 +58,8 @@ STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 LOSS_KEYS = ("total", "tcn", "language", "l1", "l2", "language_accuracy")
 """Per-step training records, in the order the card lists them."""
+TEXT_NEGATIVES = ("one", "all")
+"""Ways to contrast an episode's own text with other tasks' texts (see ``text_negatives``)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class RewardModelTrainConfig:
     """Weight of the L1 norm of frame embeddings (R3M: 1e-5)."""
     l2_weight: float = 1e-5
     """Weight of the L2 norm of frame embeddings (R3M: 1e-5)."""
+    text_negatives: str = "one"
+    """``one``: each episode's late frame is compared with one text of another task (R3M);
+    ``all``: a softmax over its own text and every text of the other tasks."""
     max_shift: int = 4
     """Random shift augmentation in pixels, one offset per episode (0 turns it off)."""
     checkpoint_every: int = 250
@@ -108,6 +114,8 @@ class RewardModelTrainConfig:
             raise LampError(f"threads must be non-negative, got {self.threads}")
         if self.learning_rate <= 0:
             raise LampError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.text_negatives not in TEXT_NEGATIVES:
+            raise LampError(f"text negatives must be one of {', '.join(TEXT_NEGATIVES)}, got '{self.text_negatives}'")
         if self.seed < 0 or self.max_shift < 0:
             raise LampError("seed and max shift must be non-negative")
         R3MConfig(trunk=self.trunk, image_size=self.image_size)
@@ -175,7 +183,9 @@ def _row_distance(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     return ((first - second).pow(2).sum(-1) + 1e-8).sqrt()
 
 
-def r3m_losses(model: R3M, batch: Batch, text_embeddings: torch.Tensor, config: RewardModelTrainConfig) -> dict[str, torch.Tensor]:
+def r3m_losses(
+    model: R3M, batch: Batch, text_embeddings: torch.Tensor, config: RewardModelTrainConfig, task_texts: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
     """R3M's losses on one batch (see the module docstring); ``total`` is their weighted sum.
 
     Args:
@@ -183,6 +193,8 @@ def r3m_losses(model: R3M, batch: Batch, text_embeddings: torch.Tensor, config: 
         batch: From :func:`~lamp_data.vlm.train_data.sample_batch`.
         text_embeddings: float ``[texts, D]``, rows indexed by the batch's text indices.
         config: Loss weights.
+        task_texts: bool ``[tasks, texts]``, which texts belong to each task; needed for
+            ``text_negatives="all"``.
     """
     frames = torch.from_numpy(np.ascontiguousarray(batch.frames))
     size, views = frames.shape[:2]
@@ -204,9 +216,22 @@ def r3m_losses(model: R3M, batch: Batch, text_embeddings: torch.Tensor, config: 
     task_ids = torch.from_numpy(batch.task_ids)
     negatives.append(model.reward(first[shifted], late[shifted], own_text))
     masks.append(successful & ((task_ids[shifted] != task_ids) | ~successful[shifted]))
+    if config.text_negatives == "all":
+        del negatives[2], masks[2]
     pair_losses = torch.stack([nn.functional.softplus(negative - reward_late) for negative in negatives])
     pair_masks = torch.stack(masks).float()
     language = (pair_losses * pair_masks).sum() / pair_masks.sum().clamp(min=1.0)
+    if config.text_negatives == "all":
+        if task_texts is None:
+            raise ValueError("text_negatives='all' needs task_texts")
+        count = len(text_embeddings)
+        every_text = model.reward(first[:, None].expand(-1, count, -1), late[:, None].expand(-1, count, -1),
+                                  text_embeddings[None].expand(size, -1, -1))
+        others = ~task_texts[task_ids]
+        logits = torch.cat([reward_late[:, None], every_text.masked_fill(~others, float("-inf"))], dim=1)
+        text_loss = nn.functional.cross_entropy(logits, torch.zeros(size, dtype=torch.long), reduction="none")
+        chosen = (successful & others.any(1)).float()
+        language = language + (text_loss * chosen).sum() / chosen.sum().clamp(min=1.0)
     accuracy = ((reward_late > negatives[0]).float() * successful.float()).sum() / successful.float().sum().clamp(min=1.0)
 
     flat = embeddings.reshape(size * views, -1)
@@ -268,6 +293,14 @@ class _Run:
     names: list[str]
     history: list[dict[str, float]]
     text_identity: dict[str, Any]
+
+    @functools.cached_property
+    def task_text_mask(self) -> torch.Tensor:
+        """bool ``[tasks, texts]``: the texts of each task."""
+        mask = torch.zeros(len(self.episodes.tasks), len(self.episodes.texts), dtype=torch.bool)
+        for task, indices in enumerate(self.episodes.task_texts):
+            mask[task, indices] = True
+        return mask
 
     @property
     def step(self) -> int:
@@ -352,7 +385,7 @@ def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpis
 
 def _train_step(run: _Run, text_embeddings: torch.Tensor) -> dict[str, float]:
     batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift)
-    losses = r3m_losses(run.model, batch, text_embeddings, run.config)
+    losses = r3m_losses(run.model, batch, text_embeddings, run.config, run.task_text_mask)
     run.optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     run.optimizer.step()

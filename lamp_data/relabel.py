@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from lamp_data import schema
 from lamp_data.errors import LampError
 from lamp_data.executors import ExecutorConfig, check_local_path, import_ray
 from lamp_data.prompts import PromptSet, load_prompt_set
+
+if TYPE_CHECKING:
+    from lamp_data.vlm.scoring import EpisodeScorer
 
 PREFETCH_SHARDS = 1
 """Decoded shards kept ready ahead of the model."""
@@ -162,7 +165,7 @@ def score_shard(scorer: Any, dataset: Any, shard: Any) -> dict[str, np.ndarray]:
 
 def relabel(
     dataset: str | Path,
-    vlm: str,
+    vlm: str | EpisodeScorer,
     prompts: str | PromptSet | None = None,
     *,
     device: str = "cpu",
@@ -174,7 +177,9 @@ def relabel(
 
     Args:
         dataset: The dataset folder.
-        vlm: Reward model spec, e.g. ``r3m:/models/model.pt`` or ``clip:/models/clip?alpha=0.5``.
+        vlm: Reward model spec, e.g. ``r3m:/models/model.pt`` or ``clip:/models/clip?alpha=0.5``,
+            or an already built :class:`~lamp_data.vlm.scoring.EpisodeScorer` (its own prompt
+            set is used; ``prompts``, ``device`` and ``batch_size`` are then ignored).
         prompts: Prompt-set name or file; default: the dataset's ``meta/prompts.json`` if it has
             one, else :data:`lamp_data.prompts.DEFAULT_PROMPT_SET`.
         device: Torch device of the model.
@@ -203,13 +208,18 @@ def relabel(
     shards = data.shards()
     if not shards:
         raise LampError(f"{data.path} has no committed shards to relabel")
-    prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
-    if executor.is_ray:
-        from lamp_data.executors import RayScorers
-
-        scorer = RayScorers(executor, data.path, vlm, prompt_set, device, batch_size)
+    if not isinstance(vlm, str):
+        if executor.is_ray:
+            raise LampError("a scorer built in this process cannot run on Ray; give the reward model spec instead")
+        scorer, prompt_set = vlm, vlm.prompt_set
     else:
-        scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
+        prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
+        if executor.is_ray:
+            from lamp_data.executors import RayScorers
+
+            scorer = RayScorers(executor, data.path, vlm, prompt_set, device, batch_size)
+        else:
+            scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
     fingerprint = scorer.fingerprint
     reward_dir = data.reward_dir(fingerprint)
 
@@ -235,7 +245,7 @@ def relabel(
     return RelabelSummary(
         dataset=str(data.path),
         fingerprint=fingerprint,
-        model_spec=vlm,
+        model_spec=scorer.info["provenance"]["model_spec"],
         prompt_set=prompt_set.name,
         prompts=len(prompt_set),
         shards_total=len(shards),

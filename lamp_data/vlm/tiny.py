@@ -25,8 +25,8 @@ TINY_WORDS = (
 """Words the tiny DistilBERT tokenizer knows (anything else becomes [UNK])."""
 
 
-def save_tiny_distilbert(folder: str | Path, seed: int = 0) -> Path:
-    """A 1-layer, 32-d DistilBERT with its tokenizer, saved with ``save_pretrained``."""
+def save_tiny_distilbert(folder: str | Path, seed: int = 0, dim: int = 32) -> Path:
+    """A 1-layer DistilBERT (``dim``-d, 32 by default; 768 matches R3M's head) with its tokenizer."""
     import torch
     from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizer
 
@@ -36,14 +36,26 @@ def save_tiny_distilbert(folder: str | Path, seed: int = 0) -> Path:
     vocab = {token: index for index, token in enumerate(specials + TINY_WORDS)}
     tokenizer = DistilBertTokenizer(vocab=vocab)
     torch.manual_seed(seed)
-    config = DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64, pad_token_id=0)
+    config = DistilBertConfig(vocab_size=len(vocab), dim=dim, n_layers=1, n_heads=2, hidden_dim=2 * dim, max_position_embeddings=64, pad_token_id=0)
     DistilBertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
-def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> Path:
-    """A 1-layer CLIP (32-d towers, 16-d projection) with tokenizer and image-processor config."""
+def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, *, width: int = 32, layers: int = 1, patch_size: int = 8, projection_dim: int = 16, text_width: int | None = None, text_layers: int | None = None) -> Path:
+    """A small CLIP (by default 1 layer, 32-d towers, 16-d projection) with tokenizer and image-processor config.
+
+    Args:
+        folder: Where to ``save_pretrained``.
+        seed: Seed of the random initialisation.
+        image_size: Input side of the vision tower.
+        width: Hidden size of the vision tower (heads: ``width // 32``, at least 2).
+        layers: Transformer layers of the vision tower.
+        patch_size: Vision patch side.
+        projection_dim: Size of the joint embedding.
+        text_width: Hidden size of the text tower (default ``width``).
+        text_layers: Transformer layers of the text tower (default ``layers``).
+    """
     import json
 
     import torch
@@ -59,11 +71,14 @@ def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> P
     bos, eos = len(vocab), len(vocab) + 1
     vocab["<|startoftext|>"], vocab["<|endoftext|>"] = bos, eos
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
-    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=32, bos_token_id=bos, eos_token_id=eos, pad_token_id=eos)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=image_size, patch_size=8)
+    def tower(size: int, depth: int) -> dict:
+        return dict(hidden_size=size, intermediate_size=4 * size, num_hidden_layers=depth, num_attention_heads=max(2, size // 32))
+
+    text = dict(tower(text_width or width, text_layers or layers), vocab_size=len(vocab), max_position_embeddings=32,
+                bos_token_id=bos, eos_token_id=eos, pad_token_id=eos)
+    vision = dict(tower(width, layers), image_size=image_size, patch_size=patch_size)
     torch.manual_seed(seed)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     processor = {
         "image_processor_type": "CLIPImageProcessor",
@@ -78,7 +93,7 @@ def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32) -> P
     return folder
 
 
-def save_tiny_r3m(path: str | Path, trunk: str = "conv-small", text_encoder: str = "minilm", image_size: int = 32, seed: int = 0, *, original_layout: bool = False) -> Path:
+def save_tiny_r3m(path: str | Path, trunk: str = "conv-small", text_encoder: str = "minilm", image_size: int = 32, seed: int = 0, *, original_layout: bool = False, head_hidden: int = 64, head_layers: int = 4) -> Path:
     """A small R3M saved as our checkpoint, or (``original_layout``) exactly as R3M saves one.
 
     Args:
@@ -87,6 +102,8 @@ def save_tiny_r3m(path: str | Path, trunk: str = "conv-small", text_encoder: str
         text_encoder: ``minilm`` or a folder (e.g. from :func:`save_tiny_distilbert`).
         image_size: Side frames are resized to.
         seed: Seed of the random initialisation.
+        head_hidden: Width of the reward MLP's hidden layers (R3M: 1024).
+        head_layers: Hidden layers of the reward MLP (R3M: 4).
         original_layout: Write ``{"r3m": {"module.<key>": tensor}}`` only, without our config,
             as R3M's training code does (the loader then infers the architecture).
     """
@@ -95,7 +112,7 @@ def save_tiny_r3m(path: str | Path, trunk: str = "conv-small", text_encoder: str
     from lamp_data.vlm.r3m import R3MConfig, build_r3m, build_text_encoder, save_r3m_checkpoint
 
     encoder = build_text_encoder(text_encoder)
-    config = R3MConfig(trunk=trunk, image_size=image_size, text_encoder=text_encoder, lang_dim=encoder.dim, head_hidden=64, head_layers=4 if original_layout else 2)
+    config = R3MConfig(trunk=trunk, image_size=image_size, text_encoder=text_encoder, lang_dim=encoder.dim, head_hidden=head_hidden, head_layers=head_layers)
     model = build_r3m(config, encoder, seed=seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -239,3 +239,19 @@ def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, tra
     for measure in ("progress_spearman", "success_auroc", "instruction_rank"):
         assert good[measure] > baseline[measure] + 0.05, (measure, rows)
     assert good["progress_spearman"] > 0.5 and good["success_auroc"] > 0.7 and good["instruction_rank"] > 0.6
+
+
+def test_the_committed_model_loads_and_matches_its_card():
+    from lamp_data.vlm import load_reward_model
+
+    folder = Path(__file__).resolve().parent.parent / "models" / "r3m-metaworld-64"
+    path = folder / "model.pt"
+    size = sum(file.stat().st_size for file in folder.rglob("*") if file.is_file())
+    assert size <= 20 * 2**20
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["steps"] == 3000 and card["seed"] == 0 and card["train_config"]["text_negatives"] == "all"
+    model = load_reward_model(f"r3m:{path}")
+    assert model.metadata["extra"]["data_fingerprint"] == card["data"]["fingerprint"]
+    prompts = model.embed_prompts(["open the drawer", "close the drawer"])
+    rewards = model.episode_rewards(np.zeros((2, 64, 64, 3), np.uint8), prompts)
+    assert rewards.shape == (2, 2) and np.isfinite(rewards).all()

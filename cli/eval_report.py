@@ -33,21 +33,36 @@ def leaderboard(runs: tuple[str, ...], out: str, baseline: str, score: str, reps
 
 
 @click.command("reward-quality")
-@click.argument("rewards", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--rewards", "rewards", multiple=True, type=click.Path(path_type=str),
+              help="A reward set folder DATASET/rewards/FINGERPRINT (repeatable; also accepted as arguments).")
 @click.option("--task", "tasks", multiple=True, help="Only episodes of this task (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Also write the table (.csv, .md or .json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
-def reward_quality(rewards: tuple[str, ...], tasks: tuple[str, ...], as_json: bool) -> None:
+def reward_quality(paths: tuple[str, ...], rewards: tuple[str, ...], tasks: tuple[str, ...], out: str | None, as_json: bool) -> None:
     """Rank reward sets (DATASET/rewards/FINGERPRINT) by how well they track held-out tasks."""
     import json
 
-    from lamp_eval.reward_quality import COLUMNS, reward_quality_table
+    from rich.console import Console
+    from rich.table import Table
 
-    rows = reward_quality_table(list(rewards), tasks=list(tasks) or None)
+    from lamp_data.errors import LampError
+    from lamp_eval.reward_quality import COLUMNS, reward_quality_table, write_reward_quality
+
+    reward_dirs = list(rewards) + list(paths)
+    if not reward_dirs:
+        raise LampError("give at least one reward set: --rewards DATASET/rewards/FINGERPRINT")
+    rows = reward_quality_table(reward_dirs, tasks=list(tasks) or None)
+    if out:
+        write_reward_quality(rows, out)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    cell = lambda value: "–" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)  # noqa: E731
-    click.echo("| " + " | ".join(COLUMNS) + " |")
-    click.echo("|" + "---|" * len(COLUMNS))
+    table = Table(title="Reward quality on held-out tasks")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("fingerprint", "model") else "right")
     for row in rows:
-        click.echo("| " + " | ".join(cell(row.get(column)) for column in COLUMNS) + " |")
+        table.add_row(*("–" if row.get(c) is None else f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c)) for c in COLUMNS))
+    Console(width=200).print(table)
+    if out:
+        click.echo(f"wrote {out}")

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from lamp_data.errors import LampError
+from lamp_data.provenance import provenance
 
 COLUMNS = (
     "fingerprint",
@@ -253,3 +254,43 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
             raise LampError(f"reward set {fingerprint} has no episodes of tasks {', '.join(sorted(tasks or []))} in any of its datasets")
         rows.append({"fingerprint": fingerprint, "model": " | ".join(sorted(models)), "datasets": len(folders), **_measures(episodes)})
     return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def reward_quality_markdown(rows: list[dict]) -> str:
+    """The table as Markdown, columns in :data:`COLUMNS` order."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(row.get(column)) for column in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_reward_quality(rows: list[dict], path: str | Path) -> Path:
+    """Write the table to ``path`` as CSV, Markdown or JSON, chosen by its suffix.
+
+    Raises:
+        LampError: the suffix is not ``.csv``, ``.md`` or ``.json``.
+    """
+    import csv
+
+    from lamp_data.atomic import atomic_open, atomic_write_json
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        atomic_write_json(path, {"rows": rows, "columns": list(COLUMNS), "provenance": provenance()})
+    elif suffix == ".csv":
+        with atomic_open(path) as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    elif suffix == ".md":
+        with atomic_open(path) as handle:
+            handle.write(reward_quality_markdown(rows))
+    else:
+        raise LampError(f"--out must end in .csv, .md or .json, got '{path.name}'")
+    return path

@@ -164,16 +164,23 @@ def test_reward_quality_cli(tmp_path):
         writer.write_shard(shard, rewards)
 
     runner = CliRunner()
-    result = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance")])
+    result = runner.invoke(main, ["reward-quality", "--rewards", str(data / "rewards" / "distance"), "--out", str(tmp_path / "rq.md")])
     assert result.exit_code == 0, result.output
-    header, _, line = result.output.strip().splitlines()
+    assert "Reward quality on held-out tasks" in result.output and "synthetic:distance" in result.output
+    header, _, line = (tmp_path / "rq.md").read_text().strip().splitlines()
     assert header.startswith("| fingerprint | model |") and line.startswith("| distance | synthetic:distance |")
-    as_json = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--json"])
+    as_json = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--json", "--out", str(tmp_path / "rq.csv")])
     [row] = json.loads(as_json.output)
     assert row["episodes"] == 10 and row["failures"] > 0 and row["success_auroc"] > 0.5
     assert f"| {row['episodes']} | {row['successes']} | {row['failures']} |" in line
+    assert (tmp_path / "rq.csv").read_text().splitlines()[1].startswith("distance,synthetic:distance,")
     bad = runner.invoke(main, ["reward-quality", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+    wrong_suffix = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--out", str(tmp_path / "rq.txt")])
+    assert wrong_suffix.exit_code == 2 and "--out must end in" in wrong_suffix.output
+    assert not (tmp_path / "rq.txt").exists()
+    nothing = runner.invoke(main, ["reward-quality"])
+    assert nothing.exit_code == 2 and "at least one reward set" in nothing.output
 
 
 def test_different_budgets_are_flagged(tmp_path):

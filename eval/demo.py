@@ -1,0 +1,168 @@
+"""The main job end to end on the embedded simulator, at a scale a laptop CPU finishes.
+
+``run_demo`` chains the library functions behind every command:
+
+1. ``render_showcase``: a contact sheet and GIF of randomized expert rollouts;
+2. ``collect``: domain-randomized noisy-expert episodes of the pretraining tasks;
+3. ``relabel``: rewards for every prompt from the in-domain reward model in ``models/``
+   (trained offline by ``lamp-data train-reward-model``; see its model card);
+4. ``pretrain``: the LAMP agent (α = 0.9) and the Plan2Explore-only baseline (α = 1);
+5. ``finetune``: both checkpoints and ``scratch`` on one held-out task, several seeds;
+6. ``leaderboard``: IQM / mean with bootstrap CIs, curves, GIFs, CSV / Markdown / HTML.
+
+The numbers it produces come from tiny networks and a few minutes of CPU: they show the
+pipeline works, not what LAMP achieves at the paper's scale.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamp_data.atomic import atomic_write_json
+from lamp_data.errors import LampError
+from lamp_data.provenance import provenance
+
+DEFAULT_REWARD_MODEL = Path(__file__).resolve().parent.parent / "models" / "lamp-r3m-metaworld" / "model.pt"
+"""The committed in-domain reward model (``r3m:`` checkpoint with its model card beside it)."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes of every stage of the demo."""
+
+    env: str = "mw-pretrain"
+    """Pretraining env."""
+    task: str = "button-press-topdown"
+    """Held-out task to finetune on."""
+    reward_model: str = ""
+    """Reward model spec; empty for the committed in-domain model."""
+    prompts: str = "lamp-metaworld"
+    """Prompt set scored by the reward model."""
+    image_size: int = 64
+    """Camera image side in pixels."""
+    showcase_steps: int = 60
+    """Expert steps per showcase rollout (0 skips the showcase)."""
+    episodes: int = 24
+    """Pretraining episodes to collect."""
+    episode_length: int = 60
+    """Env steps per pretraining episode."""
+    workers: int = 2
+    """Collection worker processes."""
+    pretrain_steps: int = 300
+    """Agent updates per pretraining run."""
+    alphas: tuple[float, ...] = (0.9, 1.0)
+    """Pretraining runs by their P2E share: 0.9 is LAMP, 1.0 is Plan2Explore alone."""
+    finetune_steps: int = 1200
+    """Env steps of finetuning per run."""
+    finetune_train_ratio: float = 0.5
+    """Agent updates per finetuning env step."""
+    finetune_episode_length: int = 100
+    """Env steps per finetuning episode."""
+    eval_every: int = 300
+    """Env steps between evaluations."""
+    eval_episodes: int = 3
+    """Episodes per evaluation."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Finetuning seeds per method."""
+    seed: int = 0
+    """Seed of collection and pretraining."""
+    preset: str = "tiny"
+    """Agent preset."""
+    agent_overrides: dict[str, Any] = field(default_factory=dict)
+    """Agent config fields changed on top of the preset."""
+
+
+def _stage(console: Any, number: int, title: str) -> float:
+    console.rule(f"[bold]{number}. {title}")
+    return time.perf_counter()
+
+
+def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, Any]:
+    """Run every stage into ``out`` (resumable: finished stages are reused) and return a summary.
+
+    Raises:
+        LampError: the reward model is missing or a stage is given bad sizes.
+    """
+    from rich.console import Console
+
+    from lamp_agent.pretrain import PretrainConfig, pretrain
+    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.envs.showcase import render_showcase
+    from lamp_data.relabel import relabel
+    from lamp_eval.finetune import FinetuneConfig, finetune
+    from lamp_eval.report import leaderboard
+
+    console = Console()
+    out = Path(out)
+    reward_model = config.reward_model or f"r3m:{DEFAULT_REWARD_MODEL}"
+    if not config.reward_model and not DEFAULT_REWARD_MODEL.is_file():
+        raise LampError(f"the in-domain reward model is missing at {DEFAULT_REWARD_MODEL}; train one with lamp-data train-reward-model")
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    summary: dict[str, Any] = {"config": asdict(config), "reward_model": reward_model}
+
+    if config.showcase_steps:
+        started = _stage(console, 1, "Showcase: randomized expert rollouts")
+        shown = render_showcase(out / "showcase", steps=config.showcase_steps, image_size=config.image_size, seed=config.seed)
+        summary["showcase"] = {key: str(value) for key, value in shown.items() if key.endswith(("png", "gif"))}
+        timings["showcase"] = time.perf_counter() - started
+
+    started = _stage(console, 2, f"Collect {config.episodes} randomized episodes ({config.env})")
+    data = out / "data"
+    collect(
+        data,
+        CollectConfig(
+            env=config.env, episodes=config.episodes, workers=config.workers, policy="noisy-expert",
+            seed=config.seed, image_size=config.image_size, episode_length=config.episode_length,
+            shard_episodes=max(1, config.episodes // (2 * config.workers)),
+        ),
+    )
+    timings["collect"] = time.perf_counter() - started
+
+    started = _stage(console, 3, f"Relabel with {reward_model}")
+    relabelled = relabel(data, reward_model, config.prompts)
+    fingerprint = relabelled.fingerprint
+    summary["reward_set"] = fingerprint
+    timings["relabel"] = time.perf_counter() - started
+
+    started = _stage(console, 4, "Pretrain (" + ", ".join(f"α = {alpha}" for alpha in config.alphas) + ")")
+    checkpoints = []
+    for alpha in config.alphas:
+        run = out / "pretrain" / f"alpha-{alpha:g}"
+        result = pretrain(
+            PretrainConfig(
+                data=str(data), rewards=fingerprint, out=str(run), steps=config.pretrain_steps,
+                preset=config.preset, alpha=alpha, seed=config.seed, resume=True,
+                agent_overrides=dict(config.agent_overrides),
+            )
+        )
+        checkpoints.append(result.checkpoint)
+    timings["pretrain"] = time.perf_counter() - started
+
+    started = _stage(console, 5, f"Finetune on held-out task '{config.task}'")
+    runs = out / "runs"
+    finetune(
+        FinetuneConfig(
+            tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
+            steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
+            image_size=config.image_size, episode_length=config.finetune_episode_length, preset=config.preset,
+            train_ratio=config.finetune_train_ratio,
+        )
+    )
+    timings["finetune"] = time.perf_counter() - started
+
+    started = _stage(console, 6, "Leaderboard")
+    report = leaderboard([runs], out / "report")
+    timings["leaderboard"] = time.perf_counter() - started
+    summary["report"] = str(report.out / "leaderboard.html")
+    summary["timings_seconds"] = {key: round(value, 1) for key, value in timings.items()}
+    summary["provenance"] = provenance()
+    atomic_write_json(out / "demo.json", summary)
+    console.print((report.out / "leaderboard.md").read_text())
+    console.print(f"Report: {summary['report']}")
+    console.print("Stage times (s): " + json.dumps(summary["timings_seconds"]))
+    return summary

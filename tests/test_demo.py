@@ -1,0 +1,54 @@
+"""The end-to-end smoke run: collect, relabel, pretrain, finetune and report, as the demo chains them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lamp_eval.demo import DEFAULT_REWARD_MODEL, DemoConfig, run_demo
+
+
+def _micro() -> DemoConfig:
+    return DemoConfig(
+        showcase_steps=0, episodes=2, episode_length=20, workers=1, prompts="instructions",
+        pretrain_steps=3, alphas=(0.9,), finetune_steps=40, finetune_episode_length=20,
+        eval_every=20, eval_episodes=1, seeds=(0,), image_size=32,
+    )
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_resumes(tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        summary = run_demo(tmp_path / "demo", _micro())
+        again = run_demo(tmp_path / "demo", _micro())
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "demo"
+    assert summary["reward_set"].startswith("r3m-") and summary["reward_model"].endswith("model.pt")
+    assert (out / "data" / "rewards" / summary["reward_set"] / "info.json").is_file()
+    board = json.loads((out / "report" / "leaderboard.json").read_text())
+    assert sorted(row["method"] for row in board["rows"]) == ["lamp[" + summary["reward_set"] + ",instructions]", "scratch"]
+    assert Path(summary["report"]).is_file() and Path(summary["report"]).read_text().startswith("<!DOCTYPE html>")
+    assert json.loads((out / "demo.json").read_text())["reward_set"] == summary["reward_set"]
+    assert again["reward_set"] == summary["reward_set"]
+    verify = subprocess.run(
+        [str(Path(sys.executable).parent / "lamp-data"), "verify", str(out / "data")], capture_output=True, text=True
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_demo_refuses_a_missing_reward_model(tmp_path, monkeypatch):
+    import lamp_eval.demo as demo
+    from lamp_data.errors import LampError
+
+    monkeypatch.setattr(demo, "DEFAULT_REWARD_MODEL", tmp_path / "absent" / "model.pt")
+    with pytest.raises(LampError, match="in-domain reward model is missing"):
+        demo.run_demo(tmp_path / "out", _micro())
+    assert not (tmp_path / "out").exists()
+    assert DEFAULT_REWARD_MODEL.is_file()

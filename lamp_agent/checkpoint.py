@@ -30,6 +30,10 @@ from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 if TYPE_CHECKING:
     from lamp_agent.agent import Agent
 
+CHECKPOINTS_DIR = "checkpoints"
+"""Folder of a pretraining run that holds its checkpoints."""
+LATEST_FILE = "latest.json"
+"""File in ``checkpoints/`` naming the newest checkpoint."""
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.pt"
@@ -79,9 +83,37 @@ def save_agent(agent: "Agent", path: str | Path) -> Path:
     return folder
 
 
-def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's ``config.json``, checked for kind and version; :class:`LampError` otherwise."""
+def latest_checkpoint(run: str | Path) -> Path | None:
+    """The newest checkpoint of a pretraining run folder (``checkpoints/latest.json``), if any."""
+    pointer = Path(run) / CHECKPOINTS_DIR / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    try:
+        record = json.loads(pointer.read_text())
+        name = record["checkpoint"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise LampError(f"damaged {pointer}: {error}; remove it to start over") from error
+    if record.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        raise LampError(f"{pointer} has format_version {record.get('format_version')!r}; this version reads {CHECKPOINT_FORMAT_VERSION}")
+    return Path(run) / CHECKPOINTS_DIR / name
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder as given, or the newest checkpoint of a pretraining run folder."""
     folder = Path(path)
+    if not (folder / CONFIG_FILE).exists():
+        latest = latest_checkpoint(folder)
+        if latest is not None:
+            return latest
+    return folder
+
+
+def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``config.json``, checked for kind and version; :class:`LampError` otherwise.
+
+    ``path`` is a checkpoint folder or a pretraining run folder (its newest checkpoint is read).
+    """
+    folder = resolve_checkpoint(path)
     config_path = folder / CONFIG_FILE
     if not folder.is_dir():
         raise LampError(f"no agent checkpoint at {folder} (not a folder)")
@@ -114,7 +146,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
     from lamp_agent.agent import Agent
     from lamp_agent.config import AgentConfig
 
-    folder = Path(path)
+    folder = resolve_checkpoint(path)
     meta = read_checkpoint_config(folder)
     for name in (WEIGHTS_FILE, STATE_FILE):
         file = folder / name

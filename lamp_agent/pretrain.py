@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from lamp_agent.checkpoint import CHECKPOINTS_DIR, LATEST_FILE, latest_checkpoint
 from lamp_agent.config import load_preset
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
@@ -41,8 +42,6 @@ from lamp_data.errors import LampError
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 
-CHECKPOINTS_DIR = "checkpoints"
-LATEST_FILE = "latest.json"
 
 
 @dataclass(frozen=True)
@@ -175,22 +174,6 @@ def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) ->
     return embeddings
 
 
-def _latest_checkpoint(out: Path) -> Path | None:
-    import json
-
-    pointer = out / CHECKPOINTS_DIR / LATEST_FILE
-    if not pointer.is_file():
-        return None
-    try:
-        record = json.loads(pointer.read_text())
-        name = record["checkpoint"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise LampError(f"damaged {pointer}: {error}; remove it to start over") from error
-    if record.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        raise LampError(f"{pointer} has format_version {record.get('format_version')!r}; this version reads {CHECKPOINT_FORMAT_VERSION}")
-    return out / CHECKPOINTS_DIR / name
-
-
 def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
     import shutil
 
@@ -264,7 +247,7 @@ def pretrain(
     dataset = open_dataset(config.data)
     reward_info = check_reward_set(dataset, config.rewards)
     prompts = dataset.reward_set_prompts(config.rewards)
-    latest = _latest_checkpoint(out)
+    latest = latest_checkpoint(out)
     if latest is not None and not config.resume:
         raise LampError(f"{out} already holds a pretraining run; pass --resume to continue it or choose another --out")
 

@@ -124,3 +124,19 @@ def test_missing_and_damaged_checkpoints_are_clear_errors(trained, tmp_path):
     (garbled / "config.json").write_text("{not json")
     with pytest.raises(LampError, match="not valid JSON"):
         Agent.load(garbled)
+
+
+def test_a_pretraining_run_folder_loads_its_newest_checkpoint(tmp_path):
+    from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint_config
+    from lamp_data.atomic import atomic_write_json
+
+    agent = Agent(load_preset("tiny"), image_size=16, state_dim=4, action_dim=4, lang_dim=8)
+    run = tmp_path / "run"
+    agent.save(run / "checkpoints" / "step-00000000")
+    assert latest_checkpoint(run) is None
+    atomic_write_json(run / "checkpoints" / "latest.json", {"checkpoint": "step-00000000", "format_version": CHECKPOINT_FORMAT_VERSION, "step": 0})
+    assert read_checkpoint_config(run)["kind"] == read_checkpoint_config(run / "checkpoints" / "step-00000000")["kind"]
+    assert Agent.load(run).step == agent.step
+    atomic_write_json(run / "checkpoints" / "latest.json", {"checkpoint": "step-00000000", "format_version": 99})
+    with pytest.raises(LampError, match="format_version"):
+        Agent.load(run)

@@ -56,15 +56,15 @@ class DemoConfig:
     """Agent updates per pretraining run."""
     alphas: tuple[float, ...] = (0.9, 1.0)
     """Pretraining runs by their P2E share: 0.9 is LAMP, 1.0 is Plan2Explore alone."""
-    finetune_steps: int = 1200
+    finetune_steps: int = 800
     """Env steps of finetuning per run."""
     finetune_train_ratio: float = 0.5
     """Agent updates per finetuning env step."""
     finetune_episode_length: int = 100
     """Env steps per finetuning episode."""
-    eval_every: int = 300
+    eval_every: int = 200
     """Env steps between evaluations."""
-    eval_episodes: int = 3
+    eval_episodes: int = 2
     """Episodes per evaluation."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Finetuning seeds per method."""
@@ -74,6 +74,9 @@ class DemoConfig:
     """Agent preset."""
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     """Agent config fields changed on top of the preset."""
+    torch_threads: int = 1
+    """Torch threads: the tiny networks gain nothing from more, and more threads than idle cores
+    slow every update many times over."""
 
 
 def _stage(console: Any, number: int, title: str) -> float:
@@ -96,6 +99,9 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.report import leaderboard
 
+    import torch
+
+    torch.set_num_threads(config.torch_threads)
     console = Console()
     out = Path(out)
     reward_model = config.reward_model or f"r3m:{DEFAULT_REWARD_MODEL}"
@@ -108,7 +114,9 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     if config.showcase_steps:
         started = _stage(console, 1, "Showcase: randomized expert rollouts")
         shown = render_showcase(out / "showcase", steps=config.showcase_steps, image_size=config.image_size, seed=config.seed)
-        summary["showcase"] = {key: str(value) for key, value in shown.items() if key.endswith(("png", "gif"))}
+        summary["showcase"] = {key: str(value) for key, value in shown.items() if str(value).endswith((".png", ".gif"))}
+        for path in summary["showcase"].values():
+            console.print(f"wrote {path}")
         timings["showcase"] = time.perf_counter() - started
 
     started = _stage(console, 2, f"Collect {config.episodes} randomized episodes ({config.env})")

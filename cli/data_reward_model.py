@@ -4,6 +4,7 @@ Examples::
 
     lamp-data collect --env mw-pretrain --policy expert --episodes 240 --run expert --out data/rm-expert
     lamp-data train-reward-model --data data/rm-expert --out models/rm --steps 3000 --seed 0
+    lamp-data train-reward-model --data data/rm-expert --out models/rm-gain --text-negatives all --head mlp-gain
     lamp-data train-reward-model --data data/rm-expert --out models/rm --steps 6000 --resume
     lamp-data relabel data/heldout --vlm r3m:models/rm/model.pt
 """
@@ -24,14 +25,17 @@ import click
 @click.option("--text-encoder", default="minilm", show_default=True, help="Frozen text encoder: minilm or a local model folder.")
 @click.option("--text-negatives", type=click.Choice(["one", "all"]), default="one", show_default=True,
               help="Contrast the own text with one other task's text (R3M) or with every other task's texts.")
+@click.option("--head", type=click.Choice(["mlp", "mlp-gain", "bilinear", "bilinear-gain"]), default="mlp", show_default=True,
+              help="Reward head: R3M's MLP on [e_0, e_t, l] or an image MLP dotted with a text projection; "
+                   "-gain subtracts the head's value at the first frame.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
-def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, resume) -> None:
+def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, head, resume) -> None:
     """Train an R3M-style language-reward model on expert episodes of pretraining tasks."""
     from lamp_data.vlm.train import RewardModelTrainConfig, train_reward_model as train
 
     config = RewardModelTrainConfig(
         steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder,
-        text_negatives=text_negatives,
+        text_negatives=text_negatives, head=head,
     )
     path = train(list(data_dirs), out, config, resume=resume)
     click.echo(f"wrote {path} (load with r3m:{path}); model card in {path.parent / 'model_card.md'}")

@@ -255,3 +255,28 @@ def test_the_committed_model_loads_and_matches_its_card():
     prompts = model.embed_prompts(["open the drawer", "close the drawer"])
     rewards = model.episode_rewards(np.zeros((2, 64, 64, 3), np.uint8), prompts)
     assert rewards.shape == (2, 2) and np.isfinite(rewards).all()
+
+
+@pytest.mark.parametrize("head", ["mlp-gain", "bilinear", "bilinear-gain"])
+def test_other_heads_split_exactly_and_round_trip(tmp_path, train_data, text_folder, head):
+    from lamp_data.vlm import load_reward_model
+    from lamp_data.vlm.r3m import R3MConfig, build_r3m
+
+    config = R3MConfig.tiny()
+    assert "head" not in config.to_dict() and R3MConfig.from_dict(config.to_dict()) == config
+    model = build_r3m(R3MConfig(**{**config.to_dict(), "head": head}), seed=0)
+    first, frames, texts = torch.randn(1, model.image_dim), torch.randn(5, model.image_dim), torch.randn(3, config.lang_dim)
+    split = model.split_rewards(*model.frame_terms(first, frames), model.prompt_terms(texts))
+    direct = model.reward(first[:, None].expand(5, 3, -1), frames[:, None].expand(5, 3, -1), texts[None].expand(5, 3, -1))
+    assert split.shape == (5, 3) and torch.allclose(split, direct, atol=1e-5)
+    at_start = model.reward(first.expand(3, -1), first.expand(3, -1), texts)
+    assert torch.equal(at_start, torch.zeros(3)) == head.endswith("-gain")
+    with pytest.raises(LampError, match="head"):
+        R3MConfig(head="transformer")
+
+    path = train_reward_model([train_data], tmp_path / head, _config(text_folder, steps=2, head=head), progress=False)
+    loaded = load_reward_model(f"r3m:{path}")
+    assert loaded.model.config.head == head and loaded.spec()["config"]["head"] == head
+    rewards = loaded.episode_rewards(np.zeros((3, SIZE, SIZE, 3), np.uint8), loaded.embed_prompts(list(FIXTURE_TASKS.values())))
+    assert rewards.shape == (3, 2) and np.isfinite(rewards).all()
+    assert np.all(rewards[0] == 0) == head.endswith("-gain")

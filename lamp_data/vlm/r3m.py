@@ -66,6 +66,16 @@ CACHE_FOLDERS = {"resnet18": "r3m_18", "resnet34": "r3m_34", "resnet50": "r3m_50
 HEAD_CHUNK_ELEMENTS = 1 << 24
 """Largest hidden activation (frames × prompts × hidden) the head computes at once."""
 SPEC_OPTIONS = ("text", "standardize")
+REWARD_FORMS = {
+    "mlp": "G(e_0, e_t, l), raw MLP output",
+    "mlp-gain": "G(e_0, e_t, l) - G(e_0, e_0, l), raw MLP outputs",
+    "bilinear": "G(e_0, e_t, l) = h(e_0, e_t) · (W l + b) / sqrt(k)",
+    "bilinear-gain": "G(e_0, e_t, l) = (h(e_0, e_t) - h(e_0, e_0)) · (W l + b) / sqrt(k)",
+}
+"""What each head's reward is, recorded in the reward model's spec."""
+HEADS = ("mlp", "mlp-gain", "bilinear", "bilinear-gain")
+"""Reward head forms: R3M's MLP on ``[e_0, e_t, l]``, or a dot product of an image MLP and a text
+projection; the ``-gain`` forms subtract the head's value at ``e_t = e_0``, so ``G(e_0, e_0, l) = 0``."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,10 @@ class R3MConfig:
     """Hidden layers of the reward MLP (R3M: 4)."""
     text_max_length: int = 128
     """Tokens kept per prompt."""
+    head: str = "mlp"
+    """``mlp``: R3M's MLP on ``[e_0, e_t, l]``; ``bilinear``: ``h(e_0, e_t) · (W l + b) / sqrt(head_hidden)``
+    with ``h`` an MLP of the same depth and width; ``mlp-gain`` / ``bilinear-gain``: the same less
+    its value at ``e_t = e_0`` (see ``HEADS``)."""
 
     def __post_init__(self) -> None:
         if self.trunk not in TRUNKS:
@@ -94,10 +108,16 @@ class R3MConfig:
             raise LampError(f"R3M image_size must be 0 (frame size) or 16–1024, got {self.image_size}")
         if self.head_layers < 1 or self.head_hidden < 1 or self.lang_dim < 1:
             raise LampError("R3M head_layers, head_hidden and lang_dim must be positive")
+        if self.head not in HEADS:
+            raise LampError(f"unknown R3M head '{self.head}' (known: {', '.join(HEADS)})")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, stored in checkpoints."""
-        return asdict(self)
+        """JSON-able form, stored in checkpoints; the default ``mlp`` head is left out, so R3M-head
+        models keep the form (and fingerprints) they had before heads were selectable."""
+        value = asdict(self)
+        if value["head"] == "mlp":
+            del value["head"]
+        return value
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> "R3MConfig":
@@ -197,7 +217,7 @@ def build_text_encoder(source: str, max_length: int = 128) -> nn.Module:
 class LanguageRewardHead(nn.Module):
     """R3M's ``LanguageReward``: an MLP on ``[e_0, e_t, l]`` whose Sequential is named ``pred``."""
 
-    def __init__(self, image_dim: int, lang_dim: int, hidden: int, layers: int):
+    def __init__(self, image_dim: int, lang_dim: int, hidden: int, layers: int, gain: bool = False):
         super().__init__()
         modules: list[nn.Module] = [nn.Linear(2 * image_dim + lang_dim, hidden), nn.ReLU(inplace=True)]
         for _ in range(layers - 1):
@@ -205,9 +225,11 @@ class LanguageRewardHead(nn.Module):
         modules.append(nn.Linear(hidden, 1))
         self.pred = nn.Sequential(*modules)
         self.image_dim = image_dim
+        self.gain = gain
 
     def forward(self, e0: torch.Tensor, et: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
-        return self.pred(torch.cat([e0, et, lang], -1)).squeeze(-1)
+        value = self.pred(torch.cat([e0, et, lang], -1)).squeeze(-1)
+        return value - self.pred(torch.cat([e0, e0, lang], -1)).squeeze(-1) if self.gain else value
 
     @property
     def first(self) -> nn.Linear:
@@ -223,6 +245,72 @@ class LanguageRewardHead(nn.Module):
     def tail(self, hidden: torch.Tensor) -> torch.Tensor:
         """The layers after the first linear one (ReLU onwards), output squeezed."""
         return self.pred[1:](hidden).squeeze(-1)
+
+    def prompt_terms(self, lang: torch.Tensor) -> torch.Tensor:
+        """``W_l l + b`` per prompt, ``[P, hidden]``."""
+        _, _, weight = self.split_first()
+        return lang @ weight.T + self.first.bias
+
+    def frame_terms(self, e0: torch.Tensor, et: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``W_0 e_0`` and ``W_t e_t`` (the gain form appends the row ``W_t e_0``)."""
+        weight_first, weight_frame, _ = self.split_first()
+        frames = torch.cat([et, e0]) if self.gain else et
+        return e0 @ weight_first.T, frames @ weight_frame.T
+
+    def pair_rewards(self, frames: torch.Tensor, prompt_term: torch.Tensor) -> torch.Tensor:
+        """Rewards ``[N, P']`` of summed frame terms ``[N, hidden]`` against prompt terms ``[P', hidden]``
+        (gain form: ``N + 1`` rows in, the last one, at ``e_t = e_0``, subtracted from the others)."""
+        rewards = self.tail(frames[:, None, :] + prompt_term[None, :, :])
+        return rewards[:-1] - rewards[-1:] if self.gain else rewards
+
+
+class BilinearRewardHead(nn.Module):
+    """``G(e_0, e_t, l) = h(e_0, e_t) · (W l + b) / sqrt(k)``: an image MLP met by a text projection.
+
+    ``h`` is an MLP on ``[e_0, e_t]`` (``image``) ending in ``k = hidden`` outputs; ``text`` is one
+    linear layer on the frozen text embedding. The reward is linear in the text embedding, so an
+    unseen instruction scores like the trained texts it lies close to in the encoder's space.
+    """
+
+    def __init__(self, image_dim: int, lang_dim: int, hidden: int, layers: int, gain: bool = False):
+        super().__init__()
+        modules: list[nn.Module] = [nn.Linear(2 * image_dim, hidden)]
+        for _ in range(layers - 1):
+            modules += [nn.ReLU(inplace=True), nn.Linear(hidden, hidden)]
+        modules += [nn.ReLU(inplace=True), nn.Linear(hidden, hidden)]
+        self.image = nn.Sequential(*modules)
+        self.text = nn.Linear(lang_dim, hidden)
+        self.image_dim = image_dim
+        self.scale = hidden ** -0.5
+        self.gain = gain
+
+    def image_term(self, e0: torch.Tensor, et: torch.Tensor) -> torch.Tensor:
+        """``h(e_0, e_t)``, less ``h(e_0, e_0)`` for the gain form."""
+        e0, et = torch.broadcast_tensors(e0, et)
+        value = self.image(torch.cat([e0, et], -1))
+        return value - self.image(torch.cat([e0, e0], -1)) if self.gain else value
+
+    def forward(self, e0: torch.Tensor, et: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
+        return (self.image_term(e0, et) * self.text(lang)).sum(-1) * self.scale
+
+    def prompt_terms(self, lang: torch.Tensor) -> torch.Tensor:
+        """``(W l + b) / sqrt(k)`` per prompt, ``[P, k]``."""
+        return self.text(lang) * self.scale
+
+    def frame_terms(self, e0: torch.Tensor, et: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[1, k]`` zeros and ``h`` (less ``h(e_0, e_0)`` for the gain form) ``[N, k]`` per frame."""
+        return torch.zeros_like(e0[:, :1]), self.image_term(e0, et)
+
+    def pair_rewards(self, frames: torch.Tensor, prompt_term: torch.Tensor) -> torch.Tensor:
+        """Rewards ``[N, P']`` of image terms against prompt terms."""
+        return frames @ prompt_term.T
+
+
+def build_reward_head(config: "R3MConfig", image_dim: int) -> nn.Module:
+    """The reward head ``config.head`` names."""
+    if config.head in ("mlp", "mlp-gain"):
+        return LanguageRewardHead(image_dim, config.lang_dim, config.head_hidden, config.head_layers, gain=config.head == "mlp-gain")
+    return BilinearRewardHead(image_dim, config.lang_dim, config.head_hidden, config.head_layers, gain=config.head == "bilinear-gain")
 
 
 class R3M(nn.Module):
@@ -242,7 +330,7 @@ class R3M(nn.Module):
             raise LampError(f"text encoder '{config.text_encoder}' gives {self.lang_enc.dim}-d embeddings, config says lang_dim={config.lang_dim}")
         for parameter in self.lang_enc.parameters():
             parameter.requires_grad_(False)
-        self.lang_rew = LanguageRewardHead(self.convnet.out_dim, config.lang_dim, config.head_hidden, config.head_layers)
+        self.lang_rew = build_reward_head(config, self.convnet.out_dim)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -272,14 +360,13 @@ class R3M(nn.Module):
         return self.lang_rew(e0, et, lang)
 
     def prompt_terms(self, lang: torch.Tensor) -> torch.Tensor:
-        """``W_l l + b`` for each prompt, ``[P, hidden]``: computed once per prompt set."""
-        _, _, weight = self.lang_rew.split_first()
-        return lang @ weight.T + self.lang_rew.first.bias
+        """The head's prompt term (MLP: ``W_l l + b``), ``[P, hidden]``: computed once per prompt set."""
+        return self.lang_rew.prompt_terms(lang)
 
     def frame_terms(self, e0: torch.Tensor, et: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``W_0 e_0`` ``[1, hidden]`` and ``W_t e_t`` ``[N, hidden]``: computed once per frame."""
-        weight_first, weight_frame, _ = self.lang_rew.split_first()
-        return e0 @ weight_first.T, et @ weight_frame.T
+        """The head's first-frame ``[1, hidden]`` and frame ``[N, hidden]`` terms (MLP: ``W_0 e_0``,
+        ``W_t e_t``): computed once per frame."""
+        return self.lang_rew.frame_terms(e0, et)
 
     def split_rewards(self, first_term: torch.Tensor, frame_term: torch.Tensor, prompt_term: torch.Tensor) -> torch.Tensor:
         """Rewards ``[N, P]`` from precomputed terms; equal to :meth:`reward` on every pair."""
@@ -288,8 +375,7 @@ class R3M(nn.Module):
         chunk = max(1, HEAD_CHUNK_ELEMENTS // max(1, count * hidden))
         columns = []
         for start in range(0, prompt_term.shape[0], chunk):
-            pairs = frames[:, None, :] + prompt_term[None, start : start + chunk, :]
-            columns.append(self.lang_rew.tail(pairs))
+            columns.append(self.lang_rew.pair_rewards(frames, prompt_term[start : start + chunk]))
         return torch.cat(columns, dim=1)
 
 
@@ -437,7 +523,7 @@ class R3MRewardModel(RewardModel):
                 "mean": list(IMAGENET_MEAN),
                 "std": list(IMAGENET_STD),
             },
-            "reward": "G(e_0, e_t, l), raw MLP output",
+            "reward": REWARD_FORMS[self.model.config.head],
             "standardize": "per episode and prompt" if self.standardize else "none",
         }
 

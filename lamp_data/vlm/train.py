@@ -26,6 +26,11 @@ Objectives (R3M, Nair et al. 2022), on the first frame and frames ``s0 < s1 < s2
   ``G(e'_0, e'_s2, l)`` when that episode is of another task or failed;
 * L1 and L2 penalties on the frame embeddings.
 
+The head's form is ``RewardModelTrainConfig.head`` (see ``lamp_data.vlm.r3m.HEADS``). With
+``mlp-gain`` the reward is the MLP's value at ``e_t`` less its value at ``e_0``, so no prompt is
+favoured before anything happened; on held-out Meta-World tasks that is what let a trained model
+pick out an unseen task's instruction better than untrained ones (models/lamp-r3m-metaworld).
+
 Each step's batch comes from ``(seed, step)`` alone and the optimizer state is saved with the
 weights, so training ``k`` steps, then resuming to ``2k``, gives the same parameters as
 training ``2k`` steps straight.
@@ -85,6 +90,8 @@ class RewardModelTrainConfig:
     """Width of the reward head's hidden layers."""
     head_layers: int = 2
     """Hidden layers of the reward head."""
+    head: str = "mlp"
+    """Reward head form (``lamp_data.vlm.r3m.HEADS``): ``mlp`` (R3M's), ``mlp-gain``, ``bilinear``, ``bilinear-gain``."""
     tcn_weight: float = 1.0
     """Weight of the time-contrastive loss."""
     language_weight: float = 1.0
@@ -118,7 +125,7 @@ class RewardModelTrainConfig:
             raise LampError(f"text negatives must be one of {', '.join(TEXT_NEGATIVES)}, got '{self.text_negatives}'")
         if self.seed < 0 or self.max_shift < 0:
             raise LampError("seed and max shift must be non-negative")
-        R3MConfig(trunk=self.trunk, image_size=self.image_size)
+        R3MConfig(trunk=self.trunk, image_size=self.image_size, head=self.head)
 
     def r3m_config(self, lang_dim: int) -> R3MConfig:
         """The architecture this config trains, for a text encoder of ``lang_dim`` dimensions."""
@@ -129,11 +136,16 @@ class RewardModelTrainConfig:
             lang_dim=lang_dim,
             head_hidden=self.head_hidden,
             head_layers=self.head_layers,
+            head=self.head,
         )
 
     def training_identity(self) -> dict[str, Any]:
-        """Every setting except ``steps``, ``checkpoint_every`` and ``threads``: what must match to resume."""
-        return {key: value for key, value in asdict(self).items() if key not in ("steps", "checkpoint_every", "threads")}
+        """Every setting except ``steps``, ``checkpoint_every`` and ``threads``: what must match to resume
+        (the default ``mlp`` head is left out, as runs saved before heads were selectable lack it)."""
+        identity = {key: value for key, value in asdict(self).items() if key not in ("steps", "checkpoint_every", "threads")}
+        if identity["head"] == "mlp":
+            del identity["head"]
+        return identity
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "RewardModelTrainConfig":

@@ -250,6 +250,7 @@ def test_the_committed_model_loads_and_matches_its_card():
     assert size <= 20 * 2**20
     card = json.loads((folder / "model_card.json").read_text())
     assert card["steps"] == 3000 and card["seed"] == 0 and card["train_config"]["text_negatives"] == "all"
+    assert card["architecture"]["head"] == "mlp-gain"
     model = load_reward_model(f"r3m:{path}")
     assert model.metadata["extra"]["data_fingerprint"] == card["data"]["fingerprint"]
     prompts = model.embed_prompts(["open the drawer", "close the drawer"])

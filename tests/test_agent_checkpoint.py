@@ -13,15 +13,6 @@ from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 SIZES = dict(image_size=16, state_dim=4, action_dim=4, lang_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a shared CPU they stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_batch(seed: int, batch: int = 2, length: int = 8) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     first = torch.zeros(batch, length, dtype=torch.bool)

@@ -14,15 +14,6 @@ from lamp_data.errors import LampError
 SIZES = dict(image_size=16, state_dim=4, action_dim=4, lang_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a shared CPU they stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def moving_dot_episode(steps: int, seed: int) -> dict[str, np.ndarray]:
     """A store-schema episode: a red square moving with the actions on a coloured background."""
     rng = np.random.default_rng(seed)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
@@ -23,15 +22,6 @@ from lamp_data.store import open_dataset, verify_dataset
 FINGERPRINT = "colour-000001"
 PROMPTS = ["reach the red block", "push the red block", "make the scene blue"]
 SMALL = {"batch_size": 2, "seq_len": 8}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a shared CPU they stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ColourScorer:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from lamp_cli.data import main
@@ -23,16 +22,6 @@ from lamp_data.vlm.scoring import make_scorer
 from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
 
 PROMPTS = "reach the red block\npush the red block\npick up the cup\nopen the drawer\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine waiting
-    for a descheduled second thread makes each small op take milliseconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -82,15 +82,6 @@ def write_fixture_dataset(path: Path, episodes: int, seed: int, policy: str = "e
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Relabelling in these tests runs small models, fastest on one thread on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def text_folder(tmp_path_factory) -> str:
     from lamp_data.vlm.tiny import save_tiny_distilbert

@@ -13,16 +13,6 @@ from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r
 PROMPTS = ["pick up the cup", "push the red block", "open the drawer"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine waiting
-    for a descheduled second thread makes each small op take milliseconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")

@@ -14,7 +14,6 @@ save leaves the previous checkpoint readable or no checkpoint at all.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 
 from lamp_data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from lamp_data.errors import LampError
-from lamp_data.provenance import provenance
+from lamp_data.provenance import file_sha256, provenance
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 
 if TYPE_CHECKING:
@@ -38,14 +37,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.pt"
 KIND = "lamp-agent"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_agent(agent: "Agent", path: str | Path) -> Path:
@@ -76,7 +67,7 @@ def save_agent(agent: "Agent", path: str | Path) -> Path:
             "phase": agent.phase,
             "step": agent.step,
             "info": agent.info,
-            "sha256": {WEIGHTS_FILE: _sha256(folder / WEIGHTS_FILE), STATE_FILE: _sha256(folder / STATE_FILE)},
+            "sha256": {WEIGHTS_FILE: file_sha256(folder / WEIGHTS_FILE), STATE_FILE: file_sha256(folder / STATE_FILE)},
             "provenance": provenance(),
         },
     )
@@ -152,7 +143,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
         file = folder / name
         if not file.is_file():
             raise LampError(f"damaged agent checkpoint {folder}: {name} is missing")
-        if _sha256(file) != meta.get("sha256", {}).get(name):
+        if file_sha256(file) != meta.get("sha256", {}).get(name):
             raise LampError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
     try:
         config = AgentConfig.from_dict(meta["config"])

@@ -6,6 +6,7 @@ import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
 import sys
 from typing import Any
@@ -41,3 +42,12 @@ def stable_hash(value: Any, length: int = 16) -> str:
     """A short sha256 of ``value``'s canonical JSON (sorted keys), stable across runs."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Full sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -39,7 +39,6 @@ training ``2k`` steps straight.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -52,6 +51,7 @@ from torch import nn
 
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError
+from lamp_data.provenance import file_sha256
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.text import MINILM
 from lamp_data.vlm.r3m import R3M, R3MConfig, build_r3m, build_text_encoder, read_r3m_checkpoint, save_r3m_checkpoint
@@ -253,14 +253,6 @@ def r3m_losses(
     return {"total": total, "tcn": tcn, "language": language, "l1": l1, "l2": l2, "language_accuracy": accuracy.detach()}
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _trainable(model: R3M) -> list[tuple[str, nn.Parameter]]:
     return [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
 
@@ -340,8 +332,8 @@ class _Run:
                 "step": self.step,
                 "training": self.config.training_identity(),
                 "data_fingerprint": self.episodes.fingerprint,
-                "model_sha256": _file_digest(model_path),
-                "optimizer_sha256": _file_digest(optimizer_path),
+                "model_sha256": file_sha256(model_path),
+                "optimizer_sha256": file_sha256(optimizer_path),
                 "history": self.history,
             },
         )
@@ -365,7 +357,7 @@ def _check_out(out: Path, resume: bool) -> dict[str, Any] | None:
     if state.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise LampError(f"{state_path} has format_version {state.get('format_version')!r}; this version reads {CHECKPOINT_FORMAT_VERSION}")
     for key, file in (("model_sha256", out / MODEL_FILE), ("optimizer_sha256", out / STATE_DIR / OPTIMIZER_FILE)):
-        if not file.is_file() or _file_digest(file) != state.get(key):
+        if not file.is_file() or file_sha256(file) != state.get(key):
             raise LampError(f"{file} does not match {state_path} (interrupted or edited); cannot resume")
     return state
 

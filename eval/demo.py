@@ -171,6 +171,11 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     summary["provenance"] = provenance()
     atomic_write_json(out / "demo.json", summary)
     console.print((report.out / "leaderboard.md").read_text())
+    console.print(
+        f"Scale: '{config.preset}' networks, {config.episodes} collected episodes, {config.pretrain_steps} pretraining "
+        f"updates, {config.finetune_steps} finetuning env steps per run. This shows that every stage works end to "
+        "end; it is far too small to show what LAMP pretraining buys (the paper: ~1M env steps, GPU-sized models)."
+    )
     console.print(f"Report: {summary['report']}")
     console.print("Stage times (s): " + json.dumps(summary["timings_seconds"]))
     return summary

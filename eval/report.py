@@ -132,6 +132,12 @@ class ReportResult:
     """Every file written."""
 
 
+def competition_ranks(board: "Leaderboard") -> list[int]:
+    """Rank of each row, best first; rows with equal ranking values share a rank (1, 1, 3)."""
+    values = [row.ranking_value(board.config.score) for row in board.rows]
+    return [1 + sum(other > value for other in values) for value in values]
+
+
 def group_runs(runs: list[Run]) -> dict[str, dict[str, list[Run]]]:
     """method -> task -> runs (sorted by seed)."""
     grouped: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
@@ -236,7 +242,7 @@ def _format_interval(interval: stats.Interval | None) -> str:
 def leaderboard_records(board: Leaderboard) -> list[dict[str, Any]]:
     """One flat dict per row (rank order), the columns of ``leaderboard.csv``."""
     records = []
-    for rank, row in enumerate(board.rows, start=1):
+    for rank, row in zip(competition_ranks(board), board.rows):
         record: dict[str, Any] = {"rank": rank, "method": row.method, "runs": row.runs, "tasks": len(row.tasks)}
         record["budget_steps"] = "/".join(str(step) for step in row.budget)
         for name in ("final_iqm", "final_mean", "auc_iqm", "auc_mean", "improvement"):
@@ -260,7 +266,7 @@ def markdown_table(board: Leaderboard) -> str:
         f"P(> {board.config.baseline})", *board.tasks,
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for rank, row in enumerate(board.rows, start=1):
+    for rank, row in zip(competition_ranks(board), board.rows):
         cells = [
             str(rank), f"`{row.method}`", str(row.runs), _format_interval(row.final_iqm),
             _format_interval(row.final_mean), _format_interval(row.auc_iqm), _format_interval(row.improvement),
@@ -359,7 +365,7 @@ def html_page(board: Leaderboard, curves: list[Path], gifs: dict[tuple[str, str]
         f"P(&gt; {html.escape(board.config.baseline)})", *[html.escape(task) for task in board.tasks],
     ]
     body_rows = []
-    for rank, row in enumerate(board.rows, start=1):
+    for rank, row in zip(competition_ranks(board), board.rows):
         cells = [
             str(rank), f"<code>{html.escape(row.method)}</code>", str(row.runs),
             _format_interval(row.final_iqm), _format_interval(row.final_mean),

@@ -195,3 +195,16 @@ def test_different_budgets_are_flagged(tmp_path):
     assert "different env-step budgets (p2e: 200; scratch: 400)" in (tmp_path / "report" / "leaderboard.md").read_text()
     assert "different env-step budgets" in (tmp_path / "report" / "leaderboard.html").read_text()
     assert {row.method: row.budget for row in result.leaderboard.rows} == {"p2e": (200,), "scratch": (400,)}
+
+
+def test_tied_methods_share_a_rank(tmp_path):
+    from lamp_eval.report import build_leaderboard, competition_ranks, find_runs, leaderboard_records, markdown_table
+
+    rng = np.random.default_rng(5)
+    for method in ("scratch", "p2e"):
+        for seed in range(3):
+            write_synthetic_run(tmp_path, method, "pick-place", seed, 0.0, rng)
+    board = build_leaderboard(find_runs([tmp_path]))
+    assert competition_ranks(board) == [1, 1]
+    assert [record["rank"] for record in leaderboard_records(board)] == [1, 1]
+    assert markdown_table(board).count("| 1 | `") == 2

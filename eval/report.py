@@ -14,7 +14,8 @@ the IQM success rate (with CI bands) against env steps. Methods are ranked by th
 chosen score.
 
 Files written into the report folder: ``leaderboard.{csv,md,html,json}``, ``per_task.csv``,
-``curves.{png,svg}`` (all tasks pooled), ``curves_per_task.{png,svg}``, and
+``curves.{png,svg}`` (all tasks pooled), ``curves_per_task.{png,svg}``, ``returns_per_task.{png,svg}``
+(the mean dense return, informative while success rates are still zero), and
 ``gifs/<task>__<method>.gif`` (the lowest seed's last evaluation). ``leaderboard.html`` embeds
 every image as base64, so the page can be mailed or published alone.
 """
@@ -203,21 +204,25 @@ def curve_grid(runs: list[Run]) -> np.ndarray:
     return np.array(sorted({step for run in runs for step in run.steps if step <= last}))
 
 
-def run_curve_on(run: Run, grid: np.ndarray) -> np.ndarray:
-    """The run's success rate at each grid step: its latest evaluation at or before the step."""
+CURVE_METRICS = {"success": "success rate", "return": "return"}
+"""What a curve can show: the evaluations' success rate, or their mean dense return."""
+
+
+def run_curve_on(run: Run, grid: np.ndarray, metric: str = "success") -> np.ndarray:
+    """The run's ``metric`` at each grid step: its latest evaluation at or before the step."""
     steps = np.array(run.steps)
-    rates = np.array(run.success_rates)
+    rates = np.array(run.success_rates if metric == "success" else run.returns)
     index = np.clip(np.searchsorted(steps, grid, side="right") - 1, 0, len(steps) - 1)
     return rates[index]
 
 
 def method_curves(
-    task_runs: dict[str, list[Run]], config: ReportConfig
+    task_runs: dict[str, list[Run]], config: ReportConfig, metric: str = "success"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """IQM success-rate curve with CI band of one method: ``(steps, value, low, high)``."""
+    """IQM curve of ``metric`` with CI band of one method: ``(steps, value, low, high)``."""
     all_runs = [run for runs in task_runs.values() for run in runs]
     grid = curve_grid(all_runs)
-    curves = {task: np.stack([run_curve_on(run, grid) for run in runs]) for task, runs in task_runs.items()}
+    curves = {task: np.stack([run_curve_on(run, grid, metric) for run in runs]) for task, runs in task_runs.items()}
     value, low, high = stats.curve_with_ci(
         curves, "iqm", reps=config.reps, confidence=config.confidence, seed=config.seed
     )
@@ -306,6 +311,14 @@ def _plot_curves(grouped: dict[str, dict[str, list[Run]]], config: ReportConfig,
     plt.close(figure)
 
     tasks = sorted({task for task_runs in grouped.values() for task in task_runs})
+    for metric, stem in (("success", "curves_per_task"), ("return", "returns_per_task")):
+        written += _plot_per_task(grouped, tasks, metric, config, out / stem)
+    return written
+
+
+def _plot_per_task(grouped: dict[str, dict[str, list[Run]]], tasks: list[str], metric: str, config: ReportConfig, stem: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
     columns = min(3, len(tasks))
     rows = (len(tasks) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
@@ -313,18 +326,19 @@ def _plot_curves(grouped: dict[str, dict[str, list[Run]]], config: ReportConfig,
         axis = axes[index // columns][index % columns]
         for method, task_runs in grouped.items():
             if task in task_runs:
-                steps, value, low, high = method_curves({task: task_runs[task]}, config)
+                steps, value, low, high = method_curves({task: task_runs[task]}, config, metric)
                 axis.plot(steps, value, label=method)
                 axis.fill_between(steps, low, high, alpha=0.2)
         axis.set_title(task)
-        axis.set_ylim(-0.02, 1.02)
+        if metric == "success":
+            axis.set_ylim(-0.02, 1.02)
         axis.set_xlabel("env steps")
     for index in range(len(tasks), rows * columns):
         axes[index // columns][index % columns].axis("off")
-    axes[0][0].set_ylabel("success rate (IQM)")
+    axes[0][0].set_ylabel(f"{CURVE_METRICS[metric]} (IQM)")
     axes[0][0].legend(fontsize="small")
     figure.tight_layout()
-    written += _save_figure(figure, out / "curves_per_task")
+    written = _save_figure(figure, stem)
     plt.close(figure)
     return written
 

@@ -237,6 +237,11 @@ class Run:
         return [evaluation.success_rate for evaluation in self.evaluations]
 
     @property
+    def returns(self) -> list[float]:
+        """Mean return (the task's dense reward) of each evaluation."""
+        return [evaluation.return_mean for evaluation in self.evaluations]
+
+    @property
     def gif(self) -> Path | None:
         """The rollout GIF, if the run saved one."""
         path = self.path / ROLLOUT_GIF

@@ -112,14 +112,15 @@ def test_leaderboard_writes_every_artifact(synthetic_runs, tmp_path):
     result = leaderboard([synthetic_runs], out, ReportConfig(reps=300))
     names = {path.relative_to(out).as_posix() for path in result.files}
     for expected in ("leaderboard.csv", "leaderboard.md", "leaderboard.html", "leaderboard.json", "per_task.csv",
-                     "curves.png", "curves.svg", "curves_per_task.png", "curves_per_task.svg"):
+                     "curves.png", "curves.svg", "curves_per_task.png", "curves_per_task.svg",
+                     "returns_per_task.png", "returns_per_task.svg"):
         assert expected in names
     assert len([name for name in names if name.startswith("gifs/")]) == len(TASKS) * 3
     rows = list(csv.DictReader((out / "leaderboard.csv").open()))
     assert rows[0]["method"] == "lamp[r3m-abc123]" and rows[0]["rank"] == "1"
     assert float(rows[0]["final_iqm_low"]) <= float(rows[0]["final_iqm"]) <= float(rows[0]["final_iqm_high"])
     page = (out / "leaderboard.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and page.count("data:image/gif;base64,") == 9
+    assert page.count("data:image/png;base64,") == 3 and page.count("data:image/gif;base64,") == 9
     assert 'src="curves' not in page and "lamp[r3m-abc123]" in page
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in (out / "curves.svg").read_text()

@@ -189,6 +189,21 @@ def read_shard_samples(tar_path: Path, sidecar: dict[str, Any]) -> list[dict[str
     return samples
 
 
+def read_episode_shard(tar_path: Path, sidecar: dict[str, Any]) -> list[dict[str, Any]]:
+    """:func:`read_shard_samples` for a data shard, with every episode checked by :func:`check_episode`.
+
+    Raises:
+        DamagedShardError: the shard or one of its episodes does not match its sidecar.
+    """
+    samples = read_shard_samples(tar_path, sidecar)
+    for sample, entry in zip(samples, sidecar["samples"]):
+        try:
+            check_episode(sample, entry["steps"])
+        except ValueError as error:
+            raise DamagedShardError(tar_path, str(error)) from error
+    return samples
+
+
 def check_episode(sample: dict[str, Any], steps: int | None = None) -> None:
     """Check an episode sample's fields, dtypes and row counts (T + 1 frames, T actions).
 
@@ -276,12 +291,7 @@ def iter_episodes(
     for name, sidecar in sidecars.items():
         tar_path = dataset.shards_dir / f"{name}.tar"
         try:
-            samples = read_shard_samples(tar_path, sidecar)
-            for sample, entry in zip(samples, sidecar["samples"]):
-                try:
-                    check_episode(sample, entry["steps"])
-                except ValueError as error:
-                    raise DamagedShardError(tar_path, str(error)) from error
+            samples = read_episode_shard(tar_path, sidecar)
             rewards = None
             if reward_set is not None:
                 rewards = _read_rewards(dataset, reward_set, name, sidecar, reward_sidecars, prompt_count)

@@ -9,9 +9,9 @@ from lamp_data.errors import LampError
 from lamp_data.store import layout
 from lamp_data.store.reader import (
     DamagedShardError,
-    check_episode,
     check_rewards,
     open_dataset,
+    read_episode_shard,
     read_shard_samples,
 )
 
@@ -70,12 +70,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
         report.shards += 1
         try:
             sidecar = layout.read_sidecar(sidecar_path)
-            samples = read_shard_samples(tar_path, sidecar)
-            for sample, entry in zip(samples, sidecar["samples"]):
-                try:
-                    check_episode(sample, entry["steps"])
-                except ValueError as error:
-                    raise DamagedShardError(tar_path, str(error)) from error
+            samples = read_episode_shard(tar_path, sidecar)
             if sidecar["nsamples"] != len(samples) or sidecar["nsteps"] != sum(len(s["action"]) for s in samples):
                 raise DamagedShardError(tar_path, "sample or step count differs from its sidecar")
         except LampError as error:

@@ -26,8 +26,13 @@ import click
 @click.option("--out", required=True, type=click.Path(), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def pretrain(data, rewards, steps, preset, alpha, device, seed, collect_every, checkpoint_every, own_prompt, text_encoder, out, resume, quiet):
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
+def pretrain(data, rewards, steps, preset, alpha, device, seed, collect_every, checkpoint_every, own_prompt, text_encoder, out, resume, quiet, threads):
     """Pretrain the world-model agent with Plan2Explore and LAMP rewards."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from lamp_agent.pretrain import PretrainConfig
     from lamp_agent.pretrain import pretrain as run_pretrain
 

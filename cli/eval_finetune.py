@@ -56,9 +56,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--device", default="cpu", show_default=True, help="Torch device.")
 @click.option("--save-agent", is_flag=True, help="Also save every finetuned agent in its run folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
-             image_size, episode_length, train_ratio, batch_size, seq_len, text_encoder, device, save_agent, no_progress) -> None:
+             image_size, episode_length, train_ratio, batch_size, seq_len, text_encoder, device, save_agent, no_progress, threads) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     from lamp_eval.finetune import FinetuneConfig, finetune as run_finetune
 
     config = FinetuneConfig(

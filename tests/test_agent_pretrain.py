@@ -130,7 +130,7 @@ def test_cli_pretrains_as_a_subprocess_with_the_real_text_encoder(data_copy, tmp
     out = tmp_path / "run"
     completed = subprocess.run(
         [str(command), "pretrain", "--data", str(data_copy), "--rewards", FINGERPRINT, "--steps", "2",
-         "--preset", "tiny", "--alpha", "1.0", "--own-prompt", "0.0", "--out", str(out), "--quiet"],
+         "--preset", "tiny", "--alpha", "1.0", "--own-prompt", "0.0", "--out", str(out), "--quiet", "--threads", "1"],
         capture_output=True, text=True, timeout=240, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr

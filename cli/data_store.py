@@ -30,6 +30,7 @@ DAMAGED = 1
 @click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed.")
 @click.option("--image-size", type=int, default=64, show_default=True, help="Camera image side in pixels.")
 @click.option("--episode-length", type=int, default=150, show_default=True, help="Env steps per episode.")
+@click.option("--action-repeat", type=int, default=1, show_default=True, help="Env steps per recorded step (the action is repeated).")
 @click.option("--shard-episodes", type=int, default=10, show_default=True, help="Episodes per shard.")
 @click.option("--canonical", is_flag=True, help="Turn domain randomization off.")
 @click.option("--noise", type=float, default=0.2, show_default=True, help="Action noise of noisy-expert.")
@@ -41,7 +42,7 @@ DAMAGED = 1
               help="Run workers as local processes or as actors on a Ray cluster.")
 @click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
 @click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
-def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_length, shard_episodes,
+def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_length, action_repeat, shard_episodes,
             canonical, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
     """Record episodes into a sharded dataset; running it again resumes or extends it."""
     from rich.console import Console
@@ -53,7 +54,7 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_
     scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
     config = CollectConfig(
         env=env_name or DEFAULT_ENV, episodes=episodes, workers=1 if workers is None else workers, policy=policy, seed=seed,
-        image_size=image_size, episode_length=episode_length, shard_episodes=shard_episodes,
+        image_size=image_size, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
         canonical=canonical, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
     summary = collect_episodes(out, config, progress=True, executor=scheduling)

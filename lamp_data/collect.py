@@ -18,6 +18,8 @@ under its own ``run`` name.
 
 from __future__ import annotations
 
+import json
+
 import multiprocessing
 import os
 import queue
@@ -76,6 +78,8 @@ class CollectConfig:
     """Camera image side in pixels."""
     episode_length: int = 150
     """Env steps per episode."""
+    action_repeat: int = 1
+    """Env steps per recorded step, repeating the action (frames are kept at decisions only)."""
     shard_episodes: int = 10
     """Episodes per shard."""
     canonical: bool = False
@@ -92,7 +96,7 @@ class CollectConfig:
     """Run name: prefix of the shards this collection writes."""
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "workers", "shard_episodes", "episode_length", "image_size"):
+        for name in ("episodes", "workers", "shard_episodes", "episode_length", "image_size", "action_repeat"):
             if getattr(self, name) < 1:
                 raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.seed < 0:
@@ -103,7 +107,10 @@ class CollectConfig:
     def env_config(self) -> EnvConfig:
         """The env config this collection builds its envs with."""
         randomization = RandomizationConfig.canonical() if self.canonical else RandomizationConfig()
-        return EnvConfig(image_size=self.image_size, episode_length=self.episode_length, randomization=randomization)
+        return EnvConfig(
+            image_size=self.image_size, episode_length=self.episode_length, randomization=randomization,
+            action_repeat=self.action_repeat,
+        )
 
     def run_record(self) -> dict[str, Any]:
         """What a run name is bound to in ``meta/info.json``."""
@@ -336,10 +343,11 @@ def _check_output(out: Path) -> None:
 
 def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -> None:
     """LampError naming the first setting in which an existing dataset differs from this run."""
+    env = _with_action_repeat(info.get("env", {}))
     checks = [
-        ("env", info.get("env", {}).get("name"), wanted["env"]["name"]),
-        ("env config (image size, episode length, randomization)", info.get("env", {}).get("config"), wanted["env"]["config"]),
-        ("env spec", info.get("env", {}).get("spec"), wanted["env"]["spec"]),
+        ("env", env.get("name"), wanted["env"]["name"]),
+        ("env config (image size, episode length, randomization, action repeat)", env.get("config"), wanted["env"]["config"]),
+        ("env spec", env.get("spec"), wanted["env"]["spec"]),
         ("seed", info.get("collection", {}).get("seed"), wanted["collection"]["seed"]),
     ]
     for what, existing, new in checks:
@@ -351,6 +359,18 @@ def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -
             raise LampError(
                 f"run '{run}' in {out} was recorded with {runs[run]}, not {record}; give this collection another run name"
             )
+
+
+def _with_action_repeat(env: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's env record with ``action_repeat: 1`` filled in where it predates the option."""
+    env = json.loads(json.dumps(env))
+    config = env.get("config")
+    if isinstance(config, dict):
+        config.setdefault("action_repeat", 1)
+    spec_config = (env.get("spec") or {}).get("config")
+    if isinstance(spec_config, dict):
+        spec_config.setdefault("action_repeat", 1)
+    return env
 
 
 def _task_split(spec: dict[str, Any]) -> dict[str, list[str]]:
@@ -375,7 +395,7 @@ def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[
         "env": {"name": config.env, "spec": spec, "config": config.env_config().to_dict()},
         "collection": {"seed": config.seed, "episodes": config.episodes, "shard_episodes": config.shard_episodes,
                        "image_size": config.image_size, "episode_length": config.episode_length,
-                       "canonical": config.canonical},
+                       "action_repeat": config.action_repeat, "canonical": config.canonical},
         "runs": {config.run: run_record},
         "task_split": _task_split(spec),
         "sample_fields": dict(layout.FIELD_FILES),

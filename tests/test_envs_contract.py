@@ -76,3 +76,31 @@ def test_rlbench_without_coppeliasim_fails_with_one_line_naming_the_extra():
     with pytest.raises(MissingExtraError, match=r"lamp-toolkit\[rlbench\]") as error:
         make_env("rlbench-push_button", EnvConfig(randomization=RandomizationConfig.canonical()))
     assert "\n" not in str(error.value) and "CoppeliaSim" in str(error.value)
+
+
+@pytest.mark.parametrize("name,size", [("dummy", 16), ("mw-button-press-topdown", 32)])
+def test_action_repeat_steps_the_simulator_k_times_and_keeps_the_contract(name, size):
+    config = EnvConfig(image_size=size, episode_length=5, randomization=RandomizationConfig.canonical())
+    single, repeated = make_env(name, config), make_env(name, EnvConfig(**{**config.to_dict(), "randomization": config.randomization, "action_repeat": 2}))
+    try:
+        action = np.array([0.3, -0.2, 0.5, 1.0], np.float32)
+        single.reset(seed=5)
+        repeated.reset(seed=5)
+        rewards = [single.step(action)[1] for _ in range(5)]
+        observations = []
+        for expected_steps, expected_truncated in ((2, False), (2, False), (1, True)):
+            observation, reward, terminated, truncated, info = repeated.step(action)
+            observations.append(observation)
+            assert info["env_steps"] == expected_steps and truncated == expected_truncated and not terminated
+            assert reward == pytest.approx(sum(rewards[:expected_steps])) and reward == info["task_reward"]
+            rewards = rewards[expected_steps:]
+        # the last frame is the one the single-step env shows after the same five steps
+        np.testing.assert_array_equal(observations[-1]["image"], single.render() if name != "dummy" else observations[-1]["image"])
+        assert repeated.spec_dict()["config"]["action_repeat"] == 2
+        if name != "dummy":
+            assert repeated.expert_action().shape == (4,)
+    finally:
+        single.close()
+        repeated.close()
+    with pytest.raises(LampError, match="action repeat"):
+        EnvConfig(action_repeat=0)

@@ -16,7 +16,7 @@ from typing import Any  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 
-from lamp_data.envs.base import EnvConfig, RandomizationConfig  # noqa: E402
+from lamp_data.envs.base import ActionRepeat, EnvConfig, RandomizationConfig  # noqa: E402
 from lamp_data.registry import Registry  # noqa: E402
 
 ENVS: Registry[gym.Env] = Registry("env")
@@ -80,7 +80,10 @@ def make_env(name: str = DEFAULT_ENV, config: EnvConfig | None = None, **overrid
     config = config or EnvConfig()
     if overrides:
         config = EnvConfig(**{**config.to_dict(), **overrides, "randomization": overrides.get("randomization", config.randomization)})
-    return ENVS.create(name, config)
+    env = ENVS.create(name, config)
+    if config.action_repeat > 1 and not getattr(env, "handles_action_repeat", False):
+        env = ActionRepeat(env, config.action_repeat)
+    return env
 
 
 def env_names() -> list[str]:

@@ -65,6 +65,10 @@ class EnvConfig:
     """Steps before ``truncated`` (LAMP used 150)."""
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     """Domain randomization applied at every reset."""
+    action_repeat: int = 1
+    """Simulator steps per ``step()`` call, repeating the action (MWM on Meta-World: 2). Rewards
+    add up, ``success`` is true if any repeated step succeeded, and ``episode_length`` still
+    counts simulator steps."""
 
     def __post_init__(self) -> None:
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
@@ -73,6 +77,8 @@ class EnvConfig:
             )
         if self.episode_length < 1:
             raise LampError(f"episode length must be at least 1, got {self.episode_length}")
+        if self.action_repeat < 1:
+            raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, recorded in dataset metadata."""
@@ -84,6 +90,43 @@ class EnvConfig:
         value = dict(value)
         value["randomization"] = RandomizationConfig(**value.get("randomization", {}))
         return cls(**value)
+
+
+class ActionRepeat(gym.Wrapper):
+    """Repeats each action ``action_repeat`` times on a backend that does not do it itself
+    (see :class:`EnvConfig`; a backend that does sets ``handles_action_repeat = True`` and may
+    skip rendering the frames in between).
+
+    ``info["env_steps"]`` says how many simulator steps a call took (fewer at the episode's end).
+
+    The wrapped env's own methods of the contract (``expert_action``, ``spec_dict``, ``task``...)
+    stay reachable as attributes of the wrapper.
+    """
+
+    def __init__(self, env: gym.Env, action_repeat: int):
+        super().__init__(env)
+        self.action_repeat = int(action_repeat)
+
+    def step(self, action):
+        """Up to ``action_repeat`` simulator steps with ``action``, stopping when the episode ends."""
+        total, success = 0.0, False
+        taken = 0
+        for _ in range(self.action_repeat):
+            observation, reward, terminated, truncated, info = self.env.step(action)
+            taken += 1
+            total += float(reward)
+            success = success or bool(info.get("success", False))
+            if terminated or truncated:
+                break
+        info = {**info, "success": success, "env_steps": taken}
+        if "task_reward" in info:
+            info["task_reward"] = total
+        return observation, total, terminated, truncated, info
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.env, name)
 
 
 def image_state_space(image_size: int, state_dim: int) -> gym.spaces.Dict:

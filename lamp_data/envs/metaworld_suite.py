@@ -189,16 +189,28 @@ class MetaWorldEnv(gym.Env):
         }
         return self._observation(observation), info
 
+    handles_action_repeat = True
+    """Repeats actions itself (``config.action_repeat``), rendering only the frame it returns."""
+
     def step(self, action):
-        """Apply a 4-D action (xyz delta, gripper) in [-1, 1]."""
+        """Apply a 4-D action (xyz delta, gripper) in [-1, 1], ``config.action_repeat`` times.
+
+        Rewards of the repeated steps add up and ``success`` is true if any of them succeeded;
+        ``info["env_steps"]`` says how many simulator steps were taken (fewer at the episode's end).
+        """
         if self._simulator is None:
             raise LampError("call reset() before step()")
         action = np.clip(np.asarray(action, np.float64).reshape(4), -1.0, 1.0)
-        observation, reward, meta_info = self._simulator.step(action)
-        self._steps += 1
-        info = {"success": bool(meta_info["success"]), "task_reward": reward}
-        truncated = self._steps >= self.config.episode_length
-        return self._observation(observation), reward, False, truncated, info
+        total, success, taken, truncated = 0.0, False, 0, False
+        while taken < self.config.action_repeat and not truncated:
+            observation, reward, meta_info = self._simulator.step(action)
+            total += reward
+            success = success or bool(meta_info["success"])
+            taken += 1
+            self._steps += 1
+            truncated = self._steps >= self.config.episode_length
+        info = {"success": success, "task_reward": total, "env_steps": taken}
+        return self._observation(observation), total, False, truncated, info
 
     def expert_action(self, noise: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
         """Meta-World's scripted policy for the current task and state, plus Gaussian noise.

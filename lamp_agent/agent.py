@@ -24,7 +24,7 @@ from lamp_agent.actor_critic import Actor, Critic, RewardScale, ReturnScale, lam
 from lamp_agent.config import AgentConfig
 from lamp_agent.frontend import CnnFrontend
 from lamp_agent.mwm import MaskedWorldModelFrontend
-from lamp_agent.networks import TwoHotSymlog, mlp, zero_init_
+from lamp_agent.networks import ConvDecoder, ConvEncoder, TwoHotSymlog, mlp, zero_init_
 from lamp_agent.p2e import Ensemble
 from lamp_agent.rssm import RSSM
 from lamp_data.errors import LampError
@@ -65,6 +65,8 @@ class Agent:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise LampError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
+        if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise LampError("precision 'bf16' was asked for but this GPU has no bfloat16 support; use fp32")
         self.seed = int(seed)
         self.step = 0
         self.phase = "pretrain"
@@ -74,6 +76,10 @@ class Agent:
         self.reseed(self.seed)
         with self._random("train"):
             self.nets = self._build().to(self.device)
+        if config.channels_last:
+            for module in self.nets.modules():
+                if isinstance(module, (ConvEncoder, ConvDecoder)):
+                    module.use_channels_last()
         self.reward_dist = TwoHotSymlog(config.reward_bins).to(self.device)
         self._build_optimizers()
 
@@ -94,7 +100,8 @@ class Agent:
         except ValueError as error:
             raise LampError(f"agent front-end '{config.frontend}' cannot take {image_size} px frames: {error}") from error
         rssm = RSSM(frontend.embed_dim, action_dim, config.deter, config.stoch_groups, config.stoch_classes, config.hidden, config.unimix)
-        reward_head = mlp(feat_dim, config.reward_bins, config.mlp_units, config.mlp_layers)
+        reward_in = feat_dim + (lang_dim if config.reward_lang else 0)
+        reward_head = mlp(reward_in, config.reward_bins, config.mlp_units, config.mlp_layers)
         zero_init_(reward_head[-1])
         policy_in = feat_dim + lang_dim
         critic = Critic(policy_in, config.mlp_units, config.mlp_layers, config.reward_bins)
@@ -241,19 +248,31 @@ class Agent:
             mixed = mixed + (1 - alpha) * extrinsic_stats.normalize(extrinsic)
         return mixed
 
-    def imagined_rewards(self, feats: torch.Tensor, actions: torch.Tensor, mode: str, update: bool = True) -> dict[str, torch.Tensor]:
+    def reward_logits(self, feat: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
+        """The reward head's logits ``[..., bins]`` for features ``[..., F]`` under prompts ``[..., L]``.
+
+        With ``reward_lang`` the head reads the prompt embedding beside the features, so a
+        batch whose sequences were relabelled with different prompts trains one reward per
+        prompt instead of their average.
+        """
+        if self.config.reward_lang:
+            feat = torch.cat([feat, lang.expand(*feat.shape[:-1], lang.shape[-1])], -1)
+        return self.nets["reward"](feat).float()
+
+    def imagined_rewards(self, feats: torch.Tensor, actions: torch.Tensor, mode: str, lang: torch.Tensor, update: bool = True) -> dict[str, torch.Tensor]:
         """Rewards ``[H, N]`` on arriving at imagined steps 1..H.
 
         Args:
             feats: ``[H + 1, N, F]`` imagined features (step 0 is the start).
             actions: ``[H, N, A]`` actions taken at steps 0..H-1.
             mode: ``pretrain`` (mixed P2E + VLM head) or ``finetune`` (reward head).
+            lang: ``[N, L]`` prompt embedding of each imagined trajectory.
             update: Update the reward normalisers (pretraining only).
 
         Returns:
             ``{"reward", "extrinsic"}`` and, when pretraining, ``"intrinsic"``.
         """
-        extrinsic = self.reward_dist.mean(self.nets["reward"](feats[1:]))
+        extrinsic = self.reward_dist.mean(self.reward_logits(feats[1:], lang.unsqueeze(0)))
         if mode == "finetune":
             return {"reward": extrinsic, "extrinsic": extrinsic}
         horizon, count = actions.shape[:2]
@@ -261,13 +280,20 @@ class Agent:
         intrinsic = self.nets["ensemble"].disagreement(inputs).view(horizon, count)
         return {"reward": self.mix_rewards(intrinsic, extrinsic, update), "extrinsic": extrinsic, "intrinsic": intrinsic}
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast of forward passes when ``precision`` is ``bf16``, else nothing."""
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def _clip_step(self, name: str, loss: torch.Tensor, clip: float) -> None:
         optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        nn.utils.clip_grad_norm_(parameters, clip)
-        optimizer.step()
+        with torch.autocast(self.device.type, enabled=False):  # autocast is for forward passes only
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            parameters = [p for group in optimizer.param_groups for p in group["params"]]
+            nn.utils.clip_grad_norm_(parameters, clip)
+            optimizer.step()
 
     def train_step(self, batch: dict[str, torch.Tensor], *, mode: str = "pretrain") -> dict[str, float]:
         """One update of every part of the agent on a batch of sequences.
@@ -287,7 +313,7 @@ class Agent:
         missing = [key for key in ("image", "state", "action", "is_first", "lang", target_key) if key not in batch]
         if missing:
             raise LampError(f"training batch lacks {', '.join(missing)} (mode {mode})")
-        with self._random("train"):
+        with self._random("train"), self._autocast():
             metrics = self._train_step(batch, mode, target_key)
         self.step += 1
         return metrics
@@ -310,7 +336,8 @@ class Agent:
         if "representation" in self.optimizers:
             frames = min(batch_size * length, config.mae_batch_size * config.mae_seq_len)
             pick = torch.randperm(batch_size * length, device=device)[:frames]
-            losses = frontend.representation_losses(flat(image)[pick], flat(state)[pick], flat(lang_seq)[pick])
+            with torch.autocast(device.type, enabled=False):  # the masked autoencoder trains in float32
+                losses = frontend.representation_losses(flat(image)[pick], flat(state)[pick], flat(lang_seq)[pick], flat(target)[pick])
             loss = sum(value.mean() for value in losses.values())
             self._clip_step("representation", loss, config.model_grad_clip)
             metrics.update({f"{name}_loss": value.mean().item() for name, value in losses.items()})
@@ -320,9 +347,10 @@ class Agent:
         posterior, prior = rssm.observe(embed, action, is_first)
         feat = rssm.feat(posterior)
         decoder = frontend.decoder_losses(flat(feat), observed)
-        reward_loss = self.reward_dist.loss(nets["reward"](feat), target).mean()
+        reward_logits = self.reward_logits(feat, lang_seq)
+        reward_loss = self.reward_dist.loss(reward_logits, target).mean()
         continue_loss = F.binary_cross_entropy_with_logits(nets["continue"](feat).squeeze(-1), (~is_terminal).float())
-        dynamics, representation = rssm.kl_losses(posterior["logits"], prior["logits"], config.free_bits)
+        dynamics, representation = rssm.kl_losses(posterior["logits"].float(), prior["logits"].float(), config.free_bits)
         model_loss = (
             sum(value.mean() for value in decoder.values()) + reward_loss + continue_loss
             + config.kl_dynamics * dynamics.mean() + config.kl_representation * representation.mean()
@@ -331,6 +359,8 @@ class Agent:
         metrics.update({f"{name}_loss": value.mean().item() for name, value in decoder.items()})
         metrics.update(
             model_loss=model_loss.item(), reward_loss=reward_loss.item(), continue_loss=continue_loss.item(),
+            reward_excess=(reward_loss - self.reward_dist.floor(target).mean()).item(),
+            reward_error=(self.reward_dist.mean(reward_logits.detach()) - target).abs().mean().item(),
             kl_dynamics=dynamics.mean().item(), kl_representation=representation.mean().item(),
         )
 
@@ -348,21 +378,28 @@ class Agent:
     def _train_actor_critic(self, start: dict[str, torch.Tensor], lang: torch.Tensor, mode: str) -> dict[str, float]:
         config, nets = self.config, self.nets
         rssm, actor, critic = nets["rssm"], nets["actor"], nets["critic"]
+
+        def value(net: Critic, inputs: torch.Tensor) -> torch.Tensor:
+            # Float32 logits, so that under bf16 autocast the two-hot mean's softmax stays exact.
+            return net.dist.mean(net(inputs).float())
+
         with _frozen(rssm, nets["reward"], nets["continue"], nets["ensemble"], critic):
             latent = start
             feats, actions, entropies = [rssm.feat(latent)], [], []
             for _ in range(config.horizon):
                 dist = actor(torch.cat([feats[-1].detach(), lang], -1))
+                if dist.loc.dtype != torch.float32:  # bf16 autocast: sample actions in float32
+                    dist = torch.distributions.Normal(dist.loc.float(), dist.scale.float())
                 action = Actor.clip(dist.rsample())
                 entropies.append(dist.entropy().sum(-1))
                 latent = rssm.img_step(latent, action)
                 feats.append(rssm.feat(latent))
                 actions.append(action)
             feats_stack, actions_stack = torch.stack(feats), torch.stack(actions)
-            rewards = self.imagined_rewards(feats_stack, actions_stack, mode)
-            discount = config.discount * torch.sigmoid(nets["continue"](feats_stack[1:]).squeeze(-1))
+            rewards = self.imagined_rewards(feats_stack, actions_stack, mode, lang)
+            discount = config.discount * torch.sigmoid(nets["continue"](feats_stack[1:]).squeeze(-1).float())
             lang_h = lang.unsqueeze(0).expand(config.horizon + 1, -1, -1)
-            values = critic.value(torch.cat([feats_stack, lang_h], -1))
+            values = value(critic, torch.cat([feats_stack, lang_h], -1))
             returns = lambda_returns(rewards["reward"], values, discount, config.lambda_)
             weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0).detach()
             nets["return_scale"].update(returns)
@@ -371,9 +408,9 @@ class Agent:
         self._clip_step("actor", actor_loss, config.ac_grad_clip)
 
         critic_in = torch.cat([feats_stack[:-1].detach(), lang_h[:-1]], -1)
-        logits = critic(critic_in)
+        logits = critic(critic_in).float()
         with torch.no_grad():
-            slow_values = nets["slow_critic"].value(critic_in)
+            slow_values = value(nets["slow_critic"], critic_in)
         critic_loss = (weight * (critic.dist.loss(logits, returns.detach()) + critic.dist.loss(logits, slow_values))).mean()
         self._clip_step("critic", critic_loss, config.ac_grad_clip)
         with torch.no_grad():

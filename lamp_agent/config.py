@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,6 +21,9 @@ PRESETS = ("tiny", "small", "paper")
 
 FRONTENDS = ("cnn", "mwm")
 """Visual front-ends: a CNN encoder/decoder, or Masked World Models' conv-stem ViT autoencoder."""
+
+PRECISIONS = ("fp32", "bf16")
+"""Training precisions: plain float32, or bfloat16 autocast of the forward passes."""
 
 
 @dataclass(frozen=True)
@@ -133,14 +137,34 @@ class AgentConfig:
     return_norm_decay: float = 0.99
     """EMA decay of the 5th/95th return percentiles used to scale advantages."""
 
-    train_ratio: float = 0.5
-    """Updates per environment step when pretraining keeps collecting data."""
+    replay_ratio: float = 64.0
+    """Replayed steps per env step (DreamerV3's train ratio): one update replays
+    ``batch_size * seq_len`` steps, so an update runs every ``batch_size * seq_len / replay_ratio``
+    env steps. Applies to finetuning and to the data pretraining collects."""
+    action_repeat: int = 1
+    """Env steps per agent decision (MWM on Meta-World: 2); budgets and ratios count env steps."""
+    prefill: int = 0
+    """Env steps of uniformly random actions that open a finetuning run (counted in its budget)."""
+    initial_updates: int = 0
+    """Updates run at once when the prefill is done, before the replay ratio takes over."""
+    reward_lang: bool = True
+    """Condition the reward head on the prompt embedding (pretraining relabels rewards per prompt)."""
+    mae_reward_weight: float = 1.0
+    """Weight of the MAE's auxiliary reward prediction (MWM); ``mwm`` front-end only, 0 turns it off."""
     own_prompt_fraction: float = 0.5
     """Hindsight prompts: chance a sequence keeps its own prompt; otherwise any prompt of the set."""
+
+    precision: str = "fp32"
+    """Training precision: ``fp32``, or ``bf16`` autocast of the update's forward passes (losses,
+    parameters and optimizer steps stay float32; acting stays float32)."""
+    channels_last: bool = False
+    """Keep the CNN front-end's conv weights and activations in channels-last memory format."""
 
     def __post_init__(self) -> None:
         if self.frontend not in FRONTENDS:
             raise LampError(f"frontend must be one of {', '.join(FRONTENDS)}, got {self.frontend!r}")
+        if self.precision not in PRECISIONS:
+            raise LampError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise LampError(f"alpha must be in [0, 1], got {self.alpha}")
         if not 0.0 <= self.own_prompt_fraction <= 1.0:
@@ -155,8 +179,19 @@ class AgentConfig:
                 raise LampError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.seq_len < 2:
             raise LampError("seq_len must be at least 2")
-        if self.train_ratio <= 0:
-            raise LampError(f"train_ratio must be positive, got {self.train_ratio}")
+        if not self.replay_ratio > 0:
+            raise LampError(f"replay_ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
+        if self.action_repeat < 1:
+            raise LampError(f"action_repeat must be at least 1, got {self.action_repeat}")
+        if self.prefill < 0 or self.initial_updates < 0:
+            raise LampError("prefill and initial_updates must be non-negative")
+        if self.mae_reward_weight < 0:
+            raise LampError(f"mae_reward_weight must be non-negative, got {self.mae_reward_weight}")
+
+    @property
+    def updates_per_env_step(self) -> float:
+        """Gradient updates one env step pays for: ``replay_ratio / (batch_size * seq_len)``."""
+        return self.replay_ratio / (self.batch_size * self.seq_len)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, written into checkpoints."""
@@ -164,7 +199,13 @@ class AgentConfig:
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> "AgentConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are a :class:`LampError`."""
+        """Inverse of :meth:`to_dict`; unknown keys are a :class:`LampError`.
+
+        Configs written before the replay ratio are converted: their ``train_ratio`` (updates per
+        env step) becomes ``replay_ratio = train_ratio * batch_size * seq_len``, and their reward
+        heads, which read no prompt and had no MAE reward prediction, keep that architecture.
+        """
+        value = _upgrade(value)
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(value) - known)
         if unknown:
@@ -176,18 +217,48 @@ class AgentConfig:
         return AgentConfig.from_dict({**self.to_dict(), **changes})
 
 
+def _upgrade(value: dict[str, Any]) -> dict[str, Any]:
+    """A config dict from before ``replay_ratio`` in today's terms (others are returned as is)."""
+    if "train_ratio" not in value:
+        return value
+    value = dict(value)
+    train_ratio = float(value.pop("train_ratio"))
+    if "replay_ratio" not in value:
+        defaults = AgentConfig.__dataclass_fields__
+        batch = int(value.get("batch_size", defaults["batch_size"].default))
+        length = int(value.get("seq_len", defaults["seq_len"].default))
+        value["replay_ratio"] = train_ratio * batch * length
+    value.setdefault("reward_lang", False)
+    value.setdefault("mae_reward_weight", 0.0)
+    return value
+
+
 def load_preset(name: str, **overrides: Any) -> AgentConfig:
-    """The bundled preset ``name`` (``tiny``, ``small`` or ``paper``) with ``overrides`` applied.
+    """A bundled preset, or a YAML file of config fields, with ``overrides`` applied.
+
+    A file may start from a bundled preset with ``base: <preset>`` and change some fields;
+    the config's ``preset`` field then records the file's stem.
 
     Args:
-        name: A preset name from :data:`PRESETS`.
+        name: A preset name from :data:`PRESETS`, or the path of a ``.yaml`` file.
         **overrides: Fields of :class:`AgentConfig` to change.
 
     Raises:
-        LampError: For an unknown preset or field.
+        LampError: For an unknown preset, an unreadable file or an unknown field.
     """
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise LampError(f"cannot read agent preset file {path}: {str(error).splitlines()[0]}") from None
+        if not isinstance(values, dict):
+            raise LampError(f"agent preset file {path} must hold a mapping of config fields")
+        base = values.pop("base", None)
+        start = load_preset(str(base)).to_dict() if base else {}
+        return AgentConfig.from_dict({**start, **values, "preset": path.stem, **overrides})
     if name not in PRESETS:
-        raise LampError(f"unknown agent preset '{name}' (known: {', '.join(PRESETS)})")
+        raise LampError(f"unknown agent preset '{name}' (known: {', '.join(PRESETS)}, or a .yaml file)")
     text = resources.files("lamp_agent").joinpath("presets", f"{name}.yaml").read_text()
     values = yaml.safe_load(text) or {}
     return AgentConfig.from_dict({**values, "preset": name, **overrides})

@@ -56,6 +56,6 @@ class CnnFrontend(nn.Module):
         """Parameters trained by a separate objective (none: the CNN learns with the world model)."""
         return []
 
-    def representation_losses(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor) -> dict[str, torch.Tensor]:
+    def representation_losses(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor, reward: torch.Tensor) -> dict[str, torch.Tensor]:
         """The separate objective's losses (none for the CNN)."""
         return {}

@@ -38,9 +38,11 @@ class MaskedAutoencoder(nn.Module):
         heads: Attention heads.
         decoder_width: Decoder token width.
         decoder_layers: Decoder transformer layers.
+        predict_reward: Also predict the frame's reward from the decoded state/language token
+            (MWM's auxiliary reward prediction, which makes the features reward-aware).
     """
 
-    def __init__(self, image_size: int, state_dim: int, lang_dim: int, *, patch: int, stem_depth: int, width: int, layers: int, heads: int, decoder_width: int, decoder_layers: int):
+    def __init__(self, image_size: int, state_dim: int, lang_dim: int, *, patch: int, stem_depth: int, width: int, layers: int, heads: int, decoder_width: int, decoder_layers: int, predict_reward: bool = False):
         super().__init__()
         if image_size % patch:
             raise ValueError(f"image size {image_size} is not a multiple of the MAE patch {patch}")
@@ -68,6 +70,7 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_norm = nn.LayerNorm(decoder_width)
         self.pixel_head = nn.Linear(decoder_width, patch * patch * 3)
         self.state_head = nn.Linear(decoder_width, state_dim)
+        self.reward_head = nn.Linear(decoder_width, 1) if predict_reward else None
 
     def tokens(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
         """``[N, 1 + P, width]``: the state/language token first, then the image tokens, with positions."""
@@ -94,7 +97,8 @@ class MaskedAutoencoder(nn.Module):
         return noise.argsort(1)[:, :keep]
 
     def reconstruct(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted pixels of every patch ``[N, P, patch*patch*3]`` and state ``[N, S]`` from the kept tokens."""
+        """Predicted pixels of every patch ``[N, P, patch*patch*3]`` and the decoded
+        state/language token ``[N, decoder_width]`` from the kept tokens."""
         tokens = self.tokens(image, state, lang)
         index = keep.unsqueeze(-1).expand(-1, -1, self.width)
         visible = torch.cat([tokens[:, :1], tokens[:, 1:].gather(1, index)], 1)
@@ -102,21 +106,26 @@ class MaskedAutoencoder(nn.Module):
         encoded = self.decoder_in(encoded)
         count = image.shape[0]
         full = self.mask_token.expand(count, self.num_patches, -1).clone()
-        full = full.scatter(1, keep.unsqueeze(-1).expand(-1, -1, full.shape[-1]), encoded[:, 1:])
+        full = full.scatter(1, keep.unsqueeze(-1).expand(-1, -1, full.shape[-1]), encoded[:, 1:].to(full.dtype))
         decoded = torch.cat([encoded[:, :1], full], 1) + self.decoder_position
         decoded = self.decoder_norm(self.decoder(decoded))
-        return self.pixel_head(decoded[:, 1:]), self.state_head(decoded[:, 0])
+        return self.pixel_head(decoded[:, 1:]), decoded[:, 0]
 
-    def losses(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """Per-frame MAE losses ``[N]``: pixel MSE on hidden patches, symlog state MSE."""
+    def losses(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor, mask_ratio: float, reward: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Per-frame MAE losses ``[N]``: pixel MSE on hidden patches, symlog state MSE and, with a
+        reward head and ``reward`` ``[N]`` given, symlog reward MSE."""
         keep = self.random_keep(image.shape[0], mask_ratio, image.device, generator)
-        pixels, state_prediction = self.reconstruct(image, state, lang, keep)
+        pixels, token = self.reconstruct(image, state, lang, keep)
+        state_prediction = self.state_head(token)
         hidden = torch.ones(image.shape[0], self.num_patches, device=image.device)
         hidden.scatter_(1, keep, 0.0)
         error = (pixels - self.patches(image)).square().mean(-1)
         pixel_loss = (error * hidden).sum(1) / hidden.sum(1).clamp(min=1.0)
         state_loss = (state_prediction - symlog(state)).square().mean(-1)
-        return {"mae_pixels": pixel_loss, "mae_state": state_loss}
+        losses = {"mae_pixels": pixel_loss, "mae_state": state_loss}
+        if self.reward_head is not None and reward is not None:
+            losses["mae_reward"] = (self.reward_head(token).squeeze(-1) - symlog(reward)).square()
+        return losses
 
 
 class MaskedWorldModelFrontend(nn.Module):
@@ -134,7 +143,9 @@ class MaskedWorldModelFrontend(nn.Module):
             image_size, state_dim, lang_dim, patch=config.mae_patch, stem_depth=config.mae_stem_depth,
             width=config.mae_width, layers=config.mae_layers, heads=config.mae_heads,
             decoder_width=config.mae_decoder_width, decoder_layers=config.mae_decoder_layers,
+            predict_reward=config.mae_reward_weight > 0,
         )
+        self.reward_weight = config.mae_reward_weight
         self.mask_ratio = config.mae_mask_ratio
         self.token_proj = nn.Linear(config.mae_width, config.mae_token_proj)
         self.embed_dim = self.mae.num_tokens * config.mae_token_proj
@@ -162,6 +173,9 @@ class MaskedWorldModelFrontend(nn.Module):
         """The MAE's parameters, trained by its own optimizer."""
         return list(self.mae.parameters())
 
-    def representation_losses(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor) -> dict[str, torch.Tensor]:
-        """MAE losses on these frames at the configured mask ratio."""
-        return self.mae.losses(image, state, lang, self.mask_ratio)
+    def representation_losses(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor, reward: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MAE losses on these frames at the configured mask ratio, the reward term weighted."""
+        losses = self.mae.losses(image, state, lang, self.mask_ratio, reward)
+        if "mae_reward" in losses:
+            losses["mae_reward"] = self.reward_weight * losses["mae_reward"]
+        return losses

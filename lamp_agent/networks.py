@@ -58,17 +58,30 @@ class TwoHotSymlog(nn.Module):
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-element negative log-likelihood of ``target`` (shape ``logits.shape[:-1]``)."""
+        target_probs = self.two_hot(target)
+        return -(target_probs * logits.log_softmax(-1)).sum(-1)
+
+    def floor(self, target: torch.Tensor) -> torch.Tensor:
+        """The smallest :meth:`loss` any logits can reach on ``target``: its two-hot entropy.
+
+        ``loss - floor`` is the KL divergence to the two-hot target, zero for a perfect
+        prediction whatever the bins, so it tells how far a head is from its targets.
+        """
+        probs = self.two_hot(target)
+        return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+
+    def two_hot(self, target: torch.Tensor) -> torch.Tensor:
+        """The two-hot encoding ``[..., bins]`` of ``symlog(target)``."""
         bins = self.bins
         value = symlog(target.detach()).clamp(bins[0], bins[-1])
         above = torch.bucketize(value, bins).clamp(1, len(bins) - 1)
         below = above - 1
         span = bins[above] - bins[below]
         weight_above = ((value - bins[below]) / span).clamp(0, 1)
-        target_probs = (
+        return (
             F.one_hot(below, len(bins)) * (1 - weight_above).unsqueeze(-1)
             + F.one_hot(above, len(bins)) * weight_above.unsqueeze(-1)
         )
-        return -(target_probs * logits.log_softmax(-1)).sum(-1)
 
 
 def image_to_input(image: torch.Tensor) -> torch.Tensor:
@@ -98,10 +111,19 @@ class ConvEncoder(nn.Module):
             channels = out
         self.net = nn.Sequential(*blocks)
         self.out_dim = channels * min_resolution**2
+        self.channels_last = False
+
+    def use_channels_last(self) -> None:
+        """Keep conv weights and activations in channels-last memory format from now on."""
+        self.channels_last = True
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` → ``[N, out_dim]``."""
-        return self.net(image_to_input(image)).flatten(1)
+        hidden = image_to_input(image)
+        if self.channels_last:
+            hidden = hidden.contiguous(memory_format=torch.channels_last)
+        return self.net(hidden).flatten(1)
 
 
 class ConvDecoder(nn.Module):
@@ -123,8 +145,16 @@ class ConvDecoder(nn.Module):
                 blocks += [nn.ConvTranspose2d(channels, out, 4, 2, 1), nn.GroupNorm(1, out), nn.SiLU()]
                 channels = out
         self.net = nn.Sequential(*blocks)
+        self.channels_last = False
+
+    def use_channels_last(self) -> None:
+        """Keep conv weights and activations in channels-last memory format from now on."""
+        self.channels_last = True
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """``[N, feat_dim]`` → ``[N, 3, H, W]``."""
         hidden = self.project(feat).view(-1, self.channels, self.min_resolution, self.min_resolution)
+        if self.channels_last:
+            hidden = hidden.contiguous(memory_format=torch.channels_last)
         return self.net(hidden)

@@ -6,7 +6,7 @@ sequence paired with a prompt by :class:`~lamp_agent.core.stream.HindsightPrompt
 ``steps`` agent updates with the LAMP reward ``alpha * norm(P2E) + (1 - alpha) * norm(VLM)``.
 
 Training runs in chunks of ``collect_every`` updates. Each chunk ends with a checkpoint; then
-the current policy records ``collect_every / (train_ratio * episode_length)`` episodes (at
+the current policy records ``collect_every / (updates_per_env_step * episode_length)`` episodes (at
 least one) into the same dataset as one new shard, under a run name unique to this
 pretraining run and step (``agent-<run id>-s<step>``), with rewards scored inline by the
 reward set's own VLM; the next chunk's stream includes them. The stream of a chunk is seeded
@@ -401,11 +401,12 @@ def _collect(dataset: Any, agent: Any, policy: Any, scorer: Any, run: str, confi
     env_name = dataset.info.get("env", {}).get("name")
     if not env_name:
         raise LampError(f"{dataset.path} records no env name, so the agent cannot collect into it")
-    episodes = max(1, math.ceil(config.collect_every / (agent.config.train_ratio * episode_length)))
+    episodes = max(1, math.ceil(config.collect_every / (agent.config.updates_per_env_step * episode_length)))
     collect_config = CollectConfig(
         env=env_name, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
         seed=int(collection.get("seed", 0)), image_size=int(collection.get("image_size", 64)),
         episode_length=episode_length, shard_episodes=episodes, canonical=bool(collection.get("canonical", False)),
+        action_repeat=int(collection.get("action_repeat", 1)),
         run=run, device=config.device,
     )
     return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)

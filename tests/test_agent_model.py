@@ -102,6 +102,10 @@ def test_ensemble_disagrees_more_off_its_training_data():
     assert on_unseen > 5 * on_seen, (on_seen, on_unseen)
 
 
+def _lang(agent: Agent) -> torch.Tensor:
+    return torch.randn(10, agent.sizes["lang_dim"], generator=torch.Generator().manual_seed(3))
+
+
 def _imagined(agent: Agent):
     generator = torch.Generator().manual_seed(7)
     feat_dim = agent.nets["rssm"].feat_dim
@@ -114,7 +118,7 @@ def test_alpha_mixes_novelty_and_vlm_reward(alpha):
     torch.nn.init.normal_(agent.nets["reward"][-1].weight, std=0.5)
     feats, actions = _imagined(agent)
     with torch.no_grad():
-        rewards = agent.imagined_rewards(feats, actions, "pretrain")
+        rewards = agent.imagined_rewards(feats, actions, "pretrain", _lang(agent))
         intrinsic = rewards["intrinsic"] / agent.nets["intrinsic_stats"].magnitude
         extrinsic = rewards["extrinsic"] / agent.nets["extrinsic_stats"].magnitude
         torch.testing.assert_close(rewards["reward"], alpha * intrinsic + (1 - alpha) * extrinsic)
@@ -123,7 +127,7 @@ def test_alpha_mixes_novelty_and_vlm_reward(alpha):
         torch.nn.init.normal_(agent.nets["reward"][-1].weight, std=0.5)
         for weight in agent.nets["ensemble"].weights:
             torch.nn.init.normal_(weight, std=0.5)
-        again = agent.imagined_rewards(feats, actions, "pretrain", update=False)["reward"]
+        again = agent.imagined_rewards(feats, actions, "pretrain", _lang(agent), update=False)["reward"]
     assert torch.equal(again, rewards["reward"]) is False
     if alpha == 1.0:
         torch.testing.assert_close(rewards["reward"], intrinsic)
@@ -136,10 +140,10 @@ def test_alpha_one_ignores_the_vlm_head_and_zero_ignores_the_ensemble():
         agent = Agent(load_preset("tiny", alpha=alpha), **SIZES, seed=0)
         feats, actions = _imagined(agent)
         with torch.no_grad():
-            before = agent.imagined_rewards(feats, actions, "pretrain")["reward"]
+            before = agent.imagined_rewards(feats, actions, "pretrain", _lang(agent))["reward"]
             for parameter in agent.nets[scramble].parameters():
                 parameter.add_(torch.randn_like(parameter))
-            after = agent.imagined_rewards(feats, actions, "pretrain", update=False)["reward"]
+            after = agent.imagined_rewards(feats, actions, "pretrain", _lang(agent), update=False)["reward"]
         torch.testing.assert_close(before, after)
 
 
@@ -243,3 +247,63 @@ def test_prefetcher_keeps_order_counts_waits_and_passes_errors_on():
     with pytest.raises(LampError, match="shard went missing"):
         next(items)
     items.close()
+
+
+def test_reward_head_learns_one_reward_per_prompt(fixed_batch):
+    """Pretraining relabels each sequence with its own prompt; a head that reads the prompt can
+    fit both rewards of the same frames, one that does not can only fit their average."""
+    agent = Agent(load_preset("tiny", model_lr=3e-3), **SIZES, seed=0)
+    batch = {key: value.clone() for key, value in fixed_batch.items()}
+    batch = {key: torch.cat([value, value]) for key, value in batch.items()}
+    prompts = torch.randn(2, 8, generator=torch.Generator().manual_seed(5))
+    batch["lang"] = prompts.repeat_interleave(4, 0)
+    batch["vlm_reward"] = torch.cat([torch.zeros(4, 16), torch.full((4, 16), 5.0)])
+    for _ in range(60):
+        metrics = agent.train_step(batch)
+    with torch.no_grad():  # the same features (seen under the first prompt), scored under each prompt
+        frontend, rssm = agent.nets["frontend"], agent.nets["rssm"]
+        observed = frontend.observe(batch["image"][:4].flatten(0, 1), batch["state"][:4].flatten(0, 1).float(),
+                                    batch["lang"][:4].repeat_interleave(16, 0))
+        posterior, _ = rssm.observe(frontend.embed(observed).view(4, 16, -1), batch["action"][:4].float(), batch["is_first"][:4].bool())
+        feat = rssm.feat(posterior)
+        low, high = (agent.reward_dist.mean(agent.reward_logits(feat, prompt[None, None])).mean().item() for prompt in prompts)
+    assert high - low > 1.0, (low, high)  # a prompt-blind head gives exactly the same reward
+    assert np.isfinite(metrics["reward_error"]) and np.isfinite(metrics["reward_excess"])
+
+
+def test_reward_loss_is_reported_above_its_two_hot_floor():
+    from lamp_agent.networks import TwoHotSymlog
+
+    dist = TwoHotSymlog(255)
+    target = torch.tensor([0.0, 0.37, 4.2, -3.0, 9.9])
+    perfect = dist.two_hot(target).clamp_min(1e-12).log()
+    torch.testing.assert_close(dist.loss(perfect, target), dist.floor(target), atol=1e-5, rtol=0)
+    assert (dist.loss(torch.zeros(5, 255), target) - dist.floor(target)).min() > 1.0
+    # every preset's bins are fine enough for rewards of a few units
+    for name in ("tiny", "small", "paper"):
+        assert load_preset(name).reward_bins >= 255, name
+
+
+def test_mae_predicts_the_reward_when_asked(fixed_batch):
+    agent = Agent(load_preset("tiny", frontend="mwm"), **SIZES, seed=0)
+    metrics = agent.train_step(fixed_batch)
+    assert np.isfinite(metrics["mae_reward_loss"]) and agent.nets["frontend"].mae.reward_head is not None
+    off = Agent(load_preset("tiny", frontend="mwm", mae_reward_weight=0.0), **SIZES, seed=0)
+    assert "mae_reward_loss" not in off.train_step(fixed_batch) and off.nets["frontend"].mae.reward_head is None
+
+
+def test_old_configs_convert_their_train_ratio_and_keep_their_reward_heads():
+    from lamp_agent.config import AgentConfig
+
+    old = load_preset("tiny").to_dict()
+    for key in ("replay_ratio", "reward_lang", "mae_reward_weight", "action_repeat", "prefill", "initial_updates"):
+        old.pop(key)
+    old.update(train_ratio=0.5, batch_size=4, seq_len=16)
+    config = AgentConfig.from_dict(old)
+    assert config.replay_ratio == 32.0 and config.updates_per_env_step == 0.5
+    assert not config.reward_lang and config.mae_reward_weight == 0.0
+    agent = Agent(config, **SIZES, seed=0)
+    assert agent.nets["reward"][0].in_features == agent.nets["rssm"].feat_dim
+    for bad in ({"replay_ratio": 0.0}, {"action_repeat": 0}, {"prefill": -1}):
+        with pytest.raises(LampError):
+            load_preset("tiny", **bad)

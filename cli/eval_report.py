@@ -4,6 +4,7 @@ Examples::
 
     lamp-eval leaderboard runs/ft --out report
     lamp-eval leaderboard runs/ft runs/ft-more --out report --score auc --baseline scratch
+    lamp-eval leaderboard runs/ft --out report --score norm-auc
     lamp-eval reward-quality data/heldout/rewards/r3m-abc123 data/heldout/rewards/clip-0f0f
     lamp-eval reward-quality data/heldout/rewards/* --task pick-place --json
 """
@@ -17,8 +18,11 @@ import click
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Report folder.")
 @click.option("--baseline", default="scratch", show_default=True, help="Method for probability of improvement.")
-@click.option("--score", type=click.Choice(["final", "auc"]), default="final", show_default=True,
-              help="Rank by the final success rate or the area under the success curve.")
+@click.option("--score", type=click.Choice(["auto", "final", "auc", "norm-final", "norm-auc"]), default="auto",
+              show_default=True,
+              help="Rank by the final success rate, the area under the success curve, or the same two of the "
+                   "expert-normalised return (0 random policy, 1 scripted expert); auto: success if any run "
+                   "ever succeeded, else normalised return.")
 @click.option("--reps", default=2000, show_default=True, help="Bootstrap replicates.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--no-gifs", is_flag=True, help="Leave the rollout GIFs out.")

@@ -58,8 +58,8 @@ class DemoConfig:
     """Pretraining runs by their P2E share: 0.9 is LAMP, 1.0 is Plan2Explore alone."""
     finetune_steps: int = 800
     """Env steps of finetuning per run."""
-    finetune_train_ratio: float = 0.5
-    """Agent updates per finetuning env step."""
+    finetune_replay_ratio: float = 32.0
+    """Replayed steps per finetuning env step (one tiny update of 4 x 16 steps every 2 env steps)."""
     finetune_episode_length: int = 100
     """Env steps per finetuning episode."""
     eval_every: int = 200
@@ -77,6 +77,42 @@ class DemoConfig:
     torch_threads: int = 1
     """Torch threads: the tiny networks gain nothing from more, and more threads than idle cores
     slow every update many times over."""
+
+
+SCALE_NOTE = (
+    "This shows that every stage works end to end; it is far too small to show what LAMP pretraining buys "
+    "(the paper: ~1M env steps, GPU-sized models)."
+)
+"""What the demo's numbers can and cannot tell, said in the terminal and on the report page."""
+
+
+def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[str, str]:
+    """The "about this report" block of the demo's leaderboard page: budget, preset, seeds, scale.
+
+    Args:
+        config: The demo's sizes.
+        reward_model: Spec of the reward model that relabelled the data.
+        reward_set: Fingerprint of the reward set it wrote.
+    """
+    overrides = ", ".join(f"{name}={value}" for name, value in sorted(config.agent_overrides.items()))
+    return {
+        "budget": (
+            f"{config.finetune_steps} env steps of finetuning per run ({config.finetune_episode_length}-step "
+            f"episodes), evaluated every {config.eval_every} env steps on {config.eval_episodes} evaluation episodes"
+        ),
+        "preset": f"'{config.preset}' agent networks" + (f" with {overrides}" if overrides else ""),
+        "seeds": (
+            f"finetuning seeds {', '.join(str(seed) for seed in config.seeds)}; "
+            f"collection and pretraining seed {config.seed}"
+        ),
+        "task": f"held-out task '{config.task}'",
+        "pretraining": (
+            f"{config.episodes} randomized {config.episode_length}-step episodes of {config.env}, "
+            f"{config.pretrain_steps} updates per run, α = {', '.join(f'{alpha:g}' for alpha in config.alphas)}"
+        ),
+        "reward model": f"{reward_model} (reward set {reward_set}, prompts '{config.prompts}')",
+        "scale": SCALE_NOTE,
+    }
 
 
 def _stage(console: Any, number: int, title: str) -> float:
@@ -158,13 +194,13 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
             tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
             steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
             image_size=config.image_size, episode_length=config.finetune_episode_length, preset=config.preset,
-            train_ratio=config.finetune_train_ratio,
+            replay_ratio=config.finetune_replay_ratio,
         )
     )
     timings["finetune"] = time.perf_counter() - started
 
     started = _stage(console, 6, "Leaderboard")
-    report = leaderboard([runs], out / "report")
+    report = leaderboard([runs], out / "report", about=demo_about(config, reward_model, fingerprint))
     timings["leaderboard"] = time.perf_counter() - started
     summary["report"] = str(report.out / "leaderboard.html")
     summary["timings_seconds"] = {key: round(value, 1) for key, value in timings.items()}
@@ -173,8 +209,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     console.print((report.out / "leaderboard.md").read_text())
     console.print(
         f"Scale: '{config.preset}' networks, {config.episodes} collected episodes, {config.pretrain_steps} pretraining "
-        f"updates, {config.finetune_steps} finetuning env steps per run. This shows that every stage works end to "
-        "end; it is far too small to show what LAMP pretraining buys (the paper: ~1M env steps, GPU-sized models)."
+        f"updates, {config.finetune_steps} finetuning env steps per run. {SCALE_NOTE}"
     )
     console.print(f"Report: {summary['report']}")
     console.print("Stage times (s): " + json.dumps(summary["timings_seconds"]))

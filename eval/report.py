@@ -1,23 +1,38 @@
 """Leaderboards from finetuning runs: tables, learning curves, rollout GIFs and one HTML page.
 
+Every run is measured two ways: its success rate, and its **expert-normalised return**, the
+mean dense return of an evaluation on a scale where 0 is a uniform random policy and 1 the
+task's scripted expert, both played on the run's own evaluation seeds
+(:mod:`lamp_eval.baselines`, stored in ``run.json`` under ``baselines``). The normalised return
+moves long before any episode succeeds, so it separates methods at small budgets.
+
 Which number scores a run:
 
 * ``final`` — the success rate of the run's last evaluation (after the whole step budget);
 * ``auc`` — the area under the run's success-rate curve divided by its step range
   (trapezoids over the evaluations), in [0, 1]: it rewards learning early, i.e. sample
-  efficiency, and is less noisy than one evaluation.
+  efficiency, and is less noisy than one evaluation;
+* ``norm-final`` and ``norm-auc`` — the same two on the expert-normalised return;
+* ``auto`` (the default) — ``final`` when any evaluation of any run succeeded at all, else
+  ``norm-final``, and the report says in one sentence that no method succeeded.
 
-For each method the report gives the IQM and the mean over every run of every task with 95 %
-stratified-bootstrap confidence intervals (runs resampled within each task), the probability of
-improvement over the baseline method (``scratch``) with its CI, per-task means, and curves of
-the IQM success rate (with CI bands) against env steps. Methods are ranked by the IQM of the
-chosen score.
+Runs without baselines (older runs, envs without an expert) still count for success; they are
+left out of the normalised scores, and the report says how many were left out.
+
+For each method the report gives, for success and for normalised return, the IQM and the mean
+over every run of every task with 95 % stratified-bootstrap confidence intervals (runs
+resampled within each task), the probability of improvement over the baseline method
+(``scratch``) with its CI, per-task means, and curves of the IQM (with CI bands) against env
+steps. Methods are ranked by the IQM of the chosen score. Warnings flag runs with different
+step budgets and methods whose networks differ in size on the same task.
 
 Files written into the report folder: ``leaderboard.{csv,md,html,json}``, ``per_task.csv``,
-``curves.{png,svg}`` (all tasks pooled), ``curves_per_task.{png,svg}``, ``returns_per_task.{png,svg}``
-(the mean dense return, informative while success rates are still zero), and
-``gifs/<task>__<method>.gif`` (the lowest seed's last evaluation). ``leaderboard.html`` embeds
-every image as base64, so the page can be mailed or published alone.
+``curves.{png,svg}`` (all tasks pooled: success and, where baselines exist, normalised return),
+``curves_per_task.{png,svg}``, ``normalised_per_task.{png,svg}`` (where baselines exist),
+``returns_per_task.{png,svg}`` (the raw mean dense return), and ``gifs/<task>__<method>.gif``
+(the lowest seed's last evaluation). ``leaderboard.html`` embeds every image as base64 and an
+"about this report" block (versions, run folders, time, plus whatever the caller adds), so the
+page can be mailed or published alone.
 """
 
 from __future__ import annotations
@@ -25,10 +40,12 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
+import itertools
+import math
 import os
 import shutil
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,10 +57,30 @@ from lamp_data.errors import LampError
 from lamp_data.provenance import provenance
 from lamp_data.schema import REPORT_FORMAT_VERSION
 from lamp_eval import stats
+from lamp_eval.baselines import SUPPORTED_BASELINES_VERSIONS, normalised_return
 from lamp_eval.runs import Run, find_runs, safe_name
 
-SCORES = ("final", "auc")
+SCORES = ("final", "auc", "norm-final", "norm-auc")
 """Ways to turn one run into one number (see the module docstring)."""
+AUTO_SCORE = "auto"
+"""Rank by success when any run ever succeeded, else by expert-normalised return."""
+NORMALISED_SCORES = ("norm-final", "norm-auc")
+"""The scores on expert-normalised return."""
+RANKED_BY = {
+    "final": "final success rate",
+    "auc": "area under the success curve",
+    "norm-final": "final expert-normalised return",
+    "norm-auc": "area under the expert-normalised return curve",
+}
+"""What each score is, in words."""
+NO_SUCCESS_NORMALISED = "No method succeeded at this budget; methods are ranked by expert-normalised return."
+"""The report's sentence when nothing succeeded and the ranking fell back on normalised return."""
+ARCHITECTURE_KEYS = (
+    "frontend", "cnn_depth", "token_units", "deter", "stoch_groups", "stoch_classes", "hidden", "mlp_units",
+    "mlp_layers", "reward_bins", "mae_width", "mae_layers", "mae_decoder_width", "mae_decoder_layers",
+    "ensemble_size",
+)
+"""Agent config keys that decide network sizes; runs compared on one task should agree on them."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +89,8 @@ class ReportConfig:
 
     baseline: str = "scratch"
     """Method that probability of improvement is measured against."""
-    score: str = "final"
-    """Ranking score: ``final`` or ``auc``."""
+    score: str = AUTO_SCORE
+    """Ranking score: ``auto``, ``final``, ``auc``, ``norm-final`` or ``norm-auc``."""
     reps: int = 2000
     """Bootstrap replicates."""
     confidence: float = 0.95
@@ -64,19 +101,79 @@ class ReportConfig:
     """Copy and embed the rollout GIFs."""
 
     def __post_init__(self) -> None:
-        if self.score not in SCORES:
-            raise LampError(f"unknown score '{self.score}' (known: {', '.join(SCORES)})")
+        if self.score not in (AUTO_SCORE, *SCORES):
+            raise LampError(f"unknown score '{self.score}' (known: {', '.join((AUTO_SCORE, *SCORES))})")
         if self.reps < 100:
             raise LampError(f"use at least 100 bootstrap replicates, got {self.reps}")
 
 
+def run_baselines(run: Run) -> dict[str, Any] | None:
+    """The random and expert baselines stored with the run (``run.json`` ``baselines``), or None.
+
+    Raises:
+        LampError: when the run holds baselines of a format version this toolkit does not read.
+    """
+    baselines = run.info.get("baselines")
+    if not baselines:
+        return None
+    version = baselines.get("format_version")
+    if version not in SUPPORTED_BASELINES_VERSIONS:
+        raise LampError(
+            f"{run.path} has baselines format version {version}; this toolkit reads {SUPPORTED_BASELINES_VERSIONS}"
+        )
+    return baselines
+
+
+def run_normalised_returns(run: Run) -> list[float]:
+    """Expert-normalised mean return of each evaluation (all NaN when the run has no usable baselines)."""
+    baselines = run_baselines(run)
+    return [normalised_return(value, baselines) for value in run.returns]
+
+
+def is_normalisable(run: Run) -> bool:
+    """True when the run's baselines give its return a finite normalised value."""
+    return math.isfinite(normalised_return(0.0, run_baselines(run)))
+
+
 def run_score(run: Run, score: str) -> float:
-    """One number for a run: its final success rate or its normalised area under the curve."""
+    """One number for a run: final value or normalised area under the curve, of success or
+    of expert-normalised return (NaN for a normalised score without baselines)."""
     if score == "final":
         return float(run.success_rates[-1])
     if score == "auc":
         return stats.area_under_curve(np.array(run.steps), np.array(run.success_rates))
+    if score == "norm-final":
+        return float(run_normalised_returns(run)[-1])
+    if score == "norm-auc":
+        values = np.array(run_normalised_returns(run))
+        return stats.area_under_curve(np.array(run.steps), values) if np.isfinite(values).all() else math.nan
     raise LampError(f"unknown score '{score}' (known: {', '.join(SCORES)})")
+
+
+def resolve_score(runs: list[Run], requested: str) -> str:
+    """The score the leaderboard ranks on: ``requested``, or for ``auto`` the one that applies.
+
+    ``auto`` gives ``final`` when any evaluation of any run had a success, else ``norm-final``
+    when some run can be normalised, else ``final`` (every method then ties at 0).
+
+    Raises:
+        LampError: when a normalised score is asked for and no run carries usable baselines.
+    """
+    normalisable = any(is_normalisable(run) for run in runs)
+    if requested in NORMALISED_SCORES and not normalisable:
+        raise LampError(
+            f"no run carries expert baselines, so runs cannot be ranked by {requested}; use --score final or auc"
+        )
+    if requested != AUTO_SCORE:
+        return requested
+    if any_success(runs) or not normalisable:
+        return "final"
+    return "norm-final"
+
+
+def any_success(runs: list[Run]) -> bool:
+    """True when any evaluation of any run had a successful episode."""
+    return any(rate > 0 for run in runs for rate in run.success_rates)
 
 
 @dataclass(frozen=True)
@@ -100,13 +197,46 @@ class MethodSummary:
     auc_mean: stats.Interval
     """Mean of the normalised area under the success curve, with CI."""
     improvement: stats.Interval | None
-    """P(this method beats the baseline) on the ranking score; None for the baseline or without one."""
+    """P(this method beats the baseline) on success (final or AUC, as ranked); None for the
+    baseline or without one."""
     per_task: dict[str, dict[str, float]] = field(default_factory=dict)
-    """task -> {"runs", "final_mean", "final_std", "auc_mean"}."""
+    """task -> {"runs", "final_mean", "final_std", "auc_mean", "norm_runs", "norm_final_mean",
+    "norm_final_std", "norm_auc_mean"} (normalised values NaN without baselines)."""
+    norm_runs: int = 0
+    """Runs with usable baselines, the ones pooled in the normalised scores."""
+    norm_final_iqm: stats.Interval | None = None
+    """IQM of final expert-normalised returns, with CI; None when no run has baselines."""
+    norm_final_mean: stats.Interval | None = None
+    """Mean of final expert-normalised returns, with CI."""
+    norm_auc_iqm: stats.Interval | None = None
+    """IQM of the normalised area under the expert-normalised return curve, with CI."""
+    norm_auc_mean: stats.Interval | None = None
+    """Mean of the normalised area under the expert-normalised return curve, with CI."""
+    norm_improvement: stats.Interval | None = None
+    """P(this method beats the baseline) on expert-normalised return (final or AUC, as ranked)."""
+
+    def score_iqm(self, score: str) -> stats.Interval | None:
+        """The IQM interval of ``score`` (one of :data:`SCORES`)."""
+        return {
+            "final": self.final_iqm, "auc": self.auc_iqm, "norm-final": self.norm_final_iqm, "norm-auc": self.norm_auc_iqm,
+        }[score]
 
     def ranking_value(self, score: str) -> float:
-        """The IQM the leaderboard sorts on."""
-        return (self.final_iqm if score == "final" else self.auc_iqm).value
+        """The IQM the leaderboard sorts on (minus infinity when the method has no such score)."""
+        interval = self.score_iqm(score)
+        return -math.inf if interval is None else interval.value
+
+
+@dataclass(frozen=True)
+class ArchitectureDifference:
+    """Two methods whose runs on the same task were made with different network sizes."""
+
+    methods: tuple[str, str]
+    """The two method labels, sorted."""
+    tasks: tuple[str, ...]
+    """Tasks where their runs differ."""
+    keys: tuple[str, ...]
+    """Agent config keys (of :data:`ARCHITECTURE_KEYS`) that differ."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +249,14 @@ class Leaderboard:
     """Best first."""
     tasks: tuple[str, ...]
     """Every task in the runs."""
+    score: str = "final"
+    """The score it is ranked by (``config.score`` with ``auto`` resolved)."""
+    any_success: bool = True
+    """Whether any evaluation of any run succeeded."""
+    runs_without_baselines: int = 0
+    """Runs left out of the normalised scores (no baselines, or no expert in them)."""
+    architecture_differences: tuple[ArchitectureDifference, ...] = ()
+    """Methods compared on one task with different network sizes."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +273,7 @@ class ReportResult:
 
 def competition_ranks(board: "Leaderboard") -> list[int]:
     """Rank of each row, best first; rows with equal ranking values share a rank (1, 1, 3)."""
-    values = [row.ranking_value(board.config.score) for row in board.rows]
+    values = [row.ranking_value(board.score) for row in board.rows]
     return [1 + sum(other > value for other in values) for value in values]
 
 
@@ -150,26 +288,82 @@ def group_runs(runs: list[Run]) -> dict[str, dict[str, list[Run]]]:
     }
 
 
+def normalisable_runs(task_runs: dict[str, list[Run]]) -> dict[str, list[Run]]:
+    """task -> the runs that carry usable baselines (tasks without any are dropped)."""
+    kept = {task: [run for run in runs if is_normalisable(run)] for task, runs in task_runs.items()}
+    return {task: runs for task, runs in kept.items() if runs}
+
+
 def _scores(task_runs: dict[str, list[Run]], score: str) -> dict[str, np.ndarray]:
     return {task: np.array([run_score(run, score) for run in runs]) for task, runs in task_runs.items()}
 
 
+def _time_form(score: str) -> str:
+    """``final`` or ``auc``: which of the two the ranking score is."""
+    return "auc" if score in ("auc", "norm-auc") else "final"
+
+
+def architecture_differences(runs: list[Run]) -> tuple[ArchitectureDifference, ...]:
+    """Pairs of methods whose runs on one task differ in any of :data:`ARCHITECTURE_KEYS`.
+
+    Only keys present in both runs' ``agent_config`` (``run.json``) are compared; runs
+    without one are skipped.
+    """
+    architectures: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        agent_config = run.info.get("agent_config")
+        if isinstance(agent_config, dict):
+            sizes = {key: agent_config[key] for key in ARCHITECTURE_KEYS if key in agent_config}
+            if sizes not in architectures[run.task][run.method]:
+                architectures[run.task][run.method].append(sizes)
+    found: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    for task, by_method in architectures.items():
+        for first, second in itertools.combinations(sorted(by_method), 2):
+            for one, other in itertools.product(by_method[first], by_method[second]):
+                keys = {key for key in one.keys() & other.keys() if one[key] != other[key]}
+                if keys:
+                    tasks, differing = found.setdefault((first, second), (set(), set()))
+                    tasks.add(task)
+                    differing.update(keys)
+    return tuple(
+        ArchitectureDifference(
+            methods=methods, tasks=tuple(sorted(tasks)), keys=tuple(key for key in ARCHITECTURE_KEYS if key in keys)
+        )
+        for methods, (tasks, keys) in sorted(found.items())
+    )
+
+
 def build_leaderboard(runs: list[Run], config: ReportConfig = ReportConfig()) -> Leaderboard:
-    """Compute every row of the leaderboard from finished runs."""
+    """Compute every row of the leaderboard from finished runs.
+
+    Raises:
+        LampError: when there are no runs, or a normalised score is asked for and no run has baselines.
+    """
     if not runs:
         raise LampError("no runs to make a leaderboard from")
+    score = resolve_score(runs, config.score)
+    form = _time_form(score)
     grouped = group_runs(runs)
     ci = {"reps": config.reps, "confidence": config.confidence, "seed": config.seed}
-    baseline = _scores(grouped[config.baseline], config.score) if config.baseline in grouped else None
+    baseline_runs = grouped.get(config.baseline)
+    baseline_success = _scores(baseline_runs, form) if baseline_runs else None
+    baseline_normalised = _scores(normalisable_runs(baseline_runs), f"norm-{form}") if baseline_runs else {}
     rows = []
     for method, task_runs in grouped.items():
         final = _scores(task_runs, "final")
         auc = _scores(task_runs, "auc")
-        improvement = None
-        if baseline is not None and method != config.baseline:
-            mine = final if config.score == "final" else auc
-            if set(mine) & set(baseline):
-                improvement = stats.probability_of_improvement_ci(mine, baseline, **ci)
+        normalisable = normalisable_runs(task_runs)
+        norm_final = _scores(normalisable, "norm-final")
+        norm_auc = _scores(normalisable, "norm-auc")
+        improvement = norm_improvement = None
+        if baseline_success is not None and method != config.baseline:
+            mine = final if form == "final" else auc
+            if set(mine) & set(baseline_success):
+                improvement = stats.probability_of_improvement_ci(mine, baseline_success, **ci)
+            mine = norm_final if form == "final" else norm_auc
+            if set(mine) & set(baseline_normalised):
+                norm_improvement = stats.probability_of_improvement_ci(mine, baseline_normalised, **ci)
+        has_norm = bool(normalisable)
         rows.append(
             MethodSummary(
                 method=method,
@@ -187,14 +381,32 @@ def build_leaderboard(runs: list[Run], config: ReportConfig = ReportConfig()) ->
                         "final_mean": float(final[task].mean()),
                         "final_std": float(final[task].std()),
                         "auc_mean": float(auc[task].mean()),
+                        "norm_runs": int(norm_final[task].size) if task in norm_final else 0,
+                        "norm_final_mean": float(norm_final[task].mean()) if task in norm_final else math.nan,
+                        "norm_final_std": float(norm_final[task].std()) if task in norm_final else math.nan,
+                        "norm_auc_mean": float(norm_auc[task].mean()) if task in norm_auc else math.nan,
                     }
                     for task in task_runs
                 },
+                norm_runs=sum(len(value) for value in normalisable.values()),
+                norm_final_iqm=stats.stratified_bootstrap_ci(norm_final, "iqm", **ci) if has_norm else None,
+                norm_final_mean=stats.stratified_bootstrap_ci(norm_final, "mean", **ci) if has_norm else None,
+                norm_auc_iqm=stats.stratified_bootstrap_ci(norm_auc, "iqm", **ci) if has_norm else None,
+                norm_auc_mean=stats.stratified_bootstrap_ci(norm_auc, "mean", **ci) if has_norm else None,
+                norm_improvement=norm_improvement,
             )
         )
-    rows.sort(key=lambda row: (-row.ranking_value(config.score), row.method))
+    rows.sort(key=lambda row: (-row.ranking_value(score), row.method))
     tasks = tuple(sorted({run.task for run in runs}))
-    return Leaderboard(config=config, rows=tuple(rows), tasks=tasks)
+    return Leaderboard(
+        config=config,
+        rows=tuple(rows),
+        tasks=tasks,
+        score=score,
+        any_success=any_success(runs),
+        runs_without_baselines=sum(not is_normalisable(run) for run in runs),
+        architecture_differences=architecture_differences(runs),
+    )
 
 
 def curve_grid(runs: list[Run]) -> np.ndarray:
@@ -204,22 +416,29 @@ def curve_grid(runs: list[Run]) -> np.ndarray:
     return np.array(sorted({step for run in runs for step in run.steps if step <= last}))
 
 
-CURVE_METRICS = {"success": "success rate", "return": "return"}
-"""What a curve can show: the evaluations' success rate, or their mean dense return."""
+CURVE_METRICS = {"success": "success rate", "normalised": "expert-normalised return", "return": "return"}
+"""What a curve can show: the evaluations' success rate, their mean dense return normalised
+between the random policy (0) and the expert (1), or that return as it is."""
 
 
 def run_curve_on(run: Run, grid: np.ndarray, metric: str = "success") -> np.ndarray:
     """The run's ``metric`` at each grid step: its latest evaluation at or before the step."""
+    if metric == "normalised":
+        values = np.array(run_normalised_returns(run))
+    else:
+        values = np.array(run.returns if metric == "return" else run.success_rates)
     steps = np.array(run.steps)
-    rates = np.array(run.success_rates if metric == "success" else run.returns)
     index = np.clip(np.searchsorted(steps, grid, side="right") - 1, 0, len(steps) - 1)
-    return rates[index]
+    return values[index]
 
 
 def method_curves(
     task_runs: dict[str, list[Run]], config: ReportConfig, metric: str = "success"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """IQM curve of ``metric`` with CI band of one method: ``(steps, value, low, high)``."""
+    """IQM curve of ``metric`` with CI band of one method: ``(steps, value, low, high)``.
+
+    For ``normalised`` give only runs with baselines (:func:`normalisable_runs`).
+    """
     all_runs = [run for runs in task_runs.values() for run in runs]
     grid = curve_grid(all_runs)
     curves = {task: np.stack([run_curve_on(run, grid, metric) for run in runs]) for task, runs in task_runs.items()}
@@ -238,55 +457,144 @@ def budget_warning(board: Leaderboard) -> str:
     return f"Warning: the runs had different env-step budgets ({listed}), so methods are not compared under one budget."
 
 
+def architecture_warning(board: Leaderboard) -> str:
+    """A sentence when methods compared on one task differ in network sizes, else ``""``."""
+    if not board.architecture_differences:
+        return ""
+    listed = "; ".join(
+        f"{' vs '.join(difference.methods)}: {', '.join(difference.keys)}" for difference in board.architecture_differences
+    )
+    return (
+        f"Warning: methods compared on the same task differ in architecture ({listed}), so their scores "
+        "also reflect network size, not pretraining alone."
+    )
+
+
+def success_note(board: Leaderboard) -> str:
+    """The sentence a report opens with when no evaluation of any run succeeded, else ``""``."""
+    if board.any_success:
+        return ""
+    if board.score in NORMALISED_SCORES:
+        return NO_SUCCESS_NORMALISED
+    if not any(row.norm_runs for row in board.rows):
+        return "No method succeeded at this budget, and no run carries expert baselines to rank methods by instead."
+    return "No method succeeded at this budget."
+
+
+def baselines_note(board: Leaderboard) -> str:
+    """A sentence on the runs left out of the normalised scores, else ``""``."""
+    total = sum(row.runs for row in board.rows)
+    missing = board.runs_without_baselines
+    if not missing:
+        return ""
+    if missing == total:
+        return f"None of the {total} runs carries expert baselines, so their expert-normalised return is n/a."
+    return (
+        "Runs without usable expert baselines (older runs, or envs without a scripted expert) are left out of "
+        f"the normalised scores: {missing} of {total}."
+    )
+
+
+def report_notes(board: Leaderboard) -> list[str]:
+    """Every sentence the report adds under its table: no success, missing baselines, warnings."""
+    notes = [success_note(board), baselines_note(board), budget_warning(board), architecture_warning(board)]
+    return [note for note in notes if note]
+
+
 def _format_interval(interval: stats.Interval | None) -> str:
     if interval is None:
         return "–"
     return f"{interval.value:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
+def _task_cell(summary: dict[str, float] | None) -> str:
+    if summary is None:
+        return "–"
+    success = f"{summary['final_mean']:.2f} ± {summary['final_std']:.2f}"
+    normalised = (
+        f"{summary['norm_final_mean']:.2f} ± {summary['norm_final_std']:.2f}" if summary["norm_runs"] else "n/a"
+    )
+    return f"success {success}, norm. {normalised} (n={summary['runs']})"
+
+
+def _table_header(board: Leaderboard, escape: bool) -> list[str]:
+    level = f"{board.config.confidence:.0%}"
+    versus = f"P({'&gt;' if escape else '>'} {html.escape(board.config.baseline) if escape else board.config.baseline})"
+    tasks = [html.escape(task) for task in board.tasks] if escape else list(board.tasks)
+    return [
+        "rank", "method", "runs",
+        f"success final IQM [{level} CI]", "success final mean", "success AUC IQM", "success AUC mean", f"success {versus}",
+        f"norm. final IQM [{level} CI]", "norm. final mean", "norm. AUC IQM", "norm. AUC mean", f"norm. {versus}",
+        *tasks,
+    ]
+
+
+def _table_cells(board: Leaderboard, rank: int, row: MethodSummary, method: str) -> list[str]:
+    return [
+        str(rank), method, str(row.runs),
+        *(_format_interval(interval) for interval in (row.final_iqm, row.final_mean, row.auc_iqm, row.auc_mean, row.improvement)),
+        *(
+            _format_interval(interval)
+            for interval in (row.norm_final_iqm, row.norm_final_mean, row.norm_auc_iqm, row.norm_auc_mean, row.norm_improvement)
+        ),
+        *(_task_cell(row.per_task.get(task)) for task in board.tasks),
+    ]
+
+
+def _method_explanation(board: Leaderboard) -> str:
+    level = f"{board.config.confidence:.0%}"
+    form = "final evaluation" if _time_form(board.score) == "final" else "area under the curve"
+    return (
+        f"Ranked by the IQM of the {RANKED_BY[board.score]}. Expert-normalised return: the mean dense return "
+        "on the evaluation seeds, 0 for a uniform random policy and 1 for the scripted expert on the same seeds. "
+        f"Intervals: {level} stratified bootstrap over runs within tasks ({board.config.reps} replicates). "
+        f"P(> {board.config.baseline}) compares the {form}. Per-task cells: mean ± std over seeds of the final "
+        "success rate and of the final normalised return."
+    )
+
+
 def leaderboard_records(board: Leaderboard) -> list[dict[str, Any]]:
     """One flat dict per row (rank order), the columns of ``leaderboard.csv``."""
     records = []
+    columns = {
+        "final_iqm": "final_iqm", "final_mean": "final_mean", "auc_iqm": "auc_iqm", "auc_mean": "auc_mean",
+        "improvement": f"p_improve_vs_{board.config.baseline}",
+        "norm_final_iqm": "norm_final_iqm", "norm_final_mean": "norm_final_mean",
+        "norm_auc_iqm": "norm_auc_iqm", "norm_auc_mean": "norm_auc_mean",
+        "norm_improvement": f"norm_p_improve_vs_{board.config.baseline}",
+    }
     for rank, row in zip(competition_ranks(board), board.rows):
-        record: dict[str, Any] = {"rank": rank, "method": row.method, "runs": row.runs, "tasks": len(row.tasks)}
+        record: dict[str, Any] = {
+            "rank": rank, "method": row.method, "runs": row.runs, "norm_runs": row.norm_runs, "tasks": len(row.tasks),
+        }
         record["budget_steps"] = "/".join(str(step) for step in row.budget)
-        for name in ("final_iqm", "final_mean", "auc_iqm", "auc_mean", "improvement"):
+        for name, column in columns.items():
             interval = getattr(row, name)
-            key = f"p_improve_vs_{board.config.baseline}" if name == "improvement" else name
-            record[key] = "" if interval is None else round(interval.value, 6)
-            record[f"{key}_low"] = "" if interval is None else round(interval.low, 6)
-            record[f"{key}_high"] = "" if interval is None else round(interval.high, 6)
+            record[column] = "" if interval is None else round(interval.value, 6)
+            record[f"{column}_low"] = "" if interval is None else round(interval.low, 6)
+            record[f"{column}_high"] = "" if interval is None else round(interval.high, 6)
         for task in board.tasks:
             summary = row.per_task.get(task)
             record[f"final:{task}"] = "" if summary is None else round(summary["final_mean"], 6)
+        for task in board.tasks:
+            summary = row.per_task.get(task)
+            normalised = _csv_number(summary["norm_final_mean"]) if summary else ""
+            record[f"norm-final:{task}"] = normalised
         records.append(record)
     return records
 
 
 def markdown_table(board: Leaderboard) -> str:
-    """The leaderboard as a Markdown table (IQM and mean with 95 % CIs, per-task means)."""
-    level = f"{board.config.confidence:.0%}"
-    header = [
-        "rank", "method", "runs", f"final IQM [{level} CI]", "final mean", "AUC IQM",
-        f"P(> {board.config.baseline})", *board.tasks,
-    ]
+    """The leaderboard as Markdown: the no-success sentence (if any), the table (success and
+    expert-normalised return, IQM and mean with CIs, per-task means) and notes and warnings."""
+    header = _table_header(board, escape=False)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, row in zip(competition_ranks(board), board.rows):
-        cells = [
-            str(rank), f"`{row.method}`", str(row.runs), _format_interval(row.final_iqm),
-            _format_interval(row.final_mean), _format_interval(row.auc_iqm), _format_interval(row.improvement),
-        ]
-        for task in board.tasks:
-            summary = row.per_task.get(task)
-            cells.append("–" if summary is None else f"{summary['final_mean']:.2f} ± {summary['final_std']:.2f} (n={summary['runs']})")
-        lines.append("| " + " | ".join(cells) + " |")
-    ranked_by = "final success rate" if board.config.score == "final" else "area under the success curve"
-    note = (
-        f"\nRanked by the IQM of the {ranked_by}. Intervals: {level} stratified bootstrap over runs within "
-        f"tasks ({board.config.reps} replicates). Per-task cells: mean ± std of the final success rate over seeds.\n"
-    )
-    warning = budget_warning(board)
-    return "\n".join(lines) + "\n" + note + (f"\n**{warning}**\n" if warning else "")
+        lines.append("| " + " | ".join(_table_cells(board, rank, row, f"`{row.method}`")) + " |")
+    opening = success_note(board)
+    notes = [note for note in report_notes(board) if note != opening]
+    text = (f"{opening}\n\n" if opening else "") + "\n".join(lines) + "\n\n" + _method_explanation(board) + "\n"
+    return text + "".join(f"\n**{note}**\n" for note in notes)
 
 
 def _plot_curves(grouped: dict[str, dict[str, list[Run]]], config: ReportConfig, out: Path) -> list[Path]:
@@ -296,27 +604,46 @@ def _plot_curves(grouped: dict[str, dict[str, list[Run]]], config: ReportConfig,
     import matplotlib.pyplot as plt
 
     written = []
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for method, task_runs in grouped.items():
-        steps, value, low, high = method_curves(task_runs, config)
-        axes.plot(steps, value, label=method)
-        axes.fill_between(steps, low, high, alpha=0.2)
-    axes.set_xlabel("env steps")
-    axes.set_ylabel("success rate (IQM)")
-    axes.set_ylim(-0.02, 1.02)
-    axes.set_title(f"All tasks, {config.confidence:.0%} CI")
-    axes.legend(fontsize="small")
+    colours = {method: f"C{index % 10}" for index, method in enumerate(grouped)}
+    normalised = {method: normalisable_runs(task_runs) for method, task_runs in grouped.items()}
+    normalised = {method: task_runs for method, task_runs in normalised.items() if task_runs}
+    panels = [("success", grouped)] + ([("normalised", normalised)] if normalised else [])
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for axis, (metric, by_method) in zip(axes[0], panels):
+        for method, task_runs in by_method.items():
+            steps, value, low, high = method_curves(task_runs, config, metric)
+            axis.plot(steps, value, label=method, color=colours[method])
+            axis.fill_between(steps, low, high, alpha=0.2, color=colours[method])
+        axis.set_xlabel("env steps")
+        axis.set_ylabel(f"{CURVE_METRICS[metric]} (IQM)")
+        if metric == "success":
+            axis.set_ylim(-0.02, 1.02)
+        else:
+            axis.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
+            axis.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+        axis.set_title(f"All tasks, {CURVE_METRICS[metric]}, {config.confidence:.0%} CI")
+        axis.legend(fontsize="small")
     figure.tight_layout()
     written += _save_figure(figure, out / "curves")
     plt.close(figure)
 
     tasks = sorted({task for task_runs in grouped.values() for task in task_runs})
-    for metric, stem in (("success", "curves_per_task"), ("return", "returns_per_task")):
-        written += _plot_per_task(grouped, tasks, metric, config, out / stem)
+    written += _plot_per_task(grouped, tasks, "success", config, colours, out / "curves_per_task")
+    if normalised:
+        normalised_tasks = sorted({task for task_runs in normalised.values() for task in task_runs})
+        written += _plot_per_task(normalised, normalised_tasks, "normalised", config, colours, out / "normalised_per_task")
+    written += _plot_per_task(grouped, tasks, "return", config, colours, out / "returns_per_task")
     return written
 
 
-def _plot_per_task(grouped: dict[str, dict[str, list[Run]]], tasks: list[str], metric: str, config: ReportConfig, stem: Path) -> list[Path]:
+def _plot_per_task(
+    grouped: dict[str, dict[str, list[Run]]],
+    tasks: list[str],
+    metric: str,
+    config: ReportConfig,
+    colours: dict[str, str],
+    stem: Path,
+) -> list[Path]:
     import matplotlib.pyplot as plt
 
     columns = min(3, len(tasks))
@@ -327,8 +654,8 @@ def _plot_per_task(grouped: dict[str, dict[str, list[Run]]], tasks: list[str], m
         for method, task_runs in grouped.items():
             if task in task_runs:
                 steps, value, low, high = method_curves({task: task_runs[task]}, config, metric)
-                axis.plot(steps, value, label=method)
-                axis.fill_between(steps, low, high, alpha=0.2)
+                axis.plot(steps, value, label=method, color=colours[method])
+                axis.fill_between(steps, low, high, alpha=0.2, color=colours[method])
         axis.set_title(task)
         if metric == "success":
             axis.set_ylim(-0.02, 1.02)
@@ -371,23 +698,35 @@ def _data_uri(path: Path, mime: str) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def html_page(board: Leaderboard, curves: list[Path], gifs: dict[tuple[str, str], Path]) -> str:
-    """A self-contained HTML page: table, curves and rollout GIFs, images inline as base64."""
+def about_block(paths: list[str | os.PathLike], runs: list[Run], record: dict[str, Any]) -> dict[str, str]:
+    """The provenance every report states: when, with which versions, from which run folders.
+
+    Args:
+        paths: The runs folders the report was asked for.
+        runs: The finished runs found under them.
+        record: A :func:`lamp_data.provenance.provenance` record.
+    """
+    return {
+        "runs": f"{len(runs)} finished runs from " + ", ".join(str(Path(path).resolve()) for path in paths),
+        "generated": str(record["created"]),
+        "versions": ", ".join(f"{name} {version}" for name, version in record["versions"].items()),
+        "platform": str(record["platform"]),
+    }
+
+
+def html_page(
+    board: Leaderboard,
+    curves: list[Path],
+    gifs: dict[tuple[str, str], Path],
+    about: Mapping[str, str] | None = None,
+) -> str:
+    """A self-contained HTML page: table, notes, curves, rollout GIFs and an "about this report"
+    block (label -> text, e.g. budget, preset, versions), images inline as base64."""
     level = f"{board.config.confidence:.0%}"
-    head = [
-        "rank", "method", "runs", f"final IQM [{level} CI]", "final mean", "AUC IQM", "AUC mean",
-        f"P(&gt; {html.escape(board.config.baseline)})", *[html.escape(task) for task in board.tasks],
-    ]
+    head = _table_header(board, escape=True)
     body_rows = []
     for rank, row in zip(competition_ranks(board), board.rows):
-        cells = [
-            str(rank), f"<code>{html.escape(row.method)}</code>", str(row.runs),
-            _format_interval(row.final_iqm), _format_interval(row.final_mean),
-            _format_interval(row.auc_iqm), _format_interval(row.auc_mean), _format_interval(row.improvement),
-        ]
-        for task in board.tasks:
-            summary = row.per_task.get(task)
-            cells.append("–" if summary is None else f"{summary['final_mean']:.2f} ± {summary['final_std']:.2f} (n={summary['runs']})")
+        cells = _table_cells(board, rank, row, f"<code>{html.escape(row.method)}</code>")
         body_rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     table = (
         "<table><thead><tr>" + "".join(f"<th>{cell}</th>" for cell in head) + "</tr></thead><tbody>"
@@ -412,7 +751,15 @@ def html_page(board: Leaderboard, curves: list[Path], gifs: dict[tuple[str, str]
         "<table><thead><tr><th>task</th>" + "".join(f"<th><code>{html.escape(m)}</code></th>" for m in methods)
         + "</tr></thead><tbody>" + "".join(gif_rows) + "</tbody></table>"
     ) if gifs else "<p>No rollout GIFs were saved with these runs.</p>"
-    ranked_by = "final success rate" if board.config.score == "final" else "area under the success curve"
+    opening = success_note(board)
+    notes = "".join(f"<p><strong>{html.escape(note)}</strong></p>\n" for note in report_notes(board) if note != opening)
+    about_section = ""
+    if about:
+        about_rows = "".join(
+            f"<tr><th>{html.escape(str(label))}</th><td>{html.escape(str(text))}</td></tr>" for label, text in about.items()
+        )
+        about_section = f'<h2>About this report</h2>\n<table class="about"><tbody>{about_rows}</tbody></table>'
+    form = "final evaluation" if _time_form(board.score) == "final" else "area under the curve"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LAMP finetuning leaderboard</title>
 <style>
@@ -420,17 +767,22 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; font-size: 0.9em; }}
 th {{ background: #f3f3f3; }}
+table.about th {{ width: 10em; }}
 figure {{ display: inline-block; margin: 0.5em; }}
 img {{ max-width: 100%; }}
 img.gif {{ width: 128px; image-rendering: pixelated; }}
 </style></head><body>
 <h1>Finetuning on held-out tasks</h1>
-<p>Ranked by the IQM of the {ranked_by} over all runs of all tasks; intervals are {level} stratified
+{f'<p><strong>{html.escape(opening)}</strong></p>' if opening else ''}
+<p>Ranked by the IQM of the {RANKED_BY[board.score]} over all runs of all tasks; intervals are {level} stratified
 bootstrap confidence intervals ({board.config.reps} replicates, runs resampled within tasks).
+Expert-normalised return is the mean dense return on the evaluation seeds, scaled so that a uniform random
+policy scores 0 and the task's scripted expert scores 1 on the same seeds.
 P(&gt; {html.escape(board.config.baseline)}) is the probability that a run of the method beats a run of
-{html.escape(board.config.baseline)} on a random task (Mann–Whitney, averaged over tasks).</p>
+{html.escape(board.config.baseline)} on a random task (Mann–Whitney, averaged over tasks), on the {form}.</p>
 {table}
-{f'<p><strong>{html.escape(budget_warning(board))}</strong></p>' if budget_warning(board) else ''}
+{notes}
+{about_section}
 <h2>Sample efficiency</h2>
 {images}
 <h2>Evaluation rollouts</h2>
@@ -439,8 +791,21 @@ P(&gt; {html.escape(board.config.baseline)}) is the probability that a run of th
 """
 
 
-def leaderboard(paths: list[str | os.PathLike], out: str | os.PathLike, config: ReportConfig = ReportConfig()) -> ReportResult:
+def leaderboard(
+    paths: list[str | os.PathLike],
+    out: str | os.PathLike,
+    config: ReportConfig = ReportConfig(),
+    about: Mapping[str, str] | None = None,
+) -> ReportResult:
     """Read every finished run under ``paths`` and write the full report into ``out``.
+
+    Args:
+        paths: Runs folders (searched recursively) or single run folders.
+        out: Report folder.
+        config: How the leaderboard is computed.
+        about: Label -> text shown first in the page's "about this report" block (the demo
+            states its budget, preset and seeds here); versions, run folders and the time of
+            generation follow in every report.
 
     Raises:
         LampError: when a path is missing or holds no finished run.
@@ -451,6 +816,9 @@ def leaderboard(paths: list[str | os.PathLike], out: str | os.PathLike, config: 
     out.mkdir(parents=True, exist_ok=True)
     grouped = group_runs(runs)
     files: list[Path] = []
+    record = provenance()
+    given = dict(about or {})
+    about = {**given, **{label: text for label, text in about_block(list(paths), runs, record).items() if label not in given}}
 
     records = leaderboard_records(board)
     with atomic_open(out / "leaderboard.csv") as handle:
@@ -460,14 +828,20 @@ def leaderboard(paths: list[str | os.PathLike], out: str | os.PathLike, config: 
     files.append(out / "leaderboard.csv")
     with atomic_open(out / "per_task.csv") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["method", "task", "runs", "final_mean", "final_std", "auc_mean", "seeds"])
+        writer.writerow([
+            "method", "task", "runs", "final_mean", "final_std", "auc_mean",
+            "norm_runs", "norm_final_mean", "norm_final_std", "norm_auc_mean", "seeds",
+        ])
         for method, task_runs in grouped.items():
             row = next(row for row in board.rows if row.method == method)
             for task, task_run_list in task_runs.items():
                 summary = row.per_task[task]
                 writer.writerow([
-                    method, task, summary["runs"], round(summary["final_mean"], 6), round(summary["final_std"], 6),
-                    round(summary["auc_mean"], 6), " ".join(str(run.seed) for run in task_run_list),
+                    method, task, summary["runs"],
+                    *(_csv_number(summary[key]) for key in ("final_mean", "final_std", "auc_mean")),
+                    summary["norm_runs"],
+                    *(_csv_number(summary[key]) for key in ("norm_final_mean", "norm_final_std", "norm_auc_mean")),
+                    " ".join(str(run.seed) for run in task_run_list),
                 ])
     files.append(out / "per_task.csv")
     with atomic_open(out / "leaderboard.md") as handle:
@@ -480,25 +854,40 @@ def leaderboard(paths: list[str | os.PathLike], out: str | os.PathLike, config: 
     files += list(gifs.values())
 
     with atomic_open(out / "leaderboard.html") as handle:
-        handle.write(html_page(board, curves, gifs))
+        handle.write(html_page(board, curves, gifs, about))
     files.append(out / "leaderboard.html")
     atomic_write_json(
         out / "leaderboard.json",
         {
             "format_version": REPORT_FORMAT_VERSION,
             "config": asdict(config),
+            "score": board.score,
             "rows": [_row_json(row) for row in board.rows],
             "tasks": list(board.tasks),
+            "notes": report_notes(board),
+            "about": about,
             "runs": [str(run.path) for run in runs],
-            "provenance": provenance(),
+            "provenance": record,
         },
     )
     files.append(out / "leaderboard.json")
     return ReportResult(leaderboard=board, out=out, files=tuple(files))
 
 
+def _csv_number(value: float) -> float | str:
+    return round(value, 6) if math.isfinite(value) else ""
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def _row_json(row: MethodSummary) -> dict[str, Any]:
-    value = asdict(row)
-    value["tasks"] = list(row.tasks)
-    value["budget"] = list(row.budget)
-    return json.loads(json.dumps(value))
+    """A row as strict JSON (NaN, for a normalised value without baselines, becomes null)."""
+    return _finite_or_none(asdict(row))

@@ -209,3 +209,179 @@ def test_tied_methods_share_a_rank(tmp_path):
     assert competition_ranks(board) == [1, 1]
     assert [record["rank"] for record in leaderboard_records(board)] == [1, 1]
     assert markdown_table(board).count("| 1 | `") == 2
+
+
+BASELINES = {
+    "format_version": 1, "env": "mw-pick-place", "env_config": {}, "seeds": eval_episode_seeds(4),
+    "random": {"return_mean": -10.0, "success_rate": 0.0, "returns": [-10.0] * 4, "successes": [False] * 4},
+    "expert": {"return_mean": 10.0, "success_rate": 1.0, "returns": [10.0] * 4, "successes": [True] * 4},
+}
+"""Random policy at -10, expert at +10: a return r normalises to (r + 10) / 20."""
+
+
+def write_return_run(out, method, task, seed, returns, baselines=BASELINES, agent_config=None):
+    """A run that never succeeds, whose evaluations at steps 0, 100, ... have the given mean returns."""
+    writer = RunWriter(out, _config(method, task, seed))
+    details = {"baselines": baselines} if baselines else {}
+    if agent_config is not None:
+        details["agent_config"] = agent_config
+    writer.begin(details)
+    seeds = eval_episode_seeds(4)
+    for index, value in enumerate(returns):
+        writer.log(Evaluation.from_episodes(
+            100 * index, [EpisodeResult(s, float(value), False, 100) for s in seeds]
+        ))
+    return writer.finish({})
+
+
+def _learning(final_return, rng, points=5):
+    """Returns rising from the random policy's -10 to about ``final_return``."""
+    return list(np.linspace(-10.0, final_return, points) + rng.normal(0.0, 0.1, points))
+
+
+@pytest.fixture(scope="module")
+def unsuccessful_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unsuccessful")
+    rng = np.random.default_rng(7)
+    for task in TASKS[:2]:
+        for seed in range(5):
+            write_return_run(out, "lamp[r3m-abc123]", task, seed, _learning(rng.uniform(4.0, 8.0), rng))  # ~0.7-0.9
+            write_return_run(out, "scratch", task, seed, _learning(rng.uniform(-9.0, -5.0), rng))  # ~0.05-0.25
+    return out
+
+
+def test_normalised_scores_by_hand(tmp_path):
+    from lamp_eval.report import is_normalisable, run_normalised_returns, run_score
+
+    run = read_run(write_return_run(tmp_path, "p2e", "pick-place", 0, [-10.0, -5.0, 0.0, 5.0, 10.0]))
+    # (r + 10) / 20
+    assert run_normalised_returns(run) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert run_score(run, "norm-final") == pytest.approx(1.0)
+    # trapezoids of 100 steps: (0 + .25) / 2 + (.25 + .5) / 2 + (.5 + .75) / 2 + (.75 + 1) / 2 = 2.0 -> 200 / 400
+    assert run_score(run, "norm-auc") == pytest.approx(0.5)
+    assert run_score(run, "final") == 0.0 and is_normalisable(run)
+    bare = read_run(write_return_run(tmp_path, "scratch", "pick-place", 0, [1.0, 2.0], baselines=None))
+    no_expert = read_run(write_return_run(tmp_path, "scratch", "door-close", 0, [1.0, 2.0], baselines={**BASELINES, "expert": None}))
+    for unusable in (bare, no_expert):
+        assert not is_normalisable(unusable)
+        assert np.isnan(run_score(unusable, "norm-final")) and np.isnan(run_score(unusable, "norm-auc"))
+
+
+def test_without_success_auto_ranks_by_normalised_return(unsuccessful_runs, tmp_path):
+    from lamp_eval.report import NO_SUCCESS_NORMALISED
+
+    runs = find_runs([unsuccessful_runs])
+    board = build_leaderboard(runs, ReportConfig(reps=1000))
+    assert board.score == "norm-final" and not board.any_success
+    assert [row.method for row in board.rows] == ["lamp[r3m-abc123]", "scratch"]
+    best, scratch = board.rows
+    assert best.final_iqm.value == scratch.final_iqm.value == 0.0
+    assert best.norm_final_iqm.excludes(scratch.norm_final_iqm) and best.norm_final_iqm.low > scratch.norm_final_iqm.high
+    assert 0.6 < best.norm_final_iqm.value < 1.0 and 0.0 < scratch.norm_final_iqm.value < 0.3
+    assert best.norm_improvement.value == 1.0 and best.norm_improvement.low == 1.0
+    assert best.improvement.value == 0.5  # success: every pair ties
+    assert best.norm_runs == 10 and best.norm_auc_iqm.value > scratch.norm_auc_iqm.value
+    # asked for success explicitly, the methods tie and the report says nothing succeeded
+    by_success = build_leaderboard(runs, ReportConfig(reps=200, score="final"))
+    assert by_success.score == "final" and [row.ranking_value("final") for row in by_success.rows] == [0.0, 0.0]
+
+    result = leaderboard([unsuccessful_runs], tmp_path / "report", ReportConfig(reps=300, gifs=False), about={"budget": "400 env steps"})
+    out = result.out
+    markdown = (out / "leaderboard.md").read_text()
+    page = (out / "leaderboard.html").read_text()
+    assert NO_SUCCESS_NORMALISED in markdown and NO_SUCCESS_NORMALISED in page
+    assert "| 1 | `lamp[r3m-abc123]` |" in markdown and "final expert-normalised return" in markdown
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    assert rows[0]["method"] == "lamp[r3m-abc123]"
+    assert float(rows[0]["norm_final_iqm_low"]) <= float(rows[0]["norm_final_iqm"]) <= float(rows[0]["norm_final_iqm_high"])
+    assert float(rows[0]["norm_p_improve_vs_scratch"]) == 1.0
+    names = {path.name for path in result.files}
+    assert {"normalised_per_task.png", "normalised_per_task.svg"} <= names
+    assert page.count("data:image/png;base64,") == 4
+    assert "About this report" in page and "400 env steps" in page and "numpy" in page
+    assert str(unsuccessful_runs.resolve()) in page
+    report = json.loads((out / "leaderboard.json").read_text())
+    assert report["score"] == "norm-final" and report["config"]["score"] == "auto"
+    assert report["notes"][0] == NO_SUCCESS_NORMALISED and report["about"]["budget"] == "400 env steps"
+
+    from lamp_cli.eval import main
+
+    printed = CliRunner().invoke(main, ["leaderboard", str(unsuccessful_runs), "--out", str(tmp_path / "r"), "--reps", "200", "--no-gifs"])
+    assert printed.exit_code == 0, printed.output
+    assert NO_SUCCESS_NORMALISED in printed.output
+    by_auc = CliRunner().invoke(main, ["leaderboard", str(unsuccessful_runs), "--out", str(tmp_path / "r2"), "--reps", "200", "--no-gifs", "--score", "norm-auc"])
+    assert by_auc.exit_code == 0 and "area under the expert-normalised return curve" in by_auc.output
+
+
+def test_any_success_keeps_success_ranking(tmp_path):
+    rng = np.random.default_rng(11)
+    for seed in range(3):
+        write_return_run(tmp_path, "p2e", "pick-place", seed, _learning(8.0, rng))
+    write_synthetic_run(tmp_path, "scratch", "pick-place", 0, 0.5, rng)
+    board = build_leaderboard(find_runs([tmp_path]), ReportConfig(reps=200))
+    assert board.any_success and board.score == "final" and board.rows[0].method == "scratch"
+    from lamp_eval.report import NO_SUCCESS_NORMALISED, markdown_table
+
+    assert NO_SUCCESS_NORMALISED not in markdown_table(board)
+
+
+def test_runs_without_baselines_do_not_crash(tmp_path):
+    rng = np.random.default_rng(12)
+    for seed in range(3):
+        write_return_run(tmp_path, "p2e", "pick-place", seed, _learning(0.0, rng))
+        write_return_run(tmp_path, "scratch", "pick-place", seed, _learning(5.0, rng), baselines=None)
+    write_return_run(tmp_path, "scratch", "door-close", 0, _learning(5.0, rng), baselines={**BASELINES, "expert": None})
+    result = leaderboard([tmp_path], tmp_path / "report", ReportConfig(reps=200, gifs=False))
+    board = result.leaderboard
+    assert board.score == "norm-final" and board.runs_without_baselines == 4
+    assert [row.method for row in board.rows] == ["p2e", "scratch"]
+    scratch = board.rows[1]
+    assert scratch.norm_final_iqm is None and scratch.norm_improvement is None and scratch.norm_runs == 0
+    assert board.rows[0].norm_improvement is None  # the baseline has nothing to compare against
+    markdown = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "are left out of the normalised scores: 4 of 7." in markdown and "norm. n/a" in markdown
+    report = json.loads((tmp_path / "report" / "leaderboard.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert report["rows"][1]["norm_final_iqm"] is None
+    rows = list(csv.DictReader((tmp_path / "report" / "leaderboard.csv").open()))
+    assert rows[1]["norm_final_iqm"] == "" and rows[1]["norm-final:pick-place"] == ""
+    # old runs only: success still ranks them, and a normalised score is refused in one line
+    old = tmp_path / "old"
+    write_synthetic_run(old, "scratch", "pick-place", 0, 0.0, rng)
+    write_synthetic_run(old, "p2e", "pick-place", 0, 0.0, rng)
+    assert build_leaderboard(find_runs([old]), ReportConfig(reps=100)).score == "final"
+    assert "no run carries expert baselines" in markdown_of(old)
+    with pytest.raises(LampError, match="no run carries expert baselines, so runs cannot be ranked by norm-auc"):
+        build_leaderboard(find_runs([old]), ReportConfig(reps=100, score="norm-auc"))
+
+
+def markdown_of(folder):
+    from lamp_eval.report import markdown_table
+
+    return markdown_table(build_leaderboard(find_runs([folder]), ReportConfig(reps=100)))
+
+
+def test_architecture_mismatch_is_flagged(tmp_path):
+    rng = np.random.default_rng(13)
+    small = {"frontend": "cnn", "deter": 64, "hidden": 64, "mlp_units": 64, "alpha": 0.9, "mae_width": 32}
+    large = {"frontend": "cnn", "deter": 256, "hidden": 256, "mlp_units": 64, "alpha": 1.0}
+    for seed in range(2):
+        write_return_run(tmp_path, "lamp[r3m-abc123]", "pick-place", seed, _learning(5.0, rng), agent_config=small)
+        write_return_run(tmp_path, "scratch", "pick-place", seed, _learning(0.0, rng), agent_config=large)
+        write_return_run(tmp_path, "p2e", "pick-place", seed, _learning(0.0, rng), agent_config=dict(small, alpha=1.0))
+    result = leaderboard([tmp_path], tmp_path / "report", ReportConfig(reps=100, gifs=False))
+    # alpha is not architecture and mae_width is in one config only, so lamp and p2e agree
+    first, second = result.leaderboard.architecture_differences
+    assert first.methods == ("lamp[r3m-abc123]", "scratch") and second.methods == ("p2e", "scratch")
+    assert first.keys == second.keys == ("deter", "hidden") and first.tasks == ("pick-place",)
+    expected = "differ in architecture (lamp[r3m-abc123] vs scratch: deter, hidden; p2e vs scratch: deter, hidden)"
+    assert expected in (tmp_path / "report" / "leaderboard.md").read_text()
+    assert expected in (tmp_path / "report" / "leaderboard.html").read_text()
+    assert not any("architecture" in note for note in markdown_of(tmp_path / "lamp[r3m-abc123]").splitlines())
+
+
+def test_demo_report_states_budget_preset_and_seeds():
+    from lamp_eval.demo import DemoConfig, demo_about
+
+    about = demo_about(DemoConfig(finetune_steps=800, eval_every=200, eval_episodes=2, seeds=(0, 1, 2)), "r3m:model.pt", "r3m-abc123")
+    assert "800 env steps" in about["budget"] and "2 evaluation episodes" in about["budget"]
+    assert "tiny" in about["preset"] and "0, 1, 2" in about["seeds"] and "r3m-abc123" in about["reward model"]

@@ -49,7 +49,11 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--env", default=None, help="Env name for every task (e.g. dummy), instead of the prefix.")
 @click.option("--image-size", type=int, default=64, show_default=True, help="Camera image side in pixels.")
 @click.option("--episode-length", type=int, default=150, show_default=True, help="Env steps per episode.")
-@click.option("--train-ratio", type=float, default=None, help="Updates per env step (default: the agent config's).")
+@click.option("--replay-ratio", type=float, default=None,
+              help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
+@click.option("--action-repeat", type=int, default=None, help="Env steps per agent decision (default: the agent config's).")
+@click.option("--prefill", type=int, default=None, help="Random-action env steps that open each run (default: the agent config's).")
+@click.option("--initial-updates", type=int, default=None, help="Updates once the prefill is done (default: the agent config's).")
 @click.option("--batch-size", type=int, default=None, help="Sequences per update (default: the agent config's).")
 @click.option("--seq-len", type=int, default=None, help="Steps per sequence (default: the agent config's).")
 @click.option("--text-encoder", default="minilm", show_default=True, help="'minilm' or a local model folder.")
@@ -58,7 +62,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
-             image_size, episode_length, train_ratio, batch_size, seq_len, text_encoder, device, save_agent, no_progress, threads) -> None:
+             image_size, episode_length, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device, save_agent, no_progress, threads) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
     if threads:
         import torch
@@ -70,7 +74,8 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
         eval_every=eval_every, eval_episodes=eval_episodes, instruction=instruction, env_prefix=env_prefix,
         env=env, image_size=image_size, episode_length=episode_length, preset=preset, method=method,
-        train_ratio=train_ratio, batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
+        replay_ratio=replay_ratio, action_repeat=action_repeat, prefill=prefill, initial_updates=initial_updates,
+        batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
         device=device, save_agent=save_agent,
     )
     results = run_finetune(config, progress=not no_progress)

@@ -20,9 +20,11 @@ run that was cut off, and no result ever mixes two attempts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from lamp_eval.runs import (
     RunConfig,
     TRAIN_SEED_STRIDE,
     RunWriter,
+    TENSORBOARD_DIR,
     eval_episode_seeds,
     train_episode_seed,
     ROLLOUT_GIF,
@@ -46,6 +49,8 @@ SCRATCH = "scratch"
 """``--init`` value for an agent trained from random initialisation."""
 AUTO_INSTRUCTION = "auto"
 """``--instruction`` value that picks the best of the task's paraphrases."""
+BASELINES_DIR = ".baselines"
+"""Cache of each task's random and expert returns on the evaluation seeds, under a runs folder."""
 DEFAULT_ENV_PREFIX = "mw-"
 """A task ``T`` runs in env ``<prefix>T`` unless an env is named."""
 
@@ -82,8 +87,14 @@ class FinetuneConfig:
     """Agent preset of scratch runs."""
     method: str | None = None
     """Method label instead of the one derived from the checkpoint (only with one init)."""
-    train_ratio: float | None = None
-    """Gradient updates per env step; None keeps the agent config's."""
+    replay_ratio: float | None = None
+    """Replayed steps per env step (``batch * seq_len`` per update); None keeps the agent config's."""
+    action_repeat: int | None = None
+    """Env steps per agent decision; None keeps the agent config's."""
+    prefill: int | None = None
+    """Random-action env steps that open each run (in the budget); None keeps the agent config's."""
+    initial_updates: int | None = None
+    """Updates run once the prefill is done; None keeps the agent config's."""
     batch_size: int | None = None
     """Sequences per update; None keeps the agent config's."""
     seq_len: int | None = None
@@ -114,8 +125,14 @@ class FinetuneConfig:
                 raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.method is not None and len(set(self.inits)) > 1:
             raise LampError("--method names one method; give a single --init with it")
-        if self.train_ratio is not None and self.train_ratio < 0:
-            raise LampError(f"train ratio must be non-negative, got {self.train_ratio}")
+        if self.replay_ratio is not None and not self.replay_ratio > 0:
+            raise LampError(f"replay ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
+        if self.action_repeat is not None and self.action_repeat < 1:
+            raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
+        for name in ("prefill", "initial_updates", "batch_size", "seq_len"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name in ("prefill", "initial_updates") else 1):
+                raise LampError(f"{name.replace('_', '-')} must be {'non-negative' if name in ('prefill', 'initial_updates') else 'at least 1'}, got {value}")
 
     def env_name(self, task: str) -> str:
         """The env a task runs in."""
@@ -196,10 +213,13 @@ def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
                         steps=config.steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
                         instruction=config.instruction, image_size=config.image_size,
                         episode_length=config.episode_length, preset=config.preset,
-                        train_ratio=config.train_ratio, batch_size=config.batch_size, seq_len=config.seq_len,
+                        replay_ratio=config.replay_ratio, action_repeat=config.action_repeat, prefill=config.prefill,
+                        initial_updates=config.initial_updates, batch_size=config.batch_size, seq_len=config.seq_len,
                         text_encoder=config.text_encoder, device=config.device, gif_frames=config.gif_frames,
                     )
                 )
+    for run in runs:
+        check_schedule(run)
     return runs
 
 
@@ -383,6 +403,35 @@ class _TextEncoders:
         return self._embeddings[key]
 
 
+def check_schedule(run: RunConfig) -> "_Schedule":
+    """The run's training schedule, refused when its sequences or instruction trials do not fit."""
+    schedule = _Schedule.of(run, _agent_config(run))
+    decisions = math.ceil(run.episode_length / schedule.action_repeat)
+    if schedule.seq_len > decisions + 1:
+        raise LampError(
+            f"training sequences of {schedule.seq_len} steps do not fit episodes of {decisions} decisions "
+            f"({run.episode_length} env steps, action repeat {schedule.action_repeat}); pass --seq-len {decisions + 1} or less"
+        )
+    candidates = len(task_instructions(run.task)) if run.instruction == AUTO_INSTRUCTION else 1
+    if candidates > 1 and candidates * run.episode_length >= run.steps:
+        raise LampError(
+            f"--instruction auto spends {candidates} episodes of {run.episode_length} steps, "
+            f"which leaves nothing of the {run.steps}-step budget; give more --steps"
+        )
+    return schedule
+
+
+def _agent_config(run: RunConfig) -> Any:
+    """The agent config a run will train with: its preset's (scratch) or its checkpoint's."""
+    from lamp_agent import load_preset
+    from lamp_agent.checkpoint import read_checkpoint_config
+    from lamp_agent.config import AgentConfig
+
+    if run.init == SCRATCH:
+        return load_preset(run.preset)
+    return AgentConfig.from_dict(read_checkpoint_config(run.init)["config"])
+
+
 def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
     """The agent a run starts from, ready to finetune; returns ``(agent, pretrained)``."""
     from lamp_agent import Agent, load_preset
@@ -415,7 +464,40 @@ def _training_batch(replay: Any, batch_size: int, lang: np.ndarray) -> dict[str,
     return batch
 
 
-def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, advance: Any = None, save_agent: bool = False) -> RunResult:
+@dataclass(frozen=True)
+class _Schedule:
+    """How a run spends its env steps on updates (the agent config's, or the run's overrides)."""
+
+    replay_ratio: float
+    action_repeat: int
+    prefill: int
+    initial_updates: int
+    batch_size: int
+    seq_len: int
+
+    @classmethod
+    def of(cls, run: RunConfig, agent_config: Any) -> "_Schedule":
+        def pick(name: str) -> Any:
+            value = getattr(run, name)
+            return getattr(agent_config, name) if value is None else value
+
+        return cls(**{name: pick(name) for name in ("replay_ratio", "action_repeat", "prefill", "initial_updates", "batch_size", "seq_len")})
+
+    @property
+    def updates_per_env_step(self) -> float:
+        return self.replay_ratio / (self.batch_size * self.seq_len)
+
+
+def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], cache_dir: Path | None) -> dict[str, Any]:
+    """Random and scripted-expert returns on the evaluation seeds, measured without action repeat
+    so that every run of a task is normalised by the same two numbers."""
+    from lamp_eval.baselines import task_baselines
+
+    return task_baselines(run.env, dataclasses.replace(env_config, action_repeat=1), eval_seeds, cache_dir=cache_dir)
+
+
+def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, advance: Any = None, save_agent: bool = False,
+                 baselines_dir: Path | None = None) -> RunResult:
     """Do one run from step 0 and finish its folder.
 
     Args:
@@ -424,6 +506,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         encoders: Shared sentence encoders.
         advance: Called with the number of env steps just taken, for progress bars.
         save_agent: Also save the finetuned agent into the run folder.
+        baselines_dir: Cache folder of the tasks' random and expert returns.
     """
     import torch
 
@@ -431,55 +514,68 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     from lamp_data.envs import EnvConfig, RandomizationConfig, make_env
 
     advance = advance or (lambda steps: None)
-    env_config = EnvConfig(image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical())
+    started = time.perf_counter()
+    schedule = check_schedule(run)
+    env_config = EnvConfig(
+        image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical(),
+        action_repeat=schedule.action_repeat,
+    )
+    eval_seeds = eval_episode_seeds(run.eval_episodes)
+    baselines = _measure_baselines(run, env_config, eval_seeds, baselines_dir)
     env = make_env(run.env, env_config)
     eval_env = make_env(run.env, env_config)
+    tensorboard = None
     try:
         torch.manual_seed(run.seed)
         candidates = _instruction_candidates(run, env)
         lang_dim = encoders.embed(run.text_encoder, candidates[0]).shape[0]
         agent, pretrained = _build_agent(run, env, lang_dim)
-        agent_config = agent.config
-        train_ratio = agent_config.train_ratio if run.train_ratio is None else run.train_ratio
-        batch_size = agent_config.batch_size if run.batch_size is None else run.batch_size
-        seq_len = agent_config.seq_len if run.seq_len is None else run.seq_len
-        if len(candidates) > 1 and len(candidates) * run.episode_length >= run.steps:
-            raise LampError(
-                f"--instruction auto spends {len(candidates)} episodes of {run.episode_length} steps, "
-                f"which leaves nothing of the {run.steps}-step budget; give more --steps"
-            )
-        if seq_len > run.episode_length + 1:
-            raise LampError(
-                f"training sequences of {seq_len} steps do not fit {run.episode_length}-step episodes; "
-                f"pass --seq-len {run.episode_length + 1} or less"
-            )
-        replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=seq_len, seed=run.seed)
-        eval_seeds = eval_episode_seeds(run.eval_episodes)
+        replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=schedule.seq_len, seed=run.seed)
         writer.begin(
             {
                 "pretrained": pretrained,
-                "agent_config": agent_config.to_dict(),
-                "train_ratio": train_ratio,
-                "batch_size": batch_size,
-                "seq_len": seq_len,
+                "agent_config": agent.config.to_dict(),
+                "schedule": dataclasses.asdict(schedule),
+                "updates_per_env_step": schedule.updates_per_env_step,
                 "eval_seeds": eval_seeds,
                 "train_seed_rule": TRAIN_SEED_RULE,
                 "env_config": env_config.to_dict(),
                 "env_spec": env.spec_dict() if hasattr(env, "spec_dict") else {"name": run.env},
+                "baselines": baselines,
                 "trainable_parameters": sum(p.numel() for p in agent.nets.parameters() if p.requires_grad),
             }
         )
-        loop = _TrainingLoop(run, agent, env, replay, train_ratio, batch_size, advance)
+        from torch.utils.tensorboard import SummaryWriter
+
+        tensorboard = SummaryWriter(str(writer.folder / TENSORBOARD_DIR))
+        loop = _TrainingLoop(run, agent, env, replay, schedule, advance)
         instruction, tried = loop.choose_instruction(candidates, encoders)
         lang = encoders.embed(run.text_encoder, instruction)
         writer.info.update(instruction_used=instruction, instructions_tried=tried)
         frames: list[np.ndarray] = []
-        writer.log(evaluate(agent, eval_env, lang, loop.env_steps, eval_seeds, frames=frames if loop.env_steps >= run.steps else None))
+
+        def evaluate_now(at_end: bool) -> None:
+            evaluation = evaluate(agent, eval_env, lang, loop.env_steps, eval_seeds, frames=frames if at_end else None)
+            writer.log(evaluation)
+            tensorboard.add_scalar("eval/success_rate", evaluation.success_rate, loop.env_steps)
+            tensorboard.add_scalar("eval/return_mean", evaluation.return_mean, loop.env_steps)
+            period = loop.flush_metrics()
+            if period is not None:
+                writer.log_training(period)
+                for name, value in period.items():
+                    if name != "step" and value is not None:
+                        tensorboard.add_scalar(f"train/{name}", value, loop.env_steps)
+            tensorboard.flush()
+
+        evaluate_now(loop.env_steps >= run.steps)
+        next_eval = (loop.env_steps // run.eval_every + 1) * run.eval_every
         while loop.env_steps < run.steps:
             loop.step(lang)
             at_end = loop.env_steps >= run.steps
-            if at_end or loop.env_steps % run.eval_every == 0:
-                writer.log(evaluate(agent, eval_env, lang, loop.env_steps, eval_seeds, frames=frames if at_end else None))
+            if at_end or loop.env_steps >= next_eval:
+                evaluate_now(at_end)
+                next_eval = (loop.env_steps // run.eval_every + 1) * run.eval_every
+        tensorboard.close()
         write_rollout_gif(writer.folder / ROLLOUT_GIF, frames, run.gif_frames)
         if save_agent:
             agent.save(writer.folder / "agent")
@@ -495,10 +591,13 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             "train_episodes": loop.episodes,
             "train_seeds": loop.seeds_used,
             "updates": loop.updates,
+            "wall_seconds": round(time.perf_counter() - started, 1),
         }
         folder = writer.finish(summary)
         return RunResult(run, folder, False, summary["final_success_rate"], instruction, summary)
     finally:
+        if tensorboard is not None:
+            tensorboard.close()
         env.close()
         eval_env.close()
 
@@ -519,11 +618,16 @@ def _instruction_candidates(run: RunConfig, env: Any) -> tuple[str, ...]:
 
 
 class _TrainingLoop:
-    """Steps one training env, fills the replay with whole episodes and trains at a fixed ratio."""
+    """Steps one training env, fills the replay with whole episodes and trains on a schedule.
 
-    def __init__(self, run: RunConfig, agent: Any, env: Any, replay: Any, train_ratio: float, batch_size: int, advance: Any):
+    The first ``prefill`` env steps take uniformly random actions; once they are done and an
+    episode is in the replay, ``initial_updates`` updates run at once, then every env step pays
+    for ``replay_ratio / (batch_size * seq_len)`` updates.
+    """
+
+    def __init__(self, run: RunConfig, agent: Any, env: Any, replay: Any, schedule: _Schedule, advance: Any):
         self.run, self.agent, self.env, self.replay = run, agent, env, replay
-        self.train_ratio, self.batch_size, self.advance = train_ratio, batch_size, advance
+        self.schedule, self.advance = schedule, advance
         self.env_steps = 0
         self.episodes = 0
         self.updates = 0
@@ -532,6 +636,11 @@ class _TrainingLoop:
         self._observation: dict[str, np.ndarray] | None = None
         self._carry = None
         self._has_data = False
+        self._initial_done = schedule.initial_updates == 0
+        self._random = np.random.default_rng(run.seed)
+        self._metric_sums: dict[str, float] = {}
+        self._period_updates = 0
+        self._period_returns: list[float] = []
         self.seeds_used: list[int] = []
         """Reset seed of every training episode begun."""
 
@@ -552,8 +661,9 @@ class _TrainingLoop:
                 self.agent, self.env, lang, self._next_seed(), explore=False
             )
             self._add_episode(recorder)
-            self.env_steps += len(recorder)
-            self.advance(len(recorder))
+            env_steps = min(len(recorder) * self.schedule.action_repeat, self.run.episode_length)
+            self.env_steps += env_steps
+            self.advance(env_steps)
             tried.append({"instruction": text, "return": result.ret, "success": result.success})
         best = max(tried, key=lambda entry: entry["return"])
         return str(best["instruction"]), tried
@@ -562,28 +672,57 @@ class _TrainingLoop:
         self.replay.add_episode(recorder.episode())
         self.episodes += 1
         self._has_data = True
+        self._period_returns.append(float(sum(recorder.rewards)))
+
+    def _train(self, lang: np.ndarray) -> None:
+        metrics = self.agent.train_step(_training_batch(self.replay, self.schedule.batch_size, lang), mode="finetune")
+        for name, value in metrics.items():
+            self._metric_sums[name] = self._metric_sums.get(name, 0.0) + float(value)
+        self._period_updates += 1
+        self.updates += 1
+
+    def flush_metrics(self) -> dict[str, Any] | None:
+        """Means of the training metrics since the last call, or None before anything happened."""
+        if not self._period_updates and not self._period_returns:
+            return None
+        record: dict[str, Any] = {
+            "step": self.env_steps, "updates": self.updates, "episodes": self.episodes,
+            "train_return_mean": float(np.mean(self._period_returns)) if self._period_returns else None,
+        }
+        if self._period_updates:
+            record.update({name: total / self._period_updates for name, total in sorted(self._metric_sums.items())})
+        self._metric_sums, self._period_updates, self._period_returns = {}, 0, []
+        return record
 
     def step(self, lang: np.ndarray) -> None:
-        """One env step, then the updates it pays for."""
+        """One agent decision (``action_repeat`` env steps), then the updates it pays for."""
         if self._observation is None:
             self._observation, _ = self.env.reset(seed=self._next_seed())
             self._recorder = _EpisodeRecorder(self._observation)
             self._carry = None
-        action, self._carry = self.agent.policy_step(self._observation, lang, carry=self._carry, explore=True)
+        if self.env_steps < self.schedule.prefill:
+            action = self._random.uniform(-1.0, 1.0, self.env.action_space.shape).astype(np.float32)
+        else:
+            action, self._carry = self.agent.policy_step(self._observation, lang, carry=self._carry, explore=True)
         observation, reward, terminated, truncated, info = self.env.step(action)
         self._recorder.add(action, observation, reward, info, terminated)
         self._observation = observation
-        self.env_steps += 1
-        self.advance(1)
+        taken = int(info.get("env_steps", 1))
+        self.env_steps += taken
+        self.advance(taken)
         if terminated or truncated:
             self._add_episode(self._recorder)
             self._observation = None
-        if self._has_data:
-            self._owed += self.train_ratio
-            while self._owed >= 1.0:
-                self.agent.train_step(_training_batch(self.replay, self.batch_size, lang), mode="finetune")
-                self._owed -= 1.0
-                self.updates += 1
+        if not self._has_data or self.env_steps < self.schedule.prefill:
+            return
+        if not self._initial_done:
+            self._initial_done = True
+            for _ in range(self.schedule.initial_updates):
+                self._train(lang)
+        self._owed += self.schedule.updates_per_env_step * taken
+        while self._owed >= 1.0:
+            self._train(lang)
+            self._owed -= 1.0
 
 
 def finetune(config: FinetuneConfig, progress: bool = True) -> list[RunResult]:
@@ -618,7 +757,8 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> list[RunResult]:
                 )
                 continue
             bar.describe(f"{run.method} · {run.task} · seed {run.seed}")
-            results.append(finetune_run(run, writer, encoders, advance=bar.advance, save_agent=config.save_agent))
+            results.append(finetune_run(run, writer, encoders, advance=bar.advance, save_agent=config.save_agent,
+                                        baselines_dir=Path(config.out) / BASELINES_DIR))
     return results
 
 

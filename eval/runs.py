@@ -8,6 +8,10 @@ Layout under a runs folder::
                      once finished, a summary (final success rate, area under the curve)
         log.jsonl    one line per evaluation: {"step", "success_rate", "return_mean",
                      "episodes": [{"seed", "return", "success", "length"}]}
+        train.jsonl  one line per evaluation period: {"step", "updates", "episodes",
+                     "train_return_mean", and the mean of every training metric of the
+                     period's updates (losses, actor entropy, imagined return...)}
+        tb/          the same training metrics and evaluations as TensorBoard scalars
         rollout.gif  frames of the last evaluation episode(s), small (at most ~60 frames)
 
 A run is written in a hidden staging folder ``.seed-<k>.partial`` and renamed into place when
@@ -33,6 +37,8 @@ from lamp_data.schema import RUN_FORMAT_VERSION
 
 RUN_INFO = "run.json"
 RUN_LOG = "log.jsonl"
+TRAIN_LOG = "train.jsonl"
+TENSORBOARD_DIR = "tb"
 ROLLOUT_GIF = "rollout.gif"
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
@@ -87,8 +93,14 @@ class RunConfig:
     """Env steps per episode."""
     preset: str
     """Agent preset for scratch runs (a pretrained run keeps its checkpoint's config)."""
-    train_ratio: float | None = None
-    """Gradient updates per env step; None keeps the agent config's."""
+    replay_ratio: float | None = None
+    """Replayed steps per env step; None keeps the agent config's."""
+    action_repeat: int | None = None
+    """Env steps per agent decision; None keeps the agent config's."""
+    prefill: int | None = None
+    """Random-action env steps that open the run; None keeps the agent config's."""
+    initial_updates: int | None = None
+    """Updates run once the prefill is done; None keeps the agent config's."""
     batch_size: int | None = None
     """Sequences per update; None keeps the agent config's."""
     seq_len: int | None = None
@@ -262,6 +274,7 @@ class RunWriter:
         self.final = run_folder(out, config)
         self.staging = staging_folder(self.final)
         self.evaluations: list[Evaluation] = []
+        self.training: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}
 
     @property
@@ -292,6 +305,7 @@ class RunWriter:
             shutil.rmtree(self.staging)
         self.staging.mkdir(parents=True)
         self.evaluations = []
+        self.training = []
         self.info = {
             "format_version": RUN_FORMAT_VERSION,
             "status": STATUS_RUNNING,
@@ -311,6 +325,13 @@ class RunWriter:
         with atomic_open(self.staging / RUN_LOG) as handle:
             for line in self.evaluations:
                 handle.write(json.dumps(line.to_dict(), sort_keys=True) + "\n")
+
+    def log_training(self, record: dict[str, Any]) -> None:
+        """Append one period's training metrics to ``train.jsonl`` (replaced whole, atomically)."""
+        self.training.append(record)
+        with atomic_open(self.staging / TRAIN_LOG) as handle:
+            for line in self.training:
+                handle.write(json.dumps(line, sort_keys=True) + "\n")
 
     def finish(self, summary: dict[str, Any]) -> Path:
         """Mark the run finished with ``summary`` and move it into place; returns its folder."""

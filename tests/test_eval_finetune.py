@@ -40,7 +40,7 @@ def _config(out, inits, **changes):
     values = dict(
         tasks=("reach-dummy",), inits=tuple(str(init) for init in inits), out=str(out), seeds=(0,), steps=10,
         eval_every=5, eval_episodes=2, env="dummy", image_size=16, episode_length=5, preset="tiny",
-        train_ratio=0.2, batch_size=2, seq_len=5,
+        replay_ratio=2.0, batch_size=2, seq_len=5,
     )
     values.update(changes)
     return FinetuneConfig(**values)
@@ -189,3 +189,44 @@ def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_
         finetune(_config(tmp_path / "short", ["scratch"], tasks=("door-close",), env=None, instruction="auto",
                          steps=3, episode_length=3, seq_len=4), progress=False)
     assert not (tmp_path / "short").exists()
+
+
+def test_schedule_counts_env_steps_with_action_repeat_prefill_and_replay_ratio(tmp_path):
+    from lamp_eval.runs import TRAIN_LOG
+
+    config = _config(tmp_path, ["scratch"], steps=20, replay_ratio=2.0, batch_size=2, seq_len=3, action_repeat=2,
+                     prefill=10, initial_updates=3)
+    [result] = finetune(config, progress=False)
+    info = json.loads((result.folder / RUN_INFO).read_text())
+    assert info["env_config"]["action_repeat"] == 2 and info["schedule"]["prefill"] == 10
+    assert info["updates_per_env_step"] == pytest.approx(2.0 / 6)
+    # no update during the prefill, then the burst, then one update per 3 env steps
+    assert abs(info["summary"]["updates"] - (3 + (20 - 10) // 3)) <= 1, info["summary"]
+    assert info["summary"]["env_steps"] == 20
+    assert [json.loads(line)["step"] for line in (result.folder / RUN_LOG).read_text().splitlines()] == [0, 5, 10, 15, 20]
+    # every training episode holds ceil(5 / 2) = 3 decisions
+    training = [json.loads(line) for line in (result.folder / TRAIN_LOG).read_text().splitlines()]
+    assert [line["step"] for line in training] == [5, 10, 15, 20]
+    assert training[0]["updates"] == 0 and "actor_entropy" not in training[0]
+    assert training[-1]["updates"] == info["summary"]["updates"]
+    for name in ("actor_entropy", "model_loss", "reward_excess", "critic_loss", "imagined_return"):
+        assert np.isfinite(training[-1][name]), name
+    assert list((result.folder / "tb").glob("events.out.tfevents.*"))
+
+
+def test_runs_store_the_tasks_random_and_expert_baselines(finished):
+    _, results = finished
+    info = json.loads((results[0].folder / RUN_INFO).read_text())
+    baselines = info["baselines"]
+    assert baselines["seeds"] == info["eval_seeds"] and baselines["env_config"]["action_repeat"] == 1
+    assert np.isfinite(baselines["random"]["return_mean"])
+
+
+def test_a_replay_ratio_of_zero_is_refused(tmp_path):
+    from lamp_cli.eval import main
+
+    for flag, value in (("--replay-ratio", "0"), ("--action-repeat", "0"), ("--prefill", "-1")):
+        result = CliRunner().invoke(main, ["finetune", "--task", "reach-dummy", "--env", "dummy", "--init", "scratch",
+                                           flag, value, "--out", str(tmp_path / "runs")])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "runs").exists()

@@ -53,7 +53,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
               help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
 @click.option("--action-repeat", type=int, default=None, help="Env steps per agent decision (default: the agent config's).")
 @click.option("--prefill", type=int, default=None, help="Random-action env steps that open each run (default: the agent config's).")
-@click.option("--initial-updates", type=int, default=None, help="Updates once the prefill is done (default: the agent config's).")
+@click.option("--initial-updates", type=int, default=None, help="World-model updates once the prefill is done (default: the agent config's).")
 @click.option("--batch-size", type=int, default=None, help="Sequences per update (default: the agent config's).")
 @click.option("--seq-len", type=int, default=None, help="Steps per sequence (default: the agent config's).")
 @click.option("--text-encoder", default="minilm", show_default=True, help="'minilm' or a local model folder.")

@@ -621,8 +621,8 @@ class _TrainingLoop:
     """Steps one training env, fills the replay with whole episodes and trains on a schedule.
 
     The first ``prefill`` env steps take uniformly random actions; once they are done and an
-    episode is in the replay, ``initial_updates`` updates run at once, then every env step pays
-    for ``replay_ratio / (batch_size * seq_len)`` updates.
+    episode is in the replay, ``initial_updates`` world-model updates run at once, then every env
+    step pays for ``replay_ratio / (batch_size * seq_len)`` updates of the whole agent.
     """
 
     def __init__(self, run: RunConfig, agent: Any, env: Any, replay: Any, schedule: _Schedule, advance: Any):
@@ -638,7 +638,7 @@ class _TrainingLoop:
         self._has_data = False
         self._initial_done = schedule.initial_updates == 0
         self._random = np.random.default_rng(run.seed)
-        self._metric_sums: dict[str, float] = {}
+        self._metric_sums: dict[str, tuple[float, int]] = {}
         self._period_updates = 0
         self._period_returns: list[float] = []
         self.seeds_used: list[int] = []
@@ -674,10 +674,12 @@ class _TrainingLoop:
         self._has_data = True
         self._period_returns.append(float(sum(recorder.rewards)))
 
-    def _train(self, lang: np.ndarray) -> None:
-        metrics = self.agent.train_step(_training_batch(self.replay, self.schedule.batch_size, lang), mode="finetune")
+    def _train(self, lang: np.ndarray, policy: bool = True) -> None:
+        batch = _training_batch(self.replay, self.schedule.batch_size, lang)
+        metrics = self.agent.train_step(batch, mode="finetune", policy=policy)
         for name, value in metrics.items():
-            self._metric_sums[name] = self._metric_sums.get(name, 0.0) + float(value)
+            total, count = self._metric_sums.get(name, (0.0, 0))
+            self._metric_sums[name] = (total + float(value), count + 1)
         self._period_updates += 1
         self.updates += 1
 
@@ -690,7 +692,7 @@ class _TrainingLoop:
             "train_return_mean": float(np.mean(self._period_returns)) if self._period_returns else None,
         }
         if self._period_updates:
-            record.update({name: total / self._period_updates for name, total in sorted(self._metric_sums.items())})
+            record.update({name: total / count for name, (total, count) in sorted(self._metric_sums.items())})
         self._metric_sums, self._period_updates, self._period_returns = {}, 0, []
         return record
 
@@ -718,7 +720,7 @@ class _TrainingLoop:
         if not self._initial_done:
             self._initial_done = True
             for _ in range(self.schedule.initial_updates):
-                self._train(lang)
+                self._train(lang, policy=False)
         self._owed += self.schedule.updates_per_env_step * taken
         while self._owed >= 1.0:
             self._train(lang)

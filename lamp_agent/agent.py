@@ -295,7 +295,7 @@ class Agent:
             nn.utils.clip_grad_norm_(parameters, clip)
             optimizer.step()
 
-    def train_step(self, batch: dict[str, torch.Tensor], *, mode: str = "pretrain") -> dict[str, float]:
+    def train_step(self, batch: dict[str, torch.Tensor], *, mode: str = "pretrain", policy: bool = True) -> dict[str, float]:
         """One update of every part of the agent on a batch of sequences.
 
         Args:
@@ -303,6 +303,9 @@ class Agent:
                 ``lang`` float32 ``[B, lang_dim]``. Pretraining reads ``vlm_reward``,
                 finetuning reads ``reward``.
             mode: ``pretrain`` or ``finetune``.
+            policy: Also update actor and critic; False trains the world model (and ensemble)
+                alone, as the initial updates on prefill data do, so the policy does not chase
+                a model that has not yet learned what actions do.
 
         Returns:
             Scalar metrics (losses, rewards in imagination, entropy).
@@ -314,11 +317,11 @@ class Agent:
         if missing:
             raise LampError(f"training batch lacks {', '.join(missing)} (mode {mode})")
         with self._random("train"), self._autocast():
-            metrics = self._train_step(batch, mode, target_key)
+            metrics = self._train_step(batch, mode, target_key, policy)
         self.step += 1
         return metrics
 
-    def _train_step(self, batch: dict[str, torch.Tensor], mode: str, target_key: str) -> dict[str, float]:
+    def _train_step(self, batch: dict[str, torch.Tensor], mode: str, target_key: str, policy: bool) -> dict[str, float]:
         config, nets, device = self.config, self.nets, self.device
         image = batch["image"].to(device)
         batch_size, length = image.shape[:2]
@@ -372,7 +375,8 @@ class Agent:
             self._clip_step("ensemble", ensemble_loss, config.model_grad_clip)
             metrics["ensemble_loss"] = ensemble_loss.item()
 
-        metrics.update(self._train_actor_critic({key: flat(value.detach()) for key, value in posterior.items()}, flat(lang_seq), mode))
+        if policy:
+            metrics.update(self._train_actor_critic({key: flat(value.detach()) for key, value in posterior.items()}, flat(lang_seq), mode))
         return metrics
 
     def _train_actor_critic(self, start: dict[str, torch.Tensor], lang: torch.Tensor, mode: str) -> dict[str, float]:

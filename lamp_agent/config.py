@@ -146,7 +146,8 @@ class AgentConfig:
     prefill: int = 0
     """Env steps of uniformly random actions that open a finetuning run (counted in its budget)."""
     initial_updates: int = 0
-    """Updates run at once when the prefill is done, before the replay ratio takes over."""
+    """World-model updates run at once when the prefill is done, before the replay ratio takes over
+    (the actor and critic wait until the model has seen the prefill data)."""
     reward_lang: bool = True
     """Condition the reward head on the prompt embedding (pretraining relabels rewards per prompt)."""
     mae_reward_weight: float = 1.0

@@ -307,3 +307,13 @@ def test_old_configs_convert_their_train_ratio_and_keep_their_reward_heads():
     for bad in ({"replay_ratio": 0.0}, {"action_repeat": 0}, {"prefill": -1}):
         with pytest.raises(LampError):
             load_preset("tiny", **bad)
+
+
+def test_world_model_only_updates_leave_actor_and_critic_alone(fixed_batch):
+    agent = Agent(load_preset("tiny"), **SIZES, seed=0)
+    before = {name: parameter.detach().clone() for name, parameter in agent.nets.named_parameters()}
+    metrics = agent.train_step(fixed_batch, policy=False)
+    changed = {name for name, parameter in agent.nets.named_parameters() if not torch.equal(before[name], parameter)}
+    assert "actor_loss" not in metrics and np.isfinite(metrics["model_loss"])
+    assert any(name.startswith("rssm.") for name in changed) and any(name.startswith("reward.") for name in changed)
+    assert not any(name.startswith(("actor.", "critic.", "slow_critic.")) for name in changed), sorted(changed)

@@ -16,7 +16,7 @@ import click
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
 @click.option("--rewards", required=True, help="Reward-set fingerprint (lamp-data info lists them).")
 @click.option("--steps", required=True, type=int, help="Total agent updates.")
-@click.option("--preset", type=click.Choice(["tiny", "small", "paper"]), default="tiny", show_default=True)
+@click.option("--preset", default="cpu", show_default=True, help="tiny | cpu | small | paper, or a YAML file of agent config fields.")
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=None, help="P2E share of the reward (preset default 0.9; 1 = pure Plan2Explore).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="Training precision instead of the preset's; bf16 autocasts forward passes (fast on CPUs with AMX or AVX512-BF16, and on recent GPUs).")

@@ -43,7 +43,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--instruction", default="", help="Instruction text, or 'auto' (default: the task's own).")
 @click.option("--eval-every", type=int, default=1000, show_default=True, help="Env steps between evaluations.")
 @click.option("--eval-episodes", type=int, default=10, show_default=True, help="Episodes per evaluation.")
-@click.option("--preset", default="tiny", show_default=True, help="Agent preset for scratch runs.")
+@click.option("--preset", default="cpu", show_default=True, help="Agent preset of scratch runs: tiny | cpu | small | paper, or a YAML file.")
 @click.option("--method", default=None, help="Method label instead of the one read from the checkpoint.")
 @click.option("--env-prefix", default="mw-", show_default=True, help="Env of task T is <prefix>T.")
 @click.option("--env", default=None, help="Env name for every task (e.g. dummy), instead of the prefix.")

@@ -59,7 +59,11 @@ class DemoConfig:
     finetune_steps: int = 800
     """Env steps of finetuning per run."""
     finetune_replay_ratio: float = 32.0
-    """Replayed steps per finetuning env step (one tiny update of 4 x 16 steps every 2 env steps)."""
+    """Replayed steps per finetuning env step (one 4 x 16-step update every 2 env steps)."""
+    finetune_prefill: int = 200
+    """Random-action env steps that open each finetuning run (the preset's would take the whole budget)."""
+    finetune_initial_updates: int = 50
+    """World-model updates once the prefill is done."""
     finetune_episode_length: int = 100
     """Env steps per finetuning episode."""
     eval_every: int = 200
@@ -70,7 +74,7 @@ class DemoConfig:
     """Finetuning seeds per method."""
     seed: int = 0
     """Seed of collection and pretraining."""
-    preset: str = "tiny"
+    preset: str = "cpu"
     """Agent preset."""
     agent_overrides: dict[str, Any] = field(default_factory=dict)
     """Agent config fields changed on top of the preset."""
@@ -194,7 +198,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
             tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
             steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
             image_size=config.image_size, episode_length=config.finetune_episode_length, preset=config.preset,
-            replay_ratio=config.finetune_replay_ratio,
+            replay_ratio=config.finetune_replay_ratio, prefill=config.finetune_prefill,
+            initial_updates=config.finetune_initial_updates,
         )
     )
     timings["finetune"] = time.perf_counter() - started

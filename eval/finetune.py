@@ -83,7 +83,7 @@ class FinetuneConfig:
     """Camera image side in pixels."""
     episode_length: int = 150
     """Env steps per episode."""
-    preset: str = "tiny"
+    preset: str = "cpu"
     """Agent preset of scratch runs."""
     method: str | None = None
     """Method label instead of the one derived from the checkpoint (only with one init)."""

@@ -16,7 +16,7 @@ import yaml
 
 from lamp_data.errors import LampError
 
-PRESETS = ("tiny", "small", "paper")
+PRESETS = ("tiny", "cpu", "small", "paper")
 """Names of the bundled presets."""
 
 FRONTENDS = ("cnn", "mwm")
@@ -237,11 +237,12 @@ def _upgrade(value: dict[str, Any]) -> dict[str, Any]:
 def load_preset(name: str, **overrides: Any) -> AgentConfig:
     """A bundled preset, or a YAML file of config fields, with ``overrides`` applied.
 
-    A file may start from a bundled preset with ``base: <preset>`` and change some fields;
-    the config's ``preset`` field then records the file's stem.
+    A preset may start from a bundled preset with ``base: <preset>`` and change some fields;
+    the config's ``preset`` field records the name given (a file's stem).
 
     Args:
-        name: A preset name from :data:`PRESETS`, or the path of a ``.yaml`` file.
+        name: A preset name from :data:`PRESETS` (``tiny`` for tests, ``cpu`` for CPU runs,
+            ``small``, ``paper`` for a GPU), or the path of a ``.yaml`` file.
         **overrides: Fields of :class:`AgentConfig` to change.
 
     Raises:
@@ -262,4 +263,6 @@ def load_preset(name: str, **overrides: Any) -> AgentConfig:
         raise LampError(f"unknown agent preset '{name}' (known: {', '.join(PRESETS)}, or a .yaml file)")
     text = resources.files("lamp_agent").joinpath("presets", f"{name}.yaml").read_text()
     values = yaml.safe_load(text) or {}
-    return AgentConfig.from_dict({**values, "preset": name, **overrides})
+    base = values.pop("base", None)
+    start = load_preset(str(base)).to_dict() if base else {}
+    return AgentConfig.from_dict({**start, **values, "preset": name, **overrides})

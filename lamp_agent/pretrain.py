@@ -56,8 +56,8 @@ class PretrainConfig:
     """Run folder for checkpoints, logs and cached prompt embeddings."""
     steps: int
     """Total agent updates (a resumed run stops at the same total)."""
-    preset: str = "tiny"
-    """Agent preset: tiny, small or paper."""
+    preset: str = "cpu"
+    """Agent preset: tiny, cpu, small, paper, or a YAML file of config fields."""
     alpha: float | None = None
     """P2E share of the reward (1: pure novelty, 0: pure VLM reward); None keeps the preset's 0.9."""
     device: str = "cpu"

@@ -14,7 +14,7 @@ def _micro() -> DemoConfig:
     return DemoConfig(
         showcase_steps=0, episodes=2, episode_length=20, workers=1, prompts="instructions",
         pretrain_steps=3, alphas=(0.9,), finetune_steps=40, finetune_episode_length=20,
-        eval_every=20, eval_episodes=1, seeds=(0,), image_size=32,
+        eval_every=20, eval_episodes=1, seeds=(0,), image_size=32, preset="tiny",
     )
 
 

@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), help="Held-out tasks.")
     parser.add_argument("--seeds", default="0,1,2", help="Run seeds, e.g. 0,1,2.")
     parser.add_argument("--init", default="scratch", help="'scratch' or a pretrained checkpoint folder.")
-    parser.add_argument("--preset", default="cpu", help="Agent preset of scratch runs.")
+    parser.add_argument("--preset", default="cpu", help="Agent preset of scratch runs (a name or a YAML file).")
+    parser.add_argument("--method", default=None,
+                        help="Leaderboard label of these runs (default: scratch, or the checkpoint's); lets one "
+                             "--out compare several presets against the 'scratch' runs.")
     parser.add_argument("--steps", type=int, default=20_000, help="Env steps per run.")
     parser.add_argument("--eval-every", type=int, default=2_000, help="Env steps between evaluations.")
     parser.add_argument("--eval-episodes", type=int, default=5, help="Episodes per evaluation.")
@@ -64,7 +67,9 @@ def run_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 "--eval-episodes", str(args.eval_episodes), "--out", str(args.out / "runs"),
                 "--device", args.device, "--threads", "1", "--no-progress", *shlex.split(args.extra),
             ]
-            commands.append((f"{task} seed {seed.strip()}", command))
+            if args.method:
+                command += ["--method", args.method]
+            commands.append((f"{args.method or args.init} {task} seed {seed.strip()}".replace("/", "_"), command))
     return commands
 
 
@@ -148,9 +153,14 @@ def write_reference(args: argparse.Namespace, wall_seconds: float) -> Path:
     from lamp_data.atomic import atomic_open, atomic_write_json
     from lamp_data.provenance import provenance
     from lamp_eval.report import ReportConfig, leaderboard, markdown_table
+    from lamp_eval.runs import find_runs
 
     result = leaderboard([args.out / "runs"], args.out / "report", ReportConfig(gifs=False))
     tasks = per_task_rows(args.out / "runs")
+    methods = "; ".join(sorted({
+        f"`{run.method}`: {'preset ' + Path(run.info['config']['preset']).stem if run.info['config']['init'] == 'scratch' else 'from ' + run.info['config']['init']}"
+        for run in find_runs([args.out / "runs"])
+    }))
     lines = curve_lines(args.out / "runs")
     with atomic_open(args.out / "curves.jsonl") as handle:
         for line in lines:
@@ -180,7 +190,7 @@ def write_reference(args: argparse.Namespace, wall_seconds: float) -> Path:
     )
     text = f"""# Reference learning experiment
 
-Scratch agents (preset `{args.preset}`) on held-out tasks from pixels (`lamp-eval finetune` defaults:
+Agents ({methods}) on held-out tasks from pixels (`lamp-eval finetune` defaults:
 Meta-World, 64 px, canonical scene, 150-step episodes{f"; options `{args.extra}`" if args.extra else ""});
 {args.steps} env steps per run, evaluated every {args.eval_every} env
 steps on {args.eval_episodes} held-out seeds (the same for every run). Normalised return: 0 is a

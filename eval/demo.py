@@ -116,7 +116,30 @@ def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[s
         ),
         "reward model": f"{reward_model} (reward set {reward_set}, prompts '{config.prompts}')",
         "scale": SCALE_NOTE,
+        "reference": reference_summary(),
     }
+
+
+REFERENCE_SUMMARY = Path(__file__).resolve().parents[1] / "results" / "reference" / "summary.json"
+"""The committed reference experiment's numbers (``bench/learning.py``), in a source checkout."""
+
+
+def reference_summary(path: Path = REFERENCE_SUMMARY) -> str:
+    """One paragraph on the reference experiment, to read the demo's tiny numbers against."""
+    where = "results/reference/reference.md in the repository"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return f"the reference experiment (scratch agents at a CPU budget, 3 seeds per task) is {where}"
+    tasks = "; ".join(
+        f"{row['task']} ({row['method']}, {row['runs']} seeds): success IQM {row['success_iqm'][0]:.2f}, "
+        f"normalised return IQM {row['normalised_iqm'][0]:.2f} [{row['normalised_iqm'][1]:.2f}, {row['normalised_iqm'][2]:.2f}]"
+        for row in summary.get("tasks", []) if row.get("normalised_iqm")
+    )
+    return (
+        f"{where}: preset '{summary.get('preset')}', {summary.get('steps')} env steps per run, "
+        f"{summary.get('wall_minutes')} min on 2 CPU cores — {tasks}"
+    )
 
 
 def _stage(console: Any, number: int, title: str) -> float:

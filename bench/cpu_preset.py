@@ -172,6 +172,10 @@ def report(args: argparse.Namespace, found: dict[str, Path]) -> Path:
         f"| {row['final']:.3f} | {row['best']:.3f} | {_number(row['per_cpu_hour'], 3)} |"
         for row in rows
     )
+    notes = "\n".join(
+        f"- `{name}`: " + " ".join(line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#"))
+        for name, path in found.items() if any(line.startswith("#") for line in path.read_text().splitlines())
+    ) or "(none)"
     text = f"""# Experiments behind the `cpu` preset
 
 Scratch runs on `{args.task}` (64 px, canonical scene, 150-step episodes), seed {args.seed}, evaluated
@@ -186,6 +190,10 @@ machine's two cores); runs stopped before their budget come last, their numbers 
 {table}
 
 Curves: `curves.png`; every evaluation in `curves.jsonl`.
+
+## Notes on the candidates (the comments in their YAML files)
+
+{notes}
 """
     with atomic_open(args.out / "experiments.md") as handle:
         handle.write(text)

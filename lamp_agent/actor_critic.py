@@ -50,8 +50,8 @@ class Critic(nn.Module):
         return self.head(self.activation(self.body(inputs)))
 
     def value(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Expected value ``[...]``."""
-        return self.dist.mean(self(inputs))
+        """Expected value ``[...]``, from float32 logits (exact under bf16 autocast too)."""
+        return self.dist.mean(self(inputs).float())
 
     def reset_head(self) -> None:
         """A fresh zero-initialised output head (LAMP's linear probe for finetuning)."""

@@ -383,10 +383,6 @@ class Agent:
         config, nets = self.config, self.nets
         rssm, actor, critic = nets["rssm"], nets["actor"], nets["critic"]
 
-        def value(net: Critic, inputs: torch.Tensor) -> torch.Tensor:
-            # Float32 logits, so that under bf16 autocast the two-hot mean's softmax stays exact.
-            return net.dist.mean(net(inputs).float())
-
         with _frozen(rssm, nets["reward"], nets["continue"], nets["ensemble"], critic):
             latent = start
             feats, actions, entropies = [rssm.feat(latent)], [], []
@@ -403,7 +399,7 @@ class Agent:
             rewards = self.imagined_rewards(feats_stack, actions_stack, mode, lang)
             discount = config.discount * torch.sigmoid(nets["continue"](feats_stack[1:]).squeeze(-1).float())
             lang_h = lang.unsqueeze(0).expand(config.horizon + 1, -1, -1)
-            values = value(critic, torch.cat([feats_stack, lang_h], -1))
+            values = critic.value(torch.cat([feats_stack, lang_h], -1))
             returns = lambda_returns(rewards["reward"], values, discount, config.lambda_)
             weight = torch.cumprod(torch.cat([torch.ones_like(discount[:1]), discount[:-1]]), 0).detach()
             nets["return_scale"].update(returns)
@@ -414,7 +410,7 @@ class Agent:
         critic_in = torch.cat([feats_stack[:-1].detach(), lang_h[:-1]], -1)
         logits = critic(critic_in).float()
         with torch.no_grad():
-            slow_values = value(nets["slow_critic"], critic_in)
+            slow_values = nets["slow_critic"].value(critic_in)
         critic_loss = (weight * (critic.dist.loss(logits, returns.detach()) + critic.dist.loss(logits, slow_values))).mean()
         self._clip_step("critic", critic_loss, config.ac_grad_clip)
         with torch.no_grad():

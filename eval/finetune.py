@@ -368,6 +368,34 @@ def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int]
     return Evaluation.from_episodes(step, episodes)
 
 
+OPEN_LOOP_PNG = "open_loop.png"
+"""The world model's open-loop predictions at the end of a run (see :func:`open_loop_grid`)."""
+
+
+def open_loop_grid(agent: Any, replay: Any, lang: np.ndarray, sequences: int = 3) -> np.ndarray | None:
+    """The world model's open-loop predictions on the newest ``sequences`` training episodes
+    (:func:`lamp_agent.open_loop.open_loop_image`); None while no episode is long enough."""
+    from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
+
+    if replay.seq_len <= OPEN_LOOP_CONTEXT:
+        return None
+    try:
+        batch = _with_lang(replay.newest(sequences), lang)
+    except LampError:
+        return None
+    return open_loop_image(agent.open_loop(batch, OPEN_LOOP_CONTEXT))
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Save a uint8 ``[H, W, 3]`` image as PNG, atomically."""
+    import imageio.v3 as iio
+
+    from lamp_data.atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        iio.imwrite(temporary, image, extension=".png")
+
+
 def write_rollout_gif(path: Path, frames: list[np.ndarray], max_frames: int) -> None:
     """Save at most ``max_frames`` evenly spaced frames as a looping GIF, atomically."""
     import imageio.v3 as iio
@@ -456,11 +484,16 @@ def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
 
 
 def _training_batch(replay: Any, batch_size: int, lang: np.ndarray) -> dict[str, Any]:
+    return _with_lang(replay.sample(batch_size), lang)
+
+
+def _with_lang(batch: dict[str, Any], lang: np.ndarray) -> dict[str, Any]:
+    """A replay batch with the instruction's embedding as ``lang`` ``[B, L]``."""
     import torch
 
-    batch = replay.sample(batch_size)
     batch = {key: torch.as_tensor(value) for key, value in batch.items()}
-    batch["lang"] = torch.as_tensor(lang, dtype=torch.float32).unsqueeze(0).expand(batch_size, -1).contiguous()
+    count = next(iter(batch.values())).shape[0]
+    batch["lang"] = torch.as_tensor(lang, dtype=torch.float32).unsqueeze(0).expand(count, -1).contiguous()
     return batch
 
 
@@ -559,6 +592,11 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             writer.log(evaluation)
             tensorboard.add_scalar("eval/success_rate", evaluation.success_rate, loop.env_steps)
             tensorboard.add_scalar("eval/return_mean", evaluation.return_mean, loop.env_steps)
+            grid = open_loop_grid(agent, replay, lang)
+            if grid is not None:
+                tensorboard.add_image("world_model/open_loop", grid, loop.env_steps, dataformats="HWC")
+                if at_end:
+                    write_png(writer.folder / OPEN_LOOP_PNG, grid)
             period = loop.flush_metrics()
             if period is not None:
                 writer.log_training(period)

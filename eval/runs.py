@@ -11,7 +11,9 @@ Layout under a runs folder::
         train.jsonl  one line per evaluation period: {"step", "updates", "episodes",
                      "train_return_mean", and the mean of every training metric of the
                      period's updates (losses, actor entropy, imagined return...)}
-        tb/          the same training metrics and evaluations as TensorBoard scalars
+        tb/          the same training metrics and evaluations as TensorBoard scalars, and the
+                     world model's open-loop predictions at every evaluation
+        open_loop.png  the last of those: true frames, predicted frames and their difference
         rollout.gif  frames of the last evaluation episode(s), small (at most ~60 frames)
 
 A run is written in a hidden staging folder ``.seed-<k>.partial`` and renamed into place when

@@ -426,6 +426,47 @@ class Agent:
             metrics["intrinsic_reward"] = rewards["intrinsic"].mean().item()
         return metrics
 
+    @torch.no_grad()
+    def open_loop(self, batch: dict[str, torch.Tensor], context: int) -> dict[str, np.ndarray]:
+        """Dreamer's check of a world model: filter the first ``context`` frames of each sequence,
+        then predict the rest from the recorded actions alone, and decode every step.
+
+        Sampling runs on a fixed seed of its own, so calling this changes no random stream of
+        the agent's and leaves its training exactly as it would be without.
+
+        Args:
+            batch: ``[B, L, ...]`` sequences with ``image``, ``state``, ``action``, ``is_first`` and ``lang``.
+            context: Steps observed before the model runs open loop (at least 1, below ``L``).
+
+        Returns:
+            uint8 ``[B, L, H, W, 3]`` arrays: ``truth``, ``model`` (the decoded prediction) and
+            ``error`` (their absolute difference).
+        """
+        nets, device = self.nets, self.device
+        image = batch["image"].to(device)
+        batch_size, length = image.shape[:2]
+        if not 1 <= context < length:
+            raise LampError(f"open-loop context must be between 1 and {length - 1}, got {context}")
+        lang = batch["lang"].to(device).float().unsqueeze(1).expand(-1, length, -1)
+        flat = lambda value: value.reshape(batch_size * length, *value.shape[2:])  # noqa: E731
+        frontend, rssm = nets["frontend"], nets["rssm"]
+        action = batch["action"].to(device).float()
+        devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            observed = frontend.observe(flat(image), flat(batch["state"].to(device).float()), flat(lang))
+            embed = frontend.embed(observed).view(batch_size, length, -1)
+            posterior, _ = rssm.observe(embed[:, :context], action[:, :context], batch["is_first"].to(device).bool()[:, :context])
+            state = {key: value[:, -1] for key, value in posterior.items()}
+            feats = [rssm.feat(posterior)]
+            for step in range(context, length):
+                state = rssm.img_step(state, action[:, step])
+                feats.append(rssm.feat(state).unsqueeze(1))
+            predicted = frontend.decode_image(torch.cat(feats, 1).flatten(0, 1)).view(batch_size, length, *image.shape[2:])
+        truth = image.float() / 255.0
+        as_uint8 = lambda value: (value * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()  # noqa: E731
+        return {"truth": as_uint8(truth), "model": as_uint8(predicted), "error": as_uint8((truth - predicted).abs())}
+
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Write a checkpoint folder (config.json, weights.safetensors, training state)."""

@@ -52,6 +52,10 @@ class CnnFrontend(nn.Module):
         state_loss = (self.state_decoder(feat) - symlog(observed["state"])).square().sum(-1)
         return {"image": image_loss, "state": state_loss}
 
+    def decode_image(self, feat: torch.Tensor) -> torch.Tensor:
+        """The frames ``[N, H, W, 3]`` (floats in [0, 1]) that model features ``[N, feat_dim]`` predict."""
+        return (self.image_decoder(feat) + 0.5).clamp(0, 1).movedim(-3, -1)
+
     def representation_parameters(self) -> list[nn.Parameter]:
         """Parameters trained by a separate objective (none: the CNN learns with the world model)."""
         return []

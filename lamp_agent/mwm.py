@@ -86,6 +86,15 @@ class MaskedAutoencoder(nn.Module):
         pixels = pixels.view(count, 3, grid, patch, grid, patch).permute(0, 2, 4, 3, 5, 1)
         return pixels.reshape(count, grid * grid, patch * patch * 3)
 
+    def decode(self, encoded: torch.Tensor) -> torch.Tensor:
+        """Frames ``[N, 3, H, W]`` in [-0.5, 0.5] from the features of every token ``[N, 1 + P, width]``
+        (what :meth:`encode` gives, or what the world model predicts of it)."""
+        decoded = self.decoder_norm(self.decoder(self.decoder_in(encoded) + self.decoder_position))
+        pixels = self.pixel_head(decoded[:, 1:])
+        grid, patch = self.grid, self.patch
+        image = pixels.view(-1, grid, grid, patch, patch, 3).permute(0, 5, 1, 3, 2, 4)
+        return image.reshape(-1, 3, grid * patch, grid * patch)
+
     def encode(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
         """Features of every token of the whole frame, ``[N, 1 + P, width]``."""
         return self.encoder_norm(self.encoder(self.tokens(image, state, lang)))
@@ -168,6 +177,12 @@ class MaskedWorldModelFrontend(nn.Module):
         feature_loss = (self.feature_decoder(feat) - target).square().sum(-1)
         state_loss = (self.state_decoder(feat) - symlog(observed["state"])).square().sum(-1)
         return {"features": feature_loss, "state": state_loss}
+
+    def decode_image(self, feat: torch.Tensor) -> torch.Tensor:
+        """The frames ``[N, H, W, 3]`` (floats in [0, 1]) that model features predict: the predicted
+        MAE features through the MAE's decoder."""
+        tokens = self.feature_decoder(feat).view(feat.shape[0], self.mae.num_tokens, -1)
+        return (self.mae.decode(tokens) + 0.5).clamp(0, 1).movedim(-3, -1)
 
     def representation_parameters(self) -> list[nn.Parameter]:
         """The MAE's parameters, trained by its own optimizer."""

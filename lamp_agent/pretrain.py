@@ -20,7 +20,8 @@ Run folder::
     lang/<hash>.npy                 the prompt set's text embeddings [P, 384], computed once
     checkpoints/step-<N>/           agent checkpoints (see lamp_agent.checkpoint)
     checkpoints/latest.json         which checkpoint is newest
-    tb/                             TensorBoard scalars
+    tb/                             TensorBoard scalars, and the world model's open-loop predictions
+                                    (true frames, predicted frames, error) at every checkpoint
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import numpy as np
 
 from lamp_agent.checkpoint import CHECKPOINTS_DIR, LATEST_FILE, latest_checkpoint
 from lamp_agent.config import load_preset
+from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError
@@ -333,6 +335,7 @@ def pretrain(
                     shuffle_buffer=4 * agent.config.batch_size,
                 )
                 bar.update(task, status="training")
+                batch = None
                 with Prefetcher(stream) as batches:
                     while agent.step < chunk_end:
                         batch = next(batches)
@@ -345,6 +348,9 @@ def pretrain(
                             writer.add_scalar("perf/data_wait_fraction", (wait_seconds + batches.wait_seconds) / max(elapsed, 1e-9), agent.step)
                         bar.update(task, completed=agent.step, status=f"model loss {metrics.get('model_loss', 0.0):.3f}")
                     wait_seconds += batches.wait_seconds
+                if batch is not None and agent.config.seq_len > OPEN_LOOP_CONTEXT:
+                    video = agent.open_loop({key: value[:3] for key, value in batch.items()}, OPEN_LOOP_CONTEXT)
+                    writer.add_image("world_model/open_loop", open_loop_image(video), agent.step, dataformats="HWC")
                 checkpoint = _save_checkpoint(agent, out, config.keep_checkpoints)
     finally:
         writer.close()

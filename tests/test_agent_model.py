@@ -317,3 +317,22 @@ def test_world_model_only_updates_leave_actor_and_critic_alone(fixed_batch):
     assert "actor_loss" not in metrics and np.isfinite(metrics["model_loss"])
     assert any(name.startswith("rssm.") for name in changed) and any(name.startswith("reward.") for name in changed)
     assert not any(name.startswith(("actor.", "critic.", "slow_critic.")) for name in changed), sorted(changed)
+
+
+@pytest.mark.parametrize("frontend", ["cnn", "mwm"])
+def test_open_loop_decodes_truth_and_prediction_without_touching_the_agents_randomness(fixed_batch, frontend):
+    from lamp_agent.open_loop import open_loop_image
+
+    agent = Agent(load_preset("tiny", frontend=frontend), **SIZES, seed=0)
+    twin = Agent(load_preset("tiny", frontend=frontend), **SIZES, seed=0)
+    video = agent.open_loop(fixed_batch, context=5)
+    assert set(video) == {"truth", "model", "error"}
+    assert video["model"].shape == video["truth"].shape == (4, 16, 16, 16, 3) and video["model"].dtype == np.uint8
+    np.testing.assert_array_equal(video["truth"], fixed_batch["image"].numpy())
+    np.testing.assert_array_equal(video["error"], np.abs(video["truth"].astype(int) - video["model"].astype(int)).astype(np.uint8))
+    image = open_loop_image(video, frames=8)
+    assert image.shape == (3 * 4 * 16, 8 * 16, 3)
+    # logging the check changes nothing the agent does next
+    assert agent.train_step(fixed_batch) == twin.train_step(fixed_batch)
+    with pytest.raises(LampError, match="context"):
+        agent.open_loop(fixed_batch, context=16)

@@ -83,6 +83,10 @@ def test_pretraining_collects_scored_shards_that_verify(data_copy, tmp_path):
     run_folder = tmp_path / "run"
     assert (run_folder / "checkpoints" / "step-00000004" / "config.json").is_file()
     assert list((run_folder / "tb").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_folder / "tb"), size_guidance={"images": 0}).Reload()
+    assert "world_model/open_loop" in events.Tags()["images"]  # the world model's open-loop check
     with pytest.raises(LampError, match="pass --resume"):
         run(data_copy, run_folder, steps=6, collect_every=2)
 

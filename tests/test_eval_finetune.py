@@ -230,3 +230,14 @@ def test_a_replay_ratio_of_zero_is_refused(tmp_path):
                                            flag, value, "--out", str(tmp_path / "runs")])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_runs_leave_the_world_models_open_loop_predictions(tmp_path):
+    from lamp_eval.finetune import OPEN_LOOP_PNG
+
+    config = _config(tmp_path, ["scratch"], steps=20, episode_length=10, seq_len=8, replay_ratio=8.0)
+    [result] = finetune(config, progress=False)
+    import imageio.v3 as iio
+
+    image = iio.imread(result.folder / OPEN_LOOP_PNG)
+    assert image.shape == (3 * 2 * 16, 8 * 16, 3)  # 2 episodes held: truth, model, error rows each

@@ -66,6 +66,16 @@ class EpisodeReplay:
         while self._steps > self.capacity_steps and len(self._episodes) > 1:
             self._steps -= len(self._episodes.popleft()[schema.IS_FIRST])
 
+    def newest(self, count: int) -> dict[str, torch.Tensor]:
+        """The first ``seq_len`` frames of each of the newest ``count`` episodes long enough, as a
+        batch (fewer when fewer are held). Draws no random number, so it can be called for logging
+        without changing what :meth:`sample` returns later."""
+        chosen = [episode for episode in reversed(self._episodes) if len(episode[schema.IS_FIRST]) >= self.seq_len][:count]
+        if not chosen:
+            raise LampError(f"replay holds no episode of at least {self.seq_len} frames yet")
+        keys = [key for key in chosen[0] if all(key in episode for episode in chosen)]
+        return {key: torch.from_numpy(np.stack([episode[key][: self.seq_len] for episode in chosen])) for key in keys}
+
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """A batch of ``batch_size`` windows, each drawn uniformly over all valid start frames."""
         counts = np.array([max(len(e[schema.IS_FIRST]) - self.seq_len + 1, 0) for e in self._episodes], np.int64)

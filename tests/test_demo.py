@@ -23,7 +23,7 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
     summary = run_demo(tmp_path / "demo", _micro())
     again = run_demo(tmp_path / "demo", _micro())
     out = tmp_path / "demo"
-    assert summary["reward_set"].startswith("r3m-") and summary["reward_model"].endswith("model.pt")
+    assert summary["reward_set"].startswith("r3m-") and summary["reward_model"] == DEFAULT_REWARD_MODEL
     assert (out / "data" / "rewards" / summary["reward_set"] / "info.json").is_file()
     board = json.loads((out / "report" / "leaderboard.json").read_text())
     assert sorted(row["method"] for row in board["rows"]) == ["lamp[" + summary["reward_set"] + ",instructions]", "scratch"]
@@ -39,12 +39,13 @@ def test_demo_runs_every_stage_and_resumes(tmp_path):
 def test_demo_refuses_a_missing_reward_model(tmp_path, monkeypatch):
     import lamp_eval.demo as demo
     from lamp_data.errors import LampError
+    from lamp_data.vlm import shipped_model_path
 
-    monkeypatch.setattr(demo, "DEFAULT_REWARD_MODEL", tmp_path / "absent" / "model.pt")
-    with pytest.raises(LampError, match="in-domain reward model is missing"):
+    assert shipped_model_path(DEFAULT_REWARD_MODEL).is_file()
+    monkeypatch.setattr("lamp_data.vlm.shipped.MODELS_ROOT", tmp_path / "absent")
+    with pytest.raises(LampError, match=f"shipped reward model '{DEFAULT_REWARD_MODEL}' is missing from this install"):
         demo.run_demo(tmp_path / "out", _micro())
     assert not (tmp_path / "out").exists()
-    assert DEFAULT_REWARD_MODEL.is_file()
 
 
 def test_demo_report_cites_the_reference_experiment(tmp_path):

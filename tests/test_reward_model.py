@@ -235,7 +235,9 @@ def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, tra
 def test_the_committed_model_loads_and_matches_its_card():
     from lamp_data.vlm import load_reward_model
 
-    folder = Path(__file__).resolve().parent.parent / "models" / "lamp-r3m-metaworld"
+    from lamp_data.vlm import shipped_model_path
+
+    folder = shipped_model_path("lamp-r3m-metaworld").parent
     path = folder / "model.pt"
     size = sum(file.stat().st_size for file in folder.rglob("*") if file.is_file())
     assert size <= 20 * 2**20

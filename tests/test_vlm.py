@@ -1,5 +1,7 @@
 """Reward models: tiny random models saved in the real formats and loaded through the real path."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +148,42 @@ def test_every_registered_family_scores_through_make_scorer(models):
         assert scorer.info["prompt_set"]["count"] == 3 and scorer.info["provenance"]["model_spec"] == spec
         with pytest.raises(LampError, match="uint8"):
             scorer.score(frames(2).astype(np.float32))
+
+
+def test_a_shipped_name_loads_the_same_model_as_its_path(models, tmp_path, monkeypatch):
+    import shutil
+
+    from lamp_data.vlm import shipped_model_path
+
+    name = "lamp-r3m-metaworld"
+    path = tmp_path / name / "model.pt"
+    path.parent.mkdir()
+    shutil.copy(models["r3m"], path)
+    monkeypatch.setattr("lamp_data.vlm.shipped.MODELS_ROOT", tmp_path)
+    assert shipped_model_path(name) == path
+    specs = [name, f"r3m:{name}", f"r3m:{path}"]
+    scorers = [make_scorer(spec, PROMPTS) for spec in specs]
+    assert len({scorer.fingerprint for scorer in scorers}) == 1
+    assert [scorer.info["provenance"]["model_spec"] for scorer in scorers] == specs
+    np.testing.assert_array_equal(scorers[0].score(frames()), scorers[2].score(frames()))
+    standardized = load_reward_model(f"{name}?standardize=1")
+    assert standardized.standardize and standardized.spec() != scorers[0].reward_model.spec()
+
+    with pytest.raises(LampError, match=f"unknown shipped reward model 'nope' \\(known: {name}\\)"):
+        shipped_model_path("nope")
+    with pytest.raises(LampError, match=f"or name a shipped model \\({name}\\)"):
+        load_reward_model("nope")
+    with pytest.raises(LampError, match=f"one of: resnet18, resnet34, resnet50, {name}"):
+        load_reward_model("r3m:nope")
+    path.unlink()
+    with pytest.raises(LampError, match=f"'{name}' is missing from this install"):
+        load_reward_model(name)
+
+
+def test_the_in_domain_model_is_shipped_in_the_package():
+    import lamp_data
+    from lamp_data.vlm import shipped_model_path
+
+    path = shipped_model_path("lamp-r3m-metaworld")
+    assert path.is_file() and path.is_relative_to(Path(lamp_data.__file__).parent)
+    assert (path.parent / "model_card.md").is_file() and (path.parent / "README.md").is_file()

@@ -3,6 +3,8 @@
 ``load_reward_model("r3m:resnet50")``, ``load_reward_model("r3m:/path/model.pt")``,
 ``load_reward_model("clip:openai/clip-vit-base-patch32")``, ``load_reward_model("clip:/local/dir")``.
 The part before the colon picks the family in :data:`REWARD_MODELS`; the rest is passed on.
+A model shipped with the package loads by its name alone, ``load_reward_model("lamp-r3m-metaworld")``
+(the same as ``"r3m:lamp-r3m-metaworld"``); :func:`shipped_model_path` gives its file.
 """
 
 from lamp_data.vlm.base import (
@@ -11,5 +13,6 @@ from lamp_data.vlm.base import (
     load_reward_model,
     reward_fingerprint,
 )
+from lamp_data.vlm.shipped import shipped_model_path
 
-__all__ = ["REWARD_MODELS", "RewardModel", "load_reward_model", "reward_fingerprint"]
+__all__ = ["REWARD_MODELS", "RewardModel", "load_reward_model", "reward_fingerprint", "shipped_model_path"]

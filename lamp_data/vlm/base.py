@@ -17,6 +17,7 @@ import numpy as np
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
 from lamp_data.registry import Registry
+from lamp_data.vlm.shipped import SHIPPED_MODELS
 
 
 class RewardModel(abc.ABC):
@@ -118,10 +119,16 @@ REWARD_MODELS.register("clip", "lamp_data.vlm.clip:load_clip", description="CLIP
 
 
 def load_reward_model(spec: str, device: str = "cpu") -> RewardModel:
-    """Load a reward model from ``"family:argument"`` (see the module docstring)."""
+    """Load a reward model from ``"family:argument"`` or a shipped model's name (see the module docstring)."""
     family, separator, argument = spec.partition(":")
-    if not separator or not argument:
-        raise LampError(f"reward model spec '{spec}' must look like 'family:name-or-path' (families: {', '.join(REWARD_MODELS.names())})")
+    shipped = SHIPPED_MODELS.get(spec.partition("?")[0]) if not separator else None
+    if shipped is not None:
+        family, argument = shipped.family, spec
+    elif not separator or not argument:
+        raise LampError(
+            f"reward model spec '{spec}' must look like 'family:name-or-path' (families: {', '.join(REWARD_MODELS.names())}) "
+            f"or name a shipped model ({', '.join(sorted(SHIPPED_MODELS))})"
+        )
     return REWARD_MODELS.create(family, argument, device)
 
 

@@ -24,7 +24,9 @@ The first linear layer splits into three matmuls, ``W [e_0, e_t, l] + b = W_0 e_
 frame; only the later layers run per (frame, prompt) pair.
 
 Spec strings: ``r3m:resnet50`` (also resnet18/34) reads ``~/.r3m/r3m_50/model.pt``, R3M's own
-cache (``$R3M_HOME`` overrides ``~/.r3m``); ``r3m:/path/model.pt`` reads that file. Options:
+cache (``$R3M_HOME`` overrides ``~/.r3m``); ``r3m:lamp-r3m-metaworld`` reads the model shipped with
+the package (:mod:`lamp_data.vlm.shipped`); ``r3m:/path/model.pt`` reads that file. Names come
+before paths: write ``r3m:./resnet50`` for a file called ``resnet50``. Options:
 ``?text=FOLDER`` takes the tokenizer (and, if the checkpoint lacks them, the text weights) from a
 local folder; ``?standardize=1`` standardises each prompt's rewards over the episode.
 """
@@ -52,6 +54,7 @@ from lamp_data.vlm.base import (
     state_dict_digest,
 )
 from lamp_data.vlm.resnet import TRUNKS, build_trunk, infer_trunk
+from lamp_data.vlm.shipped import SHIPPED_MODELS, shipped_model_path
 
 DISTILBERT = "distilbert"
 """Name of R3M's text encoder, ``distilbert-base-uncased`` from the Hugging Face cache."""
@@ -546,9 +549,12 @@ class R3MRewardModel(RewardModel):
 
 
 def load_r3m(argument: str, device: str = "cpu") -> R3MRewardModel:
-    """Factory for ``r3m:<resnet18|resnet34|resnet50|path>[?text=FOLDER&standardize=1]``."""
+    """Factory for ``r3m:<resnet18|resnet34|resnet50|shipped name|path>[?text=FOLDER&standardize=1]``."""
     target, options = split_spec_options(argument, SPEC_OPTIONS)
-    if target in CACHE_FOLDERS:
+    own_shipped = sorted(name for name, shipped in SHIPPED_MODELS.items() if shipped.family == "r3m")
+    if target in own_shipped:
+        path = shipped_model_path(target)
+    elif target in CACHE_FOLDERS:
         path = r3m_cache_path(target)
         if not path.is_file():
             raise LampError(
@@ -558,7 +564,7 @@ def load_r3m(argument: str, device: str = "cpu") -> R3MRewardModel:
     else:
         path = Path(target).expanduser()
         if not path.is_file():
-            known = ", ".join(CACHE_FOLDERS)
+            known = ", ".join([*CACHE_FOLDERS, *own_shipped])
             raise LampError(f"R3M checkpoint '{target}' does not exist (give a .pt file or one of: {known})")
     model, metadata = load_r3m_checkpoint(path, device, options.get("text") or None)
     return R3MRewardModel(model, str(path), parse_flag(options, "standardize"), metadata)

@@ -29,7 +29,7 @@ Objectives (R3M, Nair et al. 2022), on the first frame and frames ``s0 < s1 < s2
 The head's form is ``RewardModelTrainConfig.head`` (see ``lamp_data.vlm.r3m.HEADS``). With
 ``mlp-gain`` the reward is the MLP's value at ``e_t`` less its value at ``e_0``, so no prompt is
 favoured before anything happened; on held-out Meta-World tasks that is what let a trained model
-pick out an unseen task's instruction better than untrained ones (models/lamp-r3m-metaworld).
+pick out an unseen task's instruction better than untrained ones (lamp_data/models/lamp-r3m-metaworld).
 
 Each step's batch comes from ``(seed, step)`` alone and the optimizer state is saved with the
 weights, so training ``k`` steps, then resuming to ``2k``, gives the same parameters as
@@ -488,7 +488,7 @@ class _ProgressBar:
             return lambda record: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"), TimeRemainingColumn())
+        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"), TimeRemainingColumn(elapsed_when_finished=True))
         self.bar.start()
         task = self.bar.add_task("train", total=self.total, completed=self.done, losses="")
 

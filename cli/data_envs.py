@@ -45,7 +45,7 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
             task.instruction,
             ", ".join(task.objects),
         )
-    Console(width=160).print(table)
+    Console().print(table)
 
 
 @click.command()

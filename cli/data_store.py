@@ -3,7 +3,7 @@
 Examples::
 
     lamp-data collect --episodes 100 --out data/mw --workers 2 --policy noisy-expert --seed 0
-    lamp-data collect --episodes 200 --out data/mw --workers 2 --policy noisy-expert --seed 0   # extends
+    lamp-data collect --episodes 200 --out data/mw --workers 2   # extends it with its own settings
     lamp-data collect --env dummy --episodes 4 --out /tmp/tiny --episode-length 5 --image-size 16
     lamp-data collect --episodes 10000 --out /shared/mw --executor ray --address auto   # a Ray cluster
     lamp-data verify data/mw          # exit 0 ok, 1 damaged data, 2 bad input
@@ -17,23 +17,29 @@ import sys
 
 import click
 
+from lamp_data.errors import LampError
+
 DAMAGED = 1
 
 
 @click.command()
-@click.option("--env", "env_name", default=None, help="Registered env name (default: mw-pretrain).")
+@click.option("--env", "env_name", default=None, help="Registered env name (default: the dataset's, else mw-pretrain).")
 @click.option("--episodes", type=int, required=True, help="Total episodes the dataset should hold.")
 @click.option("--out", type=click.Path(), required=True, help="Dataset folder (resumed or extended if it exists).")
 @click.option("--workers", type=int, default=None,
               help="Worker processes (local, default 1) or Ray actors at once (ray, default one per cluster CPU slot).")
-@click.option("--policy", default="random", show_default=True, help="random | expert | noisy-expert.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed.")
-@click.option("--image-size", type=int, default=64, show_default=True, help="Camera image side in pixels.")
-@click.option("--episode-length", type=int, default=150, show_default=True, help="Env steps per episode.")
-@click.option("--action-repeat", type=int, default=1, show_default=True, help="Env steps per recorded step (the action is repeated).")
-@click.option("--shard-episodes", type=int, default=10, show_default=True, help="Episodes per shard.")
-@click.option("--canonical", is_flag=True, help="Turn domain randomization off.")
-@click.option("--noise", type=float, default=0.2, show_default=True, help="Action noise of noisy-expert.")
+@click.option("--policy", default=None,
+              help="random | expert | noisy-expert (default: the one the run recorded in the dataset, else random).")
+@click.option("--seed", type=int, default=None, help="Dataset seed (default: the dataset's, else 0).")
+@click.option("--image-size", type=int, default=None, help="Camera image side in pixels (default: the dataset's, else 64).")
+@click.option("--episode-length", type=int, default=None, help="Env steps per episode (default: the dataset's, else 150).")
+@click.option("--action-repeat", type=int, default=None,
+              help="Env steps per recorded step, the action repeated (default: the dataset's, else 1).")
+@click.option("--shard-episodes", type=int, default=None, help="Episodes per shard (default: the dataset's, else 10).")
+@click.option("--canonical/--randomized", default=None,
+              help="Turn domain randomization off or on (default: as the dataset has it, else on).")
+@click.option("--noise", type=float, default=None,
+              help="Action noise of noisy-expert (default: the one the run recorded in the dataset, else 0.2).")
 @click.option("--vlm", default=None, help="Reward model spec for inline rewards, e.g. r3m:/path/model.pt.")
 @click.option("--prompts", "prompt_set", default=None, help="Prompt set name for inline rewards.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device of the reward model.")
@@ -44,22 +50,30 @@ DAMAGED = 1
 @click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
 def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_length, action_repeat, shard_episodes,
             canonical, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
-    """Record episodes into a sharded dataset; running it again resumes or extends it."""
-    from rich.console import Console
+    """Record episodes into a sharded dataset; running it again resumes or extends it.
 
-    from lamp_data.collect import CollectConfig, collect as collect_episodes
-    from lamp_data.envs import DEFAULT_ENV
+    Options left out when extending a dataset are read from it (env, image size, episode
+    length, action repeat, randomization, seed, shard size, and the run's policy and noise);
+    an option given that differs from the dataset is refused.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+
+    from lamp_data.collect import collect as collect_episodes, resolve_config
+    from lamp_data.envs import ENVS
     from lamp_data.executors import ExecutorConfig
 
+    if env_name is not None and env_name not in ENVS:
+        raise LampError(_unknown_env(env_name, ENVS.names()))
     scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
-    config = CollectConfig(
-        env=env_name or DEFAULT_ENV, episodes=episodes, workers=1 if workers is None else workers, policy=policy, seed=seed,
+    config = resolve_config(
+        out, env=env_name, episodes=episodes, workers=1 if workers is None else workers, policy=policy, seed=seed,
         image_size=image_size, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
         canonical=canonical, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
     summary = collect_episodes(out, config, progress=True, executor=scheduling)
     Console(stderr=False).print(
-        f"{summary.out}: {summary.episodes_total} episodes "
+        f"{escape(summary.out)}: {summary.episodes_total} episodes "
         f"({summary.episodes_written} new in {summary.shards_written} shards, "
         f"{summary.steps} steps at {summary.steps_per_second:.1f} steps/s, "
         f"success {summary.success_rate:.1%}; {summary.leftovers_removed} interrupted files removed"
@@ -67,6 +81,15 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_
         + ")",
         highlight=False,
     )
+
+
+def _unknown_env(name: str, known: list[str]) -> str:
+    """The error for an unregistered env name, suggesting close matches (``pick-place`` -> ``mw-pick-place``)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=3) or [env for env in known if env.endswith(f"-{name}")]
+    hint = f"; did you mean {' or '.join(close)}?" if close else f" (known: {', '.join(known)})"
+    return f"unknown env '{name}'{hint}"
 
 
 @click.command()
@@ -93,28 +116,61 @@ def verify(path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
 def info(path, as_json) -> None:
     """Print the dataset card: episodes, steps, tasks, success rate, prompt and reward sets, size."""
-    from lamp_data.store import dataset_card
+    from lamp_data.store import dataset_card, open_dataset
 
     card = dataset_card(path)
     if as_json:
         click.echo(json.dumps(card, indent=2, sort_keys=True))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=card["path"], show_header=False)
-    table.add_row("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']} steps, seed {card['seed']})")
-    table.add_row("episodes", f"{card['episodes']} in {card['shards']} shards, {card['steps']} steps")
-    table.add_row("success rate", f"{card['success_rate']:.1%}")
-    table.add_row("tasks", ", ".join(f"{task} ({count})" for task, count in card["tasks"].items()) or "-")
-    table.add_row("runs", ", ".join(f"{run}: {r['episodes']} ({r.get('policy', '?')})" for run, r in card["runs"].items()) or "-")
-    prompt_set = card["prompt_set"]
-    table.add_row("prompt set", f"{prompt_set.get('name')} ({prompt_set['count']} prompts)" if prompt_set else "-")
-    table.add_row(
-        "reward sets",
-        ", ".join(f"{r['fingerprint']} ({r['shards']} shards{'' if r['complete'] else ', incomplete'})" for r in card["reward_sets"]) or "-",
-    )
-    table.add_row("size", f"{card['bytes'] / 1e6:.1f} MB ({card['bytes_per_step']:.0f} bytes/step)")
+    dataset = open_dataset(path)
+    reward_prompts = {r["fingerprint"]: _prompt_set(dataset.reward_set_info(r["fingerprint"])) for r in card["reward_sets"]}
+    recorded = _prompt_set(card["prompt_set"] or {})
+    named = sorted({_count(name, count) for name, count in (recorded, *reward_prompts.values()) if name})
+    reward_bytes = sum(r["bytes"] for r in card["reward_sets"])
+    frame_bytes = card["bytes"] - reward_bytes
+    rows = [
+        ("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']} steps, seed {card['seed']})"),
+        ("episodes", f"{card['episodes']} in {card['shards']} shards, {card['steps']} steps"),
+        ("success rate", f"{card['success_rate']:.1%}"),
+        ("tasks", ", ".join(f"{task} ({count})" for task, count in card["tasks"].items()) or "-"),
+        ("runs", ", ".join(f"{run}: {r['episodes']} ({r.get('policy', '?')})" for run, r in card["runs"].items()) or "-"),
+        ("prompt set", ", ".join(named) or (_count("unnamed", recorded[1]) if recorded[1] else "-")),
+        ("reward sets", ", ".join(
+            f"{r['fingerprint']} ({reward_prompts[r['fingerprint']][0] or 'unnamed prompt set'}, {r['shards']} shards, "
+            f"{_size(r['bytes'])}{'' if r['complete'] else ', incomplete'})"
+            for r in card["reward_sets"]
+        ) or "-"),
+        ("size", f"{_size(card['bytes'])}: frames and episodes {_size(frame_bytes)} "
+                 f"({frame_bytes / card['steps'] if card['steps'] else 0:.0f} bytes/step), rewards {_size(reward_bytes)}"),
+    ]
     if card["interrupted_writes"]:
-        table.add_row("interrupted", f"{card['interrupted_writes']} leftover files (collect removes them on resume)")
+        rows.append(("interrupted", f"{card['interrupted_writes']} leftover files (collect removes them on resume)"))
+    table = Table(title=escape(card["path"]), show_header=False)
+    for label, text in rows:
+        table.add_row(label, escape(text))
     Console().print(table)
+
+
+def _prompt_set(info: dict) -> tuple[str | None, int | None]:
+    """Name and prompt count of the prompt set a dataset card or a reward set's info records
+    (its name under ``prompt_set``, or for a reward set in its provenance's ``prompt_set_name``)."""
+    recorded = info.get("prompt_set")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    name = recorded.get("name") or (info.get("provenance") or {}).get("prompt_set_name")
+    return name, recorded.get("count") or info.get("prompt_count")
+
+
+def _count(name: str, prompts: int | None) -> str:
+    return f"{name} ({prompts} prompts)" if prompts else name
+
+
+def _size(count: int) -> str:
+    """A byte count for people: ``812 B``, ``3.4 kB``, ``1.2 MB``, ``5.0 GB``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"

@@ -44,14 +44,17 @@ def leaderboard(runs: tuple[str, ...], out: str, baseline: str, score: str, reps
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), help="Also write the table (.csv, .md or .json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def reward_quality(paths: tuple[str, ...], rewards: tuple[str, ...], tasks: tuple[str, ...], out: str | None, as_json: bool) -> None:
-    """Rank reward sets (DATASET/rewards/FINGERPRINT) by how well they track held-out tasks."""
+    """Rank reward sets (DATASET/rewards/FINGERPRINT) by how well they track held-out tasks.
+
+    Exits 2 with a one-line reason when a reward set scores only pretraining-task episodes.
+    """
     import json
 
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from lamp_data.errors import LampError
-    from lamp_eval.reward_quality import COLUMNS, reward_quality_table, write_reward_quality
+    from lamp_eval.reward_quality import reward_quality_table, undefined_measures_note, write_reward_quality
 
     reward_dirs = list(rewards) + list(paths)
     if not reward_dirs:
@@ -62,11 +65,41 @@ def reward_quality(paths: tuple[str, ...], rewards: tuple[str, ...], tasks: tupl
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="Reward quality on held-out tasks")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("fingerprint", "model") else "right")
+    console = Console()
+    console.print(_reward_quality_table(rows, console))
     for row in rows:
-        table.add_row(*("–" if row.get(c) is None else f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c)) for c in COLUMNS))
-    Console(width=200).print(table)
+        note = undefined_measures_note(row)
+        if note:
+            console.print(escape(f"{row['fingerprint']}: {note}"), highlight=False)
     if out:
         click.echo(f"wrote {out}")
+
+
+def _reward_quality_table(rows: list[dict], console):
+    """One row per reward set when that fits the console's width, else one column per set."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lamp_eval.reward_quality import COLUMNS
+
+    cells = [
+        ["–" if row[c] is None else f"{row[c]:.3f}" if isinstance(row[c], float) else escape(str(row[c])) for c in COLUMNS]
+        for row in rows
+    ]
+    title = "Reward quality on held-out tasks"
+    wide = Table(title=title)
+    for column in COLUMNS:
+        text = column in ("fingerprint", "model")
+        wide.add_column(column, justify="left" if text else "right", no_wrap=not text, overflow="fold")
+    for row in cells:
+        wide.add_row(*row)
+    natural = console.measure(wide, options=console.options.update_width(10_000)).maximum  # not clamped to the console
+    if natural <= console.width:
+        return wide
+    tall = Table(title=title)
+    tall.add_column("", no_wrap=True)
+    for row in cells:
+        tall.add_column(row[0], overflow="fold")
+    for index, column in enumerate(COLUMNS[1:], start=1):
+        tall.add_row(column, *(row[index] for row in cells))
+    return tall

@@ -4,8 +4,8 @@
 
 1. ``render_showcase``: a contact sheet and GIF of randomized expert rollouts;
 2. ``collect``: domain-randomized noisy-expert episodes of the pretraining tasks;
-3. ``relabel``: rewards for every prompt from the in-domain reward model in ``models/``
-   (trained offline by ``lamp-data train-reward-model``; see its model card);
+3. ``relabel``: rewards for every prompt from the in-domain reward model shipped with the package,
+   ``lamp-r3m-metaworld`` (trained offline by ``lamp-data train-reward-model``; see its model card);
 4. ``pretrain``: the LAMP agent (α = 0.9) and the Plan2Explore-only baseline (α = 1);
 5. ``finetune``: both checkpoints and ``scratch`` on one held-out task, several seeds;
 6. ``leaderboard``: IQM / mean with bootstrap CIs, curves, GIFs, CSV / Markdown / HTML.
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from lamp_data.atomic import atomic_write_json
-from lamp_data.errors import LampError
 from lamp_data.provenance import provenance
+from lamp_data.vlm.shipped import shipped_model_path
 
-DEFAULT_REWARD_MODEL = Path(__file__).resolve().parent.parent / "models" / "lamp-r3m-metaworld" / "model.pt"
-"""The committed in-domain reward model (``r3m:`` checkpoint with its model card beside it)."""
+DEFAULT_REWARD_MODEL = "lamp-r3m-metaworld"
+"""Spec of the in-domain reward model shipped with the package (see ``lamp_data.vlm.shipped``)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class DemoConfig:
     task: str = "button-press-topdown"
     """Held-out task to finetune on."""
     reward_model: str = ""
-    """Reward model spec; empty for the committed in-domain model."""
+    """Reward model spec; empty for the shipped in-domain model, ``DEFAULT_REWARD_MODEL``."""
     prompts: str = "lamp-metaworld"
     """Prompt set scored by the reward model."""
     image_size: int = 64
@@ -167,9 +167,9 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     torch.set_num_threads(config.torch_threads)
     console = Console()
     out = Path(out)
-    reward_model = config.reward_model or f"r3m:{DEFAULT_REWARD_MODEL}"
-    if not config.reward_model and not DEFAULT_REWARD_MODEL.is_file():
-        raise LampError(f"the in-domain reward model is missing at {DEFAULT_REWARD_MODEL}; train one with lamp-data train-reward-model")
+    reward_model = config.reward_model or DEFAULT_REWARD_MODEL
+    if not config.reward_model:
+        shipped_model_path(DEFAULT_REWARD_MODEL)  # a missing file fails here, before any stage writes
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"config": asdict(config), "reward_model": reward_model}
@@ -234,7 +234,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     summary["timings_seconds"] = {key: round(value, 1) for key, value in timings.items()}
     summary["provenance"] = provenance()
     atomic_write_json(out / "demo.json", summary)
-    console.print((report.out / "leaderboard.md").read_text())
+    console.print((report.out / "leaderboard.md").read_text(), markup=False)
     console.print(
         f"Scale: '{config.preset}' networks, {config.episodes} collected episodes, {config.pretrain_steps} pretraining "
         f"updates, {config.finetune_steps} finetuning env steps per run. {SCALE_NOTE}"

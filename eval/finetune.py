@@ -818,11 +818,11 @@ class _progress:
 
     def __enter__(self) -> "_progress":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
-                TimeElapsedColumn(), TimeRemainingColumn(),
+                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
+                TimeRemainingColumn(elapsed_when_finished=True),
             )
             self._bar.__enter__()
             self._task = self._bar.add_task("finetune", total=self.total)

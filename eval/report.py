@@ -24,7 +24,10 @@ over every run of every task with 95 % stratified-bootstrap confidence intervals
 resampled within each task), the probability of improvement over the baseline method
 (``scratch``) with its CI, per-task means, and curves of the IQM (with CI bands) against env
 steps. Methods are ranked by the IQM of the chosen score. Warnings flag runs with different
-step budgets and methods whose networks differ in size on the same task.
+step budgets and methods whose networks differ in size on the same task. Methods that share a
+rank read ``1 (tie)`` with a note naming them; a method with one run per task has degenerate
+intervals, so its estimates read ``(n=1)`` with a note. When nothing succeeded, the report
+opens by pointing at the normalised-return and return curves.
 
 Files written into the report folder: ``leaderboard.{csv,md,html,json}``, ``per_task.csv``,
 ``curves.{png,svg}`` (all tasks pooled: success and, where baselines exist, normalised return),
@@ -45,7 +48,7 @@ import math
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -495,15 +498,96 @@ def baselines_note(board: Leaderboard) -> str:
     )
 
 
-def report_notes(board: Leaderboard) -> list[str]:
-    """Every sentence the report adds under its table: no success, missing baselines, warnings."""
-    notes = [success_note(board), baselines_note(board), budget_warning(board), architecture_warning(board)]
+def progress_figures(board: Leaderboard) -> list[tuple[str, str]]:
+    """The figures that show progress when no evaluation succeeded, as ``(file stem, what it
+    shows)``: the expert-normalised return curves (where runs carry baselines) and the return
+    curves; empty when some run succeeded."""
+    if board.any_success:
+        return []
+    figures = []
+    if any(row.norm_runs for row in board.rows):
+        figures += [
+            ("curves", "expert-normalised return over all tasks"),
+            ("normalised_per_task", "expert-normalised return per task"),
+        ]
+    return figures + [("returns_per_task", "return per task")]
+
+
+def curves_note(board: Leaderboard, link: Callable[[str], str] = lambda stem: f"{stem}.png") -> str:
+    """The sentence that sends the reader to :func:`progress_figures` when nothing succeeded,
+    each figure named by ``link(stem)`` (a file name, a Markdown or HTML link), else ``""``."""
+    figures = progress_figures(board)
+    if not figures:
+        return ""
+    listed = "; ".join(f"{what} in {link(stem)}" for stem, what in figures)
+    return f"The learning curves show which methods made progress: {listed}."
+
+
+def tied_ranks(board: Leaderboard) -> dict[int, list[str]]:
+    """Rank -> the methods that share it, for every rank held by more than one method."""
+    by_rank: dict[int, list[str]] = defaultdict(list)
+    for rank, row in zip(competition_ranks(board), board.rows):
+        by_rank[rank].append(row.method)
+    return {rank: methods for rank, methods in by_rank.items() if len(methods) > 1}
+
+
+def tie_note(board: Leaderboard) -> str:
+    """A sentence naming the methods that share a rank, else ``""``."""
+    ties = tied_ranks(board)
+    if not ties:
+        return ""
+    rows = {row.method: row for row in board.rows}
+    listed = []
+    for rank, methods in ties.items():
+        interval = rows[methods[0]].score_iqm(board.score)
+        value = "n/a" if interval is None else f"{interval.value:.3f}"
+        listed.append(f"{_join(methods)} share rank {rank} (IQM {value})")
+    return (
+        f"Ties: {'; '.join(listed)}. The IQM of the {RANKED_BY[board.score]} does not separate them, "
+        "so they are listed alphabetically."
+    )
+
+
+def single_run_methods(board: Leaderboard) -> list[str]:
+    """Methods with one run per task: a bootstrap over one run has no spread, so their
+    confidence intervals are degenerate."""
+    return [row.method for row in board.rows if row.runs == len(row.tasks)]
+
+
+def single_run_note(board: Leaderboard) -> str:
+    """A sentence on the methods of :func:`single_run_methods`, else ``""``."""
+    methods = single_run_methods(board)
+    if not methods:
+        return ""
+    one = len(methods) == 1
+    return (
+        f"{_join(methods)} {'has' if one else 'have'} one run per task (n=1), so {'its' if one else 'their'} "
+        "confidence intervals are degenerate and are left out of the table; run more seeds to get them."
+    )
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def table_notes(board: Leaderboard) -> list[str]:
+    """The sentences under the table: ties, one-run methods, missing baselines, warnings."""
+    notes = (tie_note(board), single_run_note(board), baselines_note(board), budget_warning(board),
+             architecture_warning(board))
     return [note for note in notes if note]
 
 
-def _format_interval(interval: stats.Interval | None) -> str:
+def report_notes(board: Leaderboard) -> list[str]:
+    """Every sentence the report adds to its table: no success and where to look instead
+    (these two open the report), then :func:`table_notes`."""
+    return [note for note in (success_note(board), curves_note(board)) if note] + table_notes(board)
+
+
+def _format_interval(interval: stats.Interval | None, single_run: bool = False) -> str:
     if interval is None:
         return "–"
+    if single_run:
+        return f"{interval.value:.3f} (n=1)"
     return f"{interval.value:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
@@ -530,13 +614,18 @@ def _table_header(board: Leaderboard, escape: bool) -> list[str]:
 
 
 def _table_cells(board: Leaderboard, rank: int, row: MethodSummary, method: str) -> list[str]:
+    """One row's cells; a shared rank reads ``2 (tie)`` and a one-run method's estimates ``(n=1)``."""
+    tied = any(row.method in methods for methods in tied_ranks(board).values())
+    single = row.method in single_run_methods(board)
     return [
-        str(rank), method, str(row.runs),
-        *(_format_interval(interval) for interval in (row.final_iqm, row.final_mean, row.auc_iqm, row.auc_mean, row.improvement)),
+        f"{rank} (tie)" if tied else str(rank), method, str(row.runs),
+        *(_format_interval(interval, single) for interval in (row.final_iqm, row.final_mean, row.auc_iqm, row.auc_mean)),
+        _format_interval(row.improvement),
         *(
-            _format_interval(interval)
-            for interval in (row.norm_final_iqm, row.norm_final_mean, row.norm_auc_iqm, row.norm_auc_mean, row.norm_improvement)
+            _format_interval(interval, single)
+            for interval in (row.norm_final_iqm, row.norm_final_mean, row.norm_auc_iqm, row.norm_auc_mean)
         ),
+        _format_interval(row.norm_improvement),
         *(_task_cell(row.per_task.get(task)) for task in board.tasks),
     ]
 
@@ -586,15 +675,18 @@ def leaderboard_records(board: Leaderboard) -> list[dict[str, Any]]:
 
 def markdown_table(board: Leaderboard) -> str:
     """The leaderboard as Markdown: the no-success sentence (if any), the table (success and
-    expert-normalised return, IQM and mean with CIs, per-task means) and notes and warnings."""
+    expert-normalised return, IQM and mean with CIs, per-task means) and notes and warnings.
+
+    When nothing succeeded, the opening sentence links the normalised-return and return curves
+    (files beside ``leaderboard.md``)."""
     header = _table_header(board, escape=False)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, row in zip(competition_ranks(board), board.rows):
         lines.append("| " + " | ".join(_table_cells(board, rank, row, f"`{row.method}`")) + " |")
-    opening = success_note(board)
-    notes = [note for note in report_notes(board) if note != opening]
+    pointer = curves_note(board, lambda stem: f"[{stem}.png]({stem}.png)")
+    opening = " ".join(note for note in (success_note(board), pointer) if note)
     text = (f"{opening}\n\n" if opening else "") + "\n".join(lines) + "\n\n" + _method_explanation(board) + "\n"
-    return text + "".join(f"\n**{note}**\n" for note in notes)
+    return text + "".join(f"\n**{note}**\n" for note in table_notes(board))
 
 
 def _plot_curves(grouped: dict[str, dict[str, list[Run]]], config: ReportConfig, out: Path) -> list[Path]:
@@ -733,7 +825,7 @@ def html_page(
         + "".join(body_rows) + "</tbody></table>"
     )
     images = "".join(
-        f'<figure><img alt="{html.escape(path.stem)}" src="{_data_uri(path, "image/png")}"></figure>'
+        f'<figure id="{html.escape(path.stem)}"><img alt="{html.escape(path.stem)}" src="{_data_uri(path, "image/png")}"></figure>'
         for path in curves if path.suffix == ".png"
     )
     gif_rows = []
@@ -752,7 +844,8 @@ def html_page(
         + "</tr></thead><tbody>" + "".join(gif_rows) + "</tbody></table>"
     ) if gifs else "<p>No rollout GIFs were saved with these runs.</p>"
     opening = success_note(board)
-    notes = "".join(f"<p><strong>{html.escape(note)}</strong></p>\n" for note in report_notes(board) if note != opening)
+    pointer = curves_note(board, lambda stem: f'<a href="#{stem}">{stem}</a>')
+    notes = "".join(f"<p><strong>{html.escape(note)}</strong></p>\n" for note in table_notes(board))
     about_section = ""
     if about:
         about_rows = "".join(
@@ -773,7 +866,7 @@ img {{ max-width: 100%; }}
 img.gif {{ width: 128px; image-rendering: pixelated; }}
 </style></head><body>
 <h1>Finetuning on held-out tasks</h1>
-{f'<p><strong>{html.escape(opening)}</strong></p>' if opening else ''}
+{f'<p><strong>{html.escape(opening)}</strong> {pointer}</p>' if opening else ''}
 <p>Ranked by the IQM of the {RANKED_BY[board.score]} over all runs of all tasks; intervals are {level} stratified
 bootstrap confidence intervals ({board.config.reps} replicates, runs resampled within tasks).
 Expert-normalised return is the mean dense return on the evaluation seeds, scaled so that a uniform random

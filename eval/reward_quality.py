@@ -17,6 +17,8 @@ and failed random or noisy episodes) three measures say how useful the rewards w
   ``instruction_top1`` (how often it beats all of them) is reported beside it.
 
 All three are 0.5 (AUROC, rank) or 0 (Spearman) for a reward that carries no information.
+A reward set whose episodes are all of pretraining tasks is refused unless those tasks are
+asked for by name (``tasks``), since the measures are meant for held-out tasks.
 
 Which prompts are an episode's "own": the prompts equal to its instruction (ignoring case and
 surrounding white space), or, when the prompt set labels prompts with tasks, every prompt of
@@ -63,6 +65,8 @@ class _ScoredEpisode:
     """bool [P] prompts that describe this episode's task."""
     competitors: np.ndarray
     """bool [P] prompts of other tasks, the ones the own instruction is ranked against."""
+    task: str | None = None
+    """The episode's task (None where the episode does not record one)."""
 
     @property
     def own_reward(self) -> np.ndarray:
@@ -203,8 +207,24 @@ def _scored_episodes(
                 f"reward set {fingerprint}: no prompt matches the instruction '{instruction}' of task "
                 f"'{task}' (relabel with a prompt set that holds the task instructions)"
             )
-        episodes.append(_ScoredEpisode(rewards, success, own, competitors))
+        episodes.append(_ScoredEpisode(rewards, success, own, competitors, task))
     return info, episodes
+
+
+def _check_heldout(fingerprint: str, episodes: Sequence[_ScoredEpisode]) -> None:
+    """LampError when every episode is of a registered pretraining task: the measures are meant
+    for held-out tasks (episodes of tasks the registry does not know count as held out)."""
+    from lamp_data.envs.tasks import PRETRAIN, TASKS
+
+    tasks = {episode.task for episode in episodes}
+    if tasks and all(task in TASKS and TASKS[task].split == PRETRAIN for task in tasks):
+        named = sorted(tasks)
+        listed = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+        raise LampError(
+            f"reward set {fingerprint} scores only pretraining-task episodes ({listed}), no held-out task episodes; "
+            "score a held-out dataset (e.g. lamp-data collect --env mw-pick-place --policy noisy-expert, then "
+            "lamp-data relabel) or pick its tasks with --task"
+        )
 
 
 def _model_label(info: dict[str, Any]) -> str:
@@ -236,7 +256,8 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
 
     Raises:
         LampError: a folder is not a reward set, holds no (matching) episodes, or its prompts do
-            not include an episode's instruction.
+            not include an episode's instruction; without ``tasks``, also when every episode is
+            of a pretraining task (the measures are for held-out tasks).
     """
     if not reward_dirs:
         raise LampError("give at least one reward set folder (DATASET/rewards/FINGERPRINT)")
@@ -252,8 +273,22 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
             episodes.extend(scored)
         if not episodes:
             raise LampError(f"reward set {fingerprint} has no episodes of tasks {', '.join(sorted(tasks or []))} in any of its datasets")
+        if tasks is None:
+            _check_heldout(fingerprint, episodes)
         rows.append({"fingerprint": fingerprint, "model": " | ".join(sorted(models)), "datasets": len(folders), **_measures(episodes)})
     return rows
+
+
+def undefined_measures_note(row: dict) -> str:
+    """Why a row's measures are undefined (``None``), in one sentence, or ``""`` if all are defined."""
+    if row["successes"] == 0:
+        return "no episode succeeded, so no measure is defined; add expert or noisy-expert episodes"
+    reasons = []
+    if row["failures"] == 0:
+        reasons.append("success_auroc needs failed episodes too (add random episodes)")
+    if row["instruction_rank"] is None:
+        reasons.append("instruction_rank needs prompts of other tasks to rank against")
+    return "; ".join(reasons)
 
 
 def _cell(value: Any) -> str:

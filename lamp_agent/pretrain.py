@@ -310,7 +310,7 @@ def pretrain(
     checkpoint = latest
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}"))
+    columns = (TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(elapsed_when_finished=True), TextColumn("{task.fields[status]}"))
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:
             task = bar.add_task("pretrain", total=config.steps, completed=agent.step, status="")

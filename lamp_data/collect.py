@@ -9,7 +9,8 @@ episode (``collect-00000040``) and written by one worker.
 
 Running again on the same folder resumes: leftovers of interrupted writes are removed, committed
 shards are kept and only missing episodes are recorded; a larger ``episodes`` extends the
-dataset. A folder made with another env, env config or seed is refused. What may differ between
+dataset; :func:`resolve_config` takes the settings a resuming call leaves out from the dataset
+itself. A folder made with another env, env config or seed is refused. What may differ between
 runs into one dataset: the worker count, shard size, episode count, and the policy, but a
 policy (with its noise) is bound to its run name: record another policy under another
 ``run`` name. An in-process policy object (the agent collecting as it learns) always writes
@@ -324,6 +325,53 @@ def _worker_main(out: str, config: CollectConfig, scorer_factory, units, events,
         events.put(("error", f"{type(error).__name__}: {error}", False))
         raise
     events.put(("done",))
+
+
+def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str, Any]:
+    """The :class:`CollectConfig` fields the dataset at ``out`` was collected with, ``{}`` if
+    ``out`` holds no dataset: env, image size, episode length, action repeat, randomization
+    (``canonical``), seed and shard size, plus the policy (and noise) recorded for ``run``."""
+    from lamp_data.store import layout
+    from lamp_data.store.reader import open_dataset
+
+    out = Path(out)
+    if not (out / layout.META_DIR / layout.INFO_FILE).is_file():
+        return {}
+    info = open_dataset(out).info
+    env = _with_action_repeat(info.get("env", {}))
+    env_config = EnvConfig.from_dict(env.get("config") or {})
+    collection = info.get("collection", {})
+    options: dict[str, Any] = {
+        "env": env.get("name"),
+        "image_size": env_config.image_size,
+        "episode_length": env_config.episode_length,
+        "action_repeat": env_config.action_repeat,
+        "canonical": not env_config.randomization.enabled,
+        "seed": collection.get("seed"),
+        "shard_episodes": collection.get("shard_episodes"),
+    }
+    record = info.get("runs", {}).get(run) or {}
+    if not record.get("custom_policy"):
+        options["policy"] = record.get("policy")
+        options["noise"] = record.get("noise")
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def resolve_config(out: str | Path, **options: Any) -> CollectConfig:
+    """The config for collecting into ``out``: each option given (not None) as it is, each
+    other one as the existing dataset recorded it (:func:`recorded_options`), else the
+    :class:`CollectConfig` default. A given option that differs from the dataset is kept, so
+    :func:`collect` refuses it.
+
+    Args:
+        out: Dataset folder, existing or not.
+        **options: :class:`CollectConfig` fields; None means "not given".
+    """
+    given = {name: value for name, value in options.items() if value is not None}
+    recorded = recorded_options(out, given.get("run", CollectConfig.run))
+    if "policy" in given and given["policy"] != recorded.get("policy"):
+        recorded.pop("noise", None)  # noise belongs to the recorded policy
+    return CollectConfig(**{**recorded, **given})
 
 
 def _check_output(out: Path) -> None:

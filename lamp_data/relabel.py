@@ -272,7 +272,10 @@ class _FrameProgress:
             return lambda count: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeRemainingColumn())
+        self._progress = Progress(
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+            TimeRemainingColumn(elapsed_when_finished=True),
+        )
         self._progress.start()
         self._task = self._progress.add_task(self.description, total=self.total)
         return lambda count: self._progress.advance(self._task, count)

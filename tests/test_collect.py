@@ -268,3 +268,56 @@ def test_collects_on_the_embedded_simulator(tmp_path):
     assert episodes[0][schema.IMAGE].shape == (9, 32, 32, 3) and episodes[0][schema.ACTION].shape == (8, 4)
     assert all(e["meta"]["task"] in open_dataset(out).info["task_split"]["pretrain"] for e in episodes)
     assert episodes[0][schema.IMAGE].std() > 0 and verify_dataset(out).ok
+
+
+def test_unknown_env_suggests_close_names(tmp_path):
+    result = CliRunner().invoke(lamp_data_cli, ["collect", "--env", "pick-place", "--episodes", "1", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert "unknown env 'pick-place'; did you mean mw-pick-place" in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_resuming_takes_the_options_the_dataset_was_made_with(tmp_path):
+    options = ["--env", "dummy", "--image-size", "16", "--episode-length", "4", "--action-repeat", "2", "--canonical",
+               "--seed", "7", "--shard-episodes", "3", "--policy", "noisy-expert", "--noise", "0.5"]
+    out = tmp_path / "data"
+    runner = CliRunner()
+    assert runner.invoke(lamp_data_cli, ["collect", *options, "--episodes", "2", "--out", str(out)]).exit_code == 0
+    extended = runner.invoke(lamp_data_cli, ["collect", "--episodes", "5", "--out", str(out)])
+    assert extended.exit_code == 0, extended.output
+    assert "5 episodes (3 new" in " ".join(extended.output.split())
+    reference = tmp_path / "reference"
+    assert runner.invoke(lamp_data_cli, ["collect", *options, "--episodes", "5", "--out", str(reference)]).exit_code == 0
+    assert episode_bytes(out) == episode_bytes(reference)
+    # shards of 3 episodes: the resumed block 0 holds episode 2, the next block starts at 3
+    assert [shard.name for shard in open_dataset(out).shards()] == ["collect-00000000", "collect-00000002", "collect-00000003"]
+    assert open_dataset(out).info["runs"]["collect"] == {"policy": "noisy-expert", "noise": 0.5}
+    # an option given explicitly still has to agree with the dataset
+    conflicting = runner.invoke(lamp_data_cli, ["collect", "--episodes", "6", "--out", str(out), "--image-size", "32"])
+    assert conflicting.exit_code == 2 and "different env config" in conflicting.output
+    # a new dataset still gets the defaults
+    fresh = runner.invoke(lamp_data_cli, ["collect", "--env", "dummy", "--episodes", "1", "--out", str(tmp_path / "fresh")])
+    assert fresh.exit_code == 0, fresh.output
+    assert dataset_card(tmp_path / "fresh")["image_size"] == CollectConfig().image_size
+
+
+def test_info_names_the_prompt_set_and_splits_the_size(tmp_path):
+    from lamp_data.store import RewardSetWriter
+
+    out = tmp_path / "lamp[r3m-abc]"
+    collect(out, CollectConfig(episodes=3, shard_episodes=2, **TINY), progress=False)
+    prompts = ["reach the red block", "push the red block"]
+    info = {"prompt_set": {"hash": "0f", "count": 2}, "provenance": {"prompt_set_name": "lamp-metaworld"}}
+    writer = RewardSetWriter(out, "r3m-abc", info, prompts)
+    for shard in open_dataset(out).shards():
+        writer.write_shard(shard.name, {
+            episode["__key__"]: np.zeros((len(episode[schema.IMAGE]), 2), np.float16)
+            for episode in iter_episodes(out, shards=[shard.name])
+        })
+    card = dataset_card(out)
+    reward_bytes = card["reward_sets"][0]["bytes"]
+    printed = " ".join(CliRunner().invoke(lamp_data_cli, ["info", str(out)], env={"COLUMNS": "200"}).output.split())
+    assert "prompt set │ lamp-metaworld (2 prompts)" in printed
+    assert f"frames and episodes {(card['bytes'] - reward_bytes) / 1e3:.1f} kB" in printed
+    assert f"rewards {reward_bytes / 1e3:.1f} kB" in printed
+    assert str(out) in printed

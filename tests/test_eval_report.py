@@ -208,7 +208,7 @@ def test_tied_methods_share_a_rank(tmp_path):
     board = build_leaderboard(find_runs([tmp_path]))
     assert competition_ranks(board) == [1, 1]
     assert [record["rank"] for record in leaderboard_records(board)] == [1, 1]
-    assert markdown_table(board).count("| 1 | `") == 2
+    assert markdown_table(board).count("| 1 (tie) | `") == 2
 
 
 BASELINES = {
@@ -313,6 +313,37 @@ def test_without_success_auto_ranks_by_normalised_return(unsuccessful_runs, tmp_
     assert by_auc.exit_code == 0 and "area under the expert-normalised return curve" in by_auc.output
 
 
+def test_no_success_report_points_at_curves_and_notes_ties_and_single_runs(tmp_path):
+    rng = np.random.default_rng(17)
+    write_return_run(tmp_path, "lamp[r3m-abc]", "pick-place", 0, _learning(6.0, rng))
+    flat = _learning(-6.0, rng)
+    for seed in range(3):
+        write_return_run(tmp_path, "p2e", "pick-place", seed, flat)
+        write_return_run(tmp_path, "scratch", "pick-place", seed, flat)
+    out = leaderboard([tmp_path], tmp_path / "report", ReportConfig(reps=200, gifs=False)).out
+    markdown = (out / "leaderboard.md").read_text()
+    page = (out / "leaderboard.html").read_text()
+    # nothing succeeded: the opening sentence links the normalised-return and return curves
+    opening = markdown.split("\n\n")[0]
+    assert "[normalised_per_task.png](normalised_per_task.png)" in opening
+    assert "[returns_per_task.png](returns_per_task.png)" in opening and "[curves.png](curves.png)" in opening
+    assert all((out / name).is_file() for name in ("curves.png", "normalised_per_task.png", "returns_per_task.png"))
+    for stem in ("curves", "normalised_per_task", "returns_per_task"):
+        assert f'<a href="#{stem}">' in page and f'<figure id="{stem}">' in page
+    # the tie is marked in the rank column and named in a note
+    assert "| 2 (tie) | `p2e` |" in markdown and "| 2 (tie) | `scratch` |" in markdown
+    assert "<td>2 (tie)</td><td><code>p2e</code></td>" in page
+    assert "p2e and scratch share rank 2" in markdown and "p2e and scratch share rank 2" in page
+    # one run per task: the estimates are marked n=1 instead of showing a degenerate interval
+    lamp_cells = next(line for line in markdown.splitlines() if line.startswith("| 1 | `lamp[r3m-abc]`")).split(" | ")
+    assert lamp_cells[3] == "0.000 (n=1)" and lamp_cells[8].endswith("(n=1)") and "[" not in lamp_cells[8]
+    note = "lamp[r3m-abc] has one run per task (n=1)"
+    assert note in markdown and note in page
+    assert "(n=1) |" not in next(line for line in markdown.splitlines() if "`p2e`" in line)
+    report = json.loads((out / "leaderboard.json").read_text())
+    assert report["notes"][1].startswith("The learning curves show") and any(note in n for n in report["notes"])
+
+
 def test_any_success_keeps_success_ranking(tmp_path):
     rng = np.random.default_rng(11)
     for seed in range(3):
@@ -384,4 +415,4 @@ def test_demo_report_states_budget_preset_and_seeds():
 
     about = demo_about(DemoConfig(finetune_steps=800, eval_every=200, eval_episodes=2, seeds=(0, 1, 2)), "r3m:model.pt", "r3m-abc123")
     assert "800 env steps" in about["budget"] and "2 evaluation episodes" in about["budget"]
-    assert "tiny" in about["preset"] and "0, 1, 2" in about["seeds"] and "r3m-abc123" in about["reward model"]
+    assert f"'{DemoConfig().preset}'" in about["preset"] and "0, 1, 2" in about["seeds"] and "r3m-abc123" in about["reward model"]

@@ -108,12 +108,12 @@ def dummy_dataset(tmp_path_factory):
 DUMMY_PROMPTS = ["reach the red block", "push the red block", "paint the wall"]
 
 
-def _write_reward_set(dataset_path, name: str, reward_of) -> str:
+def _write_reward_set(dataset_path, name: str, reward_of, model_spec: str | None = None, prompts=DUMMY_PROMPTS) -> str:
     """A reward set whose rewards come from ``reward_of(episode) -> [T+1, P]``."""
     from lamp_data.store import iter_episodes
     from lamp_data.store.writer import RewardSetWriter
 
-    writer = RewardSetWriter(dataset_path, name, {"model_spec": f"synthetic:{name}"}, DUMMY_PROMPTS)
+    writer = RewardSetWriter(dataset_path, name, {"model_spec": model_spec or f"synthetic:{name}"}, list(prompts))
     by_shard: dict[str, dict[str, np.ndarray]] = {}
     for episode in iter_episodes(dataset_path):
         by_shard.setdefault(episode["__shard__"], {})[episode["__key__"]] = reward_of(episode)
@@ -188,3 +188,51 @@ def test_one_fingerprint_in_several_datasets_is_pooled_into_one_row(dummy_datase
     assert len(rows) == 1 and rows[0]["datasets"] == 2
     assert rows[0]["episodes"] == alone["episodes"] + 4
     assert rows[0]["successes"] > alone["successes"]
+
+
+def test_cli_prints_model_labels_intact_and_fits_the_terminal(dummy_dataset):
+    from click.testing import CliRunner
+
+    from lamp_cli.eval import main
+
+    _write_reward_set(dummy_dataset, "bracketed", _distance_reward, model_spec="lamp[r3m-abc]")
+    result = CliRunner().invoke(main, ["reward-quality", str(dummy_dataset / "rewards" / "bracketed")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "lamp[r3m-abc]" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    wide = CliRunner().invoke(main, ["reward-quality", str(dummy_dataset / "rewards" / "bracketed")], env={"COLUMNS": "200"})
+    assert "lamp[r3m-abc]" in wide.output and "progress_spearman" in wide.output
+
+
+def test_undefined_measures_are_explained():
+    row = {"successes": 0, "failures": 5, "instruction_rank": None}
+    assert reward_quality.undefined_measures_note(row).startswith("no episode succeeded")
+    row = {"successes": 3, "failures": 0, "instruction_rank": 0.9}
+    assert "success_auroc needs failed episodes" in reward_quality.undefined_measures_note(row)
+    assert reward_quality.undefined_measures_note({"successes": 3, "failures": 2, "instruction_rank": 0.9}) == ""
+
+
+def test_pretraining_task_data_is_refused_with_its_reason(tmp_path):
+    from click.testing import CliRunner
+
+    from lamp_cli.eval import main
+    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.store import iter_episodes
+
+    data = tmp_path / "pretrain"
+    collect(data, CollectConfig(env="mw-pretrain", episodes=2, image_size=16, episode_length=5, seed=1), progress=False)
+    episodes = list(iter_episodes(data))
+    prompts = sorted({episode["meta"]["instruction"] for episode in episodes}) + ["paint the wall"]
+    name = _write_reward_set(
+        data, "pretrain-rewards", lambda episode: np.zeros((len(episode["image"]), len(prompts)), np.float32), prompts=prompts
+    )
+    folder = str(data / "rewards" / name)
+    result = CliRunner().invoke(main, ["reward-quality", folder])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: reward set pretrain-rewards scores only pretraining-task episodes")
+    assert "no held-out task episodes" in line
+    task = episodes[0]["meta"]["task"]
+    named = CliRunner().invoke(main, ["reward-quality", folder, "--task", task])
+    assert named.exit_code == 0, named.output
+    assert "no episode succeeded" in named.output

@@ -6,6 +6,7 @@ Examples::
     lamp-data collect --episodes 100 --out data/mw --workers 2 --policy noisy-expert --seed 0
     lamp-data verify data/mw
     lamp-data info data/mw
+    lamp-data view data/mw --episode 3 --reward-set r3m-1a2b3c4d --out episode.png
     lamp-data relabel data/mw --vlm r3m:/path/model.pt --prompts lamp-metaworld
     lamp-data train-reward-model --data data/experts --out models/rm
 """
@@ -23,6 +24,7 @@ from lamp_cli.lazy import LazyGroup
         "collect": "lamp_cli.data_store:collect",
         "verify": "lamp_cli.data_store:verify",
         "info": "lamp_cli.data_store:info",
+        "view": "lamp_cli.data_view:view",
         "prompts": "lamp_cli.data_rewards:prompts",
         "relabel": "lamp_cli.data_rewards:relabel",
         "train-reward-model": "lamp_cli.data_reward_model:train_reward_model",

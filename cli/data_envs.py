@@ -34,7 +34,8 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
 
     table = Table(title=f"{len(selected)} tasks")
     for column in ("task", "backend", "split", "finetune", "family", "instruction", "objects"):
-        table.add_column(column)
+        # names stay whole (they are typed back into commands); prose columns fold to the terminal
+        table.add_column(column, no_wrap=column in ("task", "backend", "split"), overflow="fold")
     for task in selected:
         table.add_row(
             task.name,

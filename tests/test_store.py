@@ -15,9 +15,12 @@ from lamp_data.store import (
     RewardSetWriter,
     SequenceDataset,
     dataset_card,
+    index_episodes,
     iter_episodes,
+    layout,
     open_dataset,
     verify_dataset,
+    write_dataset_card,
 )
 
 TINY = dict(env="dummy", image_size=16, episode_length=5)
@@ -228,3 +231,82 @@ def test_loads_with_stock_webdataset_and_hf_datasets(tiny_dataset):
     assert np.array_equal(np.asarray(row["image.npy.gz"], np.uint8), ours["ep00000003"][schema.IMAGE])
     assert np.allclose(np.asarray(row["action.npy"], np.float32), ours["ep00000003"][schema.ACTION])
     assert row["meta.json"]["episode"] == 3
+
+
+def _assert_same_episode(got, expected):
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        if isinstance(value, np.ndarray):
+            assert got[name].dtype == value.dtype and np.array_equal(got[name], value), name
+        else:
+            assert got[name] == value, name
+
+
+def test_episode_index_reads_one_episode_by_position(tiny_dataset):
+    episodes = index_episodes(tiny_dataset)
+    stored = list(iter_episodes(tiny_dataset))
+    assert len(episodes) == 7 and episodes.keys == [episode["__key__"] for episode in stored]
+    for position in (4, 0, 6, 3, -1, -7):  # out of order, so shards are read again
+        _assert_same_episode(episodes[position], stored[position])
+    assert [episode["__key__"] for episode in episodes[5:]] == ["ep00000005", "ep00000006"]
+    assert [episode["__key__"] for episode in episodes] == episodes.keys
+    for position in (7, -8):
+        with pytest.raises(IndexError, match="out of range"):
+            episodes[position]
+    assert episodes.find("ep00000005") == 5
+    with pytest.raises(LampError, match="no episode ep00000009"):
+        episodes.find("ep00000009")
+    episodes[2][schema.IMAGE][:] = 0  # callers get copies: the cached shard stays intact
+    _assert_same_episode(episodes[2], stored[2])
+    assert len(index_episodes(tiny_dataset, shards=["collect-00000003"])) == 3
+
+
+def _write_fake_reward_set(dataset_path, fingerprint, prompts):
+    writer = RewardSetWriter(dataset_path, fingerprint, {"model": {"family": "fake"}}, prompts)
+    dataset = open_dataset(dataset_path)
+    for shard in dataset.shards():
+        writer.write_shard(shard.name, _fake_rewards(dataset, shard.name, prompts))
+
+
+def test_episode_index_joins_a_reward_set_and_names_damage(copy_of):
+    _write_fake_reward_set(copy_of, "fake-0003", ["reach the red block", "open the door"])
+    episodes = index_episodes(copy_of, reward_set="fake-0003")
+    stored = list(iter_episodes(copy_of, reward_set="fake-0003"))
+    assert episodes.reward_set == "fake-0003" and len(episodes) == len(stored) == 7
+    _assert_same_episode(episodes[5], stored[5])
+    with pytest.raises(LampError, match="no reward set 'fake-9999'"):
+        index_episodes(copy_of, reward_set="fake-9999")
+    _flip_byte(copy_of / "shards" / "collect-00000006.tar", 600)
+    fresh = index_episodes(copy_of)
+    assert fresh[0]["__key__"] == "ep00000000"
+    with pytest.raises(LampError, match="collect-00000006.tar"):
+        fresh[6]
+
+
+def test_dataset_card_makes_the_folder_loadable_with_hf_datasets(copy_of, tmp_path):
+    from datasets import concatenate_datasets, load_dataset
+
+    prompts = ["reach the red block", "push the red block", "open the door"]
+    _write_fake_reward_set(copy_of, "fake-0004", prompts)
+    card = (copy_of / "README.md").read_text()
+    assert card.startswith("---\n") and "config_name: rewards-fake-0004" in card and "license: mit" in card
+    cache = str(tmp_path / "hf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        episodes = load_dataset(str(copy_of), split="train", cache_dir=cache)
+        rewards = load_dataset(str(copy_of), "rewards-fake-0004", split="train", cache_dir=cache)
+    assert len(episodes) == 7 and episodes.features["image.npy.gz"].shape == (None, 16, 16, 3)
+    ours = list(iter_episodes(copy_of, reward_set="fake-0004"))
+    rows = episodes.with_format("numpy", dtype=None)
+    for position in (0, 6):
+        row, episode = rows[position], ours[position]
+        assert row["__key__"] == episode["__key__"] and episodes[position]["meta.json"] == episode["meta"]
+        for field, extension in layout.FIELD_FILES.items():
+            if field != layout.META:
+                assert row[extension].dtype == episode[field].dtype and np.array_equal(row[extension], episode[field]), field
+    assert rewards["__key__"] == episodes["__key__"]
+    joined = concatenate_datasets([episodes, rewards.remove_columns(["__key__", "__url__"])], axis=1)
+    row = joined.with_format("numpy", dtype=None)[3]
+    assert row["vlm_reward.npy"].dtype == np.float16 and np.array_equal(row["vlm_reward.npy"], ours[3][schema.VLM_REWARD])
+    (copy_of / "README.md").unlink()  # a dataset from an older version gets its card back
+    assert write_dataset_card(copy_of).read_text() == card

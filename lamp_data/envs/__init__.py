@@ -4,6 +4,10 @@
 episode from the pretraining split); ``make_env("mw-pick-place")`` is one Meta-World task;
 ``make_env("dummy")`` is a 5-step toy env for tests; ``rlbench-<task>`` needs the
 ``rlbench`` extra. See :mod:`lamp_data.envs.base` for the contract.
+
+Importing this package also registers every env with Gymnasium, without importing a simulator:
+``gymnasium.make("lamp/MetaWorld-pick-place-v0", image_size=96)`` (see
+:mod:`lamp_data.envs.gym_registration`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any  # noqa: E402
 import gymnasium as gym  # noqa: E402
 
 from lamp_data.envs.base import ActionRepeat, EnvConfig, RandomizationConfig  # noqa: E402
+from lamp_data.envs.gym_registration import gym_id, register_gym_envs  # noqa: E402
 from lamp_data.registry import Registry  # noqa: E402
 
 ENVS: Registry[gym.Env] = Registry("env")
@@ -64,6 +69,7 @@ def _rlbench_task_env(task: str, config: EnvConfig | None = None) -> gym.Env:
 
 
 _register_simulators()
+register_gym_envs(ENVS.names())
 
 DEFAULT_ENV = "mw-pretrain"
 """The embedded pretraining env."""
@@ -91,4 +97,4 @@ def env_names() -> list[str]:
     return ENVS.names()
 
 
-__all__ = ["DEFAULT_ENV", "ENVS", "EnvConfig", "RandomizationConfig", "env_names", "make_env"]
+__all__ = ["DEFAULT_ENV", "ENVS", "EnvConfig", "RandomizationConfig", "env_names", "gym_id", "make_env"]

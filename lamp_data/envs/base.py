@@ -12,7 +12,11 @@ An env is a ``gymnasium.Env`` with
 * ``expert_action(noise=0.0, rng=None)``: the scripted expert's action for the current state,
   or :class:`~lamp_data.errors.LampError` when the backend has none,
 * ``spec_dict()``: a JSON-able description (backend, tasks, sizes, randomization config)
-  recorded in every dataset made from it.
+  recorded in every dataset made from it,
+* ``render()`` returns the latest frame (``metadata["render_modes"] == ["rgb_array"]``).
+
+Every env is also registered with Gymnasium (``gymnasium.make("lamp/Dummy-v0")``, see
+:mod:`lamp_data.envs.gym_registration`).
 """
 
 from __future__ import annotations
@@ -129,11 +133,29 @@ class ActionRepeat(gym.Wrapper):
         return getattr(self.env, name)
 
 
-def image_state_space(image_size: int, state_dim: int) -> gym.spaces.Dict:
-    """The observation space shared by all backends."""
+def image_state_space(
+    image_size: int,
+    state_dim: int,
+    state_low: float | np.ndarray = -np.inf,
+    state_high: float | np.ndarray = np.inf,
+) -> gym.spaces.Dict:
+    """The observation space shared by all backends.
+
+    Args:
+        image_size: Square frame side in pixels.
+        state_dim: Entries of the proprioceptive state.
+        state_low: Lower bound of each state entry (a scalar or ``[state_dim]``); a backend gives
+            the bounds its simulator guarantees and leaves the rest infinite.
+        state_high: Upper bound, like ``state_low``.
+    """
     return gym.spaces.Dict(
         {
             "image": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
-            "state": gym.spaces.Box(-np.inf, np.inf, (state_dim,), np.float32),
+            "state": gym.spaces.Box(
+                np.broadcast_to(np.asarray(state_low, np.float32), (state_dim,)),
+                np.broadcast_to(np.asarray(state_high, np.float32), (state_dim,)),
+                (state_dim,),
+                np.float32,
+            ),
         }
     )

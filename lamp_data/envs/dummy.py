@@ -19,14 +19,14 @@ class DummyEnv(gym.Env):
     Frames, task and colours depend only on the reset seed, like the real backends.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, config: EnvConfig | None = None):
         config = config or EnvConfig(image_size=16, episode_length=5)
         self.config = config
         self.episode_length = config.episode_length
         size = config.image_size
-        self.observation_space = image_state_space(size, 4)
+        self.observation_space = image_state_space(size, 4, -1.0, 1.0)  # dot and goal positions
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._rng = np.random.default_rng(0)
         self._position = np.zeros(2, np.float32)
@@ -49,6 +49,7 @@ class DummyEnv(gym.Env):
         return {"image": image, "state": state}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self._task = _TASKS[int(self._rng.integers(len(_TASKS)))]
@@ -90,4 +91,5 @@ class DummyEnv(gym.Env):
         return action
 
     def render(self):
+        """The current frame."""
         return self._observation()["image"]

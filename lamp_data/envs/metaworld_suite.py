@@ -43,6 +43,18 @@ from lamp_data.errors import LampError
 
 STATE_FIELDS = ("hand_x", "hand_y", "hand_z", "gripper_opening", "hand_vx", "hand_vy", "hand_vz")
 """Names of the proprioceptive state entries."""
+HAND_LOW = (-0.525, 0.348, -0.0525)
+HAND_HIGH = (0.525, 1.025, 0.7)
+"""Meta-World's hand workspace in metres (``SawyerXYZEnv._HAND_SPACE``): every step's observation
+is clipped to it."""
+SIMULATOR_DT = 0.0025 * 5
+"""Seconds per Meta-World step: every v3 scene's 2.5 ms timestep times ``frame_skip`` 5."""
+_MAX_SPEED = np.ceil(np.subtract(HAND_HIGH, HAND_LOW) / SIMULATOR_DT)
+STATE_LOW = np.array([*HAND_LOW, 0.0, *-_MAX_SPEED], np.float32)
+STATE_HIGH = np.array([*HAND_HIGH, 1.0, *_MAX_SPEED], np.float32)
+"""Bounds of the state that Meta-World guarantees: the hand workspace, the gripper opening (0 closed,
+1 open) and the hand velocity between two positions inside the workspace (m/s; a hand driven by
+1 cm-per-step actions moves at under 1 m/s)."""
 MAX_CACHED_TASKS = 8
 """Task simulators kept alive by a multi-task env (each costs ~100 MB)."""
 _UNBOUNDED_PATH_LENGTH = 2**31
@@ -123,7 +135,7 @@ class MetaWorldEnv(gym.Env):
         max_cached_tasks: Task simulators kept alive at once.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": round(1 / SIMULATOR_DT)}
 
     def __init__(self, tasks: list[str], config: EnvConfig | None = None, *, max_cached_tasks: int = MAX_CACHED_TASKS):
         config = config or EnvConfig()
@@ -138,8 +150,9 @@ class MetaWorldEnv(gym.Env):
             )
         self.tasks = list(tasks)
         self.config = config
+        self.metadata = {**self.metadata, "render_fps": round(1 / (SIMULATOR_DT * config.action_repeat))}
         self.max_cached_tasks = max(1, max_cached_tasks)
-        self.observation_space = image_state_space(config.image_size, len(STATE_FIELDS))
+        self.observation_space = image_state_space(config.image_size, len(STATE_FIELDS), STATE_LOW, STATE_HIGH)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._simulators: collections.OrderedDict[str, TaskSimulator] = collections.OrderedDict()
         self._simulator: TaskSimulator | None = None

@@ -1,13 +1,35 @@
-"""The dataset card: what a dataset holds, from its metadata and sidecars (no tar is read)."""
+"""Dataset cards: the summary of what a dataset holds (:func:`dataset_card`, from its metadata and
+sidecars, no tar is read) and the ``README.md`` that lets Hugging Face ``datasets`` load the folder
+(:func:`write_dataset_card`).
+
+The README's YAML front matter names the data files of each config (``default``: the episode
+shards; ``rewards-<fingerprint>``: one reward set) and their features, so
+``datasets.load_dataset(folder)`` reads episodes with frames typed as uint8 ``Array4D``
+(``.with_format("numpy", dtype=None)`` then gives numpy arrays with the stored dtypes). The
+``meta.json`` field is typed ``Json`` because its randomization record differs between episodes;
+that type needs ``datasets`` 4.7 or newer.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lamp_data import schema
+from lamp_data.atomic import atomic_write_bytes
 from lamp_data.store import layout
-from lamp_data.store.reader import open_dataset
+from lamp_data.store.reader import Dataset, open_dataset
+
+CARD_FORMAT_VERSION = 1
+"""Version of the ``README.md`` front matter written by :func:`write_dataset_card`."""
+REWARD_CONFIG_PREFIX = "rewards-"
+"""A reward set's ``datasets`` config is named ``rewards-<fingerprint>``."""
+_LICENSES = {"metaworld": "mit", "dummy": "mit"}
+"""License of the data by simulator backend: Meta-World's assets and textures are MIT-licensed."""
 
 
 def dataset_card(path: str | Path) -> dict[str, Any]:
@@ -66,3 +88,189 @@ def dataset_card(path: str | Path) -> dict[str, Any]:
         "interrupted_writes": len(layout.interrupted_writes(dataset.shards_dir)),
         "created": info.get("provenance", {}).get("created"),
     }
+
+
+def hub_features(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``datasets`` features of an episode sample, in the YAML form of a card's ``dataset_info``.
+
+    Frames become ``Array4D [None, H, W, 3]`` when ``info`` records the image size, and the state
+    ``Array2D [None, S]`` when the env spec names its fields; other arrays are nested lists.
+    """
+    env = info.get("env", {})
+    image_size = env.get("config", {}).get("image_size")
+    state_fields = env.get("spec", {}).get("state_fields")
+    shapes = {schema.IMAGE: [None, image_size, image_size, 3] if image_size else None,
+              schema.STATE: [None, len(state_fields)] if state_fields else None}
+    features = []
+    for field, dtype in layout.FIELD_DTYPES.items():
+        name, dtype = layout.FIELD_FILES[field], np.dtype(dtype).name
+        rank = _RANKS.get(field, 1)
+        if shapes.get(field):
+            features.append({"name": name, "dtype": {f"array{rank}_d": {"shape": shapes[field], "dtype": dtype}}})
+        else:
+            nested: Any = dtype
+            for _ in range(rank):
+                nested = {"list": nested}
+            features.append({"name": name, **nested})
+    features.append({"name": layout.FIELD_FILES[layout.META], "dtype": "json"})
+    return features + _key_features()
+
+
+_RANKS = {schema.IMAGE: 4, schema.STATE: 2, schema.ACTION: 2}
+"""Array rank of each field with more than one axis."""
+
+
+def _key_features() -> list[dict[str, Any]]:
+    """The sample key and the shard path that ``datasets`` adds to every sample."""
+    return [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
+
+
+def _reward_features(prompt_count: int) -> list[dict[str, Any]]:
+    shape = {"shape": [None, int(prompt_count)], "dtype": "float16"}
+    return [{"name": layout.REWARD_FILE, "dtype": {"array2_d": shape}}] + _key_features()
+
+
+def write_dataset_card(dataset: str | Path | Dataset) -> Path:
+    """Write ``README.md`` into a dataset folder, atomically, so ``datasets.load_dataset(folder)`` works.
+
+    The card is derived from ``meta/info.json`` and the reward sets present (it holds no counts,
+    which change as shards are added; ``lamp-data info`` gives those). The store rewrites it
+    whenever it writes ``meta/info.json`` or creates a reward set; call this for a dataset made
+    by an older version.
+
+    Returns:
+        The path of the card.
+
+    Raises:
+        LampError: ``dataset`` is not a dataset.
+    """
+    import yaml
+
+    dataset = open_dataset(dataset)
+    info = dataset.info
+    env = info.get("env", {})
+    backend = env.get("spec", {}).get("backend")
+    configs = [{"config_name": "default", "default": True,
+                "data_files": [{"split": "train", "path": f"{layout.SHARDS_DIR}/*.tar"}]}]
+    infos = [{"config_name": "default", "features": hub_features(info)}]
+    reward_sets = []
+    for fingerprint in dataset.reward_sets():
+        set_info = dataset.reward_set_info(fingerprint)
+        name = REWARD_CONFIG_PREFIX + fingerprint
+        configs.append({"config_name": name,
+                        "data_files": [{"split": "train", "path": f"{layout.REWARDS_DIR}/{fingerprint}/*.tar"}]})
+        infos.append({"config_name": name, "features": _reward_features(set_info["prompt_count"])})
+        reward_sets.append((fingerprint, set_info))
+    front = {
+        "license": _LICENSES.get(backend, "other"),
+        "pretty_name": f"LAMP episodes: {env.get('name', 'unknown env')}",
+        "task_categories": ["robotics", "reinforcement-learning"],
+        "tags": ["lamp", "robotics", "webdataset", str(backend or "unknown")],
+        "configs": configs,
+        "dataset_info": infos,
+        "lamp": {"card_format_version": CARD_FORMAT_VERSION, "dataset_format_version": info.get("format_version")},
+    }
+    text = "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + _card_body(info, reward_sets, backend)
+    path = dataset.path / layout.README_FILE
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def _card_body(info: dict[str, Any], reward_sets: list[tuple[str, dict[str, Any]]], backend: str | None) -> str:
+    env = info.get("env", {})
+    config = env.get("config", {})
+    collection = info.get("collection", {})
+    provenance = info.get("provenance", {})
+    randomization = config.get("randomization", {})
+    randomized = any(bool(value) for value in randomization.values())
+    fields = "\n".join(
+        f"| `{layout.FIELD_FILES[field]}` | {doc} |" for field, doc in _FIELD_DOCS.items()
+    )
+    if reward_sets:
+        sets = "\n".join(
+            f"- `{REWARD_CONFIG_PREFIX}{fingerprint}`: {set_info.get('prompt_count')} prompts "
+            f"(`{layout.REWARDS_DIR}/{fingerprint}/{layout.PROMPTS_FILE}`), model "
+            f"`{json.dumps(set_info.get('model', set_info.get('spec')), sort_keys=True)}`"
+            for fingerprint, set_info in reward_sets
+        )
+    else:
+        sets = "None yet (`lamp-data relabel` adds one)."
+    runs = ", ".join(f"`{run}` ({record.get('policy', '?')})" for run, record in sorted(info.get("runs", {}).items())) or "-"
+    versions = ", ".join(f"{name} {version}" for name, version in sorted(provenance.get("versions", {}).items())) or "-"
+    license_note = (
+        "MIT, like the simulator's assets the frames render." if backend in _LICENSES
+        else "Set by whoever publishes it; the frames render the simulator's assets, under its terms."
+    )
+    summary = (
+        f"Robot episodes recorded with the LAMP toolkit: env `{env.get('name')}` ({config.get('image_size')} px "
+        f"frames, {config.get('episode_length')}-step episodes, action repeat {config.get('action_repeat', 1)}, "
+        f"domain randomization {'on' if randomized else 'off'}), dataset seed {collection.get('seed')}."
+    )
+    return f"""# LAMP episodes: {env.get("name", "unknown env")}
+
+{summary}
+`lamp-data info <folder>` prints the current counts, tasks and success rate; `lamp-data verify <folder>`
+checks every shard against its sidecar; `lamp-data view <folder> --out episode.png` draws an episode.
+
+## Loading
+
+```python
+from datasets import load_dataset
+
+episodes = load_dataset("<folder>", split="train").with_format("numpy", dtype=None)
+episode = episodes[0]   # one episode: episode["image.npy.gz"] is uint8 [T+1, H, W, 3]
+```
+
+Without `.with_format(...)` arrays arrive as nested Python lists; `dtype=None` keeps the stored
+dtypes (the numpy format otherwise widens integers to int64). `meta.json` is a dict (task,
+instruction, seed, randomization, ...; lists inside it become arrays under the numpy format, and
+`datasets` may change a float in it in the last digit). With the toolkit, `lamp_data.store.index_episodes("<folder>")[i]`
+gives the same episode with keys `image`, `state`, ... after checking the shard's sha256.
+
+| field | content |
+|---|---|
+{fields}
+
+## Rewards
+
+Each reward set is a config of its own, one sample per episode with the same `__key__`:
+`vlm_reward.npy` is float16 [T+1, P], column *i* scoring prompt *i* of the set's `prompts.json`.
+
+```python
+from datasets import concatenate_datasets, load_dataset
+
+episodes = load_dataset("<folder>", split="train")
+rewards = load_dataset("<folder>", "rewards-<fingerprint>", split="train")
+assert rewards["__key__"] == episodes["__key__"]   # a complete set: same episodes, same order
+joined = concatenate_datasets([episodes, rewards.remove_columns(["__key__", "__url__"])], axis=1)
+joined = joined.with_format("numpy", dtype=None)   # joined[i]["vlm_reward.npy"]: float16 [T+1, P]
+```
+
+With the toolkit: `index_episodes("<folder>", reward_set="<fingerprint>")[i]["vlm_reward"]`.
+
+{sets}
+
+## Provenance
+
+Created {provenance.get("created", "?")} by runs {runs}.
+Software: {versions}.
+`meta/info.json` holds the full record (env spec, randomization config, task split, collection
+config, command line).
+
+## License
+
+{license_note}
+"""
+
+
+_FIELD_DOCS = {
+    schema.IMAGE: "uint8 [T+1, H, W, 3] camera frames (gzip-compressed `.npy`)",
+    schema.STATE: "float32 [T+1, S] proprioceptive state",
+    schema.ACTION: "float32 [T, A] actions in [-1, 1]",
+    schema.REWARD: "float32 [T] the task's dense reward",
+    schema.SUCCESS: "bool [T+1] task success after each frame",
+    schema.IS_FIRST: "bool [T+1] true at the first frame",
+    schema.IS_LAST: "bool [T+1] true at the last frame",
+    schema.IS_TERMINAL: "bool [T+1] true if the episode ended in a terminal state",
+    layout.META: "JSON: episode index, run, policy, seed, task, instruction, randomization, steps, success",
+}

@@ -9,6 +9,8 @@ A dataset is a folder::
     rewards/<fingerprint>/info.json     the reward model and prompt set behind a reward set
     rewards/<fingerprint>/prompts.json  that set's prompts
     rewards/<fingerprint>/<shard>.tar   rewards of every episode of data shard <shard> (+ sidecar)
+    README.md                           dataset card for Hugging Face ``datasets`` (derived, rewritten
+                                        with meta/info.json and when a reward set is added)
 
 Shards are named after their run and first episode index (``collect-00000040``), not after the
 worker that wrote them: the episodes of a shard are fixed by the plan, so a resume with another
@@ -40,6 +42,7 @@ SHARDS_DIR = "shards"
 REWARDS_DIR = "rewards"
 INFO_FILE = "info.json"
 PROMPTS_FILE = "prompts.json"
+README_FILE = "README.md"
 LOCK_FILE = ".lock"
 
 META = "meta"

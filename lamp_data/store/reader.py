@@ -1,4 +1,5 @@
-"""Reading a dataset: the folder handle, checked shard reads and the episode iterator.
+"""Reading a dataset: the folder handle, checked shard reads, the episode iterator and the
+indexable episode view (:func:`index_episodes`).
 
 Every shard is read whole into memory, its sha256 and size compared with the sidecar, and
 only then parsed with webdataset's tar iterator, so a truncated or bit-flipped shard never
@@ -8,9 +9,12 @@ yields a single sample: it raises :class:`LampError` naming the shard, or with
 
 from __future__ import annotations
 
+import collections
+import copy
 import hashlib
 import io
 import json
+import operator
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,6 +252,17 @@ def check_rewards(tar_path: Path, rewards: list[dict[str, Any]], data_sidecar: d
             raise DamagedShardError(tar_path, f"{sample['__key__']}: {values.shape[1]} reward columns, the set has {prompt_count} prompts")
 
 
+def _select_shards(dataset: Dataset, shards: list[str] | None) -> dict[str, dict[str, Any]]:
+    """Sidecars of the committed shards, or of ``shards`` only (LampError naming unknown ones)."""
+    sidecars = dataset.shard_sidecars()
+    if shards is None:
+        return sidecars
+    unknown = [name for name in shards if name not in sidecars]
+    if unknown:
+        raise LampError(f"{dataset.path} has no committed shards named {', '.join(unknown)}")
+    return {name: sidecars[name] for name in shards}
+
+
 def _handle(error: LampError, on_error: str) -> None:
     if on_error == "raise":
         raise error
@@ -277,32 +292,139 @@ def iter_episodes(
     if on_error not in ON_ERROR:
         raise LampError(f"on_error must be one of {', '.join(ON_ERROR)}, got '{on_error}'")
     dataset = open_dataset(dataset)
-    sidecars = dataset.shard_sidecars()
-    if shards is not None:
-        unknown = [name for name in shards if name not in sidecars]
-        if unknown:
-            raise LampError(f"{dataset.path} has no committed shards named {', '.join(unknown)}")
-        sidecars = {name: sidecars[name] for name in shards}
-    prompt_count = None
-    reward_sidecars: dict[str, dict[str, Any]] = {}
-    if reward_set is not None:
-        prompt_count = len(dataset.reward_set_prompts(reward_set))
-        reward_sidecars = dataset.reward_shard_sidecars(reward_set)
+    sidecars = _select_shards(dataset, shards)
+    join = _RewardJoin(dataset, reward_set) if reward_set is not None else None
     for name, sidecar in sidecars.items():
-        tar_path = dataset.shards_dir / f"{name}.tar"
         try:
-            samples = read_episode_shard(tar_path, sidecar)
-            rewards = None
-            if reward_set is not None:
-                rewards = _read_rewards(dataset, reward_set, name, sidecar, reward_sidecars, prompt_count)
+            samples = _read_episodes(dataset, name, sidecar, join)
         except LampError as error:
             _handle(error, on_error)
             continue
-        for sample in samples:
-            sample["__shard__"] = name
-            if rewards is not None:
-                sample[schema.VLM_REWARD] = rewards[sample["__key__"]]
-            yield sample
+        yield from samples
+
+
+class _RewardJoin:
+    """What joining one reward set needs: its prompt count and committed shard sidecars."""
+
+    def __init__(self, dataset: Dataset, fingerprint: str):
+        self.fingerprint = fingerprint
+        self.prompt_count = len(dataset.reward_set_prompts(fingerprint))
+        self.sidecars = dataset.reward_shard_sidecars(fingerprint)
+
+
+def _read_episodes(dataset: Dataset, name: str, sidecar: dict[str, Any], join: _RewardJoin | None) -> list[dict[str, Any]]:
+    """The checked episodes of data shard ``name``, with ``__shard__`` and, given ``join``, rewards."""
+    samples = read_episode_shard(dataset.shards_dir / f"{name}.tar", sidecar)
+    rewards = None
+    if join is not None:
+        rewards = _read_rewards(dataset, join.fingerprint, name, sidecar, join.sidecars, join.prompt_count)
+    for sample in samples:
+        sample["__shard__"] = name
+        if rewards is not None:
+            sample[schema.VLM_REWARD] = rewards[sample["__key__"]]
+    return samples
+
+
+class EpisodeIndex:
+    """The episodes of a dataset by position: ``len(episodes)``, ``episodes[i]``, ``episodes.find(key)``.
+
+    Built by :func:`index_episodes` from the shard sidecars (no tar is read); positions follow
+    :func:`iter_episodes` order and ``episodes[i]`` equals the ``i``-th episode it yields. Reading
+    an episode reads and checks its whole shard (sha256 against the sidecar); the most recently
+    read shards are kept decoded, so walking the episodes in order reads each shard once. Shards
+    committed after the index was built are not seen.
+
+    Attributes:
+        dataset: The dataset.
+        reward_set: The joined reward set's fingerprint, or None.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        sidecars: dict[str, dict[str, Any]],
+        join: _RewardJoin | None = None,
+        cached_shards: int = 1,
+    ):
+        self.dataset = dataset
+        self.reward_set = join.fingerprint if join is not None else None
+        self._sidecars = sidecars
+        self._join = join
+        self._cached_shards = max(1, cached_shards)
+        self._cache: collections.OrderedDict[str, list[dict[str, Any]]] = collections.OrderedDict()
+        self._positions = [(name, row) for name, sidecar in sidecars.items() for row in range(len(sidecar["samples"]))]
+        self._keys = [entry["key"] for sidecar in sidecars.values() for entry in sidecar["samples"]]
+        self._by_key = {key: position for position, key in enumerate(self._keys)}
+
+    def __repr__(self) -> str:
+        return f"EpisodeIndex({str(self.dataset.path)!r}, episodes={len(self)}, reward_set={self.reward_set!r})"
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self[index] for index in range(len(self)))
+
+    @property
+    def keys(self) -> list[str]:
+        """Episode keys (``ep00000042``) by position."""
+        return list(self._keys)
+
+    def find(self, key: str) -> int:
+        """Position of the episode with sample key ``key``.
+
+        Raises:
+            LampError: no such episode.
+        """
+        try:
+            return self._by_key[key]
+        except KeyError:
+            raise LampError(f"{self.dataset.path} has no episode {key} ({len(self)} episodes)") from None
+
+    def __getitem__(self, position):
+        """The episode at ``position`` (negative counts from the end), as :func:`iter_episodes` yields it.
+
+        Raises:
+            IndexError: ``position`` is out of range.
+            DamagedShardError: its shard or reward shard does not match its sidecar.
+        """
+        if isinstance(position, slice):
+            return [self[index] for index in range(*position.indices(len(self)))]
+        index = operator.index(position)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"episode {index} out of range: {self.dataset.path} has {len(self)} episodes")
+        name, row = self._positions[index]
+        samples = self._cache.pop(name, None)
+        if samples is None:
+            samples = _read_episodes(self.dataset, name, self._sidecars[name], self._join)
+            while len(self._cache) >= self._cached_shards:
+                self._cache.popitem(last=False)
+        self._cache[name] = samples
+        return copy.deepcopy(samples[row])
+
+
+def index_episodes(
+    dataset: str | Path | Dataset,
+    *,
+    reward_set: str | None = None,
+    shards: list[str] | None = None,
+    cached_shards: int = 1,
+) -> EpisodeIndex:
+    """An indexable view of a dataset's committed episodes (see :class:`EpisodeIndex`).
+
+    Args:
+        dataset: A dataset folder or an open :class:`Dataset`.
+        reward_set: A reward-set fingerprint to join, as in :func:`iter_episodes`.
+        shards: Only these shard names (default: all committed shards).
+        cached_shards: Decoded shards kept in memory.
+
+    Raises:
+        LampError: not a dataset, an unknown shard name or reward set, or an unreadable sidecar.
+    """
+    dataset = open_dataset(dataset)
+    sidecars = _select_shards(dataset, shards)
+    join = _RewardJoin(dataset, reward_set) if reward_set is not None else None
+    return EpisodeIndex(dataset, sidecars, join, cached_shards)
 
 
 def _read_rewards(

@@ -22,6 +22,7 @@ from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
 from lamp_data.store import layout
+from lamp_data.store.card import write_dataset_card
 from lamp_data.store.reader import Dataset, _read_json, _read_prompts, open_dataset
 
 
@@ -100,19 +101,23 @@ class ShardWriter:
 
 
 def create_dataset(path: str | Path, info: dict[str, Any]) -> Dataset:
-    """Create a dataset folder with ``meta/info.json`` (``format_version`` added), atomically."""
+    """Create a dataset folder with ``meta/info.json`` (``format_version`` added) and its
+    ``README.md`` card (:func:`~lamp_data.store.card.write_dataset_card`), each atomically."""
     folder = Path(path)
     info = {**info, "format_version": schema.DATASET_FORMAT_VERSION}
     (folder / layout.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / layout.META_DIR / layout.INFO_FILE, info)
-    return Dataset(folder, info)
+    dataset = Dataset(folder, info)
+    write_dataset_card(dataset)
+    return dataset
 
 
 def update_info(dataset: Dataset, info: dict[str, Any]) -> Dataset:
-    """Replace ``meta/info.json`` atomically (keeping ``format_version``)."""
+    """Replace ``meta/info.json`` atomically (keeping ``format_version``) and rewrite the card."""
     info = {**info, "format_version": schema.DATASET_FORMAT_VERSION}
     atomic_write_json(dataset.path / layout.META_DIR / layout.INFO_FILE, info)
     dataset.info = info
+    write_dataset_card(dataset)
     return dataset
 
 
@@ -199,6 +204,7 @@ class RewardSetWriter:
             atomic_write_json(prompts_path, self.prompts)
             atomic_write_json(info_path, info)
             self.info = info
+            write_dataset_card(self.dataset)
 
     def has_shard(self, shard_name: str) -> bool:
         """True if the reward shard for data shard ``shard_name`` is committed."""

@@ -155,6 +155,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     """
     from rich.console import Console
 
+    from lamp_agent import load_preset
     from lamp_agent.pretrain import PretrainConfig, pretrain
     from lamp_data.collect import CollectConfig, collect
     from lamp_data.envs.showcase import render_showcase
@@ -190,6 +191,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
             env=config.env, episodes=config.episodes, workers=config.workers, policy="noisy-expert",
             seed=config.seed, image_size=config.image_size, episode_length=config.episode_length,
             shard_episodes=max(1, config.episodes // (2 * config.workers)),
+            action_repeat=load_preset(config.preset, **config.agent_overrides).action_repeat,
         ),
     )
     timings["collect"] = time.perf_counter() - started

@@ -273,7 +273,15 @@ def pretrain(
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
             overrides["alpha"] = config.alpha
-        agent_config = load_preset(config.preset, **overrides)
+        data_repeat = int(dataset.info.get("collection", {}).get("action_repeat", 1))
+        if "action_repeat" in overrides and int(overrides["action_repeat"]) != data_repeat:
+            raise LampError(
+                f"{dataset.path} was recorded at action repeat {data_repeat}, so the agent cannot learn "
+                f"action repeat {overrides['action_repeat']} from it"
+            )
+        # the world model learns the dynamics of the data, so the checkpoint acts (and is finetuned)
+        # at the action repeat the data was recorded with
+        agent_config = load_preset(config.preset, **{**overrides, "action_repeat": data_repeat})
         _check_episode_length(dataset, config.rewards, agent_config.seq_len)
         image_size, state_dim, action_dim = _dims(dataset, config.rewards)
         agent = Agent(

@@ -147,3 +147,14 @@ def test_cli_pretrains_as_a_subprocess_with_the_real_text_encoder(data_copy, tmp
     meta = json.loads((out / "checkpoints" / "step-00000002" / "config.json").read_text())
     assert meta["info"]["alpha"] == 1.0 and meta["info"]["method"] == "p2e" and meta["info"]["reward_set"] == FINGERPRINT
     assert meta["config"]["own_prompt_fraction"] == 0.0
+
+
+def test_the_checkpoint_acts_at_the_action_repeat_its_data_was_recorded_with(dataset, tmp_path):
+    from lamp_agent import Agent
+
+    cached_embeddings(tmp_path / "run")
+    config = PretrainConfig(data=str(dataset), rewards=FINGERPRINT, out=str(tmp_path / "run"), steps=1, preset="cpu", agent_overrides=SMALL)
+    summary = pretrain(config, progress=False, scorer_factory=ColourScorer)
+    assert Agent.load(summary.checkpoint).config.action_repeat == 1  # the cpu preset says 2; the data says 1
+    with pytest.raises(LampError, match="recorded at action repeat 1"):
+        run(dataset, tmp_path / "other", steps=1, agent_overrides={**SMALL, "action_repeat": 2})

@@ -15,6 +15,7 @@ them run at once (one per core). When every run has finished, the script writes 
 * ``reference.md``      the leaderboard table, per-task IQMs with 95 % CIs, every run's last
                         evaluation, the command that made it, its wall time and provenance,
 * ``summary.json``      the per-task numbers of ``reference.md``, for other reports to cite,
+* ``commands.json``     every command whose runs the folder holds (several methods may share it),
 * ``curves.png``        the normalised-return and success curves (copied from the report).
 
 Running it again skips finished runs, so an interrupted experiment resumes where it stopped
@@ -148,7 +149,20 @@ def _interval_text(value: list[float] | None) -> str:
     return "n/a" if value is None else f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
 
 
-def write_reference(args: argparse.Namespace, wall_seconds: float) -> Path:
+def record_command(out: Path, command: str) -> list[str]:
+    """Add ``command`` to ``<out>/commands.json`` (the commands whose runs this folder holds) and
+    return them all, oldest first."""
+    from lamp_data.atomic import atomic_write_json
+
+    path = out / "commands.json"
+    commands = json.loads(path.read_text()) if path.is_file() else []
+    if command not in commands:
+        commands.append(command)
+        atomic_write_json(path, commands)
+    return commands
+
+
+def write_reference(args: argparse.Namespace) -> Path:
     """The leaderboard, ``curves.jsonl``, ``summary.json`` and ``reference.md`` of the finished runs."""
     from lamp_data.atomic import atomic_open, atomic_write_json
     from lamp_data.provenance import provenance
@@ -178,9 +192,11 @@ def write_reference(args: argparse.Namespace, wall_seconds: float) -> Path:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parent).stdout.strip()
     command = "python bench/learning.py " + " ".join(shlex.quote(part) for part in sys.argv[1:])
+    commands = record_command(args.out, command)
+    core_minutes = sum(run.info["summary"].get("wall_seconds", 0.0) for run in find_runs([args.out / "runs"])) / 60
     atomic_write_json(args.out / "summary.json", {
-        "command": command, "commit": commit, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
-        "eval_episodes": args.eval_episodes, "wall_minutes": round(wall_seconds / 60, 1), "tasks": tasks,
+        "commands": commands, "commit": commit, "preset": args.preset, "steps": args.steps, "seeds": args.seeds,
+        "eval_episodes": args.eval_episodes, "core_minutes": round(core_minutes, 1), "tasks": tasks,
         "provenance": info,
     })
     per_task = "\n".join(
@@ -196,8 +212,10 @@ Meta-World, 64 px, canonical scene, 150-step episodes{f"; options `{args.extra}`
 steps on {args.eval_episodes} held-out seeds (the same for every run). Normalised return: 0 is a
 uniform random policy, 1 the scripted expert, both measured on those seeds.
 
-Regenerate: `{command}` ({args.workers} runs at once, one torch thread each; took
-{wall_seconds / 60:.0f} min on this machine).
+Regenerate (each command adds its method's runs to this folder, {args.workers} runs at once, one
+torch thread each; the runs took {core_minutes:.0f} core-minutes in all on this machine):
+
+{chr(10).join(f"    {line}" for line in commands)}
 
 {markdown_table(result.leaderboard)}
 
@@ -215,7 +233,8 @@ Regenerate: `{command}` ({args.workers} runs at once, one torch thread each; too
 
 Curves: `curves.png` (IQM with 95 % bootstrap bands), every evaluation in `curves.jsonl`.
 
-Provenance: code at commit `{commit or "unknown"}`; {json.dumps({"versions": info["versions"], "platform": info["platform"], "created": info["created"]}, sort_keys=True)}
+Provenance: report written by the code at commit `{commit or "unknown"}` (each run's `run.json` records
+the versions and config that made it); {json.dumps({"versions": info["versions"], "platform": info["platform"], "created": info["created"]}, sort_keys=True)}
 """
     with atomic_open(args.out / "reference.md") as handle:
         handle.write(text)
@@ -225,9 +244,8 @@ Provenance: code at commit `{commit or "unknown"}`; {json.dumps({"versions": inf
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     run_all(run_commands(args), args.workers, args.out / "logs")
-    print(f"wrote {write_reference(args, time.time() - started)}")
+    print(f"wrote {write_reference(args)}")
 
 
 if __name__ == "__main__":

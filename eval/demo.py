@@ -137,8 +137,8 @@ def reference_summary(path: Path = REFERENCE_SUMMARY) -> str:
         for row in summary.get("tasks", []) if row.get("normalised_iqm")
     )
     return (
-        f"{where}: preset '{summary.get('preset')}', {summary.get('steps')} env steps per run, "
-        f"{summary.get('wall_minutes')} min on 2 CPU cores — {tasks}"
+        f"{where}: {summary.get('steps')} env steps per run, {summary.get('core_minutes')} CPU-core minutes "
+        f"in all — {tasks}"
     )
 
 

@@ -158,10 +158,11 @@ def info(path, as_json) -> None:
 def _prompt_set(info: dict) -> tuple[str | None, int | None]:
     """Name and prompt count of the prompt set a dataset card or a reward set's info records
     (its name under ``prompt_set``, or for a reward set in its provenance's ``prompt_set_name``)."""
+    from lamp_data.store.reader import prompt_set_name
+
     recorded = info.get("prompt_set")
-    recorded = recorded if isinstance(recorded, dict) else {}
-    name = recorded.get("name") or (info.get("provenance") or {}).get("prompt_set_name")
-    return name, recorded.get("count") or info.get("prompt_count")
+    count = recorded.get("count") if isinstance(recorded, dict) else None
+    return prompt_set_name(info), count or info.get("prompt_count")
 
 
 def _count(name: str, prompts: int | None) -> str:

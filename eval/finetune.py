@@ -129,10 +129,11 @@ class FinetuneConfig:
             raise LampError(f"replay ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
         if self.action_repeat is not None and self.action_repeat < 1:
             raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
-        for name in ("prefill", "initial_updates", "batch_size", "seq_len"):
+        for name, least, words in (("prefill", 0, "non-negative"), ("initial_updates", 0, "non-negative"),
+                                   ("batch_size", 1, "at least 1"), ("seq_len", 1, "at least 1")):
             value = getattr(self, name)
-            if value is not None and value < (0 if name in ("prefill", "initial_updates") else 1):
-                raise LampError(f"{name.replace('_', '-')} must be {'non-negative' if name in ('prefill', 'initial_updates') else 'at least 1'}, got {value}")
+            if value is not None and value < least:
+                raise LampError(f"{name.replace('_', '-')} must be {words}, got {value}")
 
     def env_name(self, task: str) -> str:
         """The env a task runs in."""
@@ -219,7 +220,7 @@ def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
                     )
                 )
     for run in runs:
-        check_schedule(run)
+        _check_schedule(run)
     return runs
 
 
@@ -431,7 +432,7 @@ class _TextEncoders:
         return self._embeddings[key]
 
 
-def check_schedule(run: RunConfig) -> "_Schedule":
+def _check_schedule(run: RunConfig) -> "_Schedule":
     """The run's training schedule, refused when its sequences or instruction trials do not fit."""
     schedule = _Schedule.of(run, _agent_config(run))
     decisions = math.ceil(run.episode_length / schedule.action_repeat)
@@ -548,7 +549,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
 
     advance = advance or (lambda steps: None)
     started = time.perf_counter()
-    schedule = check_schedule(run)
+    schedule = _check_schedule(run)
     env_config = EnvConfig(
         image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical(),
         action_repeat=schedule.action_repeat,

@@ -43,6 +43,7 @@ from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
+from lamp_data.store.reader import prompt_set_name
 
 
 
@@ -291,7 +292,7 @@ def pretrain(
         agent.info = {
             "pretrain": run_record, "alpha": agent_config.alpha, "reward_set": config.rewards,
             "reward_model": reward_info.get("model_spec") or reward_info.get("provenance", {}).get("model_spec"),
-            "prompt_set": reward_info.get("prompt_set"), "prompt_set_name": _prompt_set_name(reward_info),
+            "prompt_set": reward_info.get("prompt_set"), "prompt_set_name": prompt_set_name(reward_info),
             "method": "p2e" if agent_config.alpha == 1.0 else "lamp" if agent_config.alpha > 0 else "vlm-only",
         }
         out.mkdir(parents=True, exist_ok=True)
@@ -374,11 +375,6 @@ def _embeddings(prompts: list[str], config: PretrainConfig, out: Path) -> np.nda
     return prompt_embeddings(prompts, config.text_encoder, out / "lang")
 
 
-def _prompt_set_name(reward_info: dict[str, Any]) -> str | None:
-    """The prompt set's name as the reward set records it (None if it does not)."""
-    return reward_info.get("prompt_set", {}).get("name") or reward_info.get("provenance", {}).get("prompt_set_name")
-
-
 def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str) -> Callable[[], Any]:
     def build() -> Any:
         from lamp_data.prompts import PromptSet
@@ -388,7 +384,7 @@ def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str
         spec = recorded.get("model_spec")
         if not spec:
             raise LampError("the reward set records no model_spec, so collected episodes cannot be scored inline")
-        name = _prompt_set_name(reward_info) or "prompts"
+        name = prompt_set_name(reward_info) or "prompts"
         return make_scorer(spec, PromptSet(name, tuple(prompts)), device=device)
 
     return build

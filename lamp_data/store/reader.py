@@ -115,6 +115,14 @@ class Dataset:
         return {path.stem: layout.read_sidecar(path) for path in layout.committed_sidecars(folder)}
 
 
+def prompt_set_name(info: dict[str, Any]) -> str | None:
+    """The prompt set's name as a dataset's or a reward set's info records it: under
+    ``prompt_set.name``, or for a reward set in its provenance's ``prompt_set_name``; None if neither."""
+    recorded = info.get("prompt_set")
+    name = recorded.get("name") if isinstance(recorded, dict) else None
+    return name or (info.get("provenance") or {}).get("prompt_set_name")
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())

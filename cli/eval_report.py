@@ -67,6 +67,7 @@ def reward_quality(paths: tuple[str, ...], rewards: tuple[str, ...], tasks: tupl
         return
     console = Console()
     console.print(_reward_quality_table(rows, console))
+    console.print(_per_task_table(rows))
     for row in rows:
         note = undefined_measures_note(row)
         if note:
@@ -80,16 +81,13 @@ def _reward_quality_table(rows: list[dict], console):
     from rich.markup import escape
     from rich.table import Table
 
-    from lamp_eval.reward_quality import COLUMNS
+    from lamp_eval.reward_quality import COLUMNS, format_cell
 
-    cells = [
-        ["–" if row[c] is None else f"{row[c]:.3f}" if isinstance(row[c], float) else escape(str(row[c])) for c in COLUMNS]
-        for row in rows
-    ]
-    title = "Reward quality on held-out tasks"
+    cells = [[escape(format_cell(row[column], row.get(f"{column}_ci"))) for column in COLUMNS] for row in rows]
+    title = "Reward quality on held-out tasks (macro-average over tasks, 95 % CI)"
     wide = Table(title=title)
     for column in COLUMNS:
-        text = column in ("fingerprint", "model")
+        text = column in ("fingerprint", "model", "policy_mix")
         wide.add_column(column, justify="left" if text else "right", no_wrap=not text, overflow="fold")
     for row in cells:
         wide.add_row(*row)
@@ -103,3 +101,20 @@ def _reward_quality_table(rows: list[dict], console):
     for index, column in enumerate(COLUMNS[1:], start=1):
         tall.add_row(column, *(row[index] for row in cells))
     return tall
+
+
+def _per_task_table(rows: list[dict]):
+    """Every task's measures, one row per task and reward set."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from lamp_eval.reward_quality import TASK_COLUMNS, format_cell
+
+    table = Table(title="Per task")
+    for column in ("task", "fingerprint", *TASK_COLUMNS[1:]):
+        table.add_column(column.replace("instruction_", "instr. ").replace("progress_", ""), justify="left" if column in ("task", "fingerprint") else "right", overflow="fold")
+    for task in sorted({entry["task"] for row in rows for entry in row["per_task"]}):
+        for row in rows:
+            for entry in (entry for entry in row["per_task"] if entry["task"] == task):
+                table.add_row(escape(task), escape(row["fingerprint"]), *(format_cell(entry[column]) for column in TASK_COLUMNS[1:]))
+    return table

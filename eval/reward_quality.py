@@ -1,22 +1,33 @@
 """Offline reward-quality leaderboard: how good is a reward set, in minutes instead of GPU-days.
 
 A reward set is ``DATASET/rewards/<fingerprint>/``: one reward model's scores of every frame
-of a dataset against every prompt. On a dataset of held-out-task episodes (expert successes
-and failed random or noisy episodes) three measures say how useful the rewards would be:
+of a dataset against every prompt. On a dataset of held-out-task episodes (expert and
+noisy-expert successes, near-misses and random failures) four measures say how useful the rewards
+would be, each computed **per task** and reported per task and as a macro-average over tasks:
 
 * ``progress_spearman`` — in successful episodes, Spearman's rank correlation
   (:func:`scipy.stats.spearmanr`) between the reward of the episode's own instruction and time,
   averaged over episodes. A good reward rises as the task gets done. An episode whose reward is
   constant counts as 0 (no correlation).
-* ``success_auroc`` — area under the ROC curve (:func:`sklearn.metrics.roc_auc_score`) of the
-  final frame's own-instruction reward as a score separating successful from failed episodes.
-  An episode is successful when its final frame is (the reward is read at that frame too).
+* ``voc`` — value-order correlation, the measure of value and progress models: the same rank
+  correlation between frame order and reward, but only up to the frame where the episode first
+  succeeds (what comes after success has no order to track). Episodes that succeed within their
+  first two frames are left out.
+* ``success_auroc`` — area under the ROC curve of the final frame's own-instruction reward as a
+  score separating the task's successful episodes from its failed ones. Computed within a task,
+  so a reward whose level only says which task is shown (prompts of different tasks have
+  different offsets) scores chance, however success and task are mixed in the data.
 * ``instruction_rank`` — at the final frame of successful episodes, the mean rank percentile of
   the episode's own instruction among the prompts of other tasks: the fraction of those prompts
   it outscores (ties count half). 1.0 means the own instruction always wins, 0.5 is chance.
   ``instruction_top1`` (how often it beats all of them) is reported beside it.
 
-All three are 0.5 (AUROC, rank) or 0 (Spearman) for a reward that carries no information.
+All are 0.5 (AUROC, rank) or 0 (Spearman, VOC) for a reward that carries no information. The
+macro-average weighs every task the same; its 95 % interval is a percentile bootstrap that
+resamples episodes within each task (stratified), so a measure a few episodes carry gets a wide
+interval. Each row also records the policy mix of the episodes it scored (e.g. noisy experts
+beside random episodes), since the measures depend on how hard the failures are to tell apart.
+
 A reward set whose episodes are all of pretraining tasks is refused unless those tasks are
 asked for by name (``tasks``), since the measures are meant for held-out tasks.
 
@@ -28,6 +39,7 @@ its task; prompts of the same task never count as competitors in the rank.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,19 +50,29 @@ import numpy as np
 from lamp_data.errors import LampError
 from lamp_data.provenance import provenance
 
+MEASURES = ("progress_spearman", "voc", "success_auroc", "instruction_rank", "instruction_top1")
+"""The measures of a reward set, per task and macro-averaged."""
+
 COLUMNS = (
     "fingerprint",
     "model",
     "datasets",
+    "policy_mix",
+    "tasks",
     "episodes",
     "successes",
     "failures",
-    "progress_spearman",
-    "success_auroc",
-    "instruction_rank",
-    "instruction_top1",
+    *MEASURES,
 )
-"""Keys of every row of :func:`reward_quality_table`, in display order."""
+"""Keys of every row of :func:`reward_quality_table` shown in its table, in display order. Each
+row also holds ``<measure>_ci`` (the 95 % bootstrap interval of the macro-average) for every
+measure and ``per_task``: one dict per task with the counts and measures of that task alone."""
+
+TASK_COLUMNS = ("task", "episodes", "successes", "failures", *MEASURES)
+"""Keys of every per-task dict of a row's ``per_task`` list."""
+
+BOOTSTRAP_REPS = 1000
+"""Bootstrap replicates of the macro-average intervals."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,10 @@ class _ScoredEpisode:
     """bool [P] prompts of other tasks, the ones the own instruction is ranked against."""
     task: str | None = None
     """The episode's task (None where the episode does not record one)."""
+    first_success: int | None = None
+    """Index of the first successful frame (None: never, or not known)."""
+    policy: str = "unknown"
+    """The policy that recorded the episode, with its noise (``noisy-expert (noise 0.3)``)."""
 
     @property
     def own_reward(self) -> np.ndarray:
@@ -84,6 +110,15 @@ def _progress_spearman(own_reward: np.ndarray) -> float:
     return 0.0 if math.isnan(rho) else float(rho)
 
 
+def _value_order(episode: _ScoredEpisode) -> float:
+    """Value-order correlation of a successful episode: Spearman's rho between frame order and
+    the own reward up to the first successful frame; NaN when that is under three frames."""
+    end = len(episode.rewards) - 1 if episode.first_success is None else episode.first_success
+    if end < 2:
+        return math.nan
+    return _progress_spearman(episode.own_reward[: end + 1])
+
+
 def _rank_percentile(final_rewards: np.ndarray, own: np.ndarray, competitors: np.ndarray) -> tuple[float, bool]:
     """Fraction of competitor prompts the own prompts' mean reward beats (ties half), and
     whether it beats every one of them."""
@@ -93,33 +128,104 @@ def _rank_percentile(final_rewards: np.ndarray, own: np.ndarray, competitors: np
     return float(wins / len(others)), bool(np.all(own_score > others))
 
 
-def _measures(episodes: Sequence[_ScoredEpisode]) -> dict[str, Any]:
-    """The three measures over one reward set's episodes (``None`` where undefined)."""
-    from sklearn.metrics import roc_auc_score
+def _auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve from ranks (the Mann-Whitney U statistic; ties count half), NaN
+    without both classes. Equal to :func:`sklearn.metrics.roc_auc_score`, and fast enough to run
+    in every bootstrap replicate."""
+    from scipy.stats import rankdata
 
-    successes = [episode for episode in episodes if episode.success]
-    failures = len(episodes) - len(successes)
-    progress = [_progress_spearman(episode.own_reward) for episode in successes]
-    auroc = None
-    if successes and failures:
-        labels = [episode.success for episode in episodes]
-        finals = [float(episode.own_reward[-1]) for episode in episodes]
-        auroc = float(roc_auc_score(labels, finals))
-    ranks, top1 = [], []
-    for episode in successes:
-        if episode.competitors.any():
-            rank, best = _rank_percentile(episode.rewards[-1], episode.own, episode.competitors)
-            ranks.append(rank)
-            top1.append(best)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return math.nan
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+@dataclass(frozen=True)
+class _EpisodeValues:
+    """The per-episode numbers every measure of one task is a function of (NaN where an episode
+    does not count towards a measure)."""
+
+    success: np.ndarray
+    """bool [N]"""
+    final: np.ndarray
+    """float [N] own-instruction reward at the final frame."""
+    values: dict[str, np.ndarray]
+    """float [N] per measure that is a mean over episodes: progress, VOC, rank, top-1."""
+
+    @classmethod
+    def of(cls, episodes: Sequence[_ScoredEpisode]) -> "_EpisodeValues":
+        values = {measure: np.full(len(episodes), np.nan) for measure in MEASURES if measure != "success_auroc"}
+        for index, episode in enumerate(episodes):
+            if not episode.success:
+                continue
+            values["progress_spearman"][index] = _progress_spearman(episode.own_reward)
+            values["voc"][index] = _value_order(episode)
+            if episode.competitors.any():
+                rank, best = _rank_percentile(episode.rewards[-1], episode.own, episode.competitors)
+                values["instruction_rank"][index] = rank
+                values["instruction_top1"][index] = float(best)
+        return cls(
+            np.array([episode.success for episode in episodes], bool),
+            np.array([float(episode.own_reward[-1]) for episode in episodes]),
+            values,
+        )
+
+    def measures(self, sample: np.ndarray | None = None) -> dict[str, float]:
+        """Every measure over the episodes (or the resampled indices ``sample``); NaN where undefined."""
+        pick = slice(None) if sample is None else sample
+        result = {"success_auroc": _auroc(self.success[pick], self.final[pick])}
+        for measure, values in self.values.items():
+            chosen = values[pick]
+            chosen = chosen[~np.isnan(chosen)]
+            result[measure] = float(chosen.mean()) if len(chosen) else math.nan
+        return result
+
+
+def _optional(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _measures(episodes: Sequence[_ScoredEpisode]) -> dict[str, Any]:
+    """The counts and measures of one group of episodes (``None`` where undefined)."""
+    successes = sum(episode.success for episode in episodes)
+    measures = _EpisodeValues.of(episodes).measures()
     return {
         "episodes": len(episodes),
-        "successes": len(successes),
-        "failures": failures,
-        "progress_spearman": float(np.mean(progress)) if progress else None,
-        "success_auroc": auroc,
-        "instruction_rank": float(np.mean(ranks)) if ranks else None,
-        "instruction_top1": float(np.mean(top1)) if top1 else None,
+        "successes": successes,
+        "failures": len(episodes) - successes,
+        **{measure: _optional(measures[measure]) for measure in MEASURES},
     }
+
+
+def _macro(by_task: dict[str, _EpisodeValues], reps: int, seed: int) -> dict[str, Any]:
+    """Every measure averaged over the tasks that define it, with a 95 % stratified-bootstrap
+    interval (episodes resampled within each task)."""
+    point = [values.measures() for values in by_task.values()]
+    rng = np.random.default_rng(seed)
+    replicates = {measure: np.empty(reps) for measure in MEASURES}
+    for rep in range(reps):
+        resampled = [values.measures(rng.integers(len(values.success), size=len(values.success))) for values in by_task.values()]
+        for measure in MEASURES:
+            column = np.array([task[measure] for task in resampled])
+            replicates[measure][rep] = np.nanmean(column) if not np.all(np.isnan(column)) else np.nan
+    result: dict[str, Any] = {}
+    for measure in MEASURES:
+        column = np.array([task[measure] for task in point])
+        defined = ~np.isnan(column)
+        result[measure] = float(column[defined].mean()) if defined.any() else None
+        spread = replicates[measure][~np.isnan(replicates[measure])]
+        result[f"{measure}_ci"] = (
+            [float(np.percentile(spread, 2.5)), float(np.percentile(spread, 97.5))] if result[measure] is not None and len(spread) else None
+        )
+    return result
+
+
+def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:
+    """``noisy-expert (noise 0.3) 55, random 55``: the episodes' policies and counts."""
+    counts = Counter(episode.policy for episode in episodes)
+    return ", ".join(f"{policy} {count}" for policy, count in sorted(counts.items()))
 
 
 def _task_prompt_masks(prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
@@ -187,8 +293,9 @@ def _scored_episodes(
         if wanted is not None and meta.get("task") not in wanted:
             continue
         rewards = np.asarray(episode[schema.VLM_REWARD], np.float32)
-        success = bool(np.asarray(episode[schema.SUCCESS])[-1])
-        read.append((meta.get("task"), str(meta.get("instruction") or ""), rewards, success))
+        flags = np.asarray(episode[schema.SUCCESS], bool)
+        first = int(np.argmax(flags)) if flags.any() else None
+        read.append((meta.get("task"), str(meta.get("instruction") or ""), rewards, bool(flags[-1]), first, _policy_label(meta)))
     if not read and not require_episodes:
         return info, []
     if not read:
@@ -196,19 +303,25 @@ def _scored_episodes(
         raise LampError(f"reward set {fingerprint} in {dataset.path} has no episodes{which}")
     task_masks = _task_prompt_masks(prompts)
     normalized = [normalize_prompt(prompt) for prompt in prompts]
-    for task, instruction, _, _ in read:
+    for task, instruction, *_ in read:
         if task not in task_masks:
             task_masks[task] = (np.array([prompt == normalize_prompt(instruction) for prompt in normalized], bool), "")
     episodes = []
-    for task, instruction, rewards, success in read:
+    for task, instruction, rewards, success, first, policy in read:
         own, competitors = _own_and_competitors(task, instruction, prompts, task_masks)
         if not own.any():
             raise LampError(
                 f"reward set {fingerprint}: no prompt matches the instruction '{instruction}' of task "
                 f"'{task}' (relabel with a prompt set that holds the task instructions)"
             )
-        episodes.append(_ScoredEpisode(rewards, success, own, competitors, task))
+        episodes.append(_ScoredEpisode(rewards, success, own, competitors, task, first, policy))
     return info, episodes
+
+
+def _policy_label(meta: dict[str, Any]) -> str:
+    """The recording policy of an episode, with its action noise where it has one."""
+    policy = str(meta.get("policy") or "unknown")
+    return f"{policy} (noise {meta['noise']:g})" if meta.get("noise") is not None else policy
 
 
 def _check_heldout(fingerprint: str, episodes: Sequence[_ScoredEpisode]) -> None:
@@ -236,7 +349,28 @@ def _model_label(info: dict[str, Any]) -> str:
     return f"{model.get('family', 'unknown')} (weights {model.get('weights', '?')})"
 
 
-def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | None = None) -> list[dict]:
+def _row(fingerprint: str, models: set[str], datasets: int, episodes: list[_ScoredEpisode], reps: int, seed: int) -> dict[str, Any]:
+    """One reward set's row: counts, policy mix, macro-averaged measures with intervals, per-task measures."""
+    by_task: dict[str, list[_ScoredEpisode]] = {}
+    for episode in episodes:
+        by_task.setdefault(str(episode.task), []).append(episode)
+    per_task = [{"task": task, **_measures(group)} for task, group in sorted(by_task.items())]
+    macro = _macro({task: _EpisodeValues.of(group) for task, group in sorted(by_task.items())}, reps, seed)
+    successes = sum(episode.success for episode in episodes)
+    row = {
+        "fingerprint": fingerprint, "model": " | ".join(sorted(models)), "datasets": datasets,
+        "policy_mix": _policy_mix(episodes), "tasks": len(by_task), "episodes": len(episodes),
+        "successes": successes, "failures": len(episodes) - successes,
+    }
+    row.update({measure: macro[measure] for measure in MEASURES})
+    row.update({f"{measure}_ci": macro[f"{measure}_ci"] for measure in MEASURES})
+    row["per_task"] = per_task
+    return row
+
+
+def reward_quality_table(
+    reward_dirs: list[str | Path], *, tasks: list[str] | None = None, reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> list[dict]:
     """One row of reward-quality measures per reward set (see the module docstring).
 
     Folders of the same fingerprint in different datasets (one dataset per held-out task, say)
@@ -246,13 +380,18 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
         reward_dirs: Reward set folders, ``DATASET/rewards/<fingerprint>``. Rows are comparable
             when their reward sets score the same episodes.
         tasks: Only episodes of these tasks (default: every episode of each dataset).
+        reps: Bootstrap replicates of the macro-average intervals.
+        seed: Seed of the bootstrap.
 
     Returns:
         Dicts with the keys of :data:`COLUMNS`, in order of first appearance: ``fingerprint``,
         ``model`` (the spec string the rewards were made with), ``datasets`` (folders pooled),
-        ``episodes``, ``successes``, ``failures``,
-        ``progress_spearman``, ``success_auroc``, ``instruction_rank`` and ``instruction_top1``;
-        a measure is ``None`` where the episodes cannot define it (no failures for AUROC, say).
+        ``policy_mix`` (recording policies and their episode counts), ``tasks``, ``episodes``,
+        ``successes``, ``failures`` and the macro-average over tasks of every measure in
+        :data:`MEASURES`; beside them ``<measure>_ci`` (``[low, high]``, the 95 % bootstrap
+        interval) and ``per_task`` (dicts with the keys of :data:`TASK_COLUMNS`). A measure is
+        ``None`` where the episodes cannot define it (no task with both successes and failures
+        for AUROC, say).
 
     Raises:
         LampError: a folder is not a reward set, holds no (matching) episodes, or its prompts do
@@ -275,7 +414,7 @@ def reward_quality_table(reward_dirs: list[str | Path], *, tasks: list[str] | No
             raise LampError(f"reward set {fingerprint} has no episodes of tasks {', '.join(sorted(tasks or []))} in any of its datasets")
         if tasks is None:
             _check_heldout(fingerprint, episodes)
-        rows.append({"fingerprint": fingerprint, "model": " | ".join(sorted(models)), "datasets": len(folders), **_measures(episodes)})
+        rows.append(_row(fingerprint, models, len(folders), episodes, reps, seed))
     return rows
 
 
@@ -286,21 +425,36 @@ def undefined_measures_note(row: dict) -> str:
     reasons = []
     if row["failures"] == 0:
         reasons.append("success_auroc needs failed episodes too (add random episodes)")
+    elif row.get("success_auroc", 0.0) is None:
+        reasons.append("success_auroc needs successes and failures of the same task (add noisy-expert or random episodes)")
     if row["instruction_rank"] is None:
         reasons.append("instruction_rank needs prompts of other tasks to rank against")
     return "; ".join(reasons)
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any, interval: list[float] | None = None) -> str:
+    """A table cell: ``–`` for an undefined measure, floats to three places with their interval."""
     if value is None:
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
+    return str(value)
 
 
 def reward_quality_markdown(rows: list[dict]) -> str:
-    """The table as Markdown, columns in :data:`COLUMNS` order."""
+    """The table as Markdown: macro-averages with their intervals, one row per reward set, then
+    every task's measures, one row per task and reward set."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(row.get(column)) for column in COLUMNS) + " |" for row in rows]
+    lines += ["| " + " | ".join(format_cell(row.get(column), row.get(f"{column}_ci")) for column in COLUMNS) + " |" for row in rows]
+    lines += ["", "Measures are macro-averages over tasks with 95 % bootstrap intervals (episodes resampled within tasks).", ""]
+    header = ("task", "fingerprint", *TASK_COLUMNS[1:])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for task in sorted({entry["task"] for row in rows for entry in row["per_task"]}):
+        for row in rows:
+            for entry in row["per_task"]:
+                if entry["task"] == task:
+                    cells = [task, row["fingerprint"], *(format_cell(entry[column]) for column in TASK_COLUMNS[1:])]
+                    lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -317,12 +471,18 @@ def write_reward_quality(rows: list[dict], path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        atomic_write_json(path, {"rows": rows, "columns": list(COLUMNS), "provenance": provenance()})
+        atomic_write_json(path, {"rows": rows, "columns": list(COLUMNS), "task_columns": list(TASK_COLUMNS), "provenance": provenance()})
     elif suffix == ".csv":
+        fields = ["fingerprint", "model", "task", *COLUMNS[3:], *(f"{measure}_{end}" for measure in MEASURES for end in ("low", "high"))]
         with atomic_open(path) as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
+            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(rows)
+            for row in rows:
+                intervals = {f"{measure}_{end}": (row[f"{measure}_ci"] or [None, None])[side]
+                             for measure in MEASURES for side, end in enumerate(("low", "high"))}
+                writer.writerow({**row, "task": "macro", **intervals})
+                for entry in row["per_task"]:
+                    writer.writerow({"fingerprint": row["fingerprint"], "model": row["model"], **entry})
     elif suffix == ".md":
         with atomic_open(path) as handle:
             handle.write(reward_quality_markdown(rows))

@@ -168,13 +168,16 @@ def test_reward_quality_cli(tmp_path):
     result = runner.invoke(main, ["reward-quality", "--rewards", str(data / "rewards" / "distance"), "--out", str(tmp_path / "rq.md")])
     assert result.exit_code == 0, result.output
     assert "Reward quality on held-out tasks" in result.output and "synthetic:distance" in result.output
-    header, _, line = (tmp_path / "rq.md").read_text().strip().splitlines()
+    header, _, line, *rest = (tmp_path / "rq.md").read_text().strip().splitlines()
     assert header.startswith("| fingerprint | model |") and line.startswith("| distance | synthetic:distance |")
+    assert "Per task" in result.output and rest[-1].startswith("| reach-dummy | distance |")
     as_json = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--json", "--out", str(tmp_path / "rq.csv")])
     [row] = json.loads(as_json.output)
     assert row["episodes"] == 10 and row["failures"] > 0 and row["success_auroc"] > 0.5
     assert f"| {row['episodes']} | {row['successes']} | {row['failures']} |" in line
-    assert (tmp_path / "rq.csv").read_text().splitlines()[1].startswith("distance,synthetic:distance,")
+    macro, *tasks = (tmp_path / "rq.csv").read_text().splitlines()[1:]
+    assert macro.startswith("distance,synthetic:distance,macro,")
+    assert len(tasks) == row["tasks"] and all(line.startswith("distance,synthetic:distance,") for line in tasks)
     bad = runner.invoke(main, ["reward-quality", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
     wrong_suffix = runner.invoke(main, ["reward-quality", str(data / "rewards" / "distance"), "--out", str(tmp_path / "rq.txt")])

@@ -79,7 +79,68 @@ def test_measures_that_need_both_classes_are_none_without_them():
 def test_columns_name_every_row_key():
     row = _measures(_informative_episodes(np.random.default_rng(4)))
     assert set(row) <= set(reward_quality.COLUMNS)
-    assert {"fingerprint", "model", "datasets"} == set(reward_quality.COLUMNS) - set(row)
+    assert {"fingerprint", "model", "datasets", "policy_mix", "tasks"} == set(reward_quality.COLUMNS) - set(row)
+    assert list(row) == list(reward_quality.TASK_COLUMNS[1:])
+
+
+def _task_episodes(rng: np.random.Generator, task: str, successes: int, failures: int, level: float, informative: bool):
+    """Episodes of one task whose own reward sits at ``level``; ``informative`` adds a rise in successes."""
+    episodes = []
+    for index in range(successes + failures):
+        success = index < successes
+        rewards = level + rng.normal(0, 0.01, (10, PROMPTS))
+        if informative and success:
+            rewards[:, 0] += np.linspace(0, 0.5, 10)
+        own = np.zeros(PROMPTS, bool)
+        own[0] = True
+        episodes.append(_ScoredEpisode(rewards.astype(np.float32), success, own, ~own, task, 9 if success else None, "random"))
+    return episodes
+
+
+def test_a_reward_that_only_encodes_the_task_scores_chance_auroc():
+    """Task A is mostly solved and its prompts score high; task B mostly failed and low. Pooled,
+    the final reward would separate success from failure almost perfectly; within each task it
+    carries no information, and the macro-average says so."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    episodes = _task_episodes(rng, "task-a", 18, 2, 1.0, False) + _task_episodes(rng, "task-b", 2, 18, 0.0, False)
+    pooled = roc_auc_score([episode.success for episode in episodes], [episode.own_reward[-1] for episode in episodes])
+    assert pooled > 0.85
+    row = reward_quality._row("identity", {"synthetic"}, 1, episodes, reps=200, seed=0)
+    assert row["tasks"] == 2
+    assert abs(row["success_auroc"] - 0.5) < 0.3
+    low, high = row["success_auroc_ci"]
+    assert low < 0.5 < high
+    assert [entry["task"] for entry in row["per_task"]] == ["task-a", "task-b"]
+    informative = _task_episodes(rng, "task-a", 5, 5, 1.0, True) + _task_episodes(rng, "task-b", 5, 5, 0.0, True)
+    good = reward_quality._row("informative", {"synthetic"}, 1, informative, reps=200, seed=0)
+    assert good["success_auroc"] == 1.0 and good["success_auroc_ci"][0] > 0.9
+    assert good["voc"] > 0.9 and good["progress_spearman"] > 0.9
+
+
+def test_rank_auroc_matches_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(5)
+    labels = rng.random(50) < 0.4
+    scores = np.round(rng.normal(size=50), 1)
+    assert reward_quality._auroc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+
+
+def test_value_order_stops_at_the_first_success():
+    """A reward that rises until success and falls after it: progress Spearman (whole episode)
+    sees the fall, value-order correlation (up to success) does not."""
+    rewards = np.zeros((20, PROMPTS), np.float32)
+    rewards[:, 0] = np.concatenate([np.linspace(0, 1, 10), np.linspace(0.95, 0, 10)])
+    own = np.zeros(PROMPTS, bool)
+    own[0] = True
+    episode = _ScoredEpisode(rewards, True, own, ~own, "task", 9)
+    row = _measures([episode])
+    assert row["voc"] == pytest.approx(1.0)
+    assert row["progress_spearman"] < 0.0
+    early = _ScoredEpisode(rewards, True, own, ~own, "task", 1)
+    assert _measures([early])["voc"] is None
 
 
 def test_paraphrases_of_the_own_task_are_not_competitors():
@@ -140,7 +201,13 @@ def test_table_over_real_reward_sets_ranks_the_informative_one_first(dummy_datas
     rows = reward_quality.reward_quality_table([dummy_dataset / "rewards" / informative, dummy_dataset / "rewards" / noise])
     assert [row["fingerprint"] for row in rows] == ["distance", "noise"]
     good, bad = rows
-    assert list(good) == list(reward_quality.COLUMNS)
+    assert list(good)[: len(reward_quality.COLUMNS)] == list(reward_quality.COLUMNS)
+    assert good["policy_mix"] == "expert 8, random 8"
+    assert {entry["task"] for entry in good["per_task"]} == {"reach-dummy", "push-dummy"} and good["tasks"] == 2
+    assert sum(entry["episodes"] for entry in good["per_task"]) == good["episodes"]
+    for measure in ("progress_spearman", "voc", "success_auroc", "instruction_rank"):
+        low, high = good[f"{measure}_ci"]
+        assert low <= good[measure] <= high
     assert good["model"] == "synthetic:distance"
     assert good["episodes"] == 16 and good["successes"] >= 6 and good["failures"] >= 4
     assert good["success_auroc"] > 0.9

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +160,13 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
     with pytest.raises(LampError, match="held-out task 'pick-place'"):
         train_reward_model([heldout], tmp_path / "out", _config(text_folder), progress=False)
     random_data = write_fixture_dataset(tmp_path / "random", 8, seed=1, random_share=1.0)
-    with pytest.raises(LampError, match="policy 'random'"):
+    with pytest.raises(LampError, match="no episode of the training data succeeds"):
         train_reward_model([random_data], tmp_path / "out", _config(text_folder), progress=False)
+    with pytest.raises(LampError, match="failure contrast needs failed episodes"):
+        train_reward_model([train_data], tmp_path / "out", _config(text_folder, failure_contrast=True), progress=False)
+    scripted = write_fixture_dataset(tmp_path / "scripted", 8, seed=1, policy="scripted")
+    with pytest.raises(LampError, match="recorded by policy 'scripted'"):
+        train_reward_model([scripted], tmp_path / "out", _config(text_folder), progress=False)
     with pytest.raises(LampError, match="at least one dataset"):
         train_reward_model([], tmp_path / "out", _config(text_folder), progress=False)
     with pytest.raises(LampError, match="nothing to resume"):
@@ -182,6 +188,36 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
         RewardModelTrainConfig(batch_size=0)
     with pytest.raises(LampError, match="text negatives must be one of"):
         RewardModelTrainConfig(text_negatives="some")
+
+
+def test_failure_contrast_draws_failed_episodes_of_the_same_task(tmp_path, train_data, text_folder):
+    from lamp_data.vlm.train_data import load_training_episodes, sample_batch
+
+    mixed = write_fixture_dataset(tmp_path / "mixed", 32, seed=3, random_share=0.5)
+    episodes = load_training_episodes([train_data, mixed])
+    plain = sample_batch(episodes, 16, seed=0, step=5, max_shift=0)
+    batch = sample_batch(episodes, 16, seed=0, step=5, max_shift=0, contrast=True)
+    assert plain.contrast_frames is None and np.array_equal(plain.frames, batch.frames)
+    assert batch.contrast_frames.shape == (16, 2, SIZE, SIZE, 3) and batch.has_contrast.all()
+    failed = {index: episodes.frames[index] for index in np.flatnonzero(~episodes.successful)}
+    for row, task in enumerate(batch.task_ids):
+        first = batch.contrast_frames[row, 0]
+        sources = [index for index, frames in failed.items() if np.array_equal(frames[0], first)]
+        assert sources and all(episodes.task_ids[index] == task for index in sources)
+
+    config = _config(text_folder, steps=3, checkpoint_every=100)
+    plain_model = train_reward_model([train_data, mixed], tmp_path / "plain", config, progress=False)
+    contrast_config = _config(text_folder, steps=3, checkpoint_every=100, failure_contrast=True)
+    contrast_model = train_reward_model([train_data, mixed], tmp_path / "contrast", contrast_config, progress=False)
+    curves = [json.loads((path.parent / "model_card.json").read_text()) for path in (plain_model, contrast_model)]
+    assert curves[0]["curves"]["tcn"][0] == curves[1]["curves"]["tcn"][0]
+    assert curves[0]["curves"]["language"][0] != curves[1]["curves"]["language"][0]
+    assert "failed episodes of the same task" in curves[1]["objectives"]
+    assert "failure_contrast" not in RewardModelTrainConfig().training_identity()
+    resumed = train_reward_model([train_data, mixed], tmp_path / "contrast", replace(contrast_config, steps=4), resume=True, progress=False)
+    assert json.loads((resumed.parent / "model_card.json").read_text())["steps"] == 4
+    with pytest.raises(LampError, match="settings differ.*failure_contrast"):
+        train_reward_model([train_data, mixed], tmp_path / "contrast", replace(config, steps=5), resume=True, progress=False)
 
 
 def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
@@ -210,8 +246,6 @@ def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
 
 def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, train_data, text_folder):
     """Judged on unseen episodes (expert successes and random failures) of the fixture tasks."""
-    from dataclasses import replace
-
     from lamp_data.relabel import relabel
     from lamp_eval.reward_quality import reward_quality_table
 

@@ -105,6 +105,9 @@ class RewardModelTrainConfig:
     ``all``: a softmax over its own text and every text of the other tasks."""
     max_shift: int = 4
     """Random shift augmentation in pixels, one offset per episode (0 turns it off)."""
+    failure_contrast: bool = False
+    """Rank a successful episode's late frame above frames of failed episodes of the same task
+    (needs failed episodes in the data: noisy-expert misses or random episodes)."""
     checkpoint_every: int = 250
     """Steps between checkpoints (the last step always writes one)."""
     threads: int = 1
@@ -141,10 +144,13 @@ class RewardModelTrainConfig:
 
     def training_identity(self) -> dict[str, Any]:
         """Every setting except ``steps``, ``checkpoint_every`` and ``threads``: what must match to resume
-        (the default ``mlp`` head is left out, as runs saved before heads were selectable lack it)."""
+        (the default ``mlp`` head and an unset ``failure_contrast`` are left out, as runs saved
+        before they were selectable lack them)."""
         identity = {key: value for key, value in asdict(self).items() if key not in ("steps", "checkpoint_every", "threads")}
         if identity["head"] == "mlp":
             del identity["head"]
+        if not identity["failure_contrast"]:
+            del identity["failure_contrast"]
         return identity
 
     @classmethod
@@ -228,6 +234,11 @@ def r3m_losses(
     task_ids = torch.from_numpy(batch.task_ids)
     negatives.append(model.reward(first[shifted], late[shifted], own_text))
     masks.append(successful & ((task_ids[shifted] != task_ids) | ~successful[shifted]))
+    if batch.contrast_frames is not None:
+        contrast = torch.from_numpy(np.ascontiguousarray(batch.contrast_frames))
+        contrast_first, contrast_frame = model.encode_frames(contrast.reshape(size * 2, *contrast.shape[2:])).reshape(size, 2, -1).unbind(1)
+        negatives.append(model.reward(contrast_first, contrast_frame, own_text))
+        masks.append(successful & torch.from_numpy(batch.has_contrast))
     if config.text_negatives == "all":
         del negatives[2], masks[2]
     pair_losses = torch.stack([nn.functional.softplus(negative - reward_late) for negative in negatives])
@@ -374,7 +385,8 @@ def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpis
     history: list[dict[str, float]] = []
     if state is not None:
         if state["training"] != config.training_identity():
-            changed = sorted(key for key in config.training_identity() if state["training"].get(key) != config.training_identity()[key])
+            wanted = config.training_identity()
+            changed = sorted(key for key in {*wanted, *state["training"]} if state["training"].get(key) != wanted.get(key))
             raise LampError(f"cannot resume {out}: settings differ from the saved run ({', '.join(changed)})")
         if state["data_fingerprint"] != episodes.fingerprint:
             raise LampError(f"cannot resume {out}: the training data differ from the saved run's")
@@ -388,7 +400,7 @@ def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpis
 
 
 def _train_step(run: _Run, text_embeddings: torch.Tensor) -> dict[str, float]:
-    batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift)
+    batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift, run.config.failure_contrast)
     losses = r3m_losses(run.model, batch, text_embeddings, run.config, run.task_text_mask)
     run.optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
@@ -409,7 +421,7 @@ def train_reward_model(
     """Train an R3M-style reward model on expert episodes of pretraining tasks.
 
     Args:
-        data_dirs: Datasets from ``lamp-data collect --policy expert|noisy-expert`` (pretraining tasks).
+        data_dirs: Datasets from ``lamp-data collect --policy expert|noisy-expert|random`` (pretraining tasks).
         out: Output folder (see the module docstring for what it holds).
         config: Training settings; defaults to ``RewardModelTrainConfig()``.
         resume: Continue the run saved in ``out`` up to ``config.steps``.
@@ -430,6 +442,8 @@ def train_reward_model(
     episodes = load_training_episodes(data_dirs)
     if not episodes.successful.any():
         raise LampError("no episode of the training data succeeds; the language objective needs expert successes")
+    if config.failure_contrast and not any(len(failed) for failed in episodes.failed_by_task):
+        raise LampError("failure contrast needs failed episodes of the training tasks (add random or noisy-expert episodes)")
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -470,7 +484,8 @@ def _card(run: _Run) -> dict[str, Any]:
         },
         "tasks": run.episodes.tasks,
         "texts": run.episodes.texts,
-        "objectives": "R3M: time-contrastive InfoNCE, language alignment (later frames, other texts, other episodes), L1+L2 embedding penalties",
+        "objectives": "R3M: time-contrastive InfoNCE, language alignment (later frames, other texts, other episodes"
+        + (", failed episodes of the same task" if run.config.failure_contrast else "") + "), L1+L2 embedding penalties",
         "curves": {key: [record[key] for record in run.history] for key in LOSS_KEYS},
         "provenance": provenance(),
     }

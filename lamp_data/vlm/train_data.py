@@ -1,9 +1,11 @@
 """Training episodes for an in-domain reward model: loading, checks, and batch sampling.
 
 Every episode of the given datasets is read once into memory (frames stay uint8). Held-out
-tasks are refused, so a model trained here can be judged fairly on them; so are policies other
-than the scripted expert, whose episodes are what the instruction describes. Each episode keeps
-its task's instruction and paraphrases (from the task registry) as the texts it is trained with.
+tasks are refused, so a model trained here can be judged fairly on them. Episodes of the
+scripted expert (with or without noise) are what the instruction describes; uniformly random
+episodes serve as failures (time-contrastive data, and negatives of the language objective),
+never as positives. Each episode keeps its task's instruction and paraphrases (from the task
+registry) as the texts it is trained with.
 
 A batch is drawn from a generator seeded with ``(seed, step)`` alone, so step ``k`` sees the
 same batch whether training ran straight or resumed from a checkpoint.
@@ -23,8 +25,8 @@ from lamp_data import schema
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
 
-TRAINING_POLICIES = ("expert", "noisy-expert")
-"""Policies whose episodes a reward model may be trained on."""
+TRAINING_POLICIES = ("expert", "noisy-expert", "random")
+"""Policies whose episodes a reward model may be trained on (only successful episodes are positives)."""
 
 
 @dataclass
@@ -60,6 +62,11 @@ class TrainingEpisodes:
         every = set(range(len(self.texts)))
         return [sorted(every - set(own)) for own in self.task_texts]
 
+    @functools.cached_property
+    def failed_by_task(self) -> list[np.ndarray]:
+        """For each task, the indices of its episodes that never succeed."""
+        return [np.flatnonzero((self.task_ids == task) & ~self.successful) for task in range(len(self.tasks))]
+
 
 def _task_texts(task: str, instruction: str) -> list[str]:
     """The task's registered instruction and paraphrases, or the episode's own instruction."""
@@ -76,7 +83,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     """Read every episode of ``data_dirs`` into memory.
 
     Args:
-        data_dirs: Dataset folders made by ``lamp-data collect --policy expert|noisy-expert``.
+        data_dirs: Dataset folders made by ``lamp-data collect --policy expert|noisy-expert|random``.
 
     Raises:
         LampError: no datasets or episodes, an episode of a held-out task, an episode recorded
@@ -167,6 +174,9 @@ class Batch:
         has_other: bool ``[B]``: such a text exists.
         task_ids: int ``[B]`` task of each episode.
         successful: bool ``[B]`` whether each episode succeeded.
+        contrast_frames: uint8 ``[B, 2, H, W, 3]``: the first frame and a uniformly drawn later
+            frame of a failed episode of the same task (with ``contrast``), else None.
+        has_contrast: bool ``[B]``: the task has a failed episode to contrast with (or None).
     """
 
     frames: np.ndarray
@@ -175,6 +185,8 @@ class Batch:
     has_other: np.ndarray
     task_ids: np.ndarray
     successful: np.ndarray
+    contrast_frames: np.ndarray | None = None
+    has_contrast: np.ndarray | None = None
 
 
 def _shift(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -187,12 +199,30 @@ def _shift(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.n
     return padded[:, top : top + height, left : left + width]
 
 
-def sample_batch(episodes: TrainingEpisodes, batch_size: int, seed: int, step: int, max_shift: int = 0) -> Batch:
+def _contrasts(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: int, max_shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each chosen episode, the first and a later frame of a failed episode of its task
+    (its own first two frames, flagged absent, when the task has none). Drawn from a generator
+    of its own, so the rest of the batch is the same with or without contrasts."""
+    rng = np.random.default_rng([seed, step, 1])
+    frames, present = [], []
+    for index in chosen:
+        failed = episodes.failed_by_task[int(episodes.task_ids[index])]
+        source = episodes.frames[int(rng.choice(failed))] if len(failed) else episodes.frames[index]
+        time = int(rng.integers(1, len(source))) if len(source) > 1 else 0
+        frames.append(_shift(source[[0, time]], rng, max_shift))
+        present.append(bool(len(failed)))
+    return np.stack(frames), np.asarray(present, bool)
+
+
+def sample_batch(
+    episodes: TrainingEpisodes, batch_size: int, seed: int, step: int, max_shift: int = 0, contrast: bool = False
+) -> Batch:
     """The batch of step ``step``, a function of ``(seed, step)`` and the episodes only.
 
     Frames ``s0 < s1 < s2`` are three distinct times of the episode, drawn uniformly; episodes
     shorter than three frames repeat frames. ``max_shift`` applies one random shift per episode
-    to all four of its frames (R3M augments with random crops).
+    to all four of its frames (R3M augments with random crops). With ``contrast``, each episode
+    also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`).
     """
     rng = np.random.default_rng([seed, step])
     chosen = rng.integers(0, len(episodes), batch_size)
@@ -207,6 +237,7 @@ def sample_batch(episodes: TrainingEpisodes, batch_size: int, seed: int, step: i
         others = episodes.other_texts[task]
         has_other.append(bool(others))
         other_text.append(int(rng.choice(others)) if others else own_text[-1])
+    contrast_frames, has_contrast = _contrasts(episodes, chosen, seed, step, max_shift) if contrast else (None, None)
     return Batch(
         frames=np.stack(frames),
         own_text=np.asarray(own_text, np.int64),
@@ -214,4 +245,6 @@ def sample_batch(episodes: TrainingEpisodes, batch_size: int, seed: int, step: i
         has_other=np.asarray(has_other, bool),
         task_ids=episodes.task_ids[chosen],
         successful=episodes.successful[chosen],
+        contrast_frames=contrast_frames,
+        has_contrast=has_contrast,
     )

@@ -18,7 +18,7 @@ import click
 @click.option("--steps", required=True, type=int, help="Total agent updates.")
 @click.option("--preset", default="cpu", show_default=True, help="tiny | cpu | small | paper, or a YAML file of agent config fields.")
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=None, help="P2E share of the reward (preset default 0.9; 1 = pure Plan2Explore).")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="Training precision instead of the preset's; bf16 autocasts forward passes (fast on CPUs with AMX or AVX512-BF16, and on recent GPUs).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--collect-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between collecting new episodes with the policy (0: never).")
@@ -27,9 +27,11 @@ import click
 @click.option("--text-encoder", default="minilm", show_default=True, help="Prompt encoder: minilm or a local model folder.")
 @click.option("--out", required=True, type=click.Path(), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--on-damage", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="A damaged shard: stop with an error naming it, or train without it (listed in the summary and skipped_shards.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
-def pretrain(data, rewards, steps, preset, alpha, device, precision, seed, collect_every, checkpoint_every, own_prompt, text_encoder, out, resume, quiet, threads):
+def pretrain(data, rewards, steps, preset, alpha, device, precision, seed, collect_every, checkpoint_every, own_prompt, text_encoder, out, resume, on_damage, quiet, threads):
     """Pretrain the world-model agent with Plan2Explore and LAMP rewards."""
     if threads:
         import torch
@@ -41,6 +43,7 @@ def pretrain(data, rewards, steps, preset, alpha, device, precision, seed, colle
     config = PretrainConfig(
         data=data, rewards=rewards, out=out, steps=steps, preset=preset, alpha=alpha, device=device, seed=seed,
         collect_every=collect_every, checkpoint_every=checkpoint_every, resume=resume, text_encoder=text_encoder,
+        on_damage=on_damage,
         agent_overrides={
             key: value for key, value in (("own_prompt_fraction", own_prompt), ("precision", precision)) if value is not None
         },
@@ -51,3 +54,8 @@ def pretrain(data, rewards, steps, preset, alpha, device, precision, seed, colle
         f"data wait {100 * summary.data_wait_fraction:.1f}%); collected {summary.episodes_collected} episodes "
         f"in {summary.shards_written} shards; checkpoint {summary.checkpoint}"
     )
+    if summary.skipped_shards:
+        click.echo(
+            f"skipped {len(summary.skipped_shards)} damaged shards: {', '.join(sorted(summary.skipped_shards))} "
+            f"(reasons in {summary.out}/skipped_shards.json)"
+        )

@@ -7,6 +7,7 @@ Examples::
     lamp-data collect --env dummy --episodes 4 --out /tmp/tiny --episode-length 5 --image-size 16
     lamp-data collect --episodes 10000 --out /shared/mw --executor ray --address auto   # a Ray cluster
     lamp-data verify data/mw          # exit 0 ok, 1 damaged data, 2 bad input
+    lamp-data verify data/mw --repair # re-derive lost sidecars of complete shards, quarantine the rest
     lamp-data info data/mw --json
 """
 
@@ -81,6 +82,15 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_
         + ")",
         highlight=False,
     )
+    _print_recovery(summary.out, summary.rederived, summary.quarantined)
+
+
+def _print_recovery(out: str, rederived, quarantined) -> None:
+    """One line per tar found without a sidecar: its sidecar re-derived, or where it was moved."""
+    for tar in rederived:
+        click.echo(f"recovered {out}/{tar}: complete, its sidecar was written again")
+    for tar, target, reason in quarantined:
+        click.echo(f"moved {out}/{tar} to {out}/{target}: {reason}")
 
 
 def _unknown_env(name: str, known: list[str]) -> str:
@@ -94,10 +104,20 @@ def _unknown_env(name: str, known: list[str]) -> str:
 
 @click.command()
 @click.argument("path", type=click.Path())
-def verify(path) -> None:
+@click.option("--repair", is_flag=True,
+              help="First re-derive the sidecars of complete tars found without one and move the others to quarantine/.")
+def verify(path, repair) -> None:
     """Check every shard and reward shard against its sidecar; exit 1 if any is damaged."""
     from lamp_data.store import verify_dataset
 
+    if repair:
+        from lamp_data.store import open_dataset
+        from lamp_data.store.writer import recover_orphans, writer_lock
+
+        dataset = open_dataset(path)
+        with writer_lock(dataset.path):
+            recovery = recover_orphans(dataset)
+        _print_recovery(str(dataset.path), recovery.rederived, recovery.quarantined)
     report = verify_dataset(path)
     for file, reason in report.warnings:
         click.echo(f"warning: {file}: {reason}", err=True)
@@ -148,7 +168,7 @@ def info(path, as_json) -> None:
                  f"({frame_bytes / card['steps'] if card['steps'] else 0:.0f} bytes/step), rewards {_size(reward_bytes)}"),
     ]
     if card["interrupted_writes"]:
-        rows.append(("interrupted", f"{card['interrupted_writes']} leftover files (collect removes them on resume)"))
+        rows.append(("interrupted", f"{card['interrupted_writes']} leftover files (collect recovers or removes them on resume; lamp-data verify says which)"))
     table = Table(title=escape(card["path"]), show_header=False)
     for label, text in rows:
         table.add_row(label, escape(text))

@@ -2,7 +2,10 @@
 
 Commands live in their own modules and are named here as ``"module:attribute"``, so
 ``lamp-data --help`` does not import torch or MuJoCo. Any :class:`LampError` (bad input,
-a missing extra, a damaged file) is printed as one line on stderr with exit code 2.
+a missing extra, a damaged file) is printed as one line on stderr with its exit code: 2 for
+bad input, 1 for damaged data or a failing environment (see :mod:`lamp_data.errors`). An
+``OSError`` that no stage turned into a :class:`~lamp_data.errors.StorageError` (disk full,
+permissions) and a ``MemoryError`` get one line and exit code 1 as well.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ from typing import Any
 
 import click
 
-from lamp_data.errors import LampError
-
-USAGE_ERROR = 2
+from lamp_data.errors import DAMAGED, LampError
 
 
 class LazyGroup(click.Group):
@@ -38,5 +39,15 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LampError as error:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(USAGE_ERROR)
+            _fail(str(error), error.exit_code)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            _fail(f"{where}{error.strerror or error}", DAMAGED)
+        except MemoryError:
+            _fail("out of memory; use smaller sizes (--episodes, --episode-length, --image-size) or a larger machine", DAMAGED)
+
+
+def _fail(message: str, code: int) -> None:
+    """Print ``message`` as one line on stderr and exit with ``code``."""
+    click.echo("Error: " + " ".join(message.split()), err=True)
+    sys.exit(code)

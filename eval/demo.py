@@ -156,7 +156,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from rich.console import Console
 
     from lamp_agent import load_preset
-    from lamp_agent.pretrain import PretrainConfig, pretrain
+    from lamp_agent.pretrain import RUN_FILE, PretrainConfig, pretrain
     from lamp_data.collect import CollectConfig, collect
     from lamp_data.envs.showcase import render_showcase
     from lamp_data.relabel import relabel
@@ -209,7 +209,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
         result = pretrain(
             PretrainConfig(
                 data=str(data), rewards=fingerprint, out=str(run), steps=config.pretrain_steps,
-                preset=config.preset, alpha=alpha, seed=config.seed, resume=True,
+                preset=config.preset, alpha=alpha, seed=config.seed, resume=(run / RUN_FILE).is_file(),
                 agent_overrides=dict(config.agent_overrides),
             )
         )

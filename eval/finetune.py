@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_number
 from lamp_eval.runs import (
     MAX_RUN_SEED,
     EpisodeResult,
@@ -125,6 +125,8 @@ class FinetuneConfig:
                 raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.method is not None and len(set(self.inits)) > 1:
             raise LampError("--method names one method; give a single --init with it")
+        if self.replay_ratio is not None:
+            check_number("replay ratio", self.replay_ratio)
         if self.replay_ratio is not None and not self.replay_ratio > 0:
             raise LampError(f"replay ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
         if self.action_repeat is not None and self.action_repeat < 1:
@@ -783,6 +785,11 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> list[RunResult]:
         LampError: unknown task or env, missing or unfitting checkpoint, a finished run with a
             different config in the way, bad numbers.
     """
+    from lamp_data.devices import check_device
+
+    check_device(config.device)
+    if Path(config.out).exists() and not Path(config.out).is_dir():
+        raise LampError(f"--out {config.out} is a file; give a folder for the runs")
     runs = plan_runs(config)
     writers = [RunWriter(config.out, run) for run in runs]
     pending = [not writer.finished() for writer in writers]

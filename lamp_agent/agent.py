@@ -27,6 +27,7 @@ from lamp_agent.mwm import MaskedWorldModelFrontend
 from lamp_agent.networks import ConvDecoder, ConvEncoder, TwoHotSymlog, mlp, zero_init_
 from lamp_agent.p2e import Ensemble
 from lamp_agent.rssm import RSSM
+from lamp_data.devices import check_device
 from lamp_data.errors import LampError
 
 MODES = ("pretrain", "finetune")
@@ -62,9 +63,7 @@ class Agent:
     def __init__(self, config: AgentConfig, *, image_size: int, state_dim: int, action_dim: int, lang_dim: int, device: str = "cpu", seed: int = 0):
         self.config = config
         self.sizes = {"image_size": int(image_size), "state_dim": int(state_dim), "action_dim": int(action_dim), "lang_dim": int(lang_dim)}
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise LampError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
+        self.device = torch.device(check_device(device))
         if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise LampError("precision 'bf16' was asked for but this GPU has no bfloat16 support; use fp32")
         self.seed = int(seed)

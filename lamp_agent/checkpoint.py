@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lamp_data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
-from lamp_data.errors import LampError
+from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.provenance import file_sha256, provenance
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 
@@ -83,9 +84,13 @@ def latest_checkpoint(run: str | Path) -> Path | None:
         record = json.loads(pointer.read_text())
         name = record["checkpoint"]
     except (ValueError, KeyError, TypeError) as error:
-        raise LampError(f"damaged {pointer}: {error}; remove it to start over") from error
+        raise DamagedDataError(f"damaged {pointer}: {error}; remove it to start over") from error
     if record.get("format_version") != CHECKPOINT_FORMAT_VERSION:
         raise LampError(f"{pointer} has format_version {record.get('format_version')!r}; this version reads {CHECKPOINT_FORMAT_VERSION}")
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise DamagedDataError(
+            f"damaged {pointer}: it names {name!r}, not a checkpoint folder inside {pointer.parent}; remove it to start over"
+        )
     return Path(run) / CHECKPOINTS_DIR / name
 
 
@@ -113,7 +118,7 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
     try:
         meta = json.loads(config_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LampError(f"damaged agent checkpoint {folder}: {CONFIG_FILE} is not valid JSON ({error})") from error
+        raise DamagedDataError(f"damaged agent checkpoint {folder}: {CONFIG_FILE} is not valid JSON ({error})") from error
     if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise LampError(f"{folder} is not an agent checkpoint ({CONFIG_FILE} has no kind '{KIND}')")
     version = meta.get("format_version")
@@ -142,21 +147,27 @@ def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
     for name in (WEIGHTS_FILE, STATE_FILE):
         file = folder / name
         if not file.is_file():
-            raise LampError(f"damaged agent checkpoint {folder}: {name} is missing")
+            raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} is missing")
         if file_sha256(file) != meta.get("sha256", {}).get(name):
-            raise LampError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
+            raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
     try:
         config = AgentConfig.from_dict(meta["config"])
         sizes = {key: int(meta["sizes"][key]) for key in ("image_size", "state_dim", "action_dim", "lang_dim")}
     except (KeyError, TypeError, ValueError) as error:
-        raise LampError(f"damaged agent checkpoint {folder}: bad config ({error})") from error
+        raise DamagedDataError(f"damaged agent checkpoint {folder}: bad config ({error})") from error
     agent = Agent(config, **sizes, device=device, seed=int(meta.get("seed", 0)))
     if meta.get("phase") == "finetune":
         agent.prepare_finetune()
     try:
         tensors = load_file(str(folder / WEIGHTS_FILE), device=str(agent.device))
         agent.nets.load_state_dict(tensors, strict=True)
-        state = torch.load(folder / STATE_FILE, map_location=agent.device, weights_only=True)
+        try:
+            state = torch.load(folder / STATE_FILE, map_location=agent.device, weights_only=True)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:
+            raise DamagedDataError(
+                f"damaged agent checkpoint {folder}: {STATE_FILE} does not load as tensors and numbers only "
+                f"({type(error).__name__}); it was not written by lamp or was tampered with"
+            ) from None
         for name, optimizer in agent.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
         agent._rng = {
@@ -164,7 +175,7 @@ def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
             for stream, generators in state["rng"].items()
         }
     except (SafetensorError, RuntimeError, KeyError, ValueError, OSError) as error:
-        raise LampError(f"agent checkpoint {folder} does not fit its config: {str(error).splitlines()[0]}") from error
+        raise DamagedDataError(f"agent checkpoint {folder} does not fit its config: {str(error).splitlines()[0]}") from error
     agent.step = int(meta.get("step", 0))
     agent.info = dict(meta.get("info", {}))
     return agent

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_number
 
 PRESETS = ("tiny", "cpu", "small", "paper")
 """Names of the bundled presets."""
@@ -162,6 +162,14 @@ class AgentConfig:
     """Keep the CNN front-end's conv weights and activations in channels-last memory format."""
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
+                value = getattr(self, field.name)
+                check_number(field.name, value)
+                if isinstance(field.default, int) and not isinstance(value, int):
+                    raise LampError(f"{field.name} must be a whole number, got {value!r}")
+                if field.name.endswith("_lr") and not value > 0:
+                    raise LampError(f"{field.name} must be positive, got {value!r}")
         if self.frontend not in FRONTENDS:
             raise LampError(f"frontend must be one of {', '.join(FRONTENDS)}, got {self.frontend!r}")
         if self.precision not in PRECISIONS:

@@ -20,6 +20,7 @@ Run folder::
     lang/<hash>.npy                 the prompt set's text embeddings [P, 384], computed once
     checkpoints/step-<N>/           agent checkpoints (see lamp_agent.checkpoint)
     checkpoints/latest.json         which checkpoint is newest
+    skipped_shards.json             with on_damage="skip": the damaged shards left out, and why
     tb/                             TensorBoard scalars, and the world model's open-loop predictions
                                     (true frames, predicted frames, error) at every checkpoint
 """
@@ -40,12 +41,16 @@ from lamp_agent.config import load_preset
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.store.reader import prompt_set_name
+from lamp_data.store.sequences import ON_DAMAGE
 
-
+RUN_FILE = "run.json"
+"""File of a pretraining run folder holding its config; written before the first update."""
+SKIPPED_FILE = "skipped_shards.json"
+"""File of a pretraining run folder listing the damaged shards it left out."""
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -72,7 +77,8 @@ class PretrainConfig:
     checkpoint_every: int = 0
     """Updates between checkpoints when not collecting; 0 means only at the end."""
     resume: bool = False
-    """Continue the run in ``out`` from its latest checkpoint."""
+    """Continue the run in ``out`` from its latest checkpoint. A folder with no run in it is
+    refused; a run stopped before its first checkpoint (``run.json`` only) starts again at step 0."""
     text_encoder: str = "minilm"
     """Sentence encoder for the prompts: ``minilm`` or a local model folder."""
     log_every: int = 10
@@ -81,14 +87,21 @@ class PretrainConfig:
     """Newest checkpoints kept (older ones are removed)."""
     agent_overrides: Mapping[str, Any] = field(default_factory=dict)
     """Agent config fields changed on top of the preset (e.g. ``{"seq_len": 8}``)."""
+    on_damage: str = "fail"
+    """A damaged shard or reward shard: ``fail`` stops with an error naming it (the last checkpoint
+    stays); ``skip`` trains without it and lists it in the summary and ``skipped_shards.json``."""
 
     def __post_init__(self) -> None:
+        if self.alpha is not None:
+            check_number("alpha", self.alpha, low=0.0, high=1.0)
         if self.steps < 1:
             raise LampError(f"steps must be at least 1, got {self.steps}")
         if self.collect_every < 0 or self.checkpoint_every < 0:
             raise LampError("collect_every and checkpoint_every must be non-negative")
         if self.log_every < 1 or self.keep_checkpoints < 1:
             raise LampError("log_every and keep_checkpoints must be at least 1")
+        if self.on_damage not in ON_DAMAGE:
+            raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {self.on_damage!r}")
 
     @property
     def chunk(self) -> int:
@@ -120,6 +133,8 @@ class PretrainSummary:
     """Share of training time spent waiting for batches."""
     metrics: dict[str, float]
     """The last update's metrics."""
+    skipped_shards: dict[str, str] = field(default_factory=dict)
+    """Damaged shards left out (``on_damage="skip"``): name -> why."""
 
     @property
     def updates_per_second(self) -> float:
@@ -127,13 +142,17 @@ class PretrainSummary:
         return self.updates / self.seconds if self.seconds > 0 else 0.0
 
 
-def check_reward_set(dataset: Any, fingerprint: str) -> dict[str, Any]:
+def check_reward_set(dataset: Any, fingerprint: str, on_damage: str = "fail") -> dict[str, Any]:
     """The reward set's info, after checking it belongs to this dataset's shards.
 
     Raises:
-        LampError: No such reward set, a reward shard for a shard the dataset lacks or with
-            other episodes, or no shard with rewards at all.
+        LampError: No such reward set, a reward shard for a shard the dataset lacks, or no
+            shard with rewards at all.
+        DamagedShardError: with ``on_damage="fail"``, a reward shard that scores other bytes or
+            other episodes than the data shard of its name (with ``"skip"`` the stream skips it).
     """
+    from lamp_data.store.reader import DamagedShardError, check_reward_binding
+
     info = dataset.reward_set_info(fingerprint)
     data_sidecars = dataset.shard_sidecars()
     reward_sidecars = dataset.reward_shard_sidecars(fingerprint)
@@ -142,12 +161,11 @@ def check_reward_set(dataset: Any, fingerprint: str) -> dict[str, Any]:
             raise LampError(
                 f"reward set {fingerprint} does not match {dataset.path}: it scores shard '{name}', which the dataset lacks"
             )
-        mine = [(entry["key"], entry["steps"]) for entry in sidecar["samples"]]
-        theirs = [(entry["key"], entry["steps"]) for entry in data_sidecars[name]["samples"]]
-        if mine != theirs:
-            raise LampError(
-                f"reward set {fingerprint} does not match {dataset.path}: shard '{name}' holds other episodes than its rewards"
-            )
+        try:
+            check_reward_binding(dataset.reward_dir(fingerprint) / f"{name}.tar", sidecar, data_sidecars[name])
+        except DamagedShardError:
+            if on_damage == "fail":
+                raise
     if not reward_sidecars:
         raise LampError(f"reward set {fingerprint} has rewards for none of the shards of {dataset.path}; run lamp-data relabel")
     prompts = dataset.reward_set_prompts(fingerprint)
@@ -244,13 +262,18 @@ def pretrain(
     from lamp_agent.core.stream import HindsightPrompts, Prefetcher
     from lamp_data.store import SequenceDataset, open_dataset
 
+    from lamp_data.devices import check_device
+
+    check_device(config.device)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise LampError(f"run folder {out} is a file")
     dataset = open_dataset(config.data)
-    reward_info = check_reward_set(dataset, config.rewards)
+    reward_info = check_reward_set(dataset, config.rewards, config.on_damage)
     prompts = dataset.reward_set_prompts(config.rewards)
     latest = latest_checkpoint(out)
+    if config.resume and latest is None and not (out / RUN_FILE).is_file():
+        raise LampError(f"--resume: {out} holds no pretraining run to continue; leave out --resume to start one there")
     if latest is not None and not config.resume:
         raise LampError(f"{out} already holds a pretraining run; pass --resume to continue it or choose another --out")
 
@@ -296,7 +319,7 @@ def pretrain(
             "method": "p2e" if agent_config.alpha == 1.0 else "lamp" if agent_config.alpha > 0 else "vlm-only",
         }
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "run.json", {"format_version": CHECKPOINT_FORMAT_VERSION, "config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
+        atomic_write_json(out / RUN_FILE, {"format_version": CHECKPOINT_FORMAT_VERSION, "config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
     embeddings = _embeddings(prompts, config, out)
     lang_table = torch.as_tensor(embeddings, device=agent.device)
     resumed_from = agent.step
@@ -314,6 +337,7 @@ def pretrain(
     writer = SummaryWriter(str(out / "tb"), purge_step=agent.step)
     metrics: dict[str, float] = {}
     episodes_collected = shards_written = 0
+    skipped: dict[str, str] = {}
     wait_seconds = 0.0
     started = time.perf_counter()
     checkpoint = latest
@@ -341,7 +365,7 @@ def pretrain(
                     dataset, seq_len=agent.config.seq_len, batch_size=agent.config.batch_size,
                     reward_set=config.rewards, prompt_chooser=HindsightPrompts(prompts, agent.config.own_prompt_fraction),
                     seed=int(stable_hash([config.seed, "data", agent.step]), 16) % 2**31, refresh_seconds=1e9,
-                    shuffle_buffer=4 * agent.config.batch_size,
+                    shuffle_buffer=4 * agent.config.batch_size, on_damage=config.on_damage,
                 )
                 bar.update(task, status="training")
                 batch = None
@@ -357,6 +381,9 @@ def pretrain(
                             writer.add_scalar("perf/data_wait_fraction", (wait_seconds + batches.wait_seconds) / max(elapsed, 1e-9), agent.step)
                         bar.update(task, completed=agent.step, status=f"model loss {metrics.get('model_loss', 0.0):.3f}")
                     wait_seconds += batches.wait_seconds
+                if stream.skipped:
+                    skipped.update(stream.skipped)
+                    atomic_write_json(out / SKIPPED_FILE, {"format_version": CHECKPOINT_FORMAT_VERSION, "skipped": skipped})
                 if batch is not None and agent.config.seq_len > OPEN_LOOP_CONTEXT:
                     video = agent.open_loop({key: value[:3] for key, value in batch.items()}, OPEN_LOOP_CONTEXT)
                     writer.add_image("world_model/open_loop", open_loop_image(video), agent.step, dataformats="HWC")
@@ -368,6 +395,7 @@ def pretrain(
         out=str(out), checkpoint=str(checkpoint) if checkpoint else "", step=agent.step, updates=agent.step - resumed_from,
         resumed_from=resumed_from, episodes_collected=episodes_collected, shards_written=shards_written,
         seconds=seconds, data_wait_fraction=wait_seconds / seconds if seconds > 0 else 0.0, metrics=metrics,
+        skipped_shards=skipped,
     )
 
 

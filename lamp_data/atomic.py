@@ -2,18 +2,25 @@
 
 Every file the project writes goes through here: data is written to a hidden temporary
 file in the target folder, flushed and fsynced, renamed over the target, and the folder is
-fsynced so the rename itself survives a power loss.
+fsynced so the rename itself survives a power loss. When the disk is full or the folder is not
+writable, the target is left as it was and :class:`~lamp_data.errors.StorageError` names it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from lamp_data.errors import StorageError
+
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
+"""errno values of a write the filesystem refused (rather than of some other failing call)."""
 
 
 def _umask() -> int:
@@ -40,17 +47,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     exception the temporary file is removed and ``path`` is left as it was.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
+    except OSError as error:
+        raise StorageError(target, error) from error
     temporary_path = Path(temporary)
     try:
-        yield temporary_path
-        with open(temporary_path, "rb+") as written:
-            os.fsync(written.fileno())
-        os.chmod(temporary_path, 0o666 & ~_umask())
-        os.replace(temporary_path, target)
-        fsync_dir(target.parent)
+        try:
+            yield temporary_path
+        except OSError as error:
+            if error.errno in WRITE_FAILURES:
+                raise StorageError(target, error) from error
+            raise
+        try:
+            with open(temporary_path, "rb+") as written:
+                os.fsync(written.fileno())
+            os.chmod(temporary_path, 0o666 & ~_umask())
+            os.replace(temporary_path, target)
+            fsync_dir(target.parent)
+        except OSError as error:
+            raise StorageError(target, error) from error
     finally:
         temporary_path.unlink(missing_ok=True)
 

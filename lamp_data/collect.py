@@ -7,8 +7,9 @@ worker count, the shard size or interruptions. Episodes are grouped into shards 
 ``shard_episodes`` by index (episodes ``[k*M, (k+1)*M)``), each named after its run and first
 episode (``collect-00000040``) and written by one worker.
 
-Running again on the same folder resumes: leftovers of interrupted writes are removed, committed
-shards are kept and only missing episodes are recorded; a larger ``episodes`` extends the
+Running again on the same folder resumes: temporary files of interrupted writes are removed, a
+tar whose sidecar is missing gets it re-derived if it decodes completely or is moved to
+``quarantine/`` (never deleted), committed shards are kept and only missing episodes are recorded; a larger ``episodes`` extends the
 dataset; :func:`resolve_config` takes the settings a resuming call leaves out from the dataset
 itself. A folder made with another env, env config or seed is refused. What may differ between
 runs into one dataset: the worker count, shard size, episode count, and the policy, but a
@@ -19,8 +20,8 @@ under its own ``run`` name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-
 import multiprocessing
 import os
 import queue
@@ -34,13 +35,26 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.envs import DEFAULT_ENV, ENVS
-from lamp_data.envs.base import EnvConfig, RandomizationConfig
-from lamp_data.errors import LampError
+from lamp_data.envs.base import MAX_EPISODE_LENGTH, MAX_IMAGE_SIZE, EnvConfig, RandomizationConfig
+from lamp_data.errors import LampError, check_number
 from lamp_data.executors import ExecutorConfig, check_local_path, import_ray, session
 from lamp_data.provenance import provenance, stable_hash
 
 POLICIES = ("random", "expert", "noisy-expert")
 """Built-in policies: uniform random actions, the env's scripted expert, the expert plus noise."""
+
+LIMITS = {
+    "episodes": 10_000_000,
+    "workers": 1024,
+    "shard_episodes": 100_000,
+    "episode_length": MAX_EPISODE_LENGTH,
+    "image_size": MAX_IMAGE_SIZE,
+    "action_repeat": 1000,
+}
+"""Largest accepted value of each count. Episode keys have eight digits; an episode is held in
+memory while it is recorded, so its length and image size bound the memory a worker needs."""
+MAX_EPISODE_FRAME_BYTES = 4 << 30
+"""Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes."""
 
 
 class Policy(Protocol):
@@ -97,13 +111,24 @@ class CollectConfig:
     """Run name: prefix of the shards this collection writes."""
 
     def __post_init__(self) -> None:
-        for name in ("episodes", "workers", "shard_episodes", "episode_length", "image_size", "action_repeat"):
-            if getattr(self, name) < 1:
-                raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise LampError(f"seed must be non-negative, got {self.seed}")
-        if self.noise < 0:
-            raise LampError(f"noise must be non-negative, got {self.noise}")
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LampError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}")
+            if value < 1:
+                raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
+            if value > limit:
+                raise LampError(f"{name.replace('_', ' ')} must be at most {limit:,}, got {value:,}")
+        frame_bytes = (self.episode_length // self.action_repeat + 1) * self.image_size**2 * 3
+        if frame_bytes > MAX_EPISODE_FRAME_BYTES:
+            raise LampError(
+                f"an episode of {self.episode_length} steps at {self.image_size} px holds {frame_bytes / 2**30:.1f} GiB "
+                f"of frames in memory (at most {MAX_EPISODE_FRAME_BYTES >> 30} GiB); shorten --episode-length or --image-size"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise LampError(f"seed must be a whole number in [0, 2**63), got {self.seed!r}")
+        check_number("noise", self.noise, low=0.0)
+        self.env_config()  # image size within the renderer's bounds
 
     def env_config(self) -> EnvConfig:
         """The env config this collection builds its envs with."""
@@ -136,7 +161,7 @@ class CollectSummary:
     reward_shards_written: int
     """Reward shards committed by this call (inline rewards)."""
     leftovers_removed: int
-    """Files of interrupted writes removed before starting."""
+    """Temporary files of interrupted writes removed before starting."""
     steps: int
     """Env steps recorded by this call."""
     seconds: float
@@ -145,6 +170,10 @@ class CollectSummary:
     """Env steps recorded within ``seconds`` (what steps/s is measured on)."""
     success_rate: float
     """Fraction of this call's episodes that reached success at least once."""
+    rederived: tuple[str, ...] = ()
+    """Tars found without a sidecar that decoded completely; their sidecar was written again."""
+    quarantined: tuple[tuple[str, str, str], ...] = ()
+    """(tar, its place under ``quarantine/``, why) for tars without a sidecar that did not decode."""
 
     @property
     def steps_per_second(self) -> float:
@@ -494,7 +523,7 @@ def collect(
     """
     from lamp_data.store import layout
     from lamp_data.store.reader import open_dataset
-    from lamp_data.store.writer import create_dataset, remove_interrupted_writes, update_info, writer_lock
+    from lamp_data.store.writer import create_dataset, recover_orphans, update_info, writer_lock
 
     executor = executor or ExecutorConfig()
     check_local_path(out)
@@ -511,6 +540,10 @@ def collect(
     if config.vlm is not None and config.prompts is None and scorer_factory is None:
         raise LampError("inline rewards need a prompt set: give --prompts with --vlm")
     ENVS.get(config.env)  # unknown env -> LampError naming the known ones
+    if config.vlm is not None and not executor.is_ray:
+        from lamp_data.devices import check_device
+
+        check_device(config.device)
     _check_output(out)
     existing = open_dataset(out) if (out / layout.META_DIR / layout.INFO_FILE).is_file() else None
 
@@ -540,15 +573,19 @@ def collect(
         else:
             dataset = open_dataset(out)
             _check_compatible(dataset.info, wanted, out)
+        recovery = recover_orphans(dataset)
+        units, present = _plan(dataset, config)
+        if existing is not None:
             info = dict(dataset.info)
             info["runs"] = {**info.get("runs", {}), **wanted["runs"]}
             info["collection"] = {**info["collection"], "episodes": max(config.episodes, info["collection"].get("episodes", 0))}
             update_info(dataset, info)
-        removed = remove_interrupted_writes(dataset)
-        units, present = _plan(dataset, config)
         if config.vlm is not None or scorer_factory is not None:
             units += [_Unit("score", name) for name in dataset.shard_sidecars()]
-        return _run(dataset, config, units, present, len(removed), policy, scorer_factory, progress, executor)
+        summary = _run(dataset, config, units, present, len(recovery.removed), policy, scorer_factory, progress, executor)
+        return dataclasses.replace(
+            summary, rederived=tuple(recovery.rederived), quarantined=tuple(recovery.quarantined)
+        )
 
 
 class _Tally:

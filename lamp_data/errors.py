@@ -1,4 +1,22 @@
-"""Errors that the command line reports as one line with exit code 2."""
+"""Errors that the command line reports as one line, with an exit code chosen by their kind.
+
+* :class:`LampError` (exit 2): bad input, a missing extra, a file the user pointed at that is
+  not what the command needs.
+* :class:`DamagedDataError` (exit 1): a file the project wrote is damaged, hand-edited or does
+  not match its record (checksum, sidecar, the data shard a reward shard scores).
+* :class:`EnvironmentFailure` (exit 1): something the command needs failed: a Ray cluster
+  that does not start or answer, and, as :class:`StorageError`, the operating system refusing a
+  read or write (disk full, permissions, a vanished mount).
+"""
+
+from __future__ import annotations
+
+import os
+
+BAD_INPUT = 2
+"""Exit code for bad input."""
+DAMAGED = 1
+"""Exit code for damaged data or a failing environment (disk, devices)."""
 
 
 class LampError(Exception):
@@ -6,6 +24,37 @@ class LampError(Exception):
 
     Raise it with a message that says what is wrong and, where possible, what to do.
     """
+
+    exit_code = BAD_INPUT
+
+
+class DamagedDataError(LampError):
+    """A file the project wrote is damaged or does not match its record."""
+
+    exit_code = DAMAGED
+
+
+class EnvironmentFailure(LampError):
+    """A service the command needs failed (a Ray cluster that does not start or answer)."""
+
+    exit_code = DAMAGED
+
+
+class StorageError(EnvironmentFailure):
+    """The operating system refused to read or write a file (disk full, permissions, ...).
+
+    Args:
+        path: The file or folder being read or written.
+        error: The ``OSError`` raised.
+        action: ``"write"`` or ``"read"``.
+    """
+
+    def __init__(self, path: str | os.PathLike, error: OSError, action: str = "write"):
+        reason = error.strerror or str(error) or type(error).__name__
+        hint = "; free some space and run the command again" if error.errno == 28 else ""
+        super().__init__(f"cannot {action} {os.fspath(path)}: {reason}{hint}")
+        self.path = path
+        self.errno = error.errno
 
 
 class MissingExtraError(LampError):
@@ -17,3 +66,23 @@ class MissingExtraError(LampError):
             f"{what} needs the '{extra}' extra: pip install 'lamp-toolkit[{extra}]'{detail}"
         )
         self.extra = extra
+
+
+def check_number(name: str, value: object, *, low: float | None = None, high: float | None = None) -> float:
+    """``value`` as a float if it is a finite real number within ``[low, high]``; LampError otherwise.
+
+    ``NaN`` and infinities are refused everywhere: written into a config or ``meta/info.json``
+    they are not standard JSON, and every later command that reads them would fail.
+    """
+    import math
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise LampError(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise LampError(f"{name} must be a finite number, got {value!r}")
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise LampError(f"{name} must be in {bounds}, got {value!r}")
+    return number

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lamp_data.errors import LampError, MissingExtraError
+from lamp_data.errors import EnvironmentFailure, LampError, MissingExtraError, check_number
 
 EXECUTORS = ("local", "ray")
 """Scheduling back-ends: processes on this machine, or actors on a Ray cluster."""
@@ -72,6 +72,7 @@ class ExecutorConfig:
             raise LampError(f"unknown executor '{self.kind}' (known: {', '.join(EXECUTORS)})")
         if self.workers is not None and self.workers < 1:
             raise LampError(f"workers must be at least 1, got {self.workers}")
+        check_number("CPUs per worker", self.cpus_per_worker)
         if self.cpus_per_worker <= 0:
             raise LampError(f"CPUs per worker must be positive, got {self.cpus_per_worker}")
         if self.max_retries < 0:
@@ -132,8 +133,10 @@ def session(executor: ExecutorConfig) -> Iterator[None]:
         options["include_dashboard"] = False
     try:
         ray.init(address=address, **options)
-    except (ConnectionError, ValueError, RuntimeError) as error:
-        raise LampError(f"cannot connect to a Ray cluster at {address}: {error}") from error
+    except Exception as error:  # Ray raises ConnectionError, TimeoutError, RuntimeError, plain Exception...
+        where = f"connect to a Ray cluster at {address}" if address else "start a local Ray instance"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise EnvironmentFailure(f"cannot {where}: {first}; check the address, or run `ray stop` and try again") from error
     try:
         _check_cpus(ray, executor)
         yield
@@ -278,7 +281,7 @@ def run_collect(dataset: Any, config: Any, units: list, scorer_factory: Any, tal
     holding the dataset's writer lock.
     """
     ray = import_ray()
-    from lamp_data.store.writer import remove_interrupted_writes
+    from lamp_data.store.writer import recover_orphans
 
     count = min(worker_slots(executor), len(units))
     progress = ray.remote(num_cpus=0)(_ProgressBox).remote()
@@ -319,7 +322,7 @@ def run_collect(dataset: Any, config: Any, units: list, scorer_factory: Any, tal
                     tally(("ready",))
         drain()
         ray.get([actor.close.remote() for actor in actors])
-        remove_interrupted_writes(dataset)
+        recover_orphans(dataset)
     finally:
         for actor in actors:
             ray.kill(actor)

@@ -197,7 +197,7 @@ def relabel(
     """
     from lamp_data.store import RewardSetWriter, open_dataset
     from lamp_data.store import layout
-    from lamp_data.store.writer import writer_lock
+    from lamp_data.store.writer import recover_orphans, writer_lock
     from lamp_data.vlm.scoring import make_scorer
 
     executor = executor or ExecutorConfig()
@@ -225,10 +225,10 @@ def relabel(
 
     with contextlib.closing(scorer) if executor.is_ray else contextlib.nullcontext(), writer_lock(data.path):
         writer = None
+        recover_orphans(data)
+        shards = data.shards()
         if (reward_dir / layout.INFO_FILE).is_file():
             writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
-            for leftover in layout.interrupted_writes(reward_dir):
-                leftover.unlink(missing_ok=True)
         pending = [shard for shard in shards if writer is None or not writer.has_shard(shard.name)]
         total_frames = sum(shard.nsteps + shard.nsamples for shard in pending)
         episodes = frames = 0

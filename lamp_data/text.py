@@ -69,7 +69,9 @@ class TextEncoder:
 
         self.name = name_or_path
         self.folder = resolve_text_model(name_or_path)
-        self.device = torch.device(device)
+        from lamp_data.devices import check_device
+
+        self.device = torch.device(check_device(device))
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
         self.model = AutoModel.from_pretrained(self.folder, local_files_only=True).to(self.device).eval()

@@ -216,7 +216,8 @@ def test_inline_rewards_written_per_shard_and_filled_on_resume(tmp_path):
     removed.unlink()
     resumed = collect(out, CollectConfig(episodes=6, shard_episodes=2, prompts="test", **TINY),
                       scorer_factory=ChannelScorerFactory(), progress=False)
-    assert resumed.reward_shards_written == 2 and resumed.episodes_written == 1
+    assert resumed.reward_shards_written == 1 and resumed.episodes_written == 1
+    assert resumed.rederived == ("rewards/channels-3/collect-00000002.tar",)  # complete: sidecar re-derived
     assert removed.with_suffix(".tar").read_bytes() == stored
     assert verify_dataset(out).ok
     assert len(list(iter_episodes(out, reward_set="channels-3"))) == 6

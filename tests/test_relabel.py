@@ -41,7 +41,7 @@ def setup(tmp_path_factory):
 
 
 def reward_files(dataset: Path) -> dict[str, bytes]:
-    """Every file under rewards/, info.json without its provenance."""
+    """Every file under rewards/, info.json without its provenance (and the checksum covering it)."""
     files = {}
     for path in sorted((dataset / "rewards").rglob("*")):
         if path.is_file():
@@ -49,6 +49,7 @@ def reward_files(dataset: Path) -> dict[str, bytes]:
             if path.name == "info.json":
                 value = json.loads(data)
                 value.pop("provenance")
+                value.pop("checksum")
                 data = json.dumps(value, sort_keys=True).encode()
             files[str(path.relative_to(dataset))] = data
     return files

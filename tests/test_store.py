@@ -22,6 +22,7 @@ from lamp_data.store import (
     verify_dataset,
     write_dataset_card,
 )
+from lamp_data.store.writer import recover_orphans, writer_lock
 
 TINY = dict(env="dummy", image_size=16, episode_length=5)
 
@@ -109,13 +110,24 @@ def test_damaged_shard_is_named_by_reader_and_verify(copy_of, damage):
     assert keys == ["ep00000000", "ep00000001", "ep00000002", "ep00000006"]
 
 
-def test_readers_ignore_interrupted_writes(copy_of):
-    (copy_of / "shards" / "collect-00000006.json").unlink()
+def test_readers_ignore_interrupted_writes_and_verify_says_what_becomes_of_them(copy_of):
+    sidecar_path = copy_of / "shards" / "collect-00000006.json"
+    original = json.loads(sidecar_path.read_text())
+    sidecar_path.unlink()
     (copy_of / "shards" / ".collect-00000009.tar.x1y2.tmp").write_bytes(b"partial")
     assert [s.name for s in open_dataset(copy_of).shards()] == ["collect-00000000", "collect-00000003"]
     assert len(list(iter_episodes(copy_of))) == 6
     report = verify_dataset(copy_of)
-    assert report.ok and len(report.warnings) == 2 and report.episodes == 6
+    assert not report.ok and report.episodes == 6
+    assert report.problems == [("shards/collect-00000006.tar", report.problems[0][1])]
+    assert "decodes completely" in report.problems[0][1] and "re-derives its sidecar" in report.problems[0][1]
+    assert [file for file, _ in report.warnings] == ["shards/.collect-00000009.tar.x1y2.tmp"]
+    with writer_lock(copy_of):
+        recovery = recover_orphans(open_dataset(copy_of))
+    assert recovery.rederived == ["shards/collect-00000006.tar"] and not recovery.quarantined
+    rederived = json.loads(sidecar_path.read_text())
+    assert rederived == original
+    assert verify_dataset(copy_of).ok and len(list(iter_episodes(copy_of))) == 7
 
 
 def _fake_rewards(dataset, shard, prompts):

@@ -31,6 +31,9 @@ from lamp_data.errors import LampError
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 512
+MAX_EPISODE_LENGTH = 10_000
+"""Longest episode in env steps: an episode is held in memory until it ends (Meta-World's own
+limit is 500 steps)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,8 @@ class EnvConfig:
             raise LampError(
                 f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px, got {self.image_size}"
             )
-        if self.episode_length < 1:
-            raise LampError(f"episode length must be at least 1, got {self.episode_length}")
+        if not 1 <= self.episode_length <= MAX_EPISODE_LENGTH:
+            raise LampError(f"episode length must be between 1 and {MAX_EPISODE_LENGTH:,} steps, got {self.episode_length:,}")
         if self.action_repeat < 1:
             raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
 

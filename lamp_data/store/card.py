@@ -85,7 +85,7 @@ def dataset_card(path: str | Path) -> dict[str, Any]:
         "reward_sets": reward_sets,
         "bytes": size,
         "bytes_per_step": size / steps if steps else 0.0,
-        "interrupted_writes": len(layout.interrupted_writes(dataset.shards_dir)),
+        "interrupted_writes": len(layout.interrupted_writes(dataset.shards_dir)) + len(layout.orphan_tars(dataset.shards_dir)),
         "created": info.get("provenance", {}).get("created"),
     }
 

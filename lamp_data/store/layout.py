@@ -11,13 +11,25 @@ A dataset is a folder::
     rewards/<fingerprint>/<shard>.tar   rewards of every episode of data shard <shard> (+ sidecar)
     README.md                           dataset card for Hugging Face ``datasets`` (derived, rewritten
                                         with meta/info.json and when a reward set is added)
+    quarantine/<same relative path>     tars set aside because they had no sidecar and did not
+                                        decode completely (never read; kept for a person to inspect)
 
 Shards are named after their run and first episode index (``collect-00000040``), not after the
 worker that wrote them: the episodes of a shard are fixed by the plan, so a resume with another
 worker count rewrites an interrupted shard under the same name and never duplicates one.
 
-A tar counts only once its sidecar exists. A tar without one, and any hidden ``.*.tmp`` file,
-is what an interrupted write leaves behind; readers ignore both and ``collect`` removes them.
+A tar counts only once its sidecar exists. A hidden ``.*.tmp`` file is what an interrupted write
+leaves behind: readers ignore it and ``collect`` removes it. A tar without a sidecar is either a
+shard whose sidecar write was interrupted (the tar is renamed into place only when complete) or
+one whose sidecar was lost: readers ignore it, and ``collect`` (or ``lamp-data verify --repair``)
+re-derives its sidecar when it decodes completely, else moves it to ``quarantine/``; it is never
+deleted, since an agent's episodes cannot be re-recorded.
+
+Integrity: every sidecar records its own shard name (a renamed shard is refused), the sha256 and
+size of its tar, and a reward shard's sidecar also the sha256 of the data shard it scores
+(``data_sha256``), so a reward set copied from another dataset is refused. ``meta/info.json`` and a
+reward set's ``info.json`` carry a ``checksum`` of their other fields; files written before
+checksums (no ``data_sha256``, no ``checksum``) still load, and ``verify`` notes them.
 """
 
 from __future__ import annotations
@@ -26,7 +38,10 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import re
+import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +50,7 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_json, is_temporary
-from lamp_data.errors import LampError
+from lamp_data.errors import DamagedDataError, LampError
 
 META_DIR = "meta"
 SHARDS_DIR = "shards"
@@ -44,6 +59,13 @@ INFO_FILE = "info.json"
 PROMPTS_FILE = "prompts.json"
 README_FILE = "README.md"
 LOCK_FILE = ".lock"
+QUARANTINE_DIR = "quarantine"
+CHECKSUM = "checksum"
+"""Field of ``info.json`` files holding the sha256 of their other fields."""
+MAX_FIELD_BYTES = 4 << 30
+"""Largest decoded size of one sample file when nothing tighter is known."""
+NPY_HEADER_BYTES = 1 << 16
+"""Room for a ``.npy`` header on top of its array data."""
 
 META = "meta"
 """Sample field holding the episode's JSON metadata."""
@@ -84,8 +106,12 @@ about 15 %, level 9 barely better than 6) for about 0.15 ms per 64 px frame, sma
 env's several ms per step (see ``bench/collect.py``)."""
 
 SIDECAR_FORMAT_VERSION = 1
+MAX_SAMPLE_STEPS = 10_000
+"""Most steps one episode may have (``lamp_data.envs.base.MAX_EPISODE_LENGTH``)."""
 _KEY = re.compile(r"^ep(\d{8,})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MEMBER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def episode_key(index: int) -> str:
@@ -123,16 +149,117 @@ def encode_array(array: np.ndarray, compress: bool = False) -> bytes:
     return data
 
 
-def decode_field(extension: str, data: bytes) -> Any:
-    """Decode one sample file by its extension (``.npy``, ``.npy.gz``, ``.json``), never unpickling."""
+def decode_field(extension: str, data: bytes, max_bytes: int = MAX_FIELD_BYTES) -> Any:
+    """Decode one sample file by its extension (``.npy``, ``.npy.gz``, ``.json``), never unpickling.
+
+    Decompression stops at ``max_bytes``, and a ``.npy`` header must describe exactly the bytes
+    that follow it, so a small crafted file cannot claim gigabytes of memory.
+
+    Raises:
+        ValueError: an unknown extension, or a file that is malformed or larger than ``max_bytes``.
+    """
     if extension.endswith(".gz"):
-        data = gzip.decompress(data)
+        data = _gunzip(data, max_bytes)
         extension = extension[:-3]
     if extension.endswith(".npy"):
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        return _load_npy(data, max_bytes)
     if extension.endswith(".json"):
         return json.loads(data)
     raise ValueError(f"unknown field type '{extension}'")
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes:
+    """One gzip member, decompressed to at most ``max_bytes``."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    output = decompressor.decompress(data, max_bytes + 1)
+    if len(output) > max_bytes:
+        raise ValueError(f"decompresses to more than {max_bytes:,} bytes, more than its sidecar and image size allow")
+    if not decompressor.eof or decompressor.unused_data:
+        raise ValueError("gzip data is truncated or has trailing bytes")
+    return output
+
+
+def _load_npy(data: bytes, max_bytes: int) -> np.ndarray:
+    """An array from ``.npy`` bytes whose header matches the data's size; no object arrays."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise ValueError(f"unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise ValueError("object arrays are refused (they would need unpickling)")
+    size = math.prod(int(n) for n in shape) * dtype.itemsize
+    if size > max_bytes or size != len(data) - stream.tell():
+        raise ValueError(f"array header says {shape} {dtype} ({size:,} bytes), the file holds {len(data) - stream.tell():,}")
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def tar_samples(data: bytes) -> list[dict[str, bytes]]:
+    """The samples of a shard's tar bytes: ``[{"__key__": key, extension: bytes, ...}, ...]``.
+
+    Members are grouped by key (the name up to its first ``.``) in order, as WebDataset does.
+
+    Raises:
+        ValueError: a member that is not a regular file (symlink, folder, device), a name with a
+            path in it, a key seen twice, or a tar that does not parse.
+    """
+    samples: list[dict[str, bytes]] = []
+    seen: set[str] = set()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        for member in archive:
+            if not member.isreg():
+                raise ValueError(f"member {member.name!r} is not a regular file")
+            key, _, extension = member.name.partition(".")
+            if not _MEMBER.match(member.name) or not extension:
+                raise ValueError(f"member name {member.name!r} is not <key>.<field>")
+            if not samples or samples[-1]["__key__"] != key:
+                if key in seen:
+                    raise ValueError(f"sample {key!r} appears twice")
+                seen.add(key)
+                samples.append({"__key__": key})
+            if extension in samples[-1]:
+                raise ValueError(f"member {member.name!r} appears twice")
+            handle = archive.extractfile(member)
+            samples[-1][extension] = handle.read() if handle is not None else b""
+    return samples
+
+
+def info_checksum(info: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of an ``info.json``'s fields other than :data:`CHECKSUM`, as canonical JSON.
+
+    Raises:
+        LampError: a field holds NaN or an infinity (not JSON; refused rather than written).
+    """
+    body = {key: value for key, value in info.items() if key != CHECKSUM}
+    try:
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise LampError("refusing to record a non-finite number (NaN or infinity) in info.json") from None
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with its :func:`info_checksum` under :data:`CHECKSUM`."""
+    return {**info, CHECKSUM: info_checksum(info)}
+
+
+def check_info(path: Path, info: Any) -> dict[str, Any]:
+    """``info`` read from ``path`` if it is a JSON object whose checksum (if it has one) matches.
+
+    Raises:
+        DamagedDataError: not an object, or changed after it was written.
+    """
+    if not isinstance(info, dict):
+        raise DamagedDataError(f"damaged {path}: it does not hold a JSON object")
+    recorded = info.get(CHECKSUM)
+    if recorded is not None and recorded != info_checksum(info):
+        raise DamagedDataError(
+            f"damaged {path}: its fields do not match its checksum (changed after lamp wrote it); restore it from a copy"
+        )
+    return info
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -189,17 +316,51 @@ def write_sidecar(tar_path: Path, samples: list[dict[str, Any]], **extra: Any) -
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
-    """Load and sanity-check a sidecar; LampError naming the file if it is unreadable."""
+    """Load and check a sidecar: its fields and types, and that it names its own shard.
+
+    Raises:
+        DamagedDataError: naming the file, if it is unreadable, malformed, or records another
+            shard name (the shard was renamed).
+    """
     try:
         sidecar = json.loads(path.read_text())
+        if not isinstance(sidecar, dict):
+            raise ValueError("not a JSON object")
         if sidecar.get("format_version") != SIDECAR_FORMAT_VERSION:
             raise ValueError(f"unknown sidecar format_version {sidecar.get('format_version')!r}")
         for field in ("nsamples", "nsteps", "sha256", "bytes", "samples"):
             if field not in sidecar:
                 raise ValueError(f"missing '{field}'")
+        _check_sidecar_fields(sidecar)
     except (OSError, ValueError) as error:
-        raise LampError(f"sidecar {path} is unreadable: {error}") from error
+        raise DamagedDataError(f"sidecar {path} is unreadable: {error}") from error
+    name = sidecar.get("name", path.stem)
+    if name != path.stem:
+        raise DamagedDataError(
+            f"sidecar {path} records shard '{name}': the shard was renamed; give both files back the name {name}"
+        )
     return sidecar
+
+
+def _check_sidecar_fields(sidecar: dict[str, Any]) -> None:
+    """ValueError unless the counts, checksum and per-sample entries have sane types and values."""
+    def count(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53
+
+    if not (count(sidecar["nsamples"]) and count(sidecar["nsteps"]) and count(sidecar["bytes"])):
+        raise ValueError("nsamples, nsteps and bytes must be non-negative whole numbers")
+    if not isinstance(sidecar["sha256"], str) or not _SHA256.match(sidecar["sha256"]):
+        raise ValueError("sha256 is not a sha256 hex digest")
+    samples = sidecar["samples"]
+    if not isinstance(samples, list) or len(samples) != sidecar["nsamples"]:
+        raise ValueError("samples must list nsamples entries")
+    for entry in samples:
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or not count(entry.get("steps")):
+            raise ValueError("every sample entry needs a key and a step count")
+        if entry["steps"] > MAX_SAMPLE_STEPS:
+            raise ValueError(f"sample {entry['key']} claims {entry['steps']:,} steps (at most {MAX_SAMPLE_STEPS:,})")
+    if sum(entry["steps"] for entry in samples) != sidecar["nsteps"]:
+        raise ValueError("nsteps is not the sum of the samples' steps")
 
 
 def shard_info(sidecar_path: Path, sidecar: dict[str, Any]) -> ShardInfo:
@@ -227,12 +388,17 @@ def committed_sidecars(folder: Path) -> list[Path]:
 
 
 def interrupted_writes(folder: Path) -> list[Path]:
-    """Leftovers of interrupted writes in ``folder``: temporary files and tars without a sidecar."""
+    """Temporary files that interrupted writes left in ``folder`` (never a finished file)."""
     if not folder.is_dir():
         return []
-    leftovers = [path for path in folder.iterdir() if is_temporary(path)]
-    leftovers += [
-        path for path in folder.glob("*.tar")
-        if not is_temporary(path) and not path.with_suffix(".json").exists()
-    ]
-    return sorted(leftovers)
+    return sorted(path for path in folder.iterdir() if is_temporary(path))
+
+
+def orphan_tars(folder: Path) -> list[Path]:
+    """Tars in ``folder`` without a sidecar: complete shards whose sidecar was never written or
+    was lost, or damaged ones; see :func:`lamp_data.store.writer.recover_orphans`."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path for path in folder.glob("*.tar") if not is_temporary(path) and not path.with_suffix(".json").exists()
+    )

@@ -2,9 +2,11 @@
 indexable episode view (:func:`index_episodes`).
 
 Every shard is read whole into memory, its sha256 and size compared with the sidecar, and
-only then parsed with webdataset's tar iterator, so a truncated or bit-flipped shard never
-yields a single sample: it raises :class:`LampError` naming the shard, or with
-``on_error="skip"`` is skipped with a warning.
+only then parsed (:func:`~lamp_data.store.layout.tar_samples`: regular files only, no paths),
+each file decoded within the size its sidecar and the dataset's image size allow, so a
+truncated, bit-flipped or crafted shard never yields a single sample: it raises
+:class:`DamagedShardError` naming the shard, or with ``on_error="skip"`` is skipped with a warning.
+A reward shard must also score the data shard that is there (its sidecar's ``data_sha256``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import collections
 import copy
 import hashlib
-import io
 import json
 import operator
+import tarfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.errors import LampError
+from lamp_data.errors import DamagedDataError, LampError, StorageError
 from lamp_data.store import layout
 from lamp_data.store.layout import ShardInfo
 
 ON_ERROR = ("raise", "skip")
 
 
-class DamagedShardError(LampError):
+class DamagedShardError(DamagedDataError):
     """A shard does not match its sidecar or cannot be decoded."""
 
     def __init__(self, path: Path, reason: str):
@@ -97,12 +99,12 @@ class Dataset:
             known = ", ".join(self.reward_sets()) or "none"
             raise LampError(f"{self.path} has no reward set '{fingerprint}' (present: {known})")
         info = _read_json(path)
-        version = info.get("format_version")
+        version = info.get("format_version") if isinstance(info, dict) else None
         if version != schema.REWARD_FORMAT_VERSION:
             raise LampError(
                 f"reward set {fingerprint} has format_version {version!r}; this version reads {schema.REWARD_FORMAT_VERSION}"
             )
-        return info
+        return layout.check_info(path, info)
 
     def reward_set_prompts(self, fingerprint: str) -> list[str]:
         """The prompts of a reward set, in column order."""
@@ -125,9 +127,19 @@ def prompt_set_name(info: dict[str, Any]) -> str | None:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise LampError(f"cannot read {path}: {error}") from error
+        text = path.read_text()
+    except OSError as error:
+        raise StorageError(path, error, "read") from error
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise DamagedDataError(f"damaged {path}: not valid JSON ({error})") from error
+
+
+def image_size(info: dict[str, Any]) -> int | None:
+    """The frame side in pixels a dataset's ``meta/info.json`` records, None if it records none."""
+    size = (info.get("collection") or {}).get("image_size") or ((info.get("env") or {}).get("config") or {}).get("image_size")
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
 
 
 def _read_prompts(path: Path) -> list[str]:
@@ -153,25 +165,26 @@ def open_dataset(path: str | Path | Dataset) -> Dataset:
     if not info_path.is_file():
         raise LampError(f"{folder} is not a dataset (no {layout.META_DIR}/{layout.INFO_FILE})")
     info = _read_json(info_path)
-    version = info.get("format_version") if isinstance(info, dict) else None
+    if not isinstance(info, dict):
+        raise DamagedDataError(f"damaged {info_path}: it does not hold a JSON object")
+    version = info.get("format_version")
     if version != schema.DATASET_FORMAT_VERSION:
         raise LampError(
             f"{folder} has dataset format_version {version!r}; this version of lamp reads {schema.DATASET_FORMAT_VERSION}"
         )
-    return Dataset(folder, info)
+    return Dataset(folder, layout.check_info(info_path, info))
 
 
-def read_shard_samples(tar_path: Path, sidecar: dict[str, Any]) -> list[dict[str, Any]]:
+def read_shard_samples(tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None) -> list[dict[str, Any]]:
     """Check a shard against its sidecar and return its decoded samples, in order.
 
     Each sample maps field names (``image``, ``meta``, ...) to decoded values and carries
-    ``__key__``.
+    ``__key__``. Every file is decoded within what its sidecar entry's step count allows (frames
+    of ``image_size`` pixels, if given).
 
     Raises:
-        DamagedShardError: size, checksum, sample count, step count or decoding do not match.
+        DamagedShardError: size, checksum, members, sample keys, or decoding do not match.
     """
-    import webdataset as wds
-
     try:
         data = tar_path.read_bytes()
     except OSError as error:
@@ -180,44 +193,57 @@ def read_shard_samples(tar_path: Path, sidecar: dict[str, Any]) -> list[dict[str
         raise DamagedShardError(tar_path, f"{len(data)} bytes, sidecar says {sidecar['bytes']} (truncated?)")
     if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
         raise DamagedShardError(tar_path, "sha256 does not match its sidecar (corrupted bytes)")
+    return decode_samples(tar_path, data, {entry["key"]: entry["steps"] for entry in sidecar["samples"]}, image_size)
+
+
+def decode_samples(tar_path: Path, data: bytes, steps: dict[str, int], image_size: int | None = None) -> list[dict[str, Any]]:
+    """Parse and decode the tar bytes ``data`` of a shard whose samples have ``steps`` (key -> step
+    count), in order; see :func:`read_shard_samples`.
+
+    Raises:
+        DamagedShardError: the members or keys differ from ``steps``, or a file does not decode.
+    """
     try:
-        files = wds.tariterators.tar_file_iterator(io.BytesIO(data))
-        files = ({**entry, "__url__": str(tar_path)} for entry in files)
-        samples = []
-        for raw in wds.tariterators.group_by_keys(files):
-            sample = {"__key__": raw["__key__"]}
-            for extension, value in raw.items():
-                if extension.startswith("__"):
-                    continue
-                field = extension.split(".", 1)[0]
-                sample[field] = layout.decode_field(extension, value)
-            samples.append(sample)
-    except Exception as error:  # any tar or decoding failure means the shard is damaged
-        raise DamagedShardError(tar_path, f"cannot decode ({type(error).__name__}: {error})") from error
-    keys = [sample["__key__"] for sample in samples]
-    expected = [entry["key"] for entry in sidecar["samples"]]
-    if keys != expected:
-        raise DamagedShardError(tar_path, f"holds {len(keys)} samples, sidecar lists {len(expected)} different ones")
+        raw_samples = layout.tar_samples(data)
+    except (tarfile.TarError, ValueError, EOFError) as error:
+        raise DamagedShardError(tar_path, f"cannot read the tar ({error})") from error
+    keys = [raw["__key__"] for raw in raw_samples]
+    if keys != list(steps):
+        raise DamagedShardError(tar_path, f"holds {len(keys)} samples, its sidecar lists {len(steps)} different ones")
+    samples = []
+    for raw in raw_samples:
+        key = raw["__key__"]
+        frames = (steps[key] + 1) * image_size**2 * 3 + layout.NPY_HEADER_BYTES if image_size else layout.MAX_FIELD_BYTES
+        sample = {"__key__": key}
+        for extension, value in raw.items():
+            if extension.startswith("__"):
+                continue
+            try:
+                sample[extension.split(".", 1)[0]] = layout.decode_field(extension, value, frames)
+            except Exception as error:  # any decoding failure means the shard is damaged
+                raise DamagedShardError(tar_path, f"cannot decode {key}.{extension} ({type(error).__name__}: {error})") from error
+        samples.append(sample)
     return samples
 
 
-def read_episode_shard(tar_path: Path, sidecar: dict[str, Any]) -> list[dict[str, Any]]:
+def read_episode_shard(tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None) -> list[dict[str, Any]]:
     """:func:`read_shard_samples` for a data shard, with every episode checked by :func:`check_episode`.
 
     Raises:
         DamagedShardError: the shard or one of its episodes does not match its sidecar.
     """
-    samples = read_shard_samples(tar_path, sidecar)
+    samples = read_shard_samples(tar_path, sidecar, image_size)
     for sample, entry in zip(samples, sidecar["samples"]):
         try:
-            check_episode(sample, entry["steps"])
+            check_episode(sample, entry["steps"], image_size)
         except ValueError as error:
             raise DamagedShardError(tar_path, str(error)) from error
     return samples
 
 
-def check_episode(sample: dict[str, Any], steps: int | None = None) -> None:
-    """Check an episode sample's fields, dtypes and row counts (T + 1 frames, T actions).
+def check_episode(sample: dict[str, Any], steps: int | None = None, image_size: int | None = None) -> None:
+    """Check an episode sample's fields, dtypes and row counts (T + 1 frames, T actions), and its
+    frames' side against ``image_size`` if given.
 
     Raises:
         ValueError: naming the first problem.
@@ -237,16 +263,44 @@ def check_episode(sample: dict[str, Any], steps: int | None = None) -> None:
     image = sample[schema.IMAGE]
     if image.ndim != 4 or image.shape[-1] != 3:
         raise ValueError(f"{sample['__key__']}: frames have shape {image.shape}, expected [T+1, H, W, 3]")
+    if image_size is not None and image.shape[1:3] != (image_size, image_size):
+        raise ValueError(f"{sample['__key__']}: frames are {image.shape[2]}x{image.shape[1]} px, the dataset records {image_size} px")
     if not isinstance(sample[layout.META], dict):
         raise ValueError(f"{sample['__key__']}: meta is not a JSON object")
 
 
-def check_rewards(tar_path: Path, rewards: list[dict[str, Any]], data_sidecar: dict[str, Any], prompt_count: int | None) -> None:
-    """Check a reward shard's samples against the data shard's sidecar (keys and rows).
+def check_reward_binding(tar_path: Path, reward_sidecar: dict[str, Any], data_sidecar: dict[str, Any]) -> None:
+    """Check that a reward shard scores the data shard that is there: the ``data_sha256`` its
+    sidecar records (reward sets written before it are let through) and its keys and step counts.
 
     Raises:
-        DamagedShardError: keys, row counts or prompt columns do not match.
+        DamagedShardError: it scores other bytes or other episodes (copied from another dataset,
+            or the data shard was rewritten).
     """
+    bound = reward_sidecar.get("data_sha256")
+    if bound is not None and bound != data_sidecar["sha256"]:
+        raise DamagedShardError(
+            tar_path, "it scores another data shard than the one of its name (sha256 differs: copied from another "
+            "dataset, or the data shard was rewritten); relabel the dataset"
+        )
+    mine = [(entry["key"], entry["steps"]) for entry in reward_sidecar["samples"]]
+    theirs = [(entry["key"], entry["steps"]) for entry in data_sidecar["samples"]]
+    if mine != theirs:
+        raise DamagedShardError(tar_path, "it scores other episodes than the data shard of its name holds")
+
+
+def check_rewards(
+    tar_path: Path, rewards: list[dict[str, Any]], data_sidecar: dict[str, Any], prompt_count: int | None,
+    reward_sidecar: dict[str, Any] | None = None,
+) -> None:
+    """Check a reward shard's samples against the data shard's sidecar (keys and rows), and with
+    ``reward_sidecar`` its binding to that data shard (:func:`check_reward_binding`).
+
+    Raises:
+        DamagedShardError: binding, keys, row counts or prompt columns do not match.
+    """
+    if reward_sidecar is not None:
+        check_reward_binding(tar_path, reward_sidecar, data_sidecar)
     expected = {entry["key"]: entry["steps"] + 1 for entry in data_sidecar["samples"]}
     found = [sample["__key__"] for sample in rewards]
     if sorted(found) != sorted(expected):
@@ -322,7 +376,7 @@ class _RewardJoin:
 
 def _read_episodes(dataset: Dataset, name: str, sidecar: dict[str, Any], join: _RewardJoin | None) -> list[dict[str, Any]]:
     """The checked episodes of data shard ``name``, with ``__shard__`` and, given ``join``, rewards."""
-    samples = read_episode_shard(dataset.shards_dir / f"{name}.tar", sidecar)
+    samples = read_episode_shard(dataset.shards_dir / f"{name}.tar", sidecar, image_size(dataset.info))
     rewards = None
     if join is not None:
         rewards = _read_rewards(dataset, join.fingerprint, name, sidecar, join.sidecars, join.prompt_count)
@@ -446,6 +500,7 @@ def _read_rewards(
     reward_path = dataset.reward_dir(fingerprint) / f"{name}.tar"
     if name not in reward_sidecars:
         raise LampError(f"reward set {fingerprint} has no committed shard for data shard {name} (run relabel or collect to fill it)")
+    check_reward_binding(reward_path, reward_sidecars[name], data_sidecar)
     rewards = read_shard_samples(reward_path, reward_sidecars[name])
     check_rewards(reward_path, rewards, data_sidecar, prompt_count)
     return {sample["__key__"]: sample["vlm_reward"] for sample in rewards}

@@ -22,10 +22,13 @@ import numpy as np
 import torch
 
 from lamp_data import schema
-from lamp_data.errors import LampError
+from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.store.reader import Dataset, iter_episodes, open_dataset
 
 PromptChooser = Callable[[dict, int, np.random.Generator], int]
+
+ON_DAMAGE = ("fail", "skip")
+"""What a stream does with a damaged shard: stop with an error, or leave it out and record it."""
 
 
 def aligned_steps(episode: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -71,6 +74,12 @@ class SequenceDataset(torch.utils.data.IterableDataset):
         shuffle_buffer: Sequences held for shuffling.
         seed: Seed of shard order, window offsets, shuffling and prompt choice.
         refresh_seconds: How often to look for newly committed shards.
+        on_damage: ``"fail"`` (default): a damaged shard or reward shard stops the stream with
+            :class:`~lamp_data.store.reader.DamagedShardError`; ``"skip"``: it is left out and
+            recorded in :attr:`skipped`.
+
+    Attributes:
+        skipped: Shard name -> why it was left out (``on_damage="skip"``), in this process.
     """
 
     def __init__(
@@ -84,10 +93,15 @@ class SequenceDataset(torch.utils.data.IterableDataset):
         shuffle_buffer: int = 64,
         seed: int = 0,
         refresh_seconds: float = 30.0,
+        on_damage: str = "fail",
     ):
         super().__init__()
         if seq_len < 1 or batch_size < 1 or shuffle_buffer < 1:
             raise LampError("seq_len, batch_size and shuffle_buffer must be at least 1")
+        if on_damage not in ON_DAMAGE:
+            raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {on_damage!r}")
+        self.on_damage = on_damage
+        self.skipped: dict[str, str] = {}
         self.dataset = open_dataset(dataset)
         self.seq_len = seq_len
         self.batch_size = batch_size
@@ -116,7 +130,9 @@ class SequenceDataset(torch.utils.data.IterableDataset):
     def _episodes(self, rng: np.random.Generator, split: int, splits: int) -> Iterator[dict[str, Any]]:
         """Endless episodes of this split's shards, re-listing shards as they are committed."""
         while True:
-            pending = self._my_shards(split, splits)
+            pending = [name for name in self._my_shards(split, splits) if name not in self.skipped]
+            if not pending and self.skipped and not set(self._my_shards(split, splits)) - set(self.skipped):
+                raise DamagedDataError(f"every shard of {self.dataset.path} this stream reads is damaged: {', '.join(sorted(self.skipped))}")
             if not pending:
                 time.sleep(min(self.refresh_seconds, 5.0))
                 continue
@@ -125,9 +141,16 @@ class SequenceDataset(torch.utils.data.IterableDataset):
             listed = time.monotonic()
             while pending:
                 name = pending.pop()
-                yield from iter_episodes(self.dataset, reward_set=self.reward_set, shards=[name], on_error="skip")
+                try:
+                    episodes = list(iter_episodes(self.dataset, reward_set=self.reward_set, shards=[name]))
+                except DamagedDataError as error:
+                    if self.on_damage == "fail":
+                        raise
+                    self.skipped[name] = str(error)
+                    episodes = []
+                yield from episodes
                 if time.monotonic() - listed > self.refresh_seconds:
-                    fresh = [n for n in self._my_shards(split, splits) if n not in seen]
+                    fresh = [n for n in self._my_shards(split, splits) if n not in seen and n not in self.skipped]
                     pending.extend(fresh)
                     seen.update(fresh)
                     listed = time.monotonic()

@@ -1,4 +1,5 @@
-"""Checking a whole dataset: every shard against its sidecar, every reward set against its shards."""
+"""Checking a whole dataset: every shard against its sidecar, every reward set against its shards,
+the checksums of the info files, and what would become of tars found without a sidecar."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lamp_data.store import layout
 from lamp_data.store.reader import (
     DamagedShardError,
     check_rewards,
+    image_size,
     open_dataset,
     read_episode_shard,
     read_shard_samples,
@@ -25,7 +27,8 @@ class VerifyReport:
     problems: list[tuple[str, str]] = field(default_factory=list)
     """(file, reason) for every damaged or inconsistent file."""
     warnings: list[tuple[str, str]] = field(default_factory=list)
-    """(file, reason) for leftovers of interrupted writes, which readers ignore."""
+    """(file, reason) for what readers ignore or accept with a note: temporary files of
+    interrupted writes, quarantined tars, files written before checksums."""
     shards: int = 0
     """Data shards checked."""
     episodes: int = 0
@@ -47,21 +50,36 @@ def verify_dataset(path: str | Path) -> VerifyReport:
     Raises:
         LampError: ``path`` is not a dataset (bad input rather than damaged data).
     """
+    from lamp_data.store.writer import recover_orphans
+
     dataset = open_dataset(path)
     report = VerifyReport(dataset.path)
 
     def relative(file: Path) -> str:
         return str(file.relative_to(dataset.path))
 
+    if layout.CHECKSUM not in dataset.info:
+        report.warnings.append((f"{layout.META_DIR}/{layout.INFO_FILE}", "has no checksum (written by an older lamp; the next collect adds one)"))
     folders = [dataset.shards_dir] + [dataset.reward_dir(fp) for fp in dataset.reward_sets()]
     for folder in folders:
-        for leftover in layout.interrupted_writes(folder):
-            report.warnings.append((relative(leftover), "interrupted write (ignored by readers, removed by collect on resume)"))
         for sidecar_path in folder.glob("*.json"):
             if sidecar_path.name in (layout.INFO_FILE, layout.PROMPTS_FILE) or sidecar_path.name.startswith("."):
                 continue
             if not sidecar_path.with_suffix(".tar").exists():
-                report.problems.append((relative(sidecar_path), "sidecar without its tar (shard missing)"))
+                report.problems.append((relative(sidecar_path), "sidecar without its tar (shard missing or renamed)"))
+    recovery = recover_orphans(dataset, dry_run=True)
+    for leftover in recovery.removed:
+        report.warnings.append((leftover, "temporary file of an interrupted write (ignored by readers, removed by collect)"))
+    for orphan in recovery.rederived:
+        report.problems.append((orphan, "tar without its sidecar; it decodes completely, so `lamp-data verify --repair` "
+                                        "(or the next collect) re-derives its sidecar"))
+    for orphan, target, reason in recovery.quarantined:
+        report.problems.append((orphan, f"tar without its sidecar that does not decode ({reason}); `lamp-data verify --repair` "
+                                        f"(or the next collect) moves it to {target}"))
+    quarantine = dataset.path / layout.QUARANTINE_DIR
+    if quarantine.is_dir():
+        for kept in sorted(p for p in quarantine.rglob("*") if p.is_file()):
+            report.warnings.append((relative(kept), "set aside by a repair: not part of the dataset, kept for inspection"))
 
     data_sidecars: dict[str, dict] = {}
     owners: dict[str, str] = {}
@@ -70,7 +88,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
         report.shards += 1
         try:
             sidecar = layout.read_sidecar(sidecar_path)
-            samples = read_episode_shard(tar_path, sidecar)
+            samples = read_episode_shard(tar_path, sidecar, image_size(dataset.info))
             if sidecar["nsamples"] != len(samples) or sidecar["nsteps"] != sum(len(s["action"]) for s in samples):
                 raise DamagedShardError(tar_path, "sample or step count differs from its sidecar")
         except LampError as error:
@@ -91,6 +109,8 @@ def verify_dataset(path: str | Path) -> VerifyReport:
         except LampError as error:
             report.problems.append((relative(folder / layout.INFO_FILE), str(error)))
             continue
+        if layout.CHECKSUM not in dataset.reward_set_info(fingerprint):
+            report.warnings.append((relative(folder / layout.INFO_FILE), "has no checksum (written by an older lamp)"))
         for sidecar_path in layout.committed_sidecars(folder):
             tar_path = sidecar_path.with_suffix(".tar")
             report.reward_shards += 1
@@ -100,7 +120,11 @@ def verify_dataset(path: str | Path) -> VerifyReport:
             try:
                 sidecar = layout.read_sidecar(sidecar_path)
                 rewards = read_shard_samples(tar_path, sidecar)
-                check_rewards(tar_path, rewards, data_sidecars[sidecar_path.stem], prompt_count)
+                check_rewards(tar_path, rewards, data_sidecars[sidecar_path.stem], prompt_count, sidecar)
             except LampError as error:
                 report.problems.append((relative(tar_path), str(error)))
+                continue
+            if "data_sha256" not in sidecar:
+                report.warnings.append((relative(sidecar_path), "does not record the sha256 of the data shard it scores "
+                                                                "(written by an older lamp; relabel to bind it)"))
     return report

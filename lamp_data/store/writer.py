@@ -2,8 +2,10 @@
 
 A shard is written through ``webdataset.TarWriter`` into a hidden temporary file, fsynced and
 renamed into place (:func:`lamp_data.atomic.atomic_path`), and only then is its sidecar written,
-also atomically. A crash at any moment leaves either nothing, a temporary file, or a tar without
-a sidecar; readers see none of them and ``collect`` removes them on resume.
+also atomically. A crash (or a full disk) at any moment leaves either nothing, a temporary file,
+or a complete tar without a sidecar; readers see none of them. On resume ``collect`` removes the
+temporary files and re-derives the missing sidecars (:func:`recover_orphans`), which never
+deletes a tar.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +22,20 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, StorageError
 from lamp_data.provenance import stable_hash
 from lamp_data.store import layout
 from lamp_data.store.card import write_dataset_card
-from lamp_data.store.reader import Dataset, _read_json, _read_prompts, open_dataset
+from lamp_data.store.reader import (
+    DamagedShardError,
+    Dataset,
+    _read_json,
+    _read_prompts,
+    check_episode,
+    decode_samples,
+    image_size,
+    open_dataset,
+)
 
 
 def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
@@ -93,19 +105,23 @@ class ShardWriter:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         assert self._stack is not None
-        if exc_type is None:
+        if exc_type is not None:
+            self._stack.__exit__(exc_type, exc, traceback)
+            return
+        with self._stack:  # a failing close (disk full) removes the temporary file, like any error
             self._tar.close()
-        self._stack.__exit__(exc_type, exc, traceback)
-        if exc_type is None:
-            self.sidecar = layout.write_sidecar(self.tar_path, self.summaries, **self.sidecar_extra)
+        self.sidecar = layout.write_sidecar(self.tar_path, self.summaries, **self.sidecar_extra)
 
 
 def create_dataset(path: str | Path, info: dict[str, Any]) -> Dataset:
     """Create a dataset folder with ``meta/info.json`` (``format_version`` added) and its
     ``README.md`` card (:func:`~lamp_data.store.card.write_dataset_card`), each atomically."""
     folder = Path(path)
-    info = {**info, "format_version": schema.DATASET_FORMAT_VERSION}
-    (folder / layout.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    info = layout.seal_info({**info, "format_version": schema.DATASET_FORMAT_VERSION})
+    try:
+        (folder / layout.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(folder / layout.SHARDS_DIR, error) from error
     atomic_write_json(folder / layout.META_DIR / layout.INFO_FILE, info)
     dataset = Dataset(folder, info)
     write_dataset_card(dataset)
@@ -113,8 +129,9 @@ def create_dataset(path: str | Path, info: dict[str, Any]) -> Dataset:
 
 
 def update_info(dataset: Dataset, info: dict[str, Any]) -> Dataset:
-    """Replace ``meta/info.json`` atomically (keeping ``format_version``) and rewrite the card."""
-    info = {**info, "format_version": schema.DATASET_FORMAT_VERSION}
+    """Replace ``meta/info.json`` atomically (keeping ``format_version``, with a fresh checksum)
+    and rewrite the card."""
+    info = layout.seal_info({**info, "format_version": schema.DATASET_FORMAT_VERSION})
     atomic_write_json(dataset.path / layout.META_DIR / layout.INFO_FILE, info)
     dataset.info = info
     write_dataset_card(dataset)
@@ -141,24 +158,141 @@ def writer_lock(path: str | Path) -> Iterator[None]:
         os.close(handle)
 
 
-def remove_interrupted_writes(dataset: Dataset) -> list[Path]:
-    """Delete what interrupted writes left in ``shards/`` and every reward set; returns them.
+@dataclass
+class Recovery:
+    """What :func:`recover_orphans` did (or, with ``dry_run``, would do), as dataset-relative paths."""
 
-    Call it only while holding :func:`writer_lock`.
+    removed: list[str] = field(default_factory=list)
+    """Temporary files of interrupted writes, removed."""
+    rederived: list[str] = field(default_factory=list)
+    """Tars without a sidecar that decode completely: their sidecar was written again, the same
+    as the one the interrupted write would have written."""
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
+    """(tar, where it was moved, why) for tars without a sidecar that do not decode completely."""
+
+
+def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
+    """Remove temporary files and recover every tar without a sidecar, in ``shards/`` and in
+    every reward set: re-derive its sidecar when it decodes completely and fits its name (a data
+    shard: consecutive episodes from the one its name gives, of its run, none in another shard; a
+    reward shard: the keys and rows of the data shard of its name), else move it to
+    ``quarantine/``. No tar is ever deleted.
+
+    Call it only while holding :func:`writer_lock` (not needed with ``dry_run``, which changes
+    nothing and only reports).
     """
+    recovery = Recovery()
     folders = [dataset.shards_dir]
     if dataset.rewards_dir.is_dir():
-        folders += [path for path in dataset.rewards_dir.iterdir() if path.is_dir()]
-    removed = []
+        folders += [path for path in sorted(dataset.rewards_dir.iterdir()) if path.is_dir()]
     for folder in folders:
         for leftover in layout.interrupted_writes(folder):
-            leftover.unlink(missing_ok=True)
-            removed.append(leftover)
-    return removed
+            recovery.removed.append(_relative(dataset, leftover))
+            if not dry_run:
+                leftover.unlink(missing_ok=True)
+    data_sidecars = dataset.shard_sidecars()
+    for folder in folders:
+        for tar_path in layout.orphan_tars(folder):
+            try:
+                if folder == dataset.shards_dir:
+                    samples, extra = _rederive_data_shard(dataset, tar_path, data_sidecars)
+                else:
+                    samples, extra = _rederive_reward_shard(dataset, tar_path, data_sidecars)
+            except DamagedShardError as error:
+                target = _quarantine_path(dataset, tar_path)
+                recovery.quarantined.append((_relative(dataset, tar_path), _relative(dataset, target), error.reason))
+                if not dry_run:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tar_path, target)
+                continue
+            recovery.rederived.append(_relative(dataset, tar_path))
+            if not dry_run:
+                sidecar = layout.write_sidecar(tar_path, samples, **extra)
+                if folder == dataset.shards_dir:
+                    data_sidecars[tar_path.stem] = sidecar
+    return recovery
+
+
+def _relative(dataset: Dataset, path: Path) -> str:
+    return str(path.relative_to(dataset.path))
+
+
+def _quarantine_path(dataset: Dataset, tar_path: Path) -> Path:
+    """A free path for ``tar_path`` under ``quarantine/``, mirroring its place in the dataset."""
+    target = dataset.path / layout.QUARANTINE_DIR / tar_path.relative_to(dataset.path)
+    number = 1
+    while target.exists():
+        target = target.with_name(f"{tar_path.stem}.{number}.tar")
+        number += 1
+    return target
+
+
+def _read_orphan(tar_path: Path) -> bytes:
+    try:
+        return tar_path.read_bytes()
+    except OSError as error:
+        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
+
+
+def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The sidecar entries and fields of an orphan data shard; DamagedShardError if it is not complete."""
+    data = _read_orphan(tar_path)
+    run, _, first = tar_path.stem.rpartition("-")
+    if not run or not first.isdigit():
+        raise DamagedShardError(tar_path, "its name is not <run>-<first episode>")
+    try:
+        keys = [raw["__key__"] for raw in layout.tar_samples(data)]
+    except Exception as error:  # a truncated or foreign tar
+        raise DamagedShardError(tar_path, f"cannot read the tar ({error})") from error
+    expected = [layout.episode_key(int(first) + offset) for offset in range(len(keys))]
+    if not keys or keys != expected:
+        raise DamagedShardError(tar_path, f"its samples are not consecutive episodes from {layout.episode_key(int(first))}")
+    owners = {entry["key"] for sidecar in data_sidecars.values() for entry in sidecar["samples"]}
+    if owners & set(keys):
+        raise DamagedShardError(tar_path, "some of its episodes are in a committed shard already")
+    # steps are not known before decoding: bound each episode by the longest one collect records
+    limit = {key: layout.MAX_SAMPLE_STEPS for key in keys}
+    size = image_size(dataset.info)
+    samples = decode_samples(tar_path, data, limit, size)
+    entries = []
+    for sample in samples:
+        meta = sample.get(layout.META)
+        try:
+            check_episode(sample, None, size)
+            if meta.get("run") != run or meta.get("episode") != layout.episode_index(sample["__key__"]):
+                raise ValueError(f"{sample['__key__']}: its metadata names run {meta.get('run')!r}, episode {meta.get('episode')!r}")
+        except (ValueError, AttributeError, LampError) as error:
+            raise DamagedShardError(tar_path, str(error)) from error
+        entries.append({
+            "key": sample["__key__"], "episode": meta["episode"], "steps": len(sample[schema.ACTION]),
+            "task": meta.get("task"), "success": bool(meta.get("success", False)),
+        })
+    return entries, {"run": run}
+
+
+def _rederive_reward_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The sidecar entries and fields of an orphan reward shard; DamagedShardError if it does not
+    fit the committed data shard of its name."""
+    from lamp_data.store.reader import check_rewards
+
+    data_sidecar = data_sidecars.get(tar_path.stem)
+    if data_sidecar is None:
+        raise DamagedShardError(tar_path, "no committed data shard of its name")
+    fingerprint = tar_path.parent.name
+    data = _read_orphan(tar_path)
+    steps = {entry["key"]: entry["steps"] for entry in data_sidecar["samples"]}
+    rewards = decode_samples(tar_path, data, steps)
+    try:
+        prompt_count = len(dataset.reward_set_prompts(fingerprint))
+    except LampError as error:
+        raise DamagedShardError(tar_path, str(error)) from error
+    check_rewards(tar_path, rewards, data_sidecar, prompt_count)
+    entries = [{"key": entry["key"], "steps": entry["steps"]} for entry in data_sidecar["samples"]]
+    return entries, {"fingerprint": fingerprint, "data_sha256": data_sidecar["sha256"]}
 
 
 def _comparable(info: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in info.items() if key not in ("provenance", "format_version", "fingerprint")}
+    return {key: value for key, value in info.items() if key not in ("provenance", "format_version", "fingerprint", layout.CHECKSUM)}
 
 
 class RewardSetWriter:
@@ -184,17 +318,17 @@ class RewardSetWriter:
         self.fingerprint = fingerprint
         self.prompts = list(prompts)
         self.folder = self.dataset.reward_dir(fingerprint)
-        info = {
+        info = layout.seal_info({
             **info,
             "format_version": schema.REWARD_FORMAT_VERSION,
             "fingerprint": fingerprint,
             "prompt_count": len(self.prompts),
             "prompts_hash": stable_hash(self.prompts),
-        }
+        })
         info_path = self.folder / layout.INFO_FILE
         prompts_path = self.folder / layout.PROMPTS_FILE
         if info_path.is_file():
-            existing = _read_json(info_path)
+            existing = layout.check_info(info_path, _read_json(info_path))
             if _read_prompts(prompts_path) != self.prompts:
                 raise LampError(f"reward set {fingerprint} in {self.dataset.path} has different prompts; refusing to mix them")
             if _comparable(existing) != _comparable(info):
@@ -229,7 +363,9 @@ class RewardSetWriter:
             raise LampError(
                 f"rewards for shard {shard_name} cover {len(rewards)} episodes, the shard holds {len(expected)} (keys differ)"
             )
-        with ShardWriter(self.folder / f"{shard_name}.tar", fingerprint=self.fingerprint) as shard:
+        with ShardWriter(
+            self.folder / f"{shard_name}.tar", fingerprint=self.fingerprint, data_sha256=data_sidecar["sha256"]
+        ) as shard:
             for entry in data_sidecar["samples"]:
                 key = entry["key"]
                 values = np.asarray(rewards[key], dtype=np.float16)

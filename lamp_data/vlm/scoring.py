@@ -76,6 +76,9 @@ def make_scorer(vlm: str, prompts: str | PromptSet | list[str] | None = None, *,
         device: Torch device for the model.
         batch_size: Frames embedded per forward pass.
     """
+    from lamp_data.devices import check_device
+
+    check_device(device)
     prompt_set = load_prompt_set(prompts)
     reward_model = load_reward_model(vlm, device)
     return EpisodeScorer(reward_model, prompt_set, vlm, batch_size)

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from lamp_data.atomic import atomic_path, atomic_write_json
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import file_sha256
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.text import MINILM
@@ -122,6 +122,8 @@ class RewardModelTrainConfig:
                 raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.threads < 0:
             raise LampError(f"threads must be non-negative, got {self.threads}")
+        for name in ("learning_rate", "tcn_weight", "language_weight", "l1_weight", "l2_weight"):
+            check_number(name.replace("_", " "), getattr(self, name), low=0.0)
         if self.learning_rate <= 0:
             raise LampError(f"learning rate must be positive, got {self.learning_rate}")
         if self.text_negatives not in TEXT_NEGATIVES:

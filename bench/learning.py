@@ -149,6 +149,22 @@ def _interval_text(value: list[float] | None) -> str:
     return "n/a" if value is None else f"{value[0]:.3f} [{value[1]:.3f}, {value[2]:.3f}]"
 
 
+def _pretraining_section(out: Path) -> str:
+    """How the pretrained checkpoints were made, from ``<out>/pretraining.json`` (written by
+    ``bench/pretraining.py``); empty when the folder has none."""
+    path = out / "pretraining.json"
+    if not path.is_file():
+        return ""
+    record = json.loads(path.read_text())
+    lines = [f"    {command}" for stage in ("collect", "relabel", "pretrain") for command in record["stages"][stage]]
+    seconds = ", ".join(f"{stage} {value / 60:.0f} min" for stage, value in record.get("wall_seconds", {}).items())
+    return (
+        "## Pretrained checkpoints\n\n"
+        f"Made by `{record['command']}` ({seconds}), which runs:\n\n" + "\n".join(lines) + "\n\n"
+        f"Reward set `{record['reward_set']}`. {record.get('note', '')}\n\n"
+    )
+
+
 def record_command(out: Path, command: str) -> list[str]:
     """Add ``command`` to ``<out>/commands.json`` (the commands whose runs this folder holds) and
     return them all, oldest first."""
@@ -231,7 +247,7 @@ torch thread each; the runs took {core_minutes:.0f} core-minutes in all on this 
 |---|---|---|---|---|---|---|---|
 {per_run}
 
-Curves: `curves.png` (IQM with 95 % bootstrap bands), every evaluation in `curves.jsonl`.
+{_pretraining_section(args.out)}Curves: `curves.png` (IQM with 95 % bootstrap bands), every evaluation in `curves.jsonl`.
 
 Provenance: report written by the code at commit `{commit or "unknown"}` (each run's `run.json` records
 the versions and config that made it); {json.dumps({"versions": info["versions"], "platform": info["platform"], "created": info["created"]}, sort_keys=True)}

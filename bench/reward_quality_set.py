@@ -7,7 +7,8 @@ Usage::
     .venv/bin/python bench/reward_quality_set.py --out data/rq-pretrain --split pretrain --tasks reach push \\
         --vlm lamp-r3m-metaworld --report results/reward-quality/pretrain
 
-For every task of ``--split`` (or every ``--tasks``) it records ``--noisy`` noisy-expert episodes
+For every task of ``--split`` (or every ``--tasks``; pretraining tasks measure a reward model
+in distribution) it records ``--noisy`` noisy-expert episodes
 (action noise ``--noise``: successes, slow successes and near-misses) and ``--random`` uniformly
 random episodes, at the canonical settings of ``lamp-data collect`` (64 px, 150 steps, randomized
 scenes) under a seed of their own, into one dataset per task (``OUT/<task>``); relabels every
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     from lamp_eval.reward_quality import reward_quality_markdown, reward_quality_table
 
     folders = record(args)
+    tasks = [folder.name for folder in folders]
     reward_dirs = []
     for spec in args.vlm:
         for folder in folders:
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"scored with {spec}", flush=True)
     if not reward_dirs:
         return
-    rows = reward_quality_table(reward_dirs)
+    rows = reward_quality_table(reward_dirs, tasks=tasks if args.split == "pretrain" else None)
     table = reward_quality_markdown(rows)
     print(table)
     if args.report:

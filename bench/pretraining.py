@@ -106,12 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     shown = {stage: [" ".join([Path(command[0]).name, *command[1:]]).replace("FINGERPRINT", fingerprint) for command in group]
              for stage, group in stages.items()}
     record_path = args.out.with_suffix(".json")
-    earlier = json.loads(record_path.read_text()).get("wall_seconds", {}) if record_path.is_file() else {}
+    previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    earlier = previous.get("wall_seconds", {})
     atomic_write_json(record_path, {
         "command": "python bench/pretraining.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "stages": shown, "reward_set": fingerprint,
         "wall_seconds": {key: round(value + earlier.get(key, 0.0), 1) for key, value in seconds.items()},
-        "checkpoints": {"lamp": str(args.out / "lamp"), "plan2explore": str(args.out / "p2e")}, "provenance": provenance(),
+        "checkpoints": {"lamp": str(args.out / "lamp"), "plan2explore": str(args.out / "p2e")},
+        **({"note": previous["note"]} if "note" in previous else {}), "provenance": provenance(),
     })
     print(f"wrote {args.out.with_suffix('.json')}")
 

@@ -77,11 +77,17 @@ def _markdown(card: dict[str, Any]) -> str:
         f"![training curves]({CURVE_PNG})",
         "",
     ]
+    for title, quality in card.get("quality", {}).items():
+        lines += [f"## Reward quality: {title}", "", "```bash", quality["command"], "```", "", quality["table"], ""]
     return "\n".join(lines)
 
 
 def write_model_card(folder: str | Path, card: dict[str, Any]) -> None:
-    """Write ``model_card.json``, ``model_card.md`` and ``training_curve.png`` into ``folder``."""
+    """Write ``model_card.json``, ``model_card.md`` and ``training_curve.png`` into ``folder``.
+
+    A card may carry ``quality``: ``{title: {"command": ..., "table": markdown}}``, reward-quality
+    tables measured after training (``bench/reward_quality_set.py``), shown under the curves.
+    """
     folder = Path(folder)
     plot_curves(card["curves"], folder / CURVE_PNG)
     atomic_write_json(folder / CARD_JSON, card)

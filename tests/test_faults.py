@@ -27,21 +27,9 @@ from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import DamagedDataError, LampError, StorageError
 from lamp_data.store import iter_episodes, layout, open_dataset, verify_dataset
 from lamp_data.store.writer import RewardSetWriter
+from test_agent_pretrain import FINGERPRINT, PROMPTS, ColourScorer
 
 TINY = dict(env="dummy", image_size=16, episode_length=5)
-FINGERPRINT = "colour-000001"
-PROMPTS = ["reach the red block", "push the red block", "make the scene blue"]
-
-
-class ColourScorer:
-    """A tiny stand-in reward model: each prompt scores one colour channel of every frame."""
-
-    prompts = PROMPTS
-    fingerprint = FINGERPRINT
-    info = {"model_spec": "colour:channels", "model": {"family": "colour"}, "prompt_set": {"name": "colours", "count": 3}}
-
-    def score(self, frames: np.ndarray) -> np.ndarray:
-        return (frames.astype(np.float32) / 255).mean((1, 2)).astype(np.float16)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

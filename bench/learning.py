@@ -16,7 +16,8 @@ them run at once (one per core). When every run has finished, the script writes 
                         evaluation, the command that made it, its wall time and provenance,
 * ``summary.json``      the per-task numbers of ``reference.md``, for other reports to cite,
 * ``commands.json``     every command whose runs the folder holds (several methods may share it),
-* ``curves.png``        the normalised-return and success curves (copied from the report).
+* ``curves.png``        the normalised-return and success curves (copied from the report),
+* ``normalised_per_task.png``  the normalised-return curves task by task (likewise).
 
 Running it again skips finished runs, so an interrupted experiment resumes where it stopped
 (a run cut off mid-way restarts from its step 0).
@@ -195,7 +196,8 @@ def write_reference(args: argparse.Namespace) -> Path:
     with atomic_open(args.out / "curves.jsonl") as handle:
         for line in lines:
             handle.write(json.dumps(line, sort_keys=True) + "\n")
-    shutil.copyfile(args.out / "report" / "curves.png", args.out / "curves.png")
+    for figure in ("curves.png", "normalised_per_task.png"):
+        shutil.copyfile(args.out / "report" / figure, args.out / figure)
     finals = {}
     for line in lines:
         finals[(line["task"], line["method"], line["seed"])] = line
@@ -247,7 +249,7 @@ torch thread each; the runs took {core_minutes:.0f} core-minutes in all on this 
 |---|---|---|---|---|---|---|---|
 {per_run}
 
-{_pretraining_section(args.out)}Curves: `curves.png` (IQM with 95 % bootstrap bands), every evaluation in `curves.jsonl`.
+{_pretraining_section(args.out)}Curves: `curves.png` (IQM with 95 % bootstrap bands) and `normalised_per_task.png`, every evaluation in `curves.jsonl`.
 
 Provenance: report written by the code at commit `{commit or "unknown"}` (each run's `run.json` records
 the versions and config that made it); {json.dumps({"versions": info["versions"], "platform": info["platform"], "created": info["created"]}, sort_keys=True)}

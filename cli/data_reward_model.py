@@ -1,4 +1,4 @@
-"""``lamp-data train-reward-model``: train an in-domain R3M-style reward model on expert episodes.
+"""``lamp-data train-reward-model``: train an in-domain R3M-style reward model on episodes of pretraining tasks.
 
 Examples::
 

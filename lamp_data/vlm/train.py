@@ -1,4 +1,4 @@
-"""Train an R3M-style language-reward model on in-domain expert episodes, resumably.
+"""Train an R3M-style language-reward model on in-domain episodes (successes and failures), resumably.
 
 ``train_reward_model(["data/experts"], "models/rm", RewardModelTrainConfig(steps=3000))`` reads
 every episode into memory, trains the image trunk and the reward head ``G(e_0, e_t, l)`` of
@@ -28,8 +28,8 @@ Objectives (R3M, Nair et al. 2022), on the first frame and frames ``s0 < s1 < s2
 
 The head's form is ``RewardModelTrainConfig.head`` (see ``lamp_data.vlm.r3m.HEADS``). With
 ``mlp-gain`` the reward is the MLP's value at ``e_t`` less its value at ``e_0``, so no prompt is
-favoured before anything happened; on held-out Meta-World tasks that is what let a trained model
-pick out an unseen task's instruction better than untrained ones (lamp_data/models/lamp-r3m-metaworld).
+favoured before anything happened; with the failure contrast it detected success on held-out
+Meta-World tasks better than the plain head (lamp_data/models/lamp-r3m-metaworld/README.md).
 
 Each step's batch comes from ``(seed, step)`` alone and the optimizer state is saved with the
 weights, so training ``k`` steps, then resuming to ``2k``, gives the same parameters as
@@ -420,7 +420,7 @@ def train_reward_model(
     resume: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Train an R3M-style reward model on expert episodes of pretraining tasks.
+    """Train an R3M-style reward model on episodes of pretraining tasks (successes as positives).
 
     Args:
         data_dirs: Datasets from ``lamp-data collect --policy expert|noisy-expert|random`` (pretraining tasks).

@@ -187,10 +187,11 @@ def _optional(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _measures(episodes: Sequence[_ScoredEpisode]) -> dict[str, Any]:
-    """The counts and measures of one group of episodes (``None`` where undefined)."""
+def _measures(episodes: Sequence[_ScoredEpisode], values: _EpisodeValues | None = None) -> dict[str, Any]:
+    """The counts and measures of one group of episodes (``None`` where undefined); ``values``
+    are the group's per-episode values when already computed."""
     successes = sum(episode.success for episode in episodes)
-    measures = _EpisodeValues.of(episodes).measures()
+    measures = (values or _EpisodeValues.of(episodes)).measures()
     return {
         "episodes": len(episodes),
         "successes": successes,
@@ -354,8 +355,9 @@ def _row(fingerprint: str, models: set[str], datasets: int, episodes: list[_Scor
     by_task: dict[str, list[_ScoredEpisode]] = {}
     for episode in episodes:
         by_task.setdefault(str(episode.task), []).append(episode)
-    per_task = [{"task": task, **_measures(group)} for task, group in sorted(by_task.items())]
-    macro = _macro({task: _EpisodeValues.of(group) for task, group in sorted(by_task.items())}, reps, seed)
+    values = {task: _EpisodeValues.of(group) for task, group in sorted(by_task.items())}
+    per_task = [{"task": task, **_measures(by_task[task], task_values)} for task, task_values in values.items()]
+    macro = _macro(values, reps, seed)
     successes = sum(episode.success for episode in episodes)
     row = {
         "fingerprint": fingerprint, "model": " | ".join(sorted(models)), "datasets": datasets,

@@ -157,12 +157,16 @@ def _pretraining_section(out: Path) -> str:
     if not path.is_file():
         return ""
     record = json.loads(path.read_text())
-    lines = [f"    {command}" for stage in ("collect", "relabel", "pretrain") for command in record["stages"][stage]]
-    seconds = ", ".join(f"{stage} {value / 60:.0f} min" for stage, value in record.get("wall_seconds", {}).items())
+    lines = [f"    {command}" for stage in ("collect", "relabel") for command in record[stage]]
+    arms = []
+    for arm, made in sorted(record["arms"].items()):
+        seconds = ", ".join(f"{stage} {value / 60:.0f} min" for stage, value in made.get("wall_seconds", {}).items())
+        arms.append(f"* `{arm}` (`{made['checkpoint']}`): `{made['command']}` ({seconds}), reward set "
+                    f"`{made['reward_set']}`, pretrained by\n\n      {made['pretrain']}\n")
     return (
         "## Pretrained checkpoints\n\n"
-        f"Made by `{record['command']}` ({seconds}), which runs:\n\n" + "\n".join(lines) + "\n\n"
-        f"Reward set `{record['reward_set']}`. {record.get('note', '')}\n\n"
+        "`bench/pretraining.py` collects and relabels the pretraining data:\n\n" + "\n".join(lines) + "\n\n"
+        "and pretrains each arm:\n\n" + "\n".join(arms) + "\n" + (record["note"] + "\n\n" if record.get("note") else "")
     )
 
 

@@ -12,7 +12,8 @@ Runs, as ``lamp-data`` / ``lamp-agent`` commands (so each one can be rerun by ha
    randomized pretraining tasks (``mw-pretrain``), with the action repeat of ``--preset``;
 2. ``relabel``: rewards of every frame for every prompt of ``--prompts`` from ``--vlm``;
 3. ``pretrain``: α = 0.9 (LAMP, into ``OUT/lamp``) and α = 1 (Plan2Explore alone, into
-   ``OUT/p2e``), ``--steps`` updates each, both at once, one torch thread each.
+   ``OUT/p2e``), ``--steps`` updates each, both at once, one torch thread each; ``--arms lamp``
+   (re)makes one of them, e.g. after the reward model changed (move the old folder away first).
 
 Every stage resumes, so running it again finishes an interrupted run and otherwise changes
 nothing. ``OUT`` holds the data and checkpoints (large; not meant to be committed); the
@@ -30,6 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+#: pretraining arm -> (alpha, folder under --out)
+ARMS = {"lamp": ("0.9", "lamp"), "plan2explore": ("1.0", "p2e")}
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", default="cpu", help="Agent preset (its action repeat is the dataset's).")
     parser.add_argument("--steps", type=int, default=6000, help="Pretraining updates per run.")
     parser.add_argument("--workers", type=int, default=2, help="Collection workers.")
+    parser.add_argument("--arms", nargs="+", choices=tuple(ARMS), default=list(ARMS), help="Which pretraining runs to make.")
     return parser.parse_args(argv)
 
 
@@ -66,10 +71,7 @@ def commands(args: argparse.Namespace) -> dict[str, list[list[str]]]:
             [*collect, "--episodes", str(args.random + args.noisy), "--policy", "noisy-expert", "--noise", str(args.noise), "--run", "noisy"],
         ],
         "relabel": [[_tool("lamp-data"), "relabel", str(data), "--vlm", args.vlm, "--prompts", args.prompts, "--json"]],
-        "pretrain": [
-            [*pretrain, "--alpha", "0.9", "--out", str(args.out / "lamp")],
-            [*pretrain, "--alpha", "1.0", "--out", str(args.out / "p2e")],
-        ],
+        "pretrain": [[*pretrain, "--alpha", ARMS[arm][0], "--out", str(args.out / ARMS[arm][1])] for arm in args.arms],
     }
 
 
@@ -107,14 +109,18 @@ def main(argv: list[str] | None = None) -> None:
              for stage, group in stages.items()}
     record_path = args.out.with_suffix(".json")
     previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    earlier = previous.get("wall_seconds", {})
-    atomic_write_json(record_path, {
-        "command": "python bench/pretraining.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "stages": shown, "reward_set": fingerprint,
-        "wall_seconds": {key: round(value + earlier.get(key, 0.0), 1) for key, value in seconds.items()},
-        "checkpoints": {"lamp": str(args.out / "lamp"), "plan2explore": str(args.out / "p2e")},
-        **({"note": previous["note"]} if "note" in previous else {}), "provenance": provenance(),
-    })
+    arms = previous.get("arms", {})
+    for arm, command in zip(args.arms, shown["pretrain"]):
+        same = arms.get(arm, {}).get("reward_set") == fingerprint
+        earlier = arms[arm].get("wall_seconds", {}) if same else {}
+        arms[arm] = {
+            "checkpoint": str(args.out / ARMS[arm][1]), "reward_set": fingerprint, "pretrain": command,
+            "wall_seconds": {key: round(value + earlier.get(key, 0.0), 1) for key, value in seconds.items()},
+            "command": "python bench/pretraining.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "provenance": provenance(),
+        }
+    atomic_write_json(record_path, {"collect": shown["collect"], "relabel": shown["relabel"], "arms": arms,
+                                    **({"note": previous["note"]} if "note" in previous else {})})
     print(f"wrote {args.out.with_suffix('.json')}")
 
 

@@ -220,6 +220,35 @@ def test_failure_contrast_draws_failed_episodes_of_the_same_task(tmp_path, train
         train_reward_model([train_data, mixed], tmp_path / "contrast", replace(config, steps=5), resume=True, progress=False)
 
 
+def test_goal_contrast_draws_frames_after_success(tmp_path, train_data, text_folder):
+    from lamp_data.vlm.train_data import load_training_episodes, sample_batch
+
+    mixed = write_fixture_dataset(tmp_path / "mixed", 32, seed=3, random_share=0.5)
+    episodes = load_training_episodes([train_data, mixed])
+    assert np.array_equal(episodes.successful, episodes.first_success >= 0)
+    contrast = sample_batch(episodes, 16, seed=0, step=5, max_shift=2, contrast=True)
+    batch = sample_batch(episodes, 16, seed=0, step=5, max_shift=2, contrast=True, goal=True)
+    assert contrast.goal_frames is None and np.array_equal(contrast.frames, batch.frames)
+    assert np.array_equal(contrast.contrast_frames, batch.contrast_frames)
+    unshifted = sample_batch(episodes, 16, seed=0, step=5, max_shift=0, goal=True)
+    chosen = np.random.default_rng([0, 5]).integers(0, len(episodes), 16)
+    for row, index in enumerate(chosen):
+        frames, start = episodes.frames[index], int(episodes.first_success[index])
+        matches = [time for time in range(len(frames)) if np.array_equal(frames[time], unshifted.goal_frames[row])]
+        assert matches and (max(matches) >= start if start >= 0 else max(matches) == len(frames) - 1)
+
+    with pytest.raises(LampError, match="with failure contrast"):
+        RewardModelTrainConfig(goal_contrast=True)
+    config = _config(text_folder, steps=3, checkpoint_every=100, failure_contrast=True)
+    late = train_reward_model([train_data, mixed], tmp_path / "late", config, progress=False)
+    goal = train_reward_model([train_data, mixed], tmp_path / "goal", replace(config, goal_contrast=True), progress=False)
+    cards = [json.loads((path.parent / "model_card.json").read_text()) for path in (late, goal)]
+    assert cards[0]["curves"]["tcn"][0] == cards[1]["curves"]["tcn"][0]
+    assert cards[0]["curves"]["language"][0] != cards[1]["curves"]["language"][0]
+    assert "below frames after success" in cards[1]["objectives"]
+    assert "goal_contrast" not in config.training_identity() and replace(config, goal_contrast=True).training_identity()["goal_contrast"]
+
+
 def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
     from lamp_cli.data import main
 

@@ -37,6 +37,7 @@ class TrainingEpisodes:
         frames: uint8 ``[T+1, H, W, 3]`` per episode.
         task_ids: int index into ``tasks`` per episode.
         successful: bool per episode: the episode reached success at some frame.
+        first_success: int per episode: index of its first successful frame (-1: none).
         tasks: Task names, in first-seen order.
         texts: Every training text (instructions and paraphrases), deduplicated.
         task_texts: For each task, the indices into ``texts`` of its instruction and paraphrases.
@@ -47,6 +48,7 @@ class TrainingEpisodes:
     frames: list[np.ndarray]
     task_ids: np.ndarray
     successful: np.ndarray
+    first_success: np.ndarray
     tasks: list[str]
     texts: list[str]
     task_texts: list[list[int]]
@@ -97,7 +99,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     heldout = {task.name for task in list_tasks(split=HELDOUT)}
     frames: list[np.ndarray] = []
     task_ids: list[int] = []
-    successful: list[bool] = []
+    first_success: list[int] = []
     tasks: list[str] = []
     texts: list[str] = []
     task_texts: list[list[int]] = []
@@ -132,7 +134,8 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
                 task_texts.append(indices)
             frames.append(np.ascontiguousarray(episode[schema.IMAGE]))
             task_ids.append(tasks.index(task))
-            successful.append(bool(np.any(episode[schema.SUCCESS])))
+            successes = np.flatnonzero(episode[schema.SUCCESS])
+            first_success.append(int(successes[0]) if len(successes) else -1)
             dataset_tasks.add(task)
             count += 1
         if count == 0:
@@ -153,7 +156,8 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     return TrainingEpisodes(
         frames=frames,
         task_ids=np.asarray(task_ids, np.int64),
-        successful=np.asarray(successful, bool),
+        successful=np.asarray(first_success, np.int64) >= 0,
+        first_success=np.asarray(first_success, np.int64),
         tasks=tasks,
         texts=texts,
         task_texts=task_texts,
@@ -177,6 +181,9 @@ class Batch:
         contrast_frames: uint8 ``[B, 2, H, W, 3]``: the first frame and a uniformly drawn later
             frame of a failed episode of the same task (with ``contrast``), else None.
         has_contrast: bool ``[B]``: the task has a failed episode to contrast with (or None).
+        goal_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame at or after the first
+            success of each successful episode (its last frame otherwise), shifted like its
+            other frames; else None.
     """
 
     frames: np.ndarray
@@ -187,6 +194,7 @@ class Batch:
     successful: np.ndarray
     contrast_frames: np.ndarray | None = None
     has_contrast: np.ndarray | None = None
+    goal_frames: np.ndarray | None = None
 
 
 def _shift(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -214,24 +222,42 @@ def _contrasts(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: 
     return np.stack(frames), np.asarray(present, bool)
 
 
+def _goal_times(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: int) -> np.ndarray:
+    """For each chosen episode, a time drawn uniformly from its first success to its end (its
+    last frame when it never succeeds), from a generator of its own."""
+    rng = np.random.default_rng([seed, step, 2])
+    times = []
+    for index in chosen:
+        length, start = len(episodes.frames[index]), int(episodes.first_success[index])
+        times.append(int(rng.integers(start, length)) if start >= 0 else length - 1)
+    return np.asarray(times, np.int64)
+
+
 def sample_batch(
-    episodes: TrainingEpisodes, batch_size: int, seed: int, step: int, max_shift: int = 0, contrast: bool = False
+    episodes: TrainingEpisodes, batch_size: int, seed: int, step: int, max_shift: int = 0, contrast: bool = False,
+    goal: bool = False,
 ) -> Batch:
     """The batch of step ``step``, a function of ``(seed, step)`` and the episodes only.
 
     Frames ``s0 < s1 < s2`` are three distinct times of the episode, drawn uniformly; episodes
     shorter than three frames repeat frames. ``max_shift`` applies one random shift per episode
     to all four of its frames (R3M augments with random crops). With ``contrast``, each episode
-    also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`).
+    also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`);
+    with ``goal``, a frame after its success (:attr:`Batch.goal_frames`). Neither changes the
+    rest of the batch.
     """
     rng = np.random.default_rng([seed, step])
     chosen = rng.integers(0, len(episodes), batch_size)
-    frames, own_text, other_text, has_other = [], [], [], []
-    for index in chosen:
+    goals = _goal_times(episodes, chosen, seed, step) if goal else None
+    frames, goal_frames, own_text, other_text, has_other = [], [], [], [], []
+    for position, index in enumerate(chosen):
         episode = episodes.frames[index]
         length = len(episode)
         times = np.sort(rng.choice(length, 3, replace=length < 3))
-        frames.append(_shift(episode[np.concatenate([[0], times])], rng, max_shift))
+        picked = np.concatenate([[0], times] if goals is None else [[0], times, goals[position : position + 1]])
+        shifted = _shift(episode[picked], rng, max_shift)
+        frames.append(shifted[:4])
+        goal_frames.append(shifted[4:])
         task = int(episodes.task_ids[index])
         own_text.append(int(rng.choice(episodes.task_texts[task])))
         others = episodes.other_texts[task]
@@ -247,4 +273,5 @@ def sample_batch(
         successful=episodes.successful[chosen],
         contrast_frames=contrast_frames,
         has_contrast=has_contrast,
+        goal_frames=None if goals is None else np.concatenate(goal_frames),
     )

@@ -77,7 +77,7 @@ def test_original_r3m_checkpoint_loads_by_path_and_cache(models, monkeypatch, tm
     spec = f"r3m:{models['original']}?text={models['distilbert']}"
     reward_model = load_reward_model(spec)
     config = reward_model.model.config
-    assert (config.trunk, config.image_size, config.head_hidden, config.head_layers, config.lang_dim) == ("resnet18", 224, 64, 4, 32)
+    assert (config.trunk, config.image_size, config.head_hidden, config.head_layers, config.lang_dim) == ("resnet18", 0, 64, 4, 32)
     state = {key.removeprefix("module."): value for key, value in torch.load(models["original"], weights_only=True)["r3m"].items()}
     for key, value in reward_model.model.state_dict().items():
         torch.testing.assert_close(value, state[key])

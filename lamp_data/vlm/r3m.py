@@ -16,8 +16,11 @@ Two choices are fixed here and recorded in every fingerprint:
   over all positions, padding included, so an embedding depends on its batch. Here each
   prompt is tokenized and encoded on its own (no padding), which equals R3M's result for a
   batch of one.
-* **Frame size.** Frames are resized (bilinear, antialiased) to ``image_size`` when they differ;
-  ``image_size = 0`` feeds frames at their own size, which is what LAMP's code did.
+* **Frame size.** ``image_size = 0`` feeds frames at the size they come in, as R3M and LAMP do:
+  R3M's ``forward`` only scales to 0–1 and normalises unless told another input shape, and LAMP
+  hands it its 128 × 128 renders. R3M's own checkpoints carry no config and load this way. Any
+  other ``image_size`` resizes frames (bilinear, antialiased, the whole frame, no crop) to that
+  side when they differ; our in-domain checkpoints store the size they were trained at.
 
 The first linear layer splits into three matmuls, ``W [e_0, e_t, l] + b = W_0 e_0 + W_t e_t +
 (W_l l + b)``, so the prompt term is computed once per prompt and the frame terms once per
@@ -28,7 +31,11 @@ cache (``$R3M_HOME`` overrides ``~/.r3m``); ``r3m:lamp-r3m-metaworld`` reads the
 the package (:mod:`lamp_data.vlm.shipped`); ``r3m:/path/model.pt`` reads that file. Names come
 before paths: write ``r3m:./resnet50`` for a file called ``resnet50``. Options:
 ``?text=FOLDER`` takes the tokenizer (and, if the checkpoint lacks them, the text weights) from a
-local folder; ``?standardize=1`` standardises each prompt's rewards over the episode.
+local folder; ``?image_size=224`` resizes frames to 224 × 224 (``0``: their own size) in place of
+the checkpoint's setting; ``?standardize=1`` standardises each prompt's rewards over the episode.
+Options join with ``&``. The frame size is part of the reward fingerprint, so rewards at native
+size and resized ones are separate reward sets; an option equal to the checkpoint's own setting
+changes nothing, fingerprint included.
 """
 
 from __future__ import annotations
@@ -68,7 +75,7 @@ CACHE_FOLDERS = {"resnet18": "r3m_18", "resnet34": "r3m_34", "resnet50": "r3m_50
 """Folder under R3M's cache dir for each released model."""
 HEAD_CHUNK_ELEMENTS = 1 << 24
 """Largest hidden activation (frames × prompts × hidden) the head computes at once."""
-SPEC_OPTIONS = ("text", "standardize")
+SPEC_OPTIONS = ("text", "image_size", "standardize")
 REWARD_FORMS = {
     "mlp": "G(e_0, e_t, l), raw MLP output",
     "mlp-gain": "G(e_0, e_t, l) - G(e_0, e_0, l), raw MLP outputs",
@@ -88,7 +95,7 @@ class R3MConfig:
     trunk: str = "resnet50"
     """Image trunk: resnet18, resnet34, resnet50 or conv-small."""
     image_size: int = 224
-    """Side frames are resized to (224 for the released models); 0 keeps the frame size."""
+    """Side frames are resized to; 0 keeps the frame size (R3M's released models load with 0)."""
     text_encoder: str = DISTILBERT
     """``distilbert`` (R3M's, from the HF cache), ``minilm`` (bundled) or a local model folder."""
     lang_dim: int = 768
@@ -422,7 +429,11 @@ def _strip_module(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def infer_config(state: dict[str, torch.Tensor]) -> R3MConfig:
-    """The config of an R3M checkpoint that carries none (R3M's released files)."""
+    """The config of an R3M checkpoint that carries none (R3M's released files).
+
+    The architecture is read off the weights; frames keep their own size (``image_size = 0``),
+    as in R3M's ``forward``.
+    """
     trunk = infer_trunk(state)
     linear_weights = sorted(
         (int(key.split(".")[2]), value) for key, value in state.items() if key.startswith("lang_rew.pred.") and key.endswith(".weight")
@@ -434,7 +445,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> R3MConfig:
     lang_dim = int(first.shape[1]) - 2 * image_dim
     if lang_dim < 1:
         raise LampError(f"checkpoint's reward head takes {first.shape[1]} inputs, too few for a {trunk} trunk")
-    return R3MConfig(trunk=trunk, image_size=224, text_encoder=DISTILBERT, lang_dim=lang_dim, head_hidden=int(first.shape[0]), head_layers=len(linear_weights) - 1)
+    return R3MConfig(trunk=trunk, image_size=0, text_encoder=DISTILBERT, lang_dim=lang_dim, head_hidden=int(first.shape[0]), head_layers=len(linear_weights) - 1)
 
 
 def read_r3m_checkpoint(path: str | os.PathLike) -> tuple[R3MConfig, dict[str, torch.Tensor], dict[str, Any]]:
@@ -463,13 +474,16 @@ def read_r3m_checkpoint(path: str | os.PathLike) -> tuple[R3MConfig, dict[str, t
     return config, state, metadata
 
 
-def load_r3m_checkpoint(path: str | os.PathLike, device: str = "cpu", text_source: str | None = None) -> tuple[R3M, dict[str, Any]]:
+def load_r3m_checkpoint(
+    path: str | os.PathLike, device: str = "cpu", text_source: str | None = None, image_size: int | None = None
+) -> tuple[R3M, dict[str, Any]]:
     """Rebuild the model stored at ``path`` (R3M's files and ours alike).
 
     Args:
         path: The checkpoint file.
         device: Torch device to put the model on.
         text_source: Folder to take the text encoder from instead of ``config.text_encoder``.
+        image_size: Frame side to use instead of ``config.image_size`` (0: frames' own size).
 
     Returns:
         The model in eval mode and the metadata stored with it (empty for R3M's own files).
@@ -477,6 +491,8 @@ def load_r3m_checkpoint(path: str | os.PathLike, device: str = "cpu", text_sourc
     config, state, metadata = read_r3m_checkpoint(path)
     if text_source:
         config = replace(config, text_encoder=text_source)
+    if image_size is not None:
+        config = replace(config, image_size=image_size)
     model = R3M(config)
     text_keys = [key for key in state if key.startswith("lang_enc.")]
     own = model.state_dict()
@@ -548,9 +564,20 @@ class R3MRewardModel(RewardModel):
         return standardize_per_prompt(rewards).astype(np.float16) if self.standardize else rewards
 
 
+def parse_image_size(options: dict[str, str]) -> int | None:
+    """The ``image_size`` option: None when absent, else 0 (frames' own size) or a side of 16–1024."""
+    if "image_size" not in options:
+        return None
+    value = options["image_size"].strip()
+    if not (value.isascii() and value.isdigit()) or (int(value) != 0 and not 16 <= int(value) <= 1024):
+        raise LampError(f"R3M option image_size={options['image_size']} must be 0 (frames at their own size) or a side of 16–1024 pixels")
+    return int(value)
+
+
 def load_r3m(argument: str, device: str = "cpu") -> R3MRewardModel:
-    """Factory for ``r3m:<resnet18|resnet34|resnet50|shipped name|path>[?text=FOLDER&standardize=1]``."""
+    """Factory for ``r3m:<resnet18|resnet34|resnet50|shipped name|path>[?text=FOLDER&image_size=N&standardize=1]``."""
     target, options = split_spec_options(argument, SPEC_OPTIONS)
+    image_size = parse_image_size(options)
     own_shipped = sorted(name for name, shipped in SHIPPED_MODELS.items() if shipped.family == "r3m")
     if target in own_shipped:
         path = shipped_model_path(target)
@@ -566,5 +593,5 @@ def load_r3m(argument: str, device: str = "cpu") -> R3MRewardModel:
         if not path.is_file():
             known = ", ".join([*CACHE_FOLDERS, *own_shipped])
             raise LampError(f"R3M checkpoint '{target}' does not exist (give a .pt file or one of: {known})")
-    model, metadata = load_r3m_checkpoint(path, device, options.get("text") or None)
+    model, metadata = load_r3m_checkpoint(path, device, options.get("text") or None, image_size)
     return R3MRewardModel(model, str(path), parse_flag(options, "standardize"), metadata)

@@ -51,7 +51,7 @@ def prompts(name, limit, as_json) -> None:
 
 @click.command()
 @click.argument("path", type=click.Path())
-@click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt, clip:/dir[?alpha=0.5&standardize=1].")
+@click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt[?image_size=224], clip:/dir[?alpha=0.5&standardize=1].")
 @click.option("--prompts", "prompt_set", default=None, help="Prompt-set name or .txt/.json file (default: the dataset's, else lamp-metaworld).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Frames per forward pass.")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/relabel.py                     # about 2 minutes on 2 busy CPU cores
+    .venv/bin/python bench/relabel.py                     # about 2.5 minutes on 2 busy CPU cores
     .venv/bin/python bench/relabel.py --device cuda --episodes 32 --trunk resnet50 --image-size 224
     .venv/bin/python bench/relabel.py --threads 0             # torch's default thread count
 
@@ -15,7 +15,12 @@ Models are randomly initialised with realistic shapes (nothing is downloaded):
   cost; the head comparison [3] uses R3M's real 768-d text width on random embeddings;
 * CLIP: a ViT at 224 px, patch 32, ``--clip-width`` wide and ``--clip-layers`` deep (384 × 6 by
   default: ViT-B/32 at half width and depth), 512-d projection, and a 1-layer 64-d text tower
-  (again only the once-per-set prompt embedding depends on it).
+  (again only the once-per-set prompt embedding depends on it);
+* SigLIP: the same ViT size at 224 px with patch 16 (SigLIP-B/16's patching: 4× CLIP-B/32's
+  tokens) and a 1-layer 64-d text tower;
+* X-CLIP: the same ViT size at 224 px, patch 32, on clips of 8 frames (X-CLIP-B/32), 512-d
+  projection, multi-frame integration transformer and a 2-layer video-specific prompt generator
+  as released (this one's cost grows with the prompt count), and a 1-layer 64-d text tower.
 
 Prints, all measured in this run on the same frames:
 
@@ -45,7 +50,7 @@ from lamp_data.relabel import relabel
 from lamp_data.store import iter_episodes
 from lamp_data.vlm.r3m import HEAD_CHUNK_ELEMENTS, R3M, LanguageRewardHead, R3MConfig
 from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m
+from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
 
 
 def timed(function, repeats: int = 1, warm_up: bool = True) -> float:
@@ -95,6 +100,14 @@ def bare_vs_relabel(dataset: Path, spec: str, prompts: str, device: str, batch_s
         "relabel_fps": frames / min(wall["relabel"]),
         "cpu_ratio": min(cpu["bare"]) / min(cpu["relabel"]),
     }
+
+
+def relabel_fps(dataset: Path, spec: str, prompts: str, device: str, batch_size: int) -> float:
+    """Frames/s of one relabel of ``dataset`` with a scorer built and warmed up on one episode beforehand."""
+    scorer = make_scorer(spec, prompts, device=device, batch_size=batch_size)
+    scorer.score(next(iter_episodes(dataset))[schema.IMAGE])
+    shutil.rmtree(dataset / "rewards", ignore_errors=True)
+    return relabel(dataset, scorer, progress=False).frames_per_second
 
 
 def prompt_scaling(spec: str, prompts: list[str], frames: np.ndarray, device: str, batch_size: int, repeats: int) -> tuple[float, float, float]:
@@ -169,7 +182,8 @@ def main() -> None:
     parser.add_argument("--trunk", default="resnet18", help="R3M trunk for the relabel and scaling runs.")
     parser.add_argument("--image-size", type=int, default=128, help="R3M input side (released models: 224).")
     parser.add_argument("--clip-width", type=int, default=384)
-    parser.add_argument("--clip-layers", type=int, default=6)
+    parser.add_argument("--clip-layers", type=int, default=6, help="Depth of the CLIP, SigLIP and X-CLIP vision towers (width: --clip-width).")
+    parser.add_argument("--family-episodes", type=int, default=4, help="Episodes relabelled once per family for the per-family frames/s.")
     parser.add_argument("--prompts", type=int, default=4000, help="Large prompt-set size.")
     parser.add_argument("--scaling-frames", type=int, default=4, help="Frames of the episode in the P = 1 vs P = N comparison.")
     parser.add_argument("--head-frames", type=int, default=1, help="Frames in the split-vs-naive head comparison.")
@@ -186,10 +200,13 @@ def main() -> None:
         text = save_tiny_distilbert(work / "text")
         r3m_path = save_tiny_r3m(work / "r3m.pt", trunk=args.trunk, text_encoder=str(text), image_size=args.image_size, head_hidden=1024, head_layers=4)
         clip_dir = save_tiny_clip(work / "clip", image_size=224, width=args.clip_width, layers=args.clip_layers, patch_size=32, projection_dim=512, text_width=64, text_layers=1)
+        siglip_dir = save_tiny_siglip(work / "siglip", image_size=224, width=args.clip_width, layers=args.clip_layers, patch_size=16, text_width=64, text_layers=1)
+        xclip_dir = save_tiny_xclip(work / "xclip", image_size=224, frames=8, width=args.clip_width, layers=args.clip_layers, patch_size=32, projection_dim=512, text_width=64, text_layers=1, prompt_layers=2)
         r3m_spec, clip_spec = f"r3m:{r3m_path}", f"clip:{clip_dir}"
         print(
             f"R3M: {args.trunk} trunk at {args.image_size} px, reward MLP 1024 x 4, 32-d stand-in text encoder; "
-            f"CLIP: ViT {args.clip_width} wide x {args.clip_layers} layers at 224 px, patch 32, 1-layer 64-d stand-in text tower"
+            f"CLIP: ViT {args.clip_width} wide x {args.clip_layers} layers at 224 px, patch 32, 1-layer 64-d stand-in text tower; "
+            f"SigLIP: the same ViT at patch 16; X-CLIP: the same ViT at patch 32 on 8-frame clips, 2-layer video-specific prompt"
         )
 
         dataset = work / "data"
@@ -200,6 +217,13 @@ def main() -> None:
             f"    bare model {result['bare_fps']:8.2f} frames/s   relabel {result['relabel_fps']:8.2f} frames/s   "
             f"ratio {result['relabel_fps'] / result['bare_fps']:.2f} (goal >= 0.9); CPU-time ratio {result['cpu_ratio']:.2f}"
         )
+        subset = work / "family-data"
+        collect(subset, CollectConfig(env="dummy", episodes=args.family_episodes, shard_episodes=2, episode_length=args.episode_length, image_size=args.frame_size), progress=False)
+        print(f"    relabel frames/s per family, {args.family_episodes} episodes (one run each):")
+        families = (("R3M", r3m_spec), ("CLIP", clip_spec), ("SigLIP", f"siglip:{siglip_dir}"), ("X-CLIP", f"xclip:{xclip_dir}"),
+                    ("X-CLIP without the video-specific prompt", f"xclip:{xclip_dir}?video_prompt=0"))
+        for family, spec in families:
+            print(f"      {relabel_fps(subset, spec, 'instructions', args.device, args.batch_size):8.2f} frames/s  {family}", flush=True)
 
         prompts = list(load_prompt_set().prompts[: args.prompts])
         frames = np.random.default_rng(0).integers(0, 256, (args.scaling_frames, args.frame_size, args.frame_size, 3), dtype=np.uint8)

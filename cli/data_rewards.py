@@ -8,6 +8,8 @@ Examples::
     lamp-data relabel data/mw --vlm r3m:resnet50
     lamp-data relabel data/mw --vlm r3m:/models/r3m.pt --prompts lamp-metaworld --batch-size 128
     lamp-data relabel data/mw --vlm "clip:/models/clip?alpha=0.5&standardize=1" --device cuda
+    lamp-data relabel data/mw --vlm "siglip:google/siglip-base-patch16-224?probability=1"
+    lamp-data relabel data/mw --vlm "xclip:microsoft/xclip-base-patch32?stride=2" --device cuda
     lamp-data relabel /shared/mw --vlm r3m:/shared/models/r3m.pt --device cuda --executor ray --address auto
 """
 
@@ -51,7 +53,8 @@ def prompts(name, limit, as_json) -> None:
 
 @click.command()
 @click.argument("path", type=click.Path())
-@click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt[?image_size=224], clip:/dir[?alpha=0.5&standardize=1].")
+@click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt[?image_size=224], "
+              "clip:/dir[?alpha=0.5&standardize=1], siglip:/dir[?probability=1], xclip:/dir[?stride=2&video_prompt=0].")
 @click.option("--prompts", "prompt_set", default=None, help="Prompt-set name or .txt/.json file (default: the dataset's, else lamp-metaworld).")
 @click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Frames per forward pass.")

@@ -10,7 +10,7 @@ from lamp_data.errors import LampError
 from lamp_data.vlm import REWARD_MODELS, load_reward_model
 from lamp_data.vlm.resnet import ResNet, infer_trunk
 from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m
+from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
 
 PROMPTS = ["pick up the cup", "push the red block", "open the drawer"]
 
@@ -23,6 +23,8 @@ def models(tmp_path_factory):
         "distilbert": distilbert,
         "r3m": save_tiny_r3m(folder / "r3m.pt", text_encoder=str(distilbert)),
         "clip": save_tiny_clip(folder / "clip"),
+        "siglip": save_tiny_siglip(folder / "siglip"),
+        "xclip": save_tiny_xclip(folder / "xclip"),
         "original": save_tiny_r3m(folder / "r3m_18" / "model.pt", trunk="resnet18", text_encoder=str(distilbert), original_layout=True),
     }
 
@@ -138,7 +140,12 @@ def test_clip_cosine_and_projection(models):
 
 
 def test_every_registered_family_scores_through_make_scorer(models):
-    specs = {"r3m": f"r3m:{models['r3m']}", "clip": f"clip:{models['clip']}?standardize=1"}
+    specs = {
+        "r3m": f"r3m:{models['r3m']}",
+        "clip": f"clip:{models['clip']}?standardize=1",
+        "siglip": f"siglip:{models['siglip']}",
+        "xclip": f"xclip:{models['xclip']}?stride=2",
+    }
     assert set(REWARD_MODELS.names()) == set(specs)
     for family, spec in specs.items():
         scorer = make_scorer(spec, PROMPTS, batch_size=3)

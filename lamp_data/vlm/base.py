@@ -24,7 +24,7 @@ class RewardModel(abc.ABC):
     """A frozen reward model. Subclasses implement the three ``embed``/``score`` steps."""
 
     family: str = ""
-    """Registry name of the family (``"r3m"``, ``"clip"``)."""
+    """Registry name of the family (``"r3m"``, ``"clip"``, ``"siglip"``, ``"xclip"``)."""
 
     @abc.abstractmethod
     def spec(self) -> dict[str, Any]:
@@ -116,6 +116,8 @@ REWARD_MODELS: Registry[RewardModel] = Registry("reward model family")
 
 REWARD_MODELS.register("r3m", "lamp_data.vlm.r3m:load_r3m", description="R3M language-reward head")
 REWARD_MODELS.register("clip", "lamp_data.vlm.clip:load_clip", description="CLIP-style cosine reward")
+REWARD_MODELS.register("siglip", "lamp_data.vlm.siglip:load_siglip", description="SigLIP cosine or pair-probability reward")
+REWARD_MODELS.register("xclip", "lamp_data.vlm.xclip:load_xclip", description="X-CLIP video-text reward of the clip ending at each frame")
 
 
 def load_reward_model(spec: str, device: str = "cpu") -> RewardModel:

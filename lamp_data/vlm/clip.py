@@ -17,15 +17,13 @@ for moving the scene towards the prompt.
 
 Frames are preprocessed in torch the way the model's ``CLIPImageProcessor`` does it (bicubic
 resize of the shorter side, centre crop, rescale, normalise with its mean and std, read from
-``preprocessor_config.json``), without PIL, so batches stay on the model's device. Prompts are
-tokenized in padded batches: CLIP's causal text encoder pools the end-of-text token, which no
+``preprocessor_config.json``; see :mod:`lamp_data.vlm.pretrained`), without PIL, so batches stay on
+the model's device. Prompts are tokenized in padded batches: CLIP's causal text encoder pools the end-of-text token, which no
 padding can reach, so an embedding does not depend on its batch.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +37,7 @@ from lamp_data.vlm.base import (
     standardize_per_prompt,
     state_dict_digest,
 )
+from lamp_data.vlm.pretrained import load_pretrained, processor_config, to_pixels, tokenizer_digest
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -52,19 +51,8 @@ TEXT_BATCH = 256
 def _processor_settings(source: str, image_size: int) -> dict[str, Any]:
     """Resize, crop, mean and std from the model's ``preprocessor_config.json`` (CLIP's defaults if absent)."""
     settings: dict[str, Any] = {"resize": image_size, "crop": image_size, "mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD)}
-    config_path: str | None = None
-    if Path(source).is_dir():
-        candidate = Path(source) / "preprocessor_config.json"
-        config_path = str(candidate) if candidate.is_file() else None
-    else:
-        from transformers.utils import cached_file
-
-        try:
-            config_path = cached_file(source, "preprocessor_config.json", local_files_only=True, _raise_exceptions_for_missing_entries=False)
-        except OSError:
-            config_path = None
-    if config_path:
-        value = json.loads(Path(config_path).read_text())
+    value = processor_config(source)
+    if value:
         size = value.get("size", image_size)
         crop = value.get("crop_size", image_size)
         settings["resize"] = int(size.get("shortest_edge", size.get("height", image_size)) if isinstance(size, dict) else size)
@@ -103,15 +91,11 @@ class CLIPRewardModel(RewardModel):
         self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
 
     def spec(self) -> dict[str, Any]:
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        from lamp_data.provenance import stable_hash
-
-        tokenizer = stable_hash(backend.to_str() if backend is not None else sorted(self.tokenizer.get_vocab().items()))
         return {
             "family": self.family,
             "weights": self.weights_digest,
             "architecture": type(self.model).__name__,
-            "tokenizer": tokenizer,
+            "tokenizer": tokenizer_digest(self.tokenizer),
             "preprocessing": {**self.preprocessing, "interpolation": "bicubic, antialiased", "scale": "1/255"},
             "reward": "s(x_t, g) - s(x_0, g), s = 1 - 0.5 |P (x - g)|^2",
             "alpha": self.alpha,
@@ -142,16 +126,7 @@ class CLIPRewardModel(RewardModel):
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` → normalised ``[N, 3, crop, crop]``, as CLIP's image processor."""
-        images = frames.to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        height, width = images.shape[-2:]
-        scale = self.preprocessing["resize"] / min(height, width)
-        size = (max(1, round(height * scale)), max(1, round(width * scale)))
-        if size != (height, width):
-            images = torch.nn.functional.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
-        crop = self.preprocessing["crop"]
-        top, left = max(0, (size[0] - crop) // 2), max(0, (size[1] - crop) // 2)
-        images = images[:, :, top : top + crop, left : left + crop]
-        return (images - self._mean) / self._std
+        return to_pixels(frames.to(self.device), self.preprocessing["resize"], self.preprocessing["crop"], self._mean, self._std)
 
     def embed_frames(self, frames: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
@@ -185,21 +160,9 @@ def load_clip(argument: str, device: str = "cpu") -> CLIPRewardModel:
         alpha = float(options.get("alpha", "0"))
     except ValueError:
         raise LampError(f"CLIP option alpha={options['alpha']} is not a number") from None
-    from transformers import AutoTokenizer, CLIPModel
-    from transformers.utils import logging as hf_logging
+    from transformers import CLIPModel
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    is_folder = Path(target).expanduser().is_dir()
-    source = str(Path(target).expanduser()) if is_folder else target
-    if not is_folder and (target.startswith((".", "/", "~")) or target.count("/") > 1):
-        raise LampError(f"CLIP model folder '{target}' does not exist")
-    try:
-        model = CLIPModel.from_pretrained(source, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-    except OSError as error:
-        where = "folder" if is_folder else "hub id (not in the local Hugging Face cache; nothing is downloaded)"
-        raise LampError(f"cannot load CLIP model '{target}' from this {where}: {str(error).splitlines()[0]}") from error
+    model, tokenizer, source = load_pretrained(CLIPModel, target, "CLIP", "clip")
     preprocessing = _processor_settings(source, int(model.config.vision_config.image_size))
     return CLIPRewardModel(
         model.to(device),

@@ -1,7 +1,8 @@
 """Tiny randomly initialised reward models, saved in the real formats, for tests and CPU demos.
 
-Nothing here downloads anything: tokenizers are built from a small word list (DistilBERT) or
-from the byte alphabet (CLIP's byte-level BPE with no merges), models from small configs, and
+Nothing here downloads anything: tokenizers are built from a small word list (DistilBERT, and a
+unigram model for SigLIP) or from the byte alphabet (CLIP's and X-CLIP's byte-level BPE with no
+merges), models from small configs, and
 everything is written with ``save_pretrained`` / :func:`save_r3m_checkpoint` so it is read back
 through exactly the path real weights take.
 """
@@ -59,18 +60,14 @@ def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, *, w
     import json
 
     import torch
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers import CLIPConfig, CLIPModel
 
     _quiet()
     folder = Path(folder)
-    characters = list(bytes_to_unicode().values())
-    vocab = {character: index for index, character in enumerate(characters)}
-    for character in characters:
-        vocab[character + "</w>"] = len(vocab)
-    bos, eos = len(vocab), len(vocab) + 1
-    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = bos, eos
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
+    tokenizer = _byte_clip_tokenizer()
+    vocab = tokenizer.get_vocab()
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+
     def tower(size: int, depth: int) -> dict:
         return dict(hidden_size=size, intermediate_size=4 * size, num_hidden_layers=depth, num_attention_heads=max(2, size // 32))
 
@@ -88,6 +85,134 @@ def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, *, w
         "rescale_factor": 1 / 255,
         "image_mean": [0.48145466, 0.4578275, 0.40821073],
         "image_std": [0.26862954, 0.26130258, 0.27577711],
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
+    return folder
+
+
+def _byte_clip_tokenizer():
+    """CLIP's byte-level BPE tokenizer over the 256 byte symbols with no merges; the end-of-text
+    token has the highest id, as in CLIP (X-CLIP's text tower pools the highest id)."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    characters = list(bytes_to_unicode().values())
+    vocab = {character: index for index, character in enumerate(characters)}
+    for character in characters:
+        vocab[character + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def save_tiny_xclip(folder: str | Path, seed: int = 0, image_size: int = 32, frames: int = 4, *, width: int = 32, layers: int = 1, patch_size: int = 8, projection_dim: int = 16, text_width: int | None = None, text_layers: int | None = None, prompt_layers: int = 1) -> Path:
+    """A small X-CLIP (by default 4 frames, 1 layer, 32-d towers, 16-d projection) with tokenizer and processor config.
+
+    Args:
+        folder: Where to ``save_pretrained``.
+        seed: Seed of the random initialisation.
+        image_size: Input side of the vision tower.
+        frames: Frames per video (``vision_config.num_frames``; the released models take 8).
+        width: Hidden size of the vision tower (heads: ``width // 32``, at least 2).
+        layers: Transformer layers of the vision tower.
+        patch_size: Vision patch side.
+        projection_dim: Size of the joint embedding, of the multi-frame integration transformer
+            and of the video-specific prompt generator.
+        text_width: Hidden size of the text tower (default ``width``).
+        text_layers: Transformer layers of the text tower (default ``layers``).
+        prompt_layers: Layers of the video-specific prompt generator (released models: 2).
+    """
+    import json
+
+    import torch
+    from transformers import XCLIPConfig, XCLIPModel
+
+    _quiet()
+    folder = Path(folder)
+    tokenizer = _byte_clip_tokenizer()
+    eos = tokenizer.eos_token_id
+
+    def tower(size: int, depth: int) -> dict:
+        return dict(hidden_size=size, intermediate_size=4 * size, num_hidden_layers=depth, num_attention_heads=max(2, size // 32))
+
+    text = dict(tower(text_width or width, text_layers or layers), vocab_size=len(tokenizer.get_vocab()), max_position_embeddings=32,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=eos, pad_token_id=eos)
+    heads = max(2, projection_dim // 32)
+    vision = dict(tower(width, layers), image_size=image_size, patch_size=patch_size, num_frames=frames,
+                  mit_hidden_size=projection_dim, mit_intermediate_size=4 * projection_dim, mit_num_hidden_layers=1, mit_num_attention_heads=heads)
+    config = XCLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim, prompt_layers=prompt_layers, prompt_num_attention_heads=heads)
+    torch.manual_seed(seed)
+    XCLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    processor = {  # the layout of microsoft/xclip-base-patch32's VideoMAE processor config
+        "feature_extractor_type": "VideoMAEFeatureExtractor",
+        "size": image_size, "crop_size": image_size, "resample": 2,
+        "do_resize": True, "do_center_crop": True, "do_normalize": True,
+        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
+    return folder
+
+
+def _unigram_tokenizer(max_length: int):
+    """A SentencePiece-style unigram tokenizer (``▁`` word boundaries, ``</s>`` appended, padded
+    with ``</s>``) built with the ``tokenizers`` library: SigLIP's own tokenizer needs a
+    SentencePiece model file, which cannot be made offline without the ``sentencepiece`` package."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "</s>", "<unk>"]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pieces = [(token, 0.0) for token in specials]
+    pieces += [(f"▁{word}", -2.0) for word in TINY_WORDS]
+    pieces += [(character, -8.0) for character in letters] + [(f"▁{character}", -8.0) for character in letters] + [("▁", -9.0)]
+    backend = Tokenizer(models.Unigram(pieces, unk_id=2))
+    backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(" ", "▁"), normalizers.Prepend("▁")])
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", pad_token="</s>", unk_token="<unk>", model_max_length=max_length)
+
+
+def save_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, *, width: int = 32, layers: int = 1, patch_size: int = 8, text_width: int | None = None, text_layers: int | None = None) -> Path:
+    """A small SigLIP (by default 1 layer, 32-d towers) with a unigram tokenizer and processor config.
+
+    The tokenizer is a ``tokenizers`` unigram model saved as ``tokenizer.json`` (loaded as
+    ``PreTrainedTokenizerFast``), see :func:`_unigram_tokenizer`.
+
+    Args:
+        folder: Where to ``save_pretrained``.
+        seed: Seed of the random initialisation.
+        image_size: Input side of the vision tower.
+        width: Hidden size of the vision tower and of the joint embedding (heads: ``width // 32``, at least 2).
+        layers: Transformer layers of the vision tower.
+        patch_size: Vision patch side.
+        text_width: Hidden size of the text tower (default ``width``); its head projects to ``width``.
+        text_layers: Transformer layers of the text tower (default ``layers``).
+    """
+    import json
+
+    import torch
+    from transformers import SiglipConfig, SiglipModel
+
+    _quiet()
+    folder = Path(folder)
+    max_length = 16
+    tokenizer = _unigram_tokenizer(max_length)
+
+    def tower(size: int, depth: int) -> dict:
+        return dict(hidden_size=size, intermediate_size=4 * size, num_hidden_layers=depth, num_attention_heads=max(2, size // 32))
+
+    text = dict(tower(text_width or width, text_layers or layers), vocab_size=len(tokenizer), max_position_embeddings=max_length,
+                projection_size=width, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    vision = dict(tower(width, layers), image_size=image_size, patch_size=patch_size)
+    torch.manual_seed(seed)
+    SiglipModel(SiglipConfig(text_config=text, vision_config=vision)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    processor = {  # the layout of google/siglip-base-patch16-224's processor config
+        "image_processor_type": "SiglipImageProcessor",
+        "size": {"height": image_size, "width": image_size}, "resample": 3,
+        "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
     }
     (folder / "preprocessor_config.json").write_text(json.dumps(processor, indent=2))
     return folder

@@ -34,7 +34,7 @@ import click
               help="Also rank successful episodes' late frames above frames of failed episodes of the same task "
                    "(give random or noisy-expert episodes too).")
 @click.option("--goal-contrast", is_flag=True,
-              help="In the failure contrast, use a frame from the successful episode's first success on instead of its "
+              help="In the failure contrast, use a frame where the successful episode's task is done instead of its "
                    "late frame (with --failure-contrast).")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, head,

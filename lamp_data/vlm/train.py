@@ -109,8 +109,8 @@ class RewardModelTrainConfig:
     """Rank a successful episode's late frame above frames of failed episodes of the same task
     (needs failed episodes in the data: noisy-expert misses or random episodes)."""
     goal_contrast: bool = False
-    """In the failure contrast, the successful episode's frame is one drawn from its first
-    success to its end instead of its late frame (needs ``failure_contrast``)."""
+    """In the failure contrast, the successful episode's frame is one where its success flag is
+    set instead of its late frame (needs ``failure_contrast``)."""
     checkpoint_every: int = 250
     """Steps between checkpoints (the last step always writes one)."""
     threads: int = 1
@@ -498,7 +498,7 @@ def _card(run: _Run) -> dict[str, Any]:
         "texts": run.episodes.texts,
         "objectives": "R3M: time-contrastive InfoNCE, language alignment (later frames, other texts, other episodes"
         + (", failed episodes of the same task" if run.config.failure_contrast else "")
-        + (" below frames after success" if run.config.goal_contrast else "") + "), L1+L2 embedding penalties",
+        + (" below frames where the task is done" if run.config.goal_contrast else "") + "), L1+L2 embedding penalties",
         "curves": {key: [record[key] for record in run.history] for key in LOSS_KEYS},
         "provenance": provenance(),
     }

@@ -37,7 +37,8 @@ class TrainingEpisodes:
         frames: uint8 ``[T+1, H, W, 3]`` per episode.
         task_ids: int index into ``tasks`` per episode.
         successful: bool per episode: the episode reached success at some frame.
-        first_success: int per episode: index of its first successful frame (-1: none).
+        success_times: per episode, int indices of its frames whose success flag is set (a task
+            may be done and undone again, e.g. a handle pressed and released).
         tasks: Task names, in first-seen order.
         texts: Every training text (instructions and paraphrases), deduplicated.
         task_texts: For each task, the indices into ``texts`` of its instruction and paraphrases.
@@ -48,7 +49,7 @@ class TrainingEpisodes:
     frames: list[np.ndarray]
     task_ids: np.ndarray
     successful: np.ndarray
-    first_success: np.ndarray
+    success_times: list[np.ndarray]
     tasks: list[str]
     texts: list[str]
     task_texts: list[list[int]]
@@ -99,7 +100,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     heldout = {task.name for task in list_tasks(split=HELDOUT)}
     frames: list[np.ndarray] = []
     task_ids: list[int] = []
-    first_success: list[int] = []
+    success_times: list[np.ndarray] = []
     tasks: list[str] = []
     texts: list[str] = []
     task_texts: list[list[int]] = []
@@ -134,8 +135,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
                 task_texts.append(indices)
             frames.append(np.ascontiguousarray(episode[schema.IMAGE]))
             task_ids.append(tasks.index(task))
-            successes = np.flatnonzero(episode[schema.SUCCESS])
-            first_success.append(int(successes[0]) if len(successes) else -1)
+            success_times.append(np.flatnonzero(episode[schema.SUCCESS]))
             dataset_tasks.add(task)
             count += 1
         if count == 0:
@@ -156,8 +156,8 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     return TrainingEpisodes(
         frames=frames,
         task_ids=np.asarray(task_ids, np.int64),
-        successful=np.asarray(first_success, np.int64) >= 0,
-        first_success=np.asarray(first_success, np.int64),
+        successful=np.asarray([len(times) > 0 for times in success_times], bool),
+        success_times=success_times,
         tasks=tasks,
         texts=texts,
         task_texts=task_texts,
@@ -181,9 +181,9 @@ class Batch:
         contrast_frames: uint8 ``[B, 2, H, W, 3]``: the first frame and a uniformly drawn later
             frame of a failed episode of the same task (with ``contrast``), else None.
         has_contrast: bool ``[B]``: the task has a failed episode to contrast with (or None).
-        goal_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame at or after the first
-            success of each successful episode (its last frame otherwise), shifted like its
-            other frames; else None.
+        goal_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame of each successful episode
+            whose success flag is set (its last frame otherwise), shifted like its other
+            frames; else None.
     """
 
     frames: np.ndarray
@@ -223,13 +223,13 @@ def _contrasts(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: 
 
 
 def _goal_times(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: int) -> np.ndarray:
-    """For each chosen episode, a time drawn uniformly from its first success to its end (its
+    """For each chosen episode, one of its frames whose success flag is set, drawn uniformly (its
     last frame when it never succeeds), from a generator of its own."""
     rng = np.random.default_rng([seed, step, 2])
     times = []
     for index in chosen:
-        length, start = len(episodes.frames[index]), int(episodes.first_success[index])
-        times.append(int(rng.integers(start, length)) if start >= 0 else length - 1)
+        done = episodes.success_times[index]
+        times.append(int(rng.choice(done)) if len(done) else len(episodes.frames[index]) - 1)
     return np.asarray(times, np.int64)
 
 
@@ -243,7 +243,7 @@ def sample_batch(
     shorter than three frames repeat frames. ``max_shift`` applies one random shift per episode
     to all four of its frames (R3M augments with random crops). With ``contrast``, each episode
     also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`);
-    with ``goal``, a frame after its success (:attr:`Batch.goal_frames`). Neither changes the
+    with ``goal``, a frame where its task is done (:attr:`Batch.goal_frames`). Neither changes the
     rest of the batch.
     """
     rng = np.random.default_rng([seed, step])

@@ -5,6 +5,7 @@ Examples::
     lamp-data collect --episodes 100 --out data/mw --workers 2 --policy noisy-expert --seed 0
     lamp-data collect --episodes 200 --out data/mw --workers 2   # extends it with its own settings
     lamp-data collect --env dummy --episodes 4 --out /tmp/tiny --episode-length 5 --image-size 16
+    lamp-data collect --episodes 100 --out data/mw2 --image-size 128 --cameras front,wrist   # LAMP's two views
     lamp-data collect --episodes 10000 --out /shared/mw --executor ray --address auto   # a Ray cluster
     lamp-data verify data/mw          # exit 0 ok, 1 damaged data, 2 bad input
     lamp-data verify data/mw --repair # re-derive lost sidecars of complete shards, quarantine the rest
@@ -33,6 +34,8 @@ DAMAGED = 1
               help="random | expert | noisy-expert (default: the one the run recorded in the dataset, else random).")
 @click.option("--seed", type=int, default=None, help="Dataset seed (default: the dataset's, else 0).")
 @click.option("--image-size", type=int, default=None, help="Camera image side in pixels (default: the dataset's, else 64).")
+@click.option("--cameras", default=None,
+              help="Cameras recorded per step, comma-separated: front (always), wrist (default: the dataset's, else front).")
 @click.option("--episode-length", type=int, default=None, help="Env steps per episode (default: the dataset's, else 150).")
 @click.option("--action-repeat", type=int, default=None,
               help="Env steps per recorded step, the action repeated (default: the dataset's, else 1).")
@@ -49,12 +52,12 @@ DAMAGED = 1
               help="Run workers as local processes or as actors on a Ray cluster.")
 @click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
 @click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
-def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_length, action_repeat, shard_episodes,
+def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras, episode_length, action_repeat, shard_episodes,
             canonical, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
     """Record episodes into a sharded dataset; running it again resumes or extends it.
 
-    Options left out when extending a dataset are read from it (env, image size, episode
-    length, action repeat, randomization, seed, shard size, and the run's policy and noise);
+    Options left out when extending a dataset are read from it (env, image size, cameras,
+    episode length, action repeat, randomization, seed, shard size, and the run's policy and noise);
     an option given that differs from the dataset is refused.
     """
     from rich.console import Console
@@ -69,7 +72,7 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, episode_
     scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
     config = resolve_config(
         out, env=env_name, episodes=episodes, workers=1 if workers is None else workers, policy=policy, seed=seed,
-        image_size=image_size, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
+        image_size=image_size, cameras=cameras, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
         canonical=canonical, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
     summary = collect_episodes(out, config, progress=True, executor=scheduling)
@@ -154,6 +157,7 @@ def info(path, as_json) -> None:
     frame_bytes = card["bytes"] - reward_bytes
     rows = [
         ("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']} steps, seed {card['seed']})"),
+        ("cameras", ", ".join(card["cameras"])),
         ("episodes", f"{card['episodes']} in {card['shards']} shards, {card['steps']} steps"),
         ("success rate", f"{card['success_rate']:.1%}"),
         ("tasks", ", ".join(f"{task} ({count})" for task, count in card["tasks"].items()) or "-"),

@@ -298,10 +298,13 @@ def task_instructions(task: str) -> tuple[str, ...]:
 
 
 class _EpisodeRecorder:
-    """Collects one episode in the store layout (frames T+1, actions T)."""
+    """Collects one episode in the store layout (frames T+1 of every camera, actions T)."""
 
     def __init__(self, observation: dict[str, np.ndarray]):
-        self.images = [observation["image"]]
+        from lamp_data import schema
+
+        self.image_keys = [key for key in schema.CAMERA_KEYS.values() if key in observation]
+        self.images = {key: [observation[key]] for key in self.image_keys}
         self.states = [observation["state"]]
         self.actions: list[np.ndarray] = []
         self.rewards: list[float] = []
@@ -309,7 +312,8 @@ class _EpisodeRecorder:
         self.terminal = False
 
     def add(self, action: np.ndarray, observation: dict[str, np.ndarray], reward: float, info: dict, terminated: bool) -> None:
-        self.images.append(observation["image"])
+        for key in self.image_keys:
+            self.images[key].append(observation[key])
         self.states.append(observation["state"])
         self.actions.append(np.asarray(action, np.float32))
         self.rewards.append(float(reward))
@@ -330,7 +334,7 @@ class _EpisodeRecorder:
         is_terminal = np.zeros(length + 1, bool)
         is_terminal[-1] = self.terminal
         return {
-            schema.IMAGE: np.stack(self.images).astype(np.uint8),
+            **{key: np.stack(frames).astype(np.uint8) for key, frames in self.images.items()},
             schema.STATE: np.stack(self.states).astype(np.float32),
             schema.ACTION: np.stack(self.actions).astype(np.float32),
             schema.REWARD: np.asarray(self.rewards, np.float32),
@@ -463,6 +467,17 @@ def _agent_config(run: RunConfig) -> Any:
     return AgentConfig.from_dict(read_checkpoint_config(run.init)["config"])
 
 
+def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
+    """The camera views a run's agent encodes, and so the cameras its env renders: the
+    checkpoint's (front alone for one saved without a record of them), or the preset's."""
+    from lamp_agent.checkpoint import read_checkpoint_config
+    from lamp_data import schema
+
+    if run.init == SCRATCH:
+        return _agent_config(run).cameras or schema.DEFAULT_CAMERAS
+    return schema.check_cameras(read_checkpoint_config(run.init).get("cameras") or schema.DEFAULT_CAMERAS)
+
+
 def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
     """The agent a run starts from, ready to finetune; returns ``(agent, pretrained)``."""
     from lamp_agent import Agent, load_preset
@@ -526,10 +541,13 @@ class _Schedule:
 
 def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], cache_dir: Path | None) -> dict[str, Any]:
     """Random and scripted-expert returns on the evaluation seeds, measured without action repeat
-    so that every run of a task is normalised by the same two numbers."""
+    and with the front camera alone (neither policy looks), so that every run of a task is
+    normalised by the same two numbers."""
+    from lamp_data import schema
     from lamp_eval.baselines import task_baselines
 
-    return task_baselines(run.env, dataclasses.replace(env_config, action_repeat=1), eval_seeds, cache_dir=cache_dir)
+    plain = dataclasses.replace(env_config, action_repeat=1, cameras=schema.DEFAULT_CAMERAS)
+    return task_baselines(run.env, plain, eval_seeds, cache_dir=cache_dir)
 
 
 def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, advance: Any = None, save_agent: bool = False,
@@ -554,7 +572,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     schedule = _check_schedule(run)
     env_config = EnvConfig(
         image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical(),
-        action_repeat=schedule.action_repeat,
+        action_repeat=schedule.action_repeat, cameras=_agent_cameras(run),
     )
     eval_seeds = eval_episode_seeds(run.eval_episodes)
     baselines = _measure_baselines(run, env_config, eval_seeds, baselines_dir)

@@ -27,6 +27,7 @@ from lamp_agent.mwm import MaskedWorldModelFrontend
 from lamp_agent.networks import ConvDecoder, ConvEncoder, TwoHotSymlog, mlp, zero_init_
 from lamp_agent.p2e import Ensemble
 from lamp_agent.rssm import RSSM
+from lamp_data import schema
 from lamp_data.devices import check_device
 from lamp_data.errors import LampError
 
@@ -58,10 +59,22 @@ class Agent:
         lang_dim: Size of the prompt embedding (384 for all-MiniLM-L6-v2).
         device: torch device string.
         seed: Seeds the weights and the agent's own random streams.
+        cameras: Camera views it encodes, stacked along channels (see :mod:`lamp_agent.frontend`);
+            default ``config.cameras``, else the front camera alone.
+
+    Raises:
+        LampError: ``cameras`` differs from the ``config.cameras`` the config asks for.
     """
 
-    def __init__(self, config: AgentConfig, *, image_size: int, state_dim: int, action_dim: int, lang_dim: int, device: str = "cpu", seed: int = 0):
+    def __init__(self, config: AgentConfig, *, image_size: int, state_dim: int, action_dim: int, lang_dim: int, device: str = "cpu", seed: int = 0, cameras: tuple[str, ...] | None = None):
         self.config = config
+        cameras = schema.check_cameras(cameras or config.cameras or schema.DEFAULT_CAMERAS)
+        if config.cameras is not None and cameras != config.cameras:
+            raise LampError(f"agent config '{config.preset}' encodes cameras {','.join(config.cameras)}, not {','.join(cameras)}")
+        self.cameras = cameras
+        """Camera names of the views the agent encodes, front first."""
+        self.image_keys = schema.image_keys(cameras)
+        """Step keys of those views' frames (``image``, ``image_wrist``)."""
         self.sizes = {"image_size": int(image_size), "state_dim": int(state_dim), "action_dim": int(action_dim), "lang_dim": int(lang_dim)}
         self.device = torch.device(check_device(device))
         if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
@@ -92,10 +105,10 @@ class Agent:
                 frontend: nn.Module = CnnFrontend(
                     image_size, state_dim, lang_dim, feat_dim, depth=config.cnn_depth,
                     min_resolution=config.cnn_min_resolution, token_units=config.token_units,
-                    units=config.mlp_units, layers=config.mlp_layers,
+                    units=config.mlp_units, layers=config.mlp_layers, views=len(self.cameras),
                 )
             else:
-                frontend = MaskedWorldModelFrontend(image_size, state_dim, lang_dim, feat_dim, config)
+                frontend = MaskedWorldModelFrontend(image_size, state_dim, lang_dim, feat_dim, config, views=len(self.cameras))
         except ValueError as error:
             raise LampError(f"agent front-end '{config.frontend}' cannot take {image_size} px frames: {error}") from error
         rssm = RSSM(frontend.embed_dim, action_dim, config.deter, config.stoch_groups, config.stoch_classes, config.hidden, config.unimix)
@@ -195,12 +208,34 @@ class Agent:
                 if devices:
                     self._rng[stream]["cuda"] = torch.cuda.get_rng_state(self.device)
 
+    # ----------------------------------------------------------------- views
+    def stack_views(self, source: dict[str, Any]) -> Any:
+        """The frames of the agent's cameras in ``source`` (an observation or a batch) stacked
+        along the last axis: ``[..., H, W, 3 * len(cameras)]``, the front camera's channels first.
+
+        Raises:
+            LampError: ``source`` lacks a view the agent encodes.
+        """
+        missing = [key for key in self.image_keys if key not in source]
+        if missing:
+            raise LampError(
+                f"the agent encodes cameras {','.join(self.cameras)} but the observation lacks {', '.join(missing)}; "
+                f"record or run the env with --cameras {','.join(self.cameras)}"
+            )
+        if len(self.image_keys) == 1:
+            return source[schema.IMAGE]
+        views = [source[key] for key in self.image_keys]
+        if isinstance(views[0], torch.Tensor):
+            return torch.cat(views, -1)
+        return np.concatenate([np.asarray(view) for view in views], -1)
+
     # ----------------------------------------------------------------- acting
     def policy_step(self, obs: dict[str, np.ndarray], lang: np.ndarray, carry: Any = None, explore: bool = True) -> tuple[np.ndarray, Any]:
         """One action for one environment.
 
         Args:
-            obs: ``{"image": uint8 [H, W, 3], "state": float32 [S]}``.
+            obs: ``{"image": uint8 [H, W, 3], "state": float32 [S]}``, plus ``image_wrist`` for an
+                agent that encodes the wrist camera.
             lang: float32 ``[lang_dim]`` prompt embedding.
             carry: ``None`` at the start of an episode, else what the last call returned.
             explore: Sample from the policy (True) or take its mean (False).
@@ -210,7 +245,7 @@ class Agent:
         """
         nets = self.nets
         with torch.no_grad(), self._random("act"):
-            image = torch.as_tensor(np.asarray(obs["image"]), device=self.device).unsqueeze(0)
+            image = torch.as_tensor(np.asarray(self.stack_views(obs)), device=self.device).unsqueeze(0)
             state = torch.as_tensor(np.asarray(obs["state"], np.float32), device=self.device).unsqueeze(0)
             lang_tensor = torch.as_tensor(np.asarray(lang, np.float32), device=self.device).reshape(1, -1)
             if carry is None:
@@ -312,7 +347,7 @@ class Agent:
         if mode not in MODES:
             raise LampError(f"train mode must be one of {', '.join(MODES)}, got {mode!r}")
         target_key = "vlm_reward" if mode == "pretrain" else "reward"
-        missing = [key for key in ("image", "state", "action", "is_first", "lang", target_key) if key not in batch]
+        missing = [key for key in (*self.image_keys, "state", "action", "is_first", "lang", target_key) if key not in batch]
         if missing:
             raise LampError(f"training batch lacks {', '.join(missing)} (mode {mode})")
         with self._random("train"), self._autocast():
@@ -322,7 +357,7 @@ class Agent:
 
     def _train_step(self, batch: dict[str, torch.Tensor], mode: str, target_key: str, policy: bool) -> dict[str, float]:
         config, nets, device = self.config, self.nets, self.device
-        image = batch["image"].to(device)
+        image = self.stack_views(batch).to(device)
         batch_size, length = image.shape[:2]
         state = batch["state"].to(device).float()
         action = batch["action"].to(device).float()
@@ -434,15 +469,16 @@ class Agent:
         the agent's and leaves its training exactly as it would be without.
 
         Args:
-            batch: ``[B, L, ...]`` sequences with ``image``, ``state``, ``action``, ``is_first`` and ``lang``.
+            batch: ``[B, L, ...]`` sequences with ``image`` (and the agent's other views),
+                ``state``, ``action``, ``is_first`` and ``lang``.
             context: Steps observed before the model runs open loop (at least 1, below ``L``).
 
         Returns:
-            uint8 ``[B, L, H, W, 3]`` arrays: ``truth``, ``model`` (the decoded prediction) and
-            ``error`` (their absolute difference).
+            uint8 ``[B, L, H, V * W, 3]`` arrays, the agent's V camera views side by side:
+            ``truth``, ``model`` (the decoded prediction) and ``error`` (their absolute difference).
         """
         nets, device = self.nets, self.device
-        image = batch["image"].to(device)
+        image = self.stack_views(batch).to(device)
         batch_size, length = image.shape[:2]
         if not 1 <= context < length:
             raise LampError(f"open-loop context must be between 1 and {length - 1}, got {context}")
@@ -463,7 +499,11 @@ class Agent:
                 feats.append(rssm.feat(state).unsqueeze(1))
             predicted = frontend.decode_image(torch.cat(feats, 1).flatten(0, 1)).view(batch_size, length, *image.shape[2:])
         truth = image.float() / 255.0
-        as_uint8 = lambda value: (value * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()  # noqa: E731
+
+        def as_uint8(value: torch.Tensor) -> np.ndarray:
+            views = torch.cat(value.split(3, -1), -2)  # [..., H, W, 3V] -> [..., H, V * W, 3]
+            return (views * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
         return {"truth": as_uint8(truth), "model": as_uint8(predicted), "error": as_uint8((truth - predicted).abs())}
 
     # ----------------------------------------------------------------- persistence

@@ -5,8 +5,9 @@
   weights.safetensors   every network's parameters and normaliser buffers
   state.pt              optimizer states and random streams (tensors and numbers only,
                         loadable with torch.load(weights_only=True))
-  config.json           written last: format_version, preset, agent config, sizes, phase,
-                        step, sha256 of the other two files, provenance and run info
+  config.json           written last: format_version, preset, agent config, sizes, cameras,
+                        phase, step, sha256 of the other two files, provenance and run info
+                        (a checkpoint without ``cameras`` encodes the front camera alone)
 ```
 Each file is written atomically and ``config.json`` is the commit marker, so an interrupted
 save leaves the previous checkpoint readable or no checkpoint at all.
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lamp_data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from lamp_data import schema
 from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.provenance import file_sha256, provenance
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
@@ -64,6 +66,7 @@ def save_agent(agent: "Agent", path: str | Path) -> Path:
             "preset": agent.config.preset,
             "config": agent.config.to_dict(),
             "sizes": agent.sizes,
+            "cameras": list(agent.cameras),
             "seed": agent.seed,
             "phase": agent.phase,
             "step": agent.step,
@@ -155,7 +158,8 @@ def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
         sizes = {key: int(meta["sizes"][key]) for key in ("image_size", "state_dim", "action_dim", "lang_dim")}
     except (KeyError, TypeError, ValueError) as error:
         raise DamagedDataError(f"damaged agent checkpoint {folder}: bad config ({error})") from error
-    agent = Agent(config, **sizes, device=device, seed=int(meta.get("seed", 0)))
+    cameras = schema.check_cameras(meta.get("cameras") or schema.DEFAULT_CAMERAS)
+    agent = Agent(config, **sizes, device=device, seed=int(meta.get("seed", 0)), cameras=cameras)
     if meta.get("phase") == "finetune":
         agent.prepare_finetune()
     try:

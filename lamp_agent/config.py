@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from lamp_data import schema
 from lamp_data.errors import LampError, check_number
 
 PRESETS = ("tiny", "cpu", "small", "paper")
@@ -34,6 +35,9 @@ class AgentConfig:
     """Name of the preset this config came from (recorded in checkpoints)."""
     frontend: str = "cnn"
     """Visual front-end: ``cnn`` or ``mwm`` (conv stem + ViT masked autoencoder)."""
+    cameras: tuple[str, ...] | None = None
+    """Camera views the agent encodes (``front``, ``wrist``; LAMP: both). None: every camera the
+    pretraining data has, or the front camera alone for an agent trained from scratch."""
 
     batch_size: int = 16
     """Sequences per world-model batch."""
@@ -162,6 +166,8 @@ class AgentConfig:
     """Keep the CNN front-end's conv weights and activations in channels-last memory format."""
 
     def __post_init__(self) -> None:
+        if self.cameras is not None:
+            object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
         for field in dataclasses.fields(self):
             if isinstance(field.default, (int, float)) and not isinstance(field.default, bool):
                 value = getattr(self, field.name)

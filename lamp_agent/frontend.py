@@ -4,6 +4,16 @@ A front-end turns an observation (image, proprio state, prompt embedding) into t
 the RSSM filters, and scores how well model features explain the observation. The state and
 the language embedding enter as one "state/language token" next to the image embedding, as in
 LAMP. :class:`~lamp_agent.mwm.MaskedWorldModelFrontend` is the other implementation.
+
+Several camera views (LAMP's front and wrist cameras) reach a front-end stacked along the
+channel axis, ``[N, H, W, 3 * views]`` (:meth:`lamp_agent.Agent.stack_views`), and are
+reconstructed the same way. Stacking, as DreamerV3 does with image inputs of one size, rather
+than a shared encoder applied to each view with the features concatenated: only the first
+encoder layer and the last decoder layer grow, so a second view costs a few percent of an
+update instead of doubling the conv (or, for the MAE, attention over twice the tokens) work,
+and the embedding the RSSM reads keeps its size whatever the number of views. The price is
+that the first layer mixes pixels of unaligned views at the same position; it learns to keep
+them apart, and per-view encoders remain the choice should a view need its own resolution.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ class CnnFrontend(nn.Module):
 
     Args:
         image_size: Square frame side in pixels.
+        views: Camera views stacked along the channels of each frame.
         state_dim: Size of the proprio state.
         lang_dim: Size of the prompt embedding.
         feat_dim: Size of the RSSM features the decoders read.
@@ -29,11 +40,11 @@ class CnnFrontend(nn.Module):
         layers: Hidden layers of the token and state MLPs.
     """
 
-    def __init__(self, image_size: int, state_dim: int, lang_dim: int, feat_dim: int, *, depth: int, min_resolution: int, token_units: int, units: int, layers: int):
+    def __init__(self, image_size: int, state_dim: int, lang_dim: int, feat_dim: int, *, depth: int, min_resolution: int, token_units: int, units: int, layers: int, views: int = 1):
         super().__init__()
-        self.image_encoder = ConvEncoder(image_size, depth, min_resolution)
+        self.image_encoder = ConvEncoder(image_size, depth, min_resolution, in_channels=3 * views)
         self.token = mlp(state_dim + lang_dim, token_units, token_units, 1)
-        self.image_decoder = ConvDecoder(feat_dim, image_size, depth, min_resolution)
+        self.image_decoder = ConvDecoder(feat_dim, image_size, depth, min_resolution, out_channels=3 * views)
         self.state_decoder = mlp(feat_dim, state_dim, units, layers)
         self.embed_dim = self.image_encoder.out_dim + token_units
 
@@ -53,7 +64,7 @@ class CnnFrontend(nn.Module):
         return {"image": image_loss, "state": state_loss}
 
     def decode_image(self, feat: torch.Tensor) -> torch.Tensor:
-        """The frames ``[N, H, W, 3]`` (floats in [0, 1]) that model features ``[N, feat_dim]`` predict."""
+        """The frames ``[N, H, W, 3 * views]`` (floats in [0, 1]) that model features ``[N, feat_dim]`` predict."""
         return (self.image_decoder(feat) + 0.5).clamp(0, 1).movedim(-3, -1)
 
     def representation_parameters(self) -> list[nn.Parameter]:

@@ -5,6 +5,9 @@ masked autoencoder (MAE) learns to reconstruct the pixels of hidden tokens from 
 sees (mask ratio 0.95 in the paper). The world model reads the MAE encoder's features of the
 whole, unmasked frame (without gradients into the MAE) and learns to predict them back, so
 the autoencoder and the world model train as separate objectives (Seo et al. 2022).
+
+Camera views arrive stacked along channels (see :mod:`lamp_agent.frontend`): a token covers the
+same patch of every view, and masking hides it in all of them.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ class MaskedAutoencoder(nn.Module):
         decoder_layers: Decoder transformer layers.
         predict_reward: Also predict the frame's reward from the decoded state/language token
             (MWM's auxiliary reward prediction, which makes the features reward-aware).
+        views: Camera views stacked along the channels of each frame (3 channels each).
     """
 
-    def __init__(self, image_size: int, state_dim: int, lang_dim: int, *, patch: int, stem_depth: int, width: int, layers: int, heads: int, decoder_width: int, decoder_layers: int, predict_reward: bool = False):
+    def __init__(self, image_size: int, state_dim: int, lang_dim: int, *, patch: int, stem_depth: int, width: int, layers: int, heads: int, decoder_width: int, decoder_layers: int, predict_reward: bool = False, views: int = 1):
         super().__init__()
         if image_size % patch:
             raise ValueError(f"image size {image_size} is not a multiple of the MAE patch {patch}")
@@ -51,8 +55,9 @@ class MaskedAutoencoder(nn.Module):
         self.num_patches = self.grid**2
         self.num_tokens = self.num_patches + 1
         self.width = width
+        self.channels = 3 * views
         stem: list[nn.Module] = []
-        channels = 3
+        channels = self.channels
         for index in range(int(math.log2(patch))):
             out = stem_depth * 2**index
             stem += [nn.Conv2d(channels, out, 4, 2, 1), nn.GroupNorm(1, out), nn.SiLU()]
@@ -68,7 +73,7 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_position = nn.Parameter(torch.randn(1, self.num_tokens, decoder_width) * 0.02)
         self.decoder = _transformer(decoder_width, heads, decoder_layers)
         self.decoder_norm = nn.LayerNorm(decoder_width)
-        self.pixel_head = nn.Linear(decoder_width, patch * patch * 3)
+        self.pixel_head = nn.Linear(decoder_width, patch * patch * self.channels)
         self.state_head = nn.Linear(decoder_width, state_dim)
         self.reward_head = nn.Linear(decoder_width, 1) if predict_reward else None
 
@@ -79,21 +84,21 @@ class MaskedAutoencoder(nn.Module):
         return torch.cat([token, grid], 1) + self.position
 
     def patches(self, image: torch.Tensor) -> torch.Tensor:
-        """Pixel targets ``[N, P, patch * patch * 3]`` in [-0.5, 0.5], row-major token order."""
+        """Pixel targets ``[N, P, patch * patch * C]`` in [-0.5, 0.5], row-major token order."""
         pixels = image_to_input(image)
         count, _, size, _ = pixels.shape
-        grid, patch = self.grid, self.patch
-        pixels = pixels.view(count, 3, grid, patch, grid, patch).permute(0, 2, 4, 3, 5, 1)
-        return pixels.reshape(count, grid * grid, patch * patch * 3)
+        grid, patch, channels = self.grid, self.patch, self.channels
+        pixels = pixels.view(count, channels, grid, patch, grid, patch).permute(0, 2, 4, 3, 5, 1)
+        return pixels.reshape(count, grid * grid, patch * patch * channels)
 
     def decode(self, encoded: torch.Tensor) -> torch.Tensor:
-        """Frames ``[N, 3, H, W]`` in [-0.5, 0.5] from the features of every token ``[N, 1 + P, width]``
+        """Frames ``[N, C, H, W]`` in [-0.5, 0.5] from the features of every token ``[N, 1 + P, width]``
         (what :meth:`encode` gives, or what the world model predicts of it)."""
         decoded = self.decoder_norm(self.decoder(self.decoder_in(encoded) + self.decoder_position))
         pixels = self.pixel_head(decoded[:, 1:])
         grid, patch = self.grid, self.patch
-        image = pixels.view(-1, grid, grid, patch, patch, 3).permute(0, 5, 1, 3, 2, 4)
-        return image.reshape(-1, 3, grid * patch, grid * patch)
+        image = pixels.view(-1, grid, grid, patch, patch, self.channels).permute(0, 5, 1, 3, 2, 4)
+        return image.reshape(-1, self.channels, grid * patch, grid * patch)
 
     def encode(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor) -> torch.Tensor:
         """Features of every token of the whole frame, ``[N, 1 + P, width]``."""
@@ -106,7 +111,7 @@ class MaskedAutoencoder(nn.Module):
         return noise.argsort(1)[:, :keep]
 
     def reconstruct(self, image: torch.Tensor, state: torch.Tensor, lang: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predicted pixels of every patch ``[N, P, patch*patch*3]`` and the decoded
+        """Predicted pixels of every patch ``[N, P, patch*patch*C]`` and the decoded
         state/language token ``[N, decoder_width]`` from the kept tokens."""
         tokens = self.tokens(image, state, lang)
         index = keep.unsqueeze(-1).expand(-1, -1, self.width)
@@ -144,15 +149,16 @@ class MaskedWorldModelFrontend(nn.Module):
         image_size, state_dim, lang_dim: Observation sizes.
         feat_dim: Size of the RSSM features the decoders read.
         config: The agent config (``mae_*`` fields, ``mlp_units``, ``mlp_layers``).
+        views: Camera views stacked along the channels of each frame.
     """
 
-    def __init__(self, image_size: int, state_dim: int, lang_dim: int, feat_dim: int, config):
+    def __init__(self, image_size: int, state_dim: int, lang_dim: int, feat_dim: int, config, views: int = 1):
         super().__init__()
         self.mae = MaskedAutoencoder(
             image_size, state_dim, lang_dim, patch=config.mae_patch, stem_depth=config.mae_stem_depth,
             width=config.mae_width, layers=config.mae_layers, heads=config.mae_heads,
             decoder_width=config.mae_decoder_width, decoder_layers=config.mae_decoder_layers,
-            predict_reward=config.mae_reward_weight > 0,
+            predict_reward=config.mae_reward_weight > 0, views=views,
         )
         self.reward_weight = config.mae_reward_weight
         self.mask_ratio = config.mae_mask_ratio
@@ -179,7 +185,7 @@ class MaskedWorldModelFrontend(nn.Module):
         return {"features": feature_loss, "state": state_loss}
 
     def decode_image(self, feat: torch.Tensor) -> torch.Tensor:
-        """The frames ``[N, H, W, 3]`` (floats in [0, 1]) that model features predict: the predicted
+        """The frames ``[N, H, W, C]`` (floats in [0, 1]) that model features predict: the predicted
         MAE features through the MAE's decoder."""
         tokens = self.feature_decoder(feat).view(feat.shape[0], self.mae.num_tokens, -1)
         return (self.mae.decode(tokens) + 0.5).clamp(0, 1).movedim(-3, -1)

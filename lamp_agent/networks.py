@@ -85,7 +85,7 @@ class TwoHotSymlog(nn.Module):
 
 
 def image_to_input(image: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., H, W, 3]`` → float ``[..., 3, H, W]`` in [-0.5, 0.5]."""
+    """uint8 ``[..., H, W, C]`` → float ``[..., C, H, W]`` in [-0.5, 0.5] (C = 3 per camera view)."""
     return image.float().div(255.0).sub(0.5).movedim(-1, -3)
 
 
@@ -98,13 +98,16 @@ def conv_layers_for(image_size: int, min_resolution: int) -> int:
 
 
 class ConvEncoder(nn.Module):
-    """Stride-2 convolutions until ``min_resolution``, flattened; channels double per layer."""
+    """Stride-2 convolutions until ``min_resolution``, flattened; channels double per layer.
 
-    def __init__(self, image_size: int, depth: int, min_resolution: int = 4):
+    ``in_channels`` is 3 per camera view: the views of a step arrive stacked along channels.
+    """
+
+    def __init__(self, image_size: int, depth: int, min_resolution: int = 4, in_channels: int = 3):
         super().__init__()
         layers = conv_layers_for(image_size, min_resolution)
         blocks: list[nn.Module] = []
-        channels = 3
+        channels = in_channels
         for index in range(layers):
             out = depth * 2**index
             blocks += [nn.Conv2d(channels, out, 4, 2, 1), nn.GroupNorm(1, out), nn.SiLU()]
@@ -119,7 +122,7 @@ class ConvEncoder(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, H, W, 3]`` → ``[N, out_dim]``."""
+        """uint8 ``[N, H, W, in_channels]`` → ``[N, out_dim]``."""
         hidden = image_to_input(image)
         if self.channels_last:
             hidden = hidden.contiguous(memory_format=torch.channels_last)
@@ -127,9 +130,10 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Mirror of :class:`ConvEncoder`: features → image mean in [-0.5, 0.5] space."""
+    """Mirror of :class:`ConvEncoder`: features → image mean in [-0.5, 0.5] space, with
+    ``out_channels`` (3 per camera view)."""
 
-    def __init__(self, feat_dim: int, image_size: int, depth: int, min_resolution: int = 4):
+    def __init__(self, feat_dim: int, image_size: int, depth: int, min_resolution: int = 4, out_channels: int = 3):
         super().__init__()
         layers = conv_layers_for(image_size, min_resolution)
         self.min_resolution = min_resolution
@@ -139,7 +143,7 @@ class ConvDecoder(nn.Module):
         channels = self.channels
         for index in reversed(range(layers)):
             if index == 0:
-                blocks.append(nn.ConvTranspose2d(channels, 3, 4, 2, 1))
+                blocks.append(nn.ConvTranspose2d(channels, out_channels, 4, 2, 1))
             else:
                 out = depth * 2 ** (index - 1)
                 blocks += [nn.ConvTranspose2d(channels, out, 4, 2, 1), nn.GroupNorm(1, out), nn.SiLU()]
@@ -153,7 +157,7 @@ class ConvDecoder(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        """``[N, feat_dim]`` → ``[N, 3, H, W]``."""
+        """``[N, feat_dim]`` → ``[N, out_channels, H, W]``."""
         hidden = self.project(feat).view(-1, self.channels, self.min_resolution, self.min_resolution)
         if self.channels_last:
             hidden = hidden.contiguous(memory_format=torch.channels_last)

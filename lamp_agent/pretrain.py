@@ -44,6 +44,7 @@ from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
+from lamp_data.store import layout
 from lamp_data.store.reader import prompt_set_name
 from lamp_data.store.sequences import ON_DAMAGE
 
@@ -219,6 +220,23 @@ def _dims(dataset: Any, fingerprint: str) -> tuple[int, int, int]:
     return int(episode[schema.IMAGE].shape[1]), int(episode[schema.STATE].shape[-1]), int(episode[schema.ACTION].shape[-1])
 
 
+def _cameras(dataset: Any, agent_config: Any) -> tuple[str, ...]:
+    """The views a new agent encodes: those its config names, else every camera of the dataset.
+
+    Raises:
+        LampError: the config names a camera the dataset did not record.
+    """
+    recorded = layout.dataset_cameras(dataset.info)
+    wanted = agent_config.cameras or recorded
+    missing = [name for name in wanted if name not in recorded]
+    if missing:
+        raise LampError(
+            f"agent preset '{agent_config.preset}' encodes cameras {','.join(wanted)}, but {dataset.path} has no "
+            f"{', '.join(missing)} camera; collect it with --cameras {','.join(wanted)}"
+        )
+    return wanted
+
+
 def _check_episode_length(dataset: Any, fingerprint: str, seq_len: int) -> None:
     """LampError unless some rewarded episode has at least ``seq_len`` frames (else the stream yields nothing)."""
     longest = max(
@@ -311,6 +329,7 @@ def pretrain(
         agent = Agent(
             agent_config, image_size=image_size, state_dim=state_dim, action_dim=action_dim,
             lang_dim=_embeddings(prompts, config, out).shape[1], device=config.device, seed=config.seed,
+            cameras=_cameras(dataset, agent_config),
         )
         agent.info = {
             "pretrain": run_record, "alpha": agent_config.alpha, "reward_set": config.rewards,
@@ -443,6 +462,7 @@ def _collect(dataset: Any, agent: Any, policy: Any, scorer: Any, run: str, confi
     collect_config = CollectConfig(
         env=env_name, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
         seed=int(collection.get("seed", 0)), image_size=int(collection.get("image_size", 64)),
+        cameras=layout.dataset_cameras(dataset.info),
         episode_length=episode_length, shard_episodes=episodes, canonical=bool(collection.get("canonical", False)),
         action_repeat=int(collection.get("action_repeat", 1)),
         run=run, device=config.device,

@@ -54,7 +54,7 @@ LIMITS = {
 """Largest accepted value of each count. Episode keys have eight digits; an episode is held in
 memory while it is recorded, so its length and image size bound the memory a worker needs."""
 MAX_EPISODE_FRAME_BYTES = 4 << 30
-"""Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes."""
+"""Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes per camera."""
 
 
 class Policy(Protocol):
@@ -91,6 +91,9 @@ class CollectConfig:
     """Dataset seed; episode i's content depends only on (seed, i)."""
     image_size: int = 64
     """Camera image side in pixels."""
+    cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS
+    """Cameras recorded at every step: ``front`` (stored as ``image``) and optionally ``wrist``
+    (``image_wrist``); also accepts a comma-separated string such as ``"front,wrist"``."""
     episode_length: int = 150
     """Env steps per episode."""
     action_repeat: int = 1
@@ -111,6 +114,7 @@ class CollectConfig:
     """Run name: prefix of the shards this collection writes."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
         for name, limit in LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -119,10 +123,10 @@ class CollectConfig:
                 raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
             if value > limit:
                 raise LampError(f"{name.replace('_', ' ')} must be at most {limit:,}, got {value:,}")
-        frame_bytes = (self.episode_length // self.action_repeat + 1) * self.image_size**2 * 3
+        frame_bytes = (self.episode_length // self.action_repeat + 1) * self.image_size**2 * 3 * len(self.cameras)
         if frame_bytes > MAX_EPISODE_FRAME_BYTES:
             raise LampError(
-                f"an episode of {self.episode_length} steps at {self.image_size} px holds {frame_bytes / 2**30:.1f} GiB "
+                f"an episode of {self.episode_length} steps at {self.image_size} px from {len(self.cameras)} camera(s) holds {frame_bytes / 2**30:.1f} GiB "
                 f"of frames in memory (at most {MAX_EPISODE_FRAME_BYTES >> 30} GiB); shorten --episode-length or --image-size"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
@@ -135,7 +139,7 @@ class CollectConfig:
         randomization = RandomizationConfig.canonical() if self.canonical else RandomizationConfig()
         return EnvConfig(
             image_size=self.image_size, episode_length=self.episode_length, randomization=randomization,
-            action_repeat=self.action_repeat,
+            action_repeat=self.action_repeat, cameras=self.cameras,
         )
 
     def run_record(self) -> dict[str, Any]:
@@ -195,7 +199,9 @@ def run_episode(env: Any, config: CollectConfig, index: int, policy: Policy | No
     if policy is not None:
         policy.reset(info)
     expert = getattr(env, "expert_action", None) or getattr(env.unwrapped, "expert_action", None)
-    frames, states = [observation["image"]], [observation["state"]]
+    image_keys = schema.image_keys(config.cameras)
+    frames = {key: [observation[key]] for key in image_keys}
+    states = [observation["state"]]
     actions, rewards, successes = [], [], [False]
     terminated = False
     for _ in range(config.episode_length):
@@ -208,7 +214,8 @@ def run_episode(env: Any, config: CollectConfig, index: int, policy: Policy | No
         else:
             action = expert(noise=config.noise, rng=rng)
         observation, reward, terminated, truncated, step_info = env.step(action)
-        frames.append(observation["image"])
+        for key in image_keys:
+            frames[key].append(observation[key])
         states.append(observation["state"])
         actions.append(action)
         rewards.append(reward)
@@ -223,7 +230,7 @@ def run_episode(env: Any, config: CollectConfig, index: int, policy: Policy | No
     is_terminal = np.zeros(length + 1, bool)
     is_terminal[-1] = bool(terminated)
     episode = {
-        schema.IMAGE: np.stack(frames).astype(np.uint8),
+        **{key: np.stack(frames[key]).astype(np.uint8) for key in image_keys},
         schema.STATE: np.stack(states).astype(np.float32),
         schema.ACTION: np.stack(actions).astype(np.float32),
         schema.REWARD: np.asarray(rewards, np.float32),
@@ -358,7 +365,7 @@ def _worker_main(out: str, config: CollectConfig, scorer_factory, units, events,
 
 def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str, Any]:
     """The :class:`CollectConfig` fields the dataset at ``out`` was collected with, ``{}`` if
-    ``out`` holds no dataset: env, image size, episode length, action repeat, randomization
+    ``out`` holds no dataset: env, image size, cameras, episode length, action repeat, randomization
     (``canonical``), seed and shard size, plus the policy (and noise) recorded for ``run``."""
     from lamp_data.store import layout
     from lamp_data.store.reader import open_dataset
@@ -373,6 +380,7 @@ def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str,
     options: dict[str, Any] = {
         "env": env.get("name"),
         "image_size": env_config.image_size,
+        "cameras": env_config.cameras,
         "episode_length": env_config.episode_length,
         "action_repeat": env_config.action_repeat,
         "canonical": not env_config.randomization.enabled,
@@ -423,7 +431,7 @@ def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -
     env = _with_action_repeat(info.get("env", {}))
     checks = [
         ("env", env.get("name"), wanted["env"]["name"]),
-        ("env config (image size, episode length, randomization, action repeat)", env.get("config"), wanted["env"]["config"]),
+        ("env config (image size, episode length, randomization, action repeat, cameras)", env.get("config"), wanted["env"]["config"]),
         ("env spec", env.get("spec"), wanted["env"]["spec"]),
         ("seed", info.get("collection", {}).get("seed"), wanted["collection"]["seed"]),
     ]
@@ -475,7 +483,8 @@ def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[
                        "action_repeat": config.action_repeat, "canonical": config.canonical},
         "runs": {config.run: run_record},
         "task_split": _task_split(spec),
-        "sample_fields": dict(layout.FIELD_FILES),
+        "cameras": list(config.cameras),
+        "sample_fields": layout.sample_fields(config.cameras),
         "provenance": provenance(),
     }
 

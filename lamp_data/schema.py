@@ -7,8 +7,41 @@ holds observation ``t``, the action that led to it (zeros at ``is_first``) and t
 received on arriving at it (zero at ``is_first``).
 """
 
+from collections.abc import Iterable
+
+from lamp_data.errors import LampError
+
 IMAGE = "image"
-"""uint8 [T+1, H, W, 3] camera frames."""
+"""uint8 [T+1, H, W, 3] frames of the front camera (the one reward models score)."""
+IMAGE_WRIST = "image_wrist"
+"""uint8 [T+1, H, W, 3] frames of the wrist camera, in episodes recorded with it."""
+CAMERA_KEYS = {"front": IMAGE, "wrist": IMAGE_WRIST}
+"""Camera name -> the step key of its frames. ``front`` is in every episode; the others only in
+episodes recorded with them (a dataset's ``meta/info.json`` lists its cameras)."""
+DEFAULT_CAMERAS = ("front",)
+"""The cameras of a dataset, env or agent that names none."""
+
+
+def check_cameras(cameras: str | Iterable[str]) -> tuple[str, ...]:
+    """Camera names (a sequence, or one comma-separated string) in :data:`CAMERA_KEYS` order.
+
+    Raises:
+        LampError: an unknown or repeated name, or no ``front`` camera (rewards score its frames).
+    """
+    names = [name.strip() for name in cameras.split(",")] if isinstance(cameras, str) else [str(name) for name in cameras]
+    unknown = [name for name in names if name not in CAMERA_KEYS]
+    if unknown:
+        raise LampError(f"unknown camera '{unknown[0]}' (known: {', '.join(CAMERA_KEYS)})")
+    if len(set(names)) != len(names):
+        raise LampError(f"cameras must be distinct, got {','.join(names)}")
+    if "front" not in names:
+        raise LampError(f"the front camera must be among the cameras (reward models score it), got {','.join(names) or 'none'}")
+    return tuple(name for name in CAMERA_KEYS if name in names)
+
+
+def image_keys(cameras: Iterable[str]) -> tuple[str, ...]:
+    """The step keys of these cameras' frames, ``image`` first."""
+    return tuple(CAMERA_KEYS[name] for name in check_cameras(cameras))
 STATE = "state"
 """float32 [T+1, S] proprioceptive state."""
 ACTION = "action"

@@ -198,6 +198,7 @@ def test_presets_match_the_paper_sizes():
     assert (paper.stoch_groups, paper.stoch_classes) == (32, 32) and (paper.batch_size, paper.seq_len) == (50, 50)
     assert (paper.mae_batch_size, paper.mae_seq_len) == (32, 32) and paper.ensemble_size == 10
     assert paper.horizon == 15 and paper.alpha == 0.9
+    assert paper.cameras == ("front", "wrist") and load_preset("tiny").cameras is None
     tiny = load_preset("tiny")
     assert (tiny.deter, tiny.stoch_groups, tiny.stoch_classes, tiny.batch_size, tiny.seq_len, tiny.horizon) == (64, 4, 4, 4, 16, 5)
 

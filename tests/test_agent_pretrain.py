@@ -17,7 +17,7 @@ from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
-from lamp_data.store import open_dataset, verify_dataset
+from lamp_data.store import iter_episodes, open_dataset, verify_dataset
 
 FINGERPRINT = "colour-000001"
 PROMPTS = ["reach the red block", "push the red block", "make the scene blue"]
@@ -158,3 +158,27 @@ def test_the_checkpoint_acts_at_the_action_repeat_its_data_was_recorded_with(dat
     assert Agent.load(summary.checkpoint).config.action_repeat == 1  # the cpu preset says 2; the data says 1
     with pytest.raises(LampError, match="recorded at action repeat 1"):
         run(dataset, tmp_path / "other", steps=1, agent_overrides={**SMALL, "action_repeat": 2})
+
+
+def test_pretraining_on_two_camera_data_encodes_both_views(tmp_path):
+    from lamp_agent import Agent
+
+    data = tmp_path / "data"
+    config = CollectConfig(env="dummy", episodes=2, shard_episodes=2, image_size=16, episode_length=20, seed=3,
+                           cameras=("front", "wrist"))
+    collect(data, config, scorer_factory=ColourScorer, progress=False)
+    summary = run(data, tmp_path / "run", steps=2, collect_every=2)
+    assert summary.step == 2 and np.isfinite(list(summary.metrics.values())).all()
+    agent = Agent.load(summary.checkpoint)
+    assert agent.cameras == ("front", "wrist")
+    assert agent.nets["frontend"].image_encoder.net[0].in_channels == 6  # the two views stacked
+    assert agent.nets["frontend"].image_decoder.net[-1].out_channels == 6
+    collected = [e for e in iter_episodes(data) if e["meta"]["run"].startswith("agent-")]
+    assert collected and all(e["image_wrist"].shape == e["image"].shape for e in collected)
+    assert verify_dataset(data).ok
+
+
+def test_a_preset_asking_for_the_wrist_camera_refuses_front_only_data(dataset, tmp_path):
+    with pytest.raises(LampError, match="encodes cameras front,wrist, but .* has no wrist camera; collect it with --cameras front,wrist"):
+        run(dataset, tmp_path / "run", steps=1, agent_overrides={**SMALL, "cameras": ["front", "wrist"]})
+    assert not (tmp_path / "run" / "checkpoints").exists()

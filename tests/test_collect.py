@@ -1,5 +1,7 @@
 """collect: determinism, crash-safe resume under SIGKILL, bad input, inline rewards, in-process policies."""
 
+import hashlib
+import io
 import json
 import os
 import random
@@ -126,6 +128,9 @@ def test_sigkill_at_random_moments_then_resume_is_exact(tmp_path):
         (["--seed", "4"], "different seed"),
         (["--image-size", "32"], "different env config"),
         (["--policy", "expert"], "run 'collect' in .* was recorded with"),
+        (["--cameras", "front,wrist"], "different env config .*cameras"),
+        (["--cameras", "front,top"], "unknown camera 'top' \\(known: front, wrist\\)"),
+        (["--cameras", "wrist"], "the front camera must be among the cameras"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, extra, message):
@@ -322,3 +327,65 @@ def test_info_names_the_prompt_set_and_splits_the_size(tmp_path):
     assert f"frames and episodes {(card['bytes'] - reward_bytes) / 1e3:.1f} kB" in printed
     assert f"rewards {reward_bytes / 1e3:.1f} kB" in printed
     assert str(out) in printed
+
+
+def test_two_cameras_store_both_views_and_resume_with_them(tmp_path):
+    out = tmp_path / "data"
+    base = ["collect", "--env", "dummy", "--episodes", "2", "--episode-length", "5", "--image-size", "16", "--out", str(out)]
+    result = CliRunner().invoke(lamp_data_cli, base + ["--cameras", "front,wrist", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(lamp_data_cli, base[:4] + ["3"] + base[5:]).exit_code == 0  # resumes with both cameras
+    info = open_dataset(out).info
+    assert info["cameras"] == ["front", "wrist"] and info["sample_fields"]["image_wrist"] == "image_wrist.npy.gz"
+    episodes = list(iter_episodes(out))
+    assert len(episodes) == 3
+    for episode in episodes:
+        assert episode[schema.IMAGE_WRIST].shape == episode[schema.IMAGE].shape == (6, 16, 16, 3)
+        assert not np.array_equal(episode[schema.IMAGE_WRIST], episode[schema.IMAGE])
+    verify = CliRunner().invoke(lamp_data_cli, ["verify", str(out)])
+    assert verify.exit_code == 0 and "3 episodes" in verify.output
+    assert re.search(r"cameras\s+.\s+front, wrist", CliRunner().invoke(lamp_data_cli, ["info", str(out)]).output)
+    assert dataset_card(out)["cameras"] == ["front", "wrist"]
+    readme = (out / "README.md").read_text()
+    assert "image_wrist.npy.gz" in readme and "from the front and wrist cameras" in readme
+
+    # the front camera's frames are those of a front-only dataset of the same seed, byte for byte
+    plain = tmp_path / "plain"
+    collect(plain, CollectConfig(episodes=3, seed=1, **TINY), progress=False)
+    assert open_dataset(plain).info["cameras"] == ["front"]
+    both, front = episode_bytes(out), episode_bytes(plain)
+    for key in front:
+        assert set(both[key]) - set(front[key]) == {"image_wrist.npy.gz"}
+        assert both[key]["image.npy.gz"] == front[key]["image.npy.gz"]
+
+    # an episode that lost its wrist view is damaged in a dataset that records one
+    shard = open_dataset(out).shards()[0]
+    with tarfile.open(shard.tar_path) as archive:
+        members = [(m, archive.extractfile(m).read()) for m in archive.getmembers() if "image_wrist" not in m.name]
+    with tarfile.open(shard.tar_path, "w") as archive:
+        for member, data in members:
+            archive.addfile(member, io.BytesIO(data))
+    sidecar_path = shard.tar_path.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["sha256"], sidecar["bytes"] = hashlib.sha256(shard.tar_path.read_bytes()).hexdigest(), shard.tar_path.stat().st_size
+    sidecar_path.write_text(json.dumps(sidecar))
+    report = verify_dataset(out)
+    assert not report.ok and "missing fields ['image_wrist']" in report.problems[0][1]
+
+
+def test_datasets_made_before_cameras_were_recorded_still_read_verify_and_resume(tmp_path):
+    from lamp_data.atomic import atomic_write_json
+    from lamp_data.store import layout
+
+    out = tmp_path / "data"
+    collect(out, CollectConfig(episodes=2, shard_episodes=1, **TINY), progress=False)
+    info = dict(open_dataset(out).info)
+    del info["cameras"]
+    info["sample_fields"] = dict(layout.FIELD_FILES)
+    atomic_write_json(out / "meta" / "info.json", layout.seal_info(info))
+    assert verify_dataset(out).ok and dataset_card(out)["cameras"] == ["front"]
+    assert [set(episode) & {"image", "image_wrist"} for episode in iter_episodes(out)] == [{"image"}, {"image"}]
+    summary = collect(out, CollectConfig(episodes=3, shard_episodes=1, **TINY), progress=False)
+    assert summary.episodes_written == 1 and verify_dataset(out).ok
+    with pytest.raises(LampError, match="different env config"):
+        collect(out, CollectConfig(episodes=4, shard_episodes=1, cameras="front,wrist", **TINY), progress=False)

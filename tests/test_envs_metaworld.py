@@ -132,3 +132,33 @@ def test_image_size_is_configurable():
     env.close()
     assert observation["image"].shape == (48, 48, 3)
     assert observation["image"].std() > 5
+
+
+def test_wrist_camera_is_another_view_that_moves_with_the_gripper():
+    config = EnvConfig(image_size=32, episode_length=40, randomization=CANONICAL, cameras=("front", "wrist"))
+    env = make_env("mw-button-press-topdown", config)
+    try:
+        assert set(env.observation_space.spaces) == {"image", "image_wrist", "state"}
+        first, _ = env.reset(seed=0)
+        assert first["image_wrist"].shape == first["image"].shape == (32, 32, 3)
+        assert np.abs(first["image_wrist"].astype(int) - first["image"]).mean() > 20  # not the front view again
+        data, model = env._simulator.env.data, env._simulator.env.model
+        camera = model.camera("gripperPOV").id
+        hand, eye = data.body("hand").xpos.copy(), data.cam_xpos[camera].copy()
+        for _ in range(10):
+            observation, *_ = env.step(np.array([0.0, 0.0, -1.0, 0.0]))  # lower the gripper
+        moved = data.body("hand").xpos - hand
+        assert moved[2] < -0.03
+        np.testing.assert_allclose(data.cam_xpos[camera] - eye, moved, atol=1e-3)  # the camera rides on the hand
+        wrist_change = np.abs(observation["image_wrist"].astype(int) - first["image_wrist"]).mean()
+        front_change = np.abs(observation["image"].astype(int) - first["image"]).mean()
+        assert wrist_change > 2 * front_change  # the wrist view sweeps, the front view sees the arm move
+    finally:
+        env.close()
+    plain = make_env("mw-button-press-topdown", image_size=16, episode_length=1)
+    try:
+        assert set(plain.reset(seed=0)[0]) == {"image", "state"}
+    finally:
+        plain.close()
+    with pytest.raises(LampError, match="unknown camera 'top'"):
+        EnvConfig(cameras=("front", "top"))

@@ -241,3 +241,28 @@ def test_runs_leave_the_world_models_open_loop_predictions(tmp_path):
 
     image = iio.imread(result.folder / OPEN_LOOP_PNG)
     assert image.shape == (3 * 2 * 16, 8 * 16, 3)  # 2 episodes held: truth, model, error rows each
+
+
+def test_a_two_camera_checkpoint_finetunes_in_an_env_that_renders_both_views(tmp_path):
+    from lamp_agent import Agent, load_preset
+
+    agent = Agent(load_preset("tiny"), image_size=16, state_dim=4, action_dim=4, lang_dim=LANG_DIM, seed=7,
+                  cameras=("front", "wrist"))
+    agent.info = {"reward_set": "r3m-abc123"}
+    agent.save(tmp_path / "two")
+    results = finetune(_config(tmp_path / "runs", [tmp_path / "two"], save_agent=True), progress=False)
+    info = json.loads((Path(results[0].folder) / RUN_INFO).read_text())
+    assert info["status"] == "finished" and info["summary"]["updates"] >= 1
+    assert info["env_config"]["cameras"] == ["front", "wrist"]
+    assert "cameras" not in info["baselines"]["env_config"]  # measured on the front camera alone
+    finetuned = Agent.load(Path(results[0].folder) / "agent")
+    assert finetuned.cameras == ("front", "wrist")
+    # a checkpoint saved before agents recorded their cameras encodes the front camera alone
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["cameras"] == ["front", "wrist"]
+    one = Agent(load_preset("tiny"), image_size=16, state_dim=4, action_dim=4, lang_dim=LANG_DIM, seed=7)
+    one.save(tmp_path / "one")
+    config = json.loads((tmp_path / "one" / "config.json").read_text())
+    del config["cameras"]
+    (tmp_path / "one" / "config.json").write_text(json.dumps(config))
+    assert Agent.load(tmp_path / "one").cameras == ("front",)

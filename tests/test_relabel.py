@@ -147,3 +147,26 @@ def test_relabel_cli_in_process(setup, tmp_path):
     info = open_dataset(dataset).reward_set_info(summary["fingerprint"])
     assert info["prompt_set"]["count"] == summary["prompts"] and info["provenance"]["model_spec"] == setup["spec"]
     assert os.path.isfile(dataset / "rewards" / summary["fingerprint"] / "prompts.json")
+
+
+def test_relabel_scores_the_front_camera_of_two_camera_data_and_reads_old_datasets(setup, tmp_path):
+    from lamp_data.atomic import atomic_write_json
+    from lamp_data.store import layout, verify_dataset
+
+    both = tmp_path / "both"
+    collect(both, CollectConfig(env="dummy", episodes=6, shard_episodes=2, episode_length=5, image_size=16, seed=3,
+                                cameras=("front", "wrist")), progress=False)
+    old = tmp_path / "old"
+    shutil.copytree(setup["plain"], old)
+    info = dict(open_dataset(old).info)
+    del info["cameras"]  # as written before datasets recorded their cameras
+    info["sample_fields"] = dict(layout.FIELD_FILES)
+    atomic_write_json(old / "meta" / "info.json", layout.seal_info(info))
+    for dataset in (both, old):
+        relabel(dataset, setup["spec"], str(setup["prompts"]), progress=False)
+        assert verify_dataset(dataset).ok
+    # the same front frames get the same rewards, whatever other camera the dataset holds
+    def reward_tars(dataset):
+        return {name: data for name, data in reward_files(dataset).items() if name.endswith(".tar")}
+
+    assert reward_tars(both) and reward_tars(both) == reward_tars(old) == reward_tars(setup["inline"])

@@ -322,3 +322,19 @@ def test_dataset_card_makes_the_folder_loadable_with_hf_datasets(copy_of, tmp_pa
     assert row["vlm_reward.npy"].dtype == np.float16 and np.array_equal(row["vlm_reward.npy"], ours[3][schema.VLM_REWARD])
     (copy_of / "README.md").unlink()  # a dataset from an older version gets its card back
     assert write_dataset_card(copy_of).read_text() == card
+
+
+def test_a_two_camera_dataset_loads_with_hf_datasets_and_streams_both_views(tmp_path):
+    from datasets import load_dataset
+
+    out = tmp_path / "data"
+    collect(out, CollectConfig(episodes=2, seed=5, cameras=("front", "wrist"), **TINY), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        episodes = load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf"))
+    assert episodes.features["image_wrist.npy.gz"].shape == (None, 16, 16, 3)
+    row, episode = episodes.with_format("numpy", dtype=None)[1], list(iter_episodes(out))[1]
+    assert np.array_equal(row["image_wrist.npy.gz"], episode[schema.IMAGE_WRIST])
+    assert np.array_equal(row["image.npy.gz"], episode[schema.IMAGE])
+    batch = next(iter(SequenceDataset(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
+    assert batch[schema.IMAGE_WRIST].shape == batch[schema.IMAGE].shape == (2, 4, 16, 16, 3)

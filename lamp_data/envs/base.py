@@ -2,7 +2,9 @@
 
 An env is a ``gymnasium.Env`` with
 
-* ``observation_space = Dict(image=Box(uint8, [H, W, 3]), state=Box(float32, [S]))``,
+* ``observation_space = Dict(image=Box(uint8, [H, W, 3]), state=Box(float32, [S]))``, plus
+  ``image_wrist`` (same shape) when ``config.cameras`` holds ``wrist``
+  (:data:`lamp_data.schema.CAMERA_KEYS`); ``image`` is always the front camera,
 * ``action_space = Box(-1, 1, [A])`` (A = 4 on the embedded suite: xyz delta, gripper),
 * ``reset(seed=s)`` fully determines the episode (task, goal, randomization, frames);
   its ``info`` holds ``task``, ``instruction`` and ``randomization`` (JSON-able dict),
@@ -27,6 +29,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lamp_data import schema
 from lamp_data.errors import LampError
 
 MIN_IMAGE_SIZE = 16
@@ -76,8 +79,12 @@ class EnvConfig:
     """Simulator steps per ``step()`` call, repeating the action (MWM on Meta-World: 2). Rewards
     add up, ``success`` is true if any repeated step succeeded, and ``episode_length`` still
     counts simulator steps."""
+    cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS
+    """Cameras rendered at every step: ``front`` (the scene camera, ``image``) and optionally
+    ``wrist`` (a camera on the gripper, ``image_wrist``), each at ``image_size``."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise LampError(
                 f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px, got {self.image_size}"
@@ -88,8 +95,17 @@ class EnvConfig:
             raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, recorded in dataset metadata."""
-        return asdict(self)
+        """JSON-able form, recorded in dataset metadata.
+
+        ``cameras`` is left out while it is the front camera alone, so the record of a
+        front-only config (and everything keyed by it: dataset compatibility checks, cached
+        baselines) is the same as before the option existed.
+        """
+        value = asdict(self)
+        value["cameras"] = list(self.cameras)
+        if self.cameras == schema.DEFAULT_CAMERAS:
+            del value["cameras"]
+        return value
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> "EnvConfig":
@@ -141,6 +157,7 @@ def image_state_space(
     state_dim: int,
     state_low: float | np.ndarray = -np.inf,
     state_high: float | np.ndarray = np.inf,
+    cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS,
 ) -> gym.spaces.Dict:
     """The observation space shared by all backends.
 
@@ -150,10 +167,12 @@ def image_state_space(
         state_low: Lower bound of each state entry (a scalar or ``[state_dim]``); a backend gives
             the bounds its simulator guarantees and leaves the rest infinite.
         state_high: Upper bound, like ``state_low``.
+        cameras: Cameras whose frames the observation holds, each under its
+            :data:`~lamp_data.schema.CAMERA_KEYS` key.
     """
     return gym.spaces.Dict(
         {
-            "image": gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8),
+            **{key: gym.spaces.Box(0, 255, (image_size, image_size, 3), np.uint8) for key in schema.image_keys(cameras)},
             "state": gym.spaces.Box(
                 np.broadcast_to(np.asarray(state_low, np.float32), (state_dim,)),
                 np.broadcast_to(np.asarray(state_high, np.float32), (state_dim,)),

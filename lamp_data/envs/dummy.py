@@ -16,7 +16,9 @@ _INSTRUCTIONS = {"reach-dummy": "reach the red block", "push-dummy": "push the r
 class DummyEnv(gym.Env):
     """A dot moves on a plain image; ``success`` when it reaches a goal. Episodes default to 5 steps.
 
-    Frames, task and colours depend only on the reset seed, like the real backends.
+    Frames, task and colours depend only on the reset seed, like the real backends. The ``wrist``
+    camera sees the image magnified twice around the dot, so its view moves with the dot as a
+    wrist camera moves with the gripper.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -26,7 +28,7 @@ class DummyEnv(gym.Env):
         self.config = config
         self.episode_length = config.episode_length
         size = config.image_size
-        self.observation_space = image_state_space(size, 4, -1.0, 1.0)  # dot and goal positions
+        self.observation_space = image_state_space(size, 4, -1.0, 1.0, config.cameras)  # dot and goal positions
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._rng = np.random.default_rng(0)
         self._position = np.zeros(2, np.float32)
@@ -46,7 +48,12 @@ class DummyEnv(gym.Env):
         row, col = ((self._position + 1.0) / 2.0 * (size - 1)).astype(int)
         image[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2] = (255, 0, 0)
         state = np.concatenate([self._position, self._goal]).astype(np.float32)
-        return {"image": image, "state": state}
+        observation = {"image": image, "state": state}
+        if "wrist" in self.config.cameras:
+            offsets = (np.arange(size) - size // 2) // 2
+            rows, cols = np.clip(row + offsets, 0, size - 1), np.clip(col + offsets, 0, size - 1)
+            observation["image_wrist"] = image[rows][:, cols]
+        return observation
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -4,7 +4,10 @@
 list (``mw-pretrain``). Each task's Meta-World env is built on a model augmented once through
 ``MjSpec`` (camera, randomizable textures, distractor pool, see
 :mod:`lamp_data.envs.randomization`) and paired with a lean renderer
-(:mod:`lamp_data.envs.rendering`). Task simulators are built lazily and kept in a small LRU,
+(:mod:`lamp_data.envs.rendering`), which renders the front camera and, when
+``config.cameras`` asks for it, the wrist camera: Meta-World's own ``gripperPOV`` camera on the
+hand body, which follows the gripper (MuJoCo ``track`` mode: it moves with the hand and keeps
+its orientation, as does the hand). Task simulators are built lazily and kept in a small LRU,
 so a pretraining worker spanning ~40 tasks holds only a few at a time.
 
 Meta-World's single-task envs freeze their goal; here ``_freeze_rand_vec`` is off and the
@@ -25,6 +28,7 @@ import numpy as np
 from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML1_ARGS_KWARGS
 from metaworld.policies import ENV_POLICY_MAP
 
+from lamp_data import schema
 from lamp_data.envs.base import EnvConfig, image_state_space
 from lamp_data.envs.randomization import (
     CAMERA_AZIMUTH,
@@ -55,6 +59,8 @@ STATE_HIGH = np.array([*HAND_HIGH, 1.0, *_MAX_SPEED], np.float32)
 """Bounds of the state that Meta-World guarantees: the hand workspace, the gripper opening (0 closed,
 1 open) and the hand velocity between two positions inside the workspace (m/s; a hand driven by
 1 cm-per-step actions moves at under 1 m/s)."""
+WRIST_CAMERA = "gripperPOV"
+"""Meta-World's camera on the hand body (every v3 task model has it), used as the wrist camera."""
 MAX_CACHED_TASKS = 8
 """Task simulators kept alive by a multi-task env (each costs ~100 MB)."""
 _UNBOUNDED_PATH_LENGTH = 2**31
@@ -80,9 +86,10 @@ class TaskSimulator:
     Args:
         task: Meta-World task name without version, e.g. ``"pick-place"``.
         image_size: Square frame side in pixels.
+        cameras: Cameras :meth:`render` renders (``front``, ``wrist``).
     """
 
-    def __init__(self, task: str, image_size: int):
+    def __init__(self, task: str, image_size: int, cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS):
         key = f"{task}-v3"
         self.task = task
         env = _augmented_class(ALL_V3_ENVIRONMENTS[key])(width=image_size, height=image_size)
@@ -98,6 +105,8 @@ class TaskSimulator:
         self.env = env
         self.randomizer = SceneRandomizer(env.model)
         self.renderer = SceneRenderer(env.model, image_size, self.randomizer.camera_id)
+        camera_ids = {"front": self.randomizer.camera_id, "wrist": env.model.camera(WRIST_CAMERA).id}
+        self.camera_ids = {schema.CAMERA_KEYS[name]: camera_ids[name] for name in schema.check_cameras(cameras)}
         self.policy = ENV_POLICY_MAP[key]()
         self.last_observation: np.ndarray | None = None
 
@@ -117,9 +126,9 @@ class TaskSimulator:
         self.last_observation = observation
         return observation, float(reward), info
 
-    def render(self) -> np.ndarray:
-        """The current camera frame."""
-        return self.renderer.render(self.env.data)
+    def render(self) -> dict[str, np.ndarray]:
+        """The current frame of every camera, by its step key (``image``, ``image_wrist``)."""
+        return {key: self.renderer.render(self.env.data, camera_id) for key, camera_id in self.camera_ids.items()}
 
     def close(self) -> None:
         """Free the renderer; safe to call twice."""
@@ -152,7 +161,9 @@ class MetaWorldEnv(gym.Env):
         self.config = config
         self.metadata = {**self.metadata, "render_fps": round(1 / (SIMULATOR_DT * config.action_repeat))}
         self.max_cached_tasks = max(1, max_cached_tasks)
-        self.observation_space = image_state_space(config.image_size, len(STATE_FIELDS), STATE_LOW, STATE_HIGH)
+        self.observation_space = image_state_space(
+            config.image_size, len(STATE_FIELDS), STATE_LOW, STATE_HIGH, config.cameras
+        )
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._simulators: collections.OrderedDict[str, TaskSimulator] = collections.OrderedDict()
         self._simulator: TaskSimulator | None = None
@@ -166,7 +177,7 @@ class MetaWorldEnv(gym.Env):
             while len(self._simulators) >= self.max_cached_tasks:
                 _, evicted = self._simulators.popitem(last=False)
                 evicted.close()
-            simulator = TaskSimulator(task, self.config.image_size)
+            simulator = TaskSimulator(task, self.config.image_size, self.config.cameras)
         self._simulators[task] = simulator
         return simulator
 
@@ -176,8 +187,9 @@ class MetaWorldEnv(gym.Env):
         return np.concatenate([observation[0:4], velocity]).astype(np.float32)
 
     def _observation(self, observation: np.ndarray) -> dict[str, np.ndarray]:
-        self._frame = self._simulator.render()
-        return {"image": self._frame, "state": self._state(observation)}
+        frames = self._simulator.render()
+        self._frame = frames[schema.IMAGE]
+        return {**frames, "state": self._state(observation)}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode; ``seed`` fixes task, goal, randomization and hence every frame."""
@@ -243,7 +255,7 @@ class MetaWorldEnv(gym.Env):
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def render(self) -> np.ndarray | None:
-        """The last frame (the one in the latest observation)."""
+        """The last front-camera frame (the one in the latest observation)."""
         return self._frame
 
     @property
@@ -266,6 +278,7 @@ class MetaWorldEnv(gym.Env):
                 "elevation": CAMERA_ELEVATION,
                 "fovy": CAMERA_FOVY,
             },
+            **({"wrist_camera": WRIST_CAMERA} if "wrist" in self.config.cameras else {}),
         }
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""A lean offscreen renderer for one fixed camera: no shadows, reflections, MSAA or sites.
+"""A lean offscreen renderer for a model's cameras: no shadows, reflections, MSAA or sites.
 
 ``mujoco.Renderer`` renders with shadows and reflections by default, creates one GL context
 per renderer (~50 MB each with software EGL) and gives no handle for re-uploading textures.
@@ -35,12 +35,15 @@ def _shared_gl_context() -> mujoco.GLContext:
 
 
 class SceneRenderer:
-    """Renders ``[size, size, 3]`` uint8 frames of one model from one camera.
+    """Renders ``[size, size, 3]`` uint8 frames of one model from its cameras.
+
+    One renderer serves every camera of a model (the render context, with its uploaded
+    textures, and the scene buffers are shared); :meth:`render` picks the camera.
 
     Args:
         model: The compiled model (its ``vis.global_.offwidth/offheight`` must fit ``size``).
         size: Square image side in pixels.
-        camera_id: The fixed camera to render from.
+        camera_id: The model camera :meth:`render` uses unless told another.
     """
 
     def __init__(self, model: mujoco.MjModel, size: int, camera_id: int):
@@ -56,6 +59,7 @@ class SceneRenderer:
         self._camera = mujoco.MjvCamera()
         self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
         self._camera.fixedcamid = camera_id
+        self.camera_id = camera_id
         self.option = mujoco.MjvOption()
         self.option.sitegroup[:] = 0
         self.option.geomgroup[HIDDEN_GROUP] = 0
@@ -71,9 +75,11 @@ class SceneRenderer:
         """Show or hide the backdrop wall's geom group."""
         self.option.geomgroup[HIDDEN_GROUP] = int(show)
 
-    def render(self, data: mujoco.MjData) -> np.ndarray:
-        """A new uint8 frame of ``data``'s current state."""
+    def render(self, data: mujoco.MjData, camera_id: int | None = None) -> np.ndarray:
+        """A new uint8 frame of ``data``'s current state from model camera ``camera_id``
+        (default: the renderer's own)."""
         self.make_current()
+        self._camera.fixedcamid = self.camera_id if camera_id is None else camera_id
         mujoco.mjv_updateScene(
             self.model, data, self.option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
         )

@@ -63,7 +63,8 @@ def _texture_directory() -> str:
 
 
 class RLBenchEnv(gym.Env):
-    """One RLBench task with front-camera images and LAMP's action scaling.
+    """One RLBench task with front-camera images (and RLBench's wrist camera when
+    ``config.cameras`` holds ``wrist``) and LAMP's action scaling.
 
     Args:
         task: RLBench task name, e.g. ``"pick_up_cup"``.
@@ -86,6 +87,9 @@ class RLBenchEnv(gym.Env):
         observation_config.set_all(False)
         observation_config.front_camera.rgb = True
         observation_config.front_camera.image_size = (config.image_size, config.image_size)
+        if "wrist" in config.cameras:
+            observation_config.wrist_camera.rgb = True
+            observation_config.wrist_camera.image_size = (config.image_size, config.image_size)
         observation_config.gripper_pose = True
         observation_config.gripper_open = True
         action_mode = api["MoveArmThenGripper"](
@@ -105,7 +109,7 @@ class RLBenchEnv(gym.Env):
         except Exception as error:
             raise MissingExtraError(f"RLBench backend ({_INSTALL_HINT}): CoppeliaSim did not start", "rlbench", error) from error
         self._task_environment = self._environment.get_task(api["name_to_task_class"](task))
-        self.observation_space = image_state_space(config.image_size, len(STATE_FIELDS))
+        self.observation_space = image_state_space(config.image_size, len(STATE_FIELDS), cameras=config.cameras)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
         self._steps = 0
         self._last = None
@@ -114,7 +118,10 @@ class RLBenchEnv(gym.Env):
         self._last = observation
         pose = np.asarray(observation.gripper_pose, np.float32)
         state = np.concatenate([pose[:3], [float(observation.gripper_open)], pose[3:]]).astype(np.float32)
-        return {"image": np.asarray(observation.front_rgb, np.uint8), "state": state}
+        frames = {"image": np.asarray(observation.front_rgb, np.uint8)}
+        if "wrist" in self.config.cameras:
+            frames["image_wrist"] = np.asarray(observation.wrist_rgb, np.uint8)
+        return {**frames, "state": state}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode; ``seed`` seeds RLBench's variation and randomization draws."""

@@ -73,6 +73,7 @@ def dataset_card(path: str | Path) -> dict[str, Any]:
         "format_version": info.get("format_version"),
         "env": env.get("name"),
         "image_size": env.get("config", {}).get("image_size"),
+        "cameras": list(layout.dataset_cameras(info)),
         "episode_length": env.get("config", {}).get("episode_length"),
         "seed": info.get("collection", {}).get("seed"),
         "episodes": episodes,
@@ -93,17 +94,21 @@ def dataset_card(path: str | Path) -> dict[str, Any]:
 def hub_features(info: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``datasets`` features of an episode sample, in the YAML form of a card's ``dataset_info``.
 
-    Frames become ``Array4D [None, H, W, 3]`` when ``info`` records the image size, and the state
-    ``Array2D [None, S]`` when the env spec names its fields; other arrays are nested lists.
+    Frames (of every camera ``info`` records) become ``Array4D [None, H, W, 3]`` when ``info``
+    records the image size, and the state ``Array2D [None, S]`` when the env spec names its
+    fields; other arrays are nested lists.
     """
     env = info.get("env", {})
     image_size = env.get("config", {}).get("image_size")
     state_fields = env.get("spec", {}).get("state_fields")
-    shapes = {schema.IMAGE: [None, image_size, image_size, 3] if image_size else None,
+    fields = layout.sample_fields(layout.dataset_cameras(info))
+    frames = [None, image_size, image_size, 3] if image_size else None
+    shapes = {**{key: frames for key in schema.CAMERA_KEYS.values()},
               schema.STATE: [None, len(state_fields)] if state_fields else None}
+    dtypes = {**layout.FIELD_DTYPES, **{key: np.uint8 for key in fields if key not in layout.FIELD_DTYPES}}
     features = []
-    for field, dtype in layout.FIELD_DTYPES.items():
-        name, dtype = layout.FIELD_FILES[field], np.dtype(dtype).name
+    for field, dtype in dtypes.items():
+        name, dtype = fields[field], np.dtype(dtype).name
         rank = _RANKS.get(field, 1)
         if shapes.get(field):
             features.append({"name": name, "dtype": {f"array{rank}_d": {"shape": shapes[field], "dtype": dtype}}})
@@ -116,7 +121,7 @@ def hub_features(info: dict[str, Any]) -> list[dict[str, Any]]:
     return features + _key_features()
 
 
-_RANKS = {schema.IMAGE: 4, schema.STATE: 2, schema.ACTION: 2}
+_RANKS = {**{key: 4 for key in schema.CAMERA_KEYS.values()}, schema.STATE: 2, schema.ACTION: 2}
 """Array rank of each field with more than one axis."""
 
 
@@ -183,8 +188,9 @@ def _card_body(info: dict[str, Any], reward_sets: list[tuple[str, dict[str, Any]
     provenance = info.get("provenance", {})
     randomization = config.get("randomization", {})
     randomized = any(bool(value) for value in randomization.values())
+    sample_fields = layout.sample_fields(layout.dataset_cameras(info))
     fields = "\n".join(
-        f"| `{layout.FIELD_FILES[field]}` | {doc} |" for field, doc in _FIELD_DOCS.items()
+        f"| `{sample_fields[field]}` | {doc} |" for field, doc in _FIELD_DOCS.items() if field in sample_fields
     )
     if reward_sets:
         sets = "\n".join(
@@ -201,9 +207,11 @@ def _card_body(info: dict[str, Any], reward_sets: list[tuple[str, dict[str, Any]
         "MIT, like the simulator's assets the frames render." if backend in _LICENSES
         else "Set by whoever publishes it; the frames render the simulator's assets, under its terms."
     )
+    cameras = layout.dataset_cameras(info)
+    views = "" if cameras == schema.DEFAULT_CAMERAS else f" from the {' and '.join(cameras)} cameras"
     summary = (
         f"Robot episodes recorded with the LAMP toolkit: env `{env.get('name')}` ({config.get('image_size')} px "
-        f"frames, {config.get('episode_length')}-step episodes, action repeat {config.get('action_repeat', 1)}, "
+        f"frames{views}, {config.get('episode_length')}-step episodes, action repeat {config.get('action_repeat', 1)}, "
         f"domain randomization {'on' if randomized else 'off'}), dataset seed {collection.get('seed')}."
     )
     return f"""# LAMP episodes: {env.get("name", "unknown env")}
@@ -265,6 +273,7 @@ config, command line).
 
 _FIELD_DOCS = {
     schema.IMAGE: "uint8 [T+1, H, W, 3] camera frames (gzip-compressed `.npy`)",
+    schema.IMAGE_WRIST: "uint8 [T+1, H, W, 3] wrist camera frames (gzip-compressed `.npy`); `image.npy.gz` is the front camera",
     schema.STATE: "float32 [T+1, S] proprioceptive state",
     schema.ACTION: "float32 [T, A] actions in [-1, 1]",
     schema.REWARD: "float32 [T] the task's dense reward",

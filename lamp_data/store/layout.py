@@ -81,8 +81,13 @@ FIELD_FILES = {
     schema.IS_TERMINAL: "is_terminal.npy",
     META: "meta.json",
 }
-"""Step key -> file extension inside a sample. Frames are gzip-compressed ``.npy``, which stock
-webdataset and HF ``datasets`` both decompress and decode."""
+"""Step key -> file extension inside a sample, for the fields every episode has. Frames are
+gzip-compressed ``.npy``, which stock webdataset and HF ``datasets`` both decompress and decode."""
+
+CAMERA_FIELD_FILES = {schema.IMAGE_WRIST: "image_wrist.npy.gz"}
+"""Frames of the cameras other than the front one (``image``), stored like it, only in episodes
+recorded with them. ``meta/info.json`` lists a dataset's cameras under ``cameras``; a dataset
+without that entry (made before the option) has the front camera only."""
 
 FIELD_DTYPES = {
     schema.IMAGE: np.uint8,
@@ -112,6 +117,21 @@ _KEY = re.compile(r"^ep(\d{8,})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MEMBER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def dataset_cameras(info: dict[str, Any]) -> tuple[str, ...]:
+    """The cameras a dataset's ``meta/info.json`` records (``("front",)`` if it records none).
+
+    Raises:
+        LampError: it records an unknown camera (written by a newer lamp).
+    """
+    return schema.check_cameras(info.get("cameras") or schema.DEFAULT_CAMERAS)
+
+
+def sample_fields(cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS) -> dict[str, str]:
+    """Step key -> file extension of every field of an episode recorded with ``cameras``."""
+    extra = {key: CAMERA_FIELD_FILES[key] for key in schema.image_keys(cameras) if key != schema.IMAGE}
+    return {**FIELD_FILES, **extra}
 
 
 def episode_key(index: int) -> str:

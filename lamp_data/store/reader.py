@@ -226,8 +226,11 @@ def decode_samples(tar_path: Path, data: bytes, steps: dict[str, int], image_siz
     return samples
 
 
-def read_episode_shard(tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None) -> list[dict[str, Any]]:
-    """:func:`read_shard_samples` for a data shard, with every episode checked by :func:`check_episode`.
+def read_episode_shard(
+    tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None, cameras: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`read_shard_samples` for a data shard, with every episode checked by :func:`check_episode`
+    (against ``cameras``, the dataset's, if given).
 
     Raises:
         DamagedShardError: the shard or one of its episodes does not match its sidecar.
@@ -235,20 +238,24 @@ def read_episode_shard(tar_path: Path, sidecar: dict[str, Any], image_size: int 
     samples = read_shard_samples(tar_path, sidecar, image_size)
     for sample, entry in zip(samples, sidecar["samples"]):
         try:
-            check_episode(sample, entry["steps"], image_size)
+            check_episode(sample, entry["steps"], image_size, cameras)
         except ValueError as error:
             raise DamagedShardError(tar_path, str(error)) from error
     return samples
 
 
-def check_episode(sample: dict[str, Any], steps: int | None = None, image_size: int | None = None) -> None:
+def check_episode(
+    sample: dict[str, Any], steps: int | None = None, image_size: int | None = None, cameras: tuple[str, ...] | None = None,
+) -> None:
     """Check an episode sample's fields, dtypes and row counts (T + 1 frames, T actions), and its
-    frames' side against ``image_size`` if given.
+    frames' side against ``image_size`` if given. Frames of every camera it holds must have the
+    front camera's shape; with ``cameras`` (the dataset's) it must hold exactly their frames.
 
     Raises:
         ValueError: naming the first problem.
     """
-    missing = [field for field in layout.FIELD_FILES if field not in sample]
+    required = layout.FIELD_FILES if cameras is None else layout.sample_fields(cameras)
+    missing = [field for field in required if field not in sample]
     if missing:
         raise ValueError(f"{sample.get('__key__')}: missing fields {missing}")
     length = len(sample[schema.ACTION])
@@ -265,6 +272,15 @@ def check_episode(sample: dict[str, Any], steps: int | None = None, image_size: 
         raise ValueError(f"{sample['__key__']}: frames have shape {image.shape}, expected [T+1, H, W, 3]")
     if image_size is not None and image.shape[1:3] != (image_size, image_size):
         raise ValueError(f"{sample['__key__']}: frames are {image.shape[2]}x{image.shape[1]} px, the dataset records {image_size} px")
+    for field in layout.CAMERA_FIELD_FILES:
+        if field not in sample:
+            continue
+        if cameras is not None and field not in required:
+            raise ValueError(f"{sample['__key__']}: holds '{field}', a camera the dataset does not record")
+        frames = sample[field]
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.shape != image.shape:
+            shape = getattr(frames, "shape", None)
+            raise ValueError(f"{sample['__key__']}: field '{field}' is {getattr(frames, 'dtype', type(frames))} {shape}, expected uint8 {image.shape} like '{schema.IMAGE}'")
     if not isinstance(sample[layout.META], dict):
         raise ValueError(f"{sample['__key__']}: meta is not a JSON object")
 
@@ -376,7 +392,9 @@ class _RewardJoin:
 
 def _read_episodes(dataset: Dataset, name: str, sidecar: dict[str, Any], join: _RewardJoin | None) -> list[dict[str, Any]]:
     """The checked episodes of data shard ``name``, with ``__shard__`` and, given ``join``, rewards."""
-    samples = read_episode_shard(dataset.shards_dir / f"{name}.tar", sidecar, image_size(dataset.info))
+    samples = read_episode_shard(
+        dataset.shards_dir / f"{name}.tar", sidecar, image_size(dataset.info), layout.dataset_cameras(dataset.info)
+    )
     rewards = None
     if join is not None:
         rewards = _read_rewards(dataset, join.fingerprint, name, sidecar, join.sidecars, join.prompt_count)

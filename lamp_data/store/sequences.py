@@ -32,7 +32,8 @@ ON_DAMAGE = ("fail", "skip")
 
 
 def aligned_steps(episode: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per-step arrays with ``T + 1`` rows: action and reward shifted to the frame they led to."""
+    """Per-step arrays with ``T + 1`` rows: action and reward shifted to the frame they led to;
+    the frames of further cameras (``image_wrist``) come along when the episode has them."""
     actions = episode[schema.ACTION]
     rewards = episode[schema.REWARD]
     steps = {
@@ -41,6 +42,9 @@ def aligned_steps(episode: dict[str, Any]) -> dict[str, np.ndarray]:
         schema.ACTION: np.concatenate([np.zeros((1, *actions.shape[1:]), np.float32), actions]),
         schema.REWARD: np.concatenate([np.zeros(1, np.float32), rewards]).astype(np.float32),
     }
+    for key in schema.CAMERA_KEYS.values():
+        if key in episode and key != schema.IMAGE:
+            steps[key] = episode[key]
     for key in (schema.SUCCESS, schema.IS_FIRST, schema.IS_LAST, schema.IS_TERMINAL):
         steps[key] = episode[key].astype(bool)
     if schema.VLM_REWARD in episode:

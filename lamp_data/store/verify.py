@@ -44,8 +44,9 @@ class VerifyReport:
 
 def verify_dataset(path: str | Path) -> VerifyReport:
     """Check every committed shard (size, sha256, sample keys, counts, decodable fields with the
-    right dtypes and row counts), episode keys unique across shards, and every reward set
-    (info, prompts, each reward shard against its sidecar and its data shard).
+    right dtypes and row counts, the frames of every camera the dataset records), episode keys
+    unique across shards, and every reward set (info, prompts, each reward shard against its
+    sidecar and its data shard).
 
     Raises:
         LampError: ``path`` is not a dataset (bad input rather than damaged data).
@@ -54,6 +55,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
 
     dataset = open_dataset(path)
     report = VerifyReport(dataset.path)
+    cameras = layout.dataset_cameras(dataset.info)
 
     def relative(file: Path) -> str:
         return str(file.relative_to(dataset.path))
@@ -88,7 +90,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
         report.shards += 1
         try:
             sidecar = layout.read_sidecar(sidecar_path)
-            samples = read_episode_shard(tar_path, sidecar, image_size(dataset.info))
+            samples = read_episode_shard(tar_path, sidecar, image_size(dataset.info), cameras)
             if sidecar["nsamples"] != len(samples) or sidecar["nsteps"] != sum(len(s["action"]) for s in samples):
                 raise DamagedShardError(tar_path, "sample or step count differs from its sidecar")
         except LampError as error:

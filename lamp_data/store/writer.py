@@ -43,7 +43,8 @@ def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any
 
     Args:
         key: Sample key, ``layout.episode_key(index)``.
-        episode: The ``schema`` step keys with ``T + 1`` rows (``T`` for action and reward).
+        episode: The ``schema`` step keys with ``T + 1`` rows (``T`` for action and reward), and
+            the frames of further cameras (``image_wrist``) if recorded; those are stored too.
         meta: JSON-able metadata (task, instruction, seed, episode index, policy, ...).
 
     Raises:
@@ -51,12 +52,13 @@ def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any
     """
     steps = len(episode[schema.ACTION])
     sample: dict[str, Any] = {"__key__": key}
-    for field, dtype in layout.FIELD_DTYPES.items():
+    fields = {**layout.FIELD_DTYPES, **{field: np.uint8 for field in layout.CAMERA_FIELD_FILES if field in episode}}
+    for field, dtype in fields.items():
         array = np.asarray(episode[field]).astype(dtype, copy=False)
         rows = steps if field in layout.ACTION_ROWS else steps + 1
         if len(array) != rows:
             raise ValueError(f"episode {key}: field '{field}' has {len(array)} rows, expected {rows}")
-        extension = layout.FIELD_FILES[field]
+        extension = layout.FIELD_FILES.get(field) or layout.CAMERA_FIELD_FILES[field]
         sample[extension] = layout.encode_array(array, compress=extension.endswith(".gz"))
     sample[layout.FIELD_FILES[layout.META]] = json_bytes(meta)
     return sample
@@ -258,7 +260,7 @@ def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[s
     for sample in samples:
         meta = sample.get(layout.META)
         try:
-            check_episode(sample, None, size)
+            check_episode(sample, None, size, layout.dataset_cameras(dataset.info))
             if meta.get("run") != run or meta.get("episode") != layout.episode_index(sample["__key__"]):
                 raise ValueError(f"{sample['__key__']}: its metadata names run {meta.get('run')!r}, episode {meta.get('episode')!r}")
         except (ValueError, AttributeError, LampError) as error:

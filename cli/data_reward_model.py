@@ -35,7 +35,7 @@ import click
                    "(give random or noisy-expert episodes too).")
 @click.option("--goal-contrast", is_flag=True,
               help="In the failure contrast, use a frame where the successful episode's task is done instead of its "
-                   "late frame (with --failure-contrast).")
+                   "late frame, and rank it above the episode's frames where the task was undone again (with --failure-contrast).")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, head,
                        failure_contrast, goal_contrast, resume) -> None:

@@ -226,6 +226,8 @@ def test_goal_contrast_draws_frames_after_success(tmp_path, train_data, text_fol
     mixed = write_fixture_dataset(tmp_path / "mixed", 32, seed=3, random_share=0.5)
     episodes = load_training_episodes([train_data, mixed])
     assert np.array_equal(episodes.successful, [len(times) > 0 for times in episodes.success_times])
+    for index in np.flatnonzero(episodes.successful)[::2]:
+        episodes.success_times[index] = np.array([1, 2])  # done at frames 1-2, undone from frame 3 on
     contrast = sample_batch(episodes, 16, seed=0, step=5, max_shift=2, contrast=True)
     batch = sample_batch(episodes, 16, seed=0, step=5, max_shift=2, contrast=True, goal=True)
     assert contrast.goal_frames is None and np.array_equal(contrast.frames, batch.frames)
@@ -236,6 +238,13 @@ def test_goal_contrast_draws_frames_after_success(tmp_path, train_data, text_fol
         frames, done = episodes.frames[index], set(episodes.success_times[index].tolist())
         matches = {time for time in range(len(frames)) if np.array_equal(frames[time], unshifted.goal_frames[row])}
         assert matches & done if done else len(frames) - 1 in matches
+        lost = {time for time in range(len(frames)) if np.array_equal(frames[time], unshifted.undone_frames[row])}
+        assert unshifted.has_undone[row] == (done == {1, 2})
+        if unshifted.has_undone[row]:
+            assert any(time > 2 for time in lost)
+        else:
+            assert len(frames) - 1 in lost
+    assert unshifted.has_undone.any()
 
     with pytest.raises(LampError, match="with failure contrast"):
         RewardModelTrainConfig(goal_contrast=True)
@@ -245,7 +254,7 @@ def test_goal_contrast_draws_frames_after_success(tmp_path, train_data, text_fol
     cards = [json.loads((path.parent / "model_card.json").read_text()) for path in (late, goal)]
     assert cards[0]["curves"]["tcn"][0] == cards[1]["curves"]["tcn"][0]
     assert cards[0]["curves"]["language"][0] != cards[1]["curves"]["language"][0]
-    assert "below frames where the task is done" in cards[1]["objectives"]
+    assert "below frames where the task is done, and frames where it was undone" in cards[1]["objectives"]
     assert "goal_contrast" not in config.training_identity() and replace(config, goal_contrast=True).training_identity()["goal_contrast"]
 
 

@@ -110,7 +110,8 @@ class RewardModelTrainConfig:
     (needs failed episodes in the data: noisy-expert misses or random episodes)."""
     goal_contrast: bool = False
     """In the failure contrast, the successful episode's frame is one where its success flag is
-    set instead of its late frame (needs ``failure_contrast``)."""
+    set instead of its late frame, and it is also ranked above the episode's own frames where the
+    task was done and then undone (needs ``failure_contrast``)."""
     checkpoint_every: int = 250
     """Steps between checkpoints (the last step always writes one)."""
     threads: int = 1
@@ -248,8 +249,15 @@ def r3m_losses(
         contrast_first, contrast_frame = model.encode_frames(contrast.reshape(size * 2, *contrast.shape[2:])).reshape(size, 2, -1).unbind(1)
         negatives.append(model.reward(contrast_first, contrast_frame, own_text))
         masks.append(successful & torch.from_numpy(batch.has_contrast))
-        goal = batch.goal_frames
-        positives.append(reward_late if goal is None else model.reward(first, model.encode_frames(torch.from_numpy(goal)), own_text))
+        if batch.goal_frames is None:
+            positives.append(reward_late)
+        else:
+            both = torch.from_numpy(np.concatenate([batch.goal_frames, batch.undone_frames]))
+            goal, undone = model.encode_frames(both).reshape(2, size, -1).unbind(0)
+            reward_goal = model.reward(first, goal, own_text)
+            positives += [reward_goal, reward_goal]
+            negatives.append(model.reward(first, undone, own_text))
+            masks.append(successful & torch.from_numpy(batch.has_undone))
     if config.text_negatives == "all":
         del negatives[2], masks[2], positives[2]
     pair_losses = torch.stack([nn.functional.softplus(negative - positive) for negative, positive in zip(negatives, positives)])
@@ -498,7 +506,7 @@ def _card(run: _Run) -> dict[str, Any]:
         "texts": run.episodes.texts,
         "objectives": "R3M: time-contrastive InfoNCE, language alignment (later frames, other texts, other episodes"
         + (", failed episodes of the same task" if run.config.failure_contrast else "")
-        + (" below frames where the task is done" if run.config.goal_contrast else "") + "), L1+L2 embedding penalties",
+        + (" below frames where the task is done, and frames where it was undone" if run.config.goal_contrast else "") + "), L1+L2 embedding penalties",
         "curves": {key: [record[key] for record in run.history] for key in LOSS_KEYS},
         "provenance": provenance(),
     }

@@ -184,6 +184,10 @@ class Batch:
         goal_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame of each successful episode
             whose success flag is set (its last frame otherwise), shifted like its other
             frames; else None.
+        undone_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame of each episode after its
+            first success whose flag is off again (the task done, then undone), shifted alike;
+            its last frame where there is none; else None.
+        has_undone: bool ``[B]``: the episode has such a frame (or None).
     """
 
     frames: np.ndarray
@@ -195,6 +199,8 @@ class Batch:
     contrast_frames: np.ndarray | None = None
     has_contrast: np.ndarray | None = None
     goal_frames: np.ndarray | None = None
+    undone_frames: np.ndarray | None = None
+    has_undone: np.ndarray | None = None
 
 
 def _shift(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -222,15 +228,19 @@ def _contrasts(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: 
     return np.stack(frames), np.asarray(present, bool)
 
 
-def _goal_times(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: int) -> np.ndarray:
-    """For each chosen episode, one of its frames whose success flag is set, drawn uniformly (its
-    last frame when it never succeeds), from a generator of its own."""
+def _goal_times(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each chosen episode, one of its frames whose success flag is set and one after its
+    first success whose flag is off again, each drawn uniformly (its last frame where there is
+    none), from a generator of its own; and whether the second exists."""
     rng = np.random.default_rng([seed, step, 2])
-    times = []
+    goals, undone, has_undone = [], [], []
     for index in chosen:
-        done = episodes.success_times[index]
-        times.append(int(rng.choice(done)) if len(done) else len(episodes.frames[index]) - 1)
-    return np.asarray(times, np.int64)
+        done, last = episodes.success_times[index], len(episodes.frames[index]) - 1
+        goals.append(int(rng.choice(done)) if len(done) else last)
+        lost = np.setdiff1d(np.arange(done[0], last + 1), done) if len(done) else done
+        undone.append(int(rng.choice(lost)) if len(lost) else last)
+        has_undone.append(bool(len(lost)))
+    return np.asarray(goals, np.int64), np.asarray(undone, np.int64), np.asarray(has_undone, bool)
 
 
 def sample_batch(
@@ -243,21 +253,22 @@ def sample_batch(
     shorter than three frames repeat frames. ``max_shift`` applies one random shift per episode
     to all four of its frames (R3M augments with random crops). With ``contrast``, each episode
     also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`);
-    with ``goal``, a frame where its task is done (:attr:`Batch.goal_frames`). Neither changes the
-    rest of the batch.
+    with ``goal``, a frame where its task is done and one where it was undone again
+    (:attr:`Batch.goal_frames`, :attr:`Batch.undone_frames`). Neither changes the rest of the batch.
     """
     rng = np.random.default_rng([seed, step])
     chosen = rng.integers(0, len(episodes), batch_size)
-    goals = _goal_times(episodes, chosen, seed, step) if goal else None
-    frames, goal_frames, own_text, other_text, has_other = [], [], [], [], []
+    goals, undone, has_undone = _goal_times(episodes, chosen, seed, step) if goal else (None, None, None)
+    frames, goal_frames, undone_frames, own_text, other_text, has_other = [], [], [], [], [], []
     for position, index in enumerate(chosen):
         episode = episodes.frames[index]
         length = len(episode)
         times = np.sort(rng.choice(length, 3, replace=length < 3))
-        picked = np.concatenate([[0], times] if goals is None else [[0], times, goals[position : position + 1]])
-        shifted = _shift(episode[picked], rng, max_shift)
+        extra = [] if goals is None else [goals[position : position + 1], undone[position : position + 1]]
+        shifted = _shift(episode[np.concatenate([[0], times, *extra])], rng, max_shift)
         frames.append(shifted[:4])
-        goal_frames.append(shifted[4:])
+        goal_frames.append(shifted[4:5])
+        undone_frames.append(shifted[5:])
         task = int(episodes.task_ids[index])
         own_text.append(int(rng.choice(episodes.task_texts[task])))
         others = episodes.other_texts[task]
@@ -274,4 +285,6 @@ def sample_batch(
         contrast_frames=contrast_frames,
         has_contrast=has_contrast,
         goal_frames=None if goals is None else np.concatenate(goal_frames),
+        undone_frames=None if goals is None else np.concatenate(undone_frames),
+        has_undone=has_undone,
     )

@@ -58,7 +58,9 @@ def record(args: argparse.Namespace) -> list[Path]:
     return folders
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, command: str | None = None) -> None:
+    """Record, score and report; ``command`` is what the report says regenerates it (this
+    script's own command line by default)."""
     args = parse_args(argv)
     from lamp_data.atomic import atomic_open, atomic_write_json
     from lamp_data.provenance import provenance
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     table = reward_quality_markdown(rows)
     print(table)
     if args.report:
-        command = "python bench/reward_quality_set.py " + " ".join(shlex.quote(part) for part in (argv or sys.argv[1:]))
+        command = command or "python bench/reward_quality_set.py " + " ".join(shlex.quote(part) for part in (argv or sys.argv[1:]))
         args.report.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(args.report.with_suffix(".md")) as handle:
             handle.write(f"# Reward quality: {args.split if not args.tasks else ', '.join(args.tasks)} tasks\n\n"

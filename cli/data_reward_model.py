@@ -33,19 +33,15 @@ import click
 @click.option("--failure-contrast", is_flag=True,
               help="Also rank successful episodes' late frames above frames of failed episodes of the same task "
                    "(give random or noisy-expert episodes too).")
-@click.option("--goal-contrast", is_flag=True,
-              help="In the failure contrast, use a frame where the successful episode's task is done instead of its "
-                   "late frame, and rank it above the episode's frames where the task was undone again (with --failure-contrast).")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, head,
-                       failure_contrast, goal_contrast, resume) -> None:
+                       failure_contrast, resume) -> None:
     """Train an R3M-style language-reward model on episodes of pretraining tasks."""
     from lamp_data.vlm.train import RewardModelTrainConfig, train_reward_model as train
 
     config = RewardModelTrainConfig(
         steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder,
         text_negatives=text_negatives, head=head, failure_contrast=failure_contrast,
-        goal_contrast=goal_contrast,
     )
     path = train(list(data_dirs), out, config, resume=resume)
     click.echo(f"wrote {path} (load with r3m:{path}); model card in {path.parent / 'model_card.md'}")

@@ -220,44 +220,6 @@ def test_failure_contrast_draws_failed_episodes_of_the_same_task(tmp_path, train
         train_reward_model([train_data, mixed], tmp_path / "contrast", replace(config, steps=5), resume=True, progress=False)
 
 
-def test_goal_contrast_draws_frames_after_success(tmp_path, train_data, text_folder):
-    from lamp_data.vlm.train_data import load_training_episodes, sample_batch
-
-    mixed = write_fixture_dataset(tmp_path / "mixed", 32, seed=3, random_share=0.5)
-    episodes = load_training_episodes([train_data, mixed])
-    assert np.array_equal(episodes.successful, [len(times) > 0 for times in episodes.success_times])
-    for index in np.flatnonzero(episodes.successful)[::2]:
-        episodes.success_times[index] = np.array([1, 2])  # done at frames 1-2, undone from frame 3 on
-    contrast = sample_batch(episodes, 16, seed=0, step=5, max_shift=2, contrast=True)
-    batch = sample_batch(episodes, 16, seed=0, step=5, max_shift=2, contrast=True, goal=True)
-    assert contrast.goal_frames is None and np.array_equal(contrast.frames, batch.frames)
-    assert np.array_equal(contrast.contrast_frames, batch.contrast_frames)
-    unshifted = sample_batch(episodes, 16, seed=0, step=5, max_shift=0, goal=True)
-    chosen = np.random.default_rng([0, 5]).integers(0, len(episodes), 16)
-    for row, index in enumerate(chosen):
-        frames, done = episodes.frames[index], set(episodes.success_times[index].tolist())
-        matches = {time for time in range(len(frames)) if np.array_equal(frames[time], unshifted.goal_frames[row])}
-        assert matches & done if done else len(frames) - 1 in matches
-        lost = {time for time in range(len(frames)) if np.array_equal(frames[time], unshifted.undone_frames[row])}
-        assert unshifted.has_undone[row] == (done == {1, 2})
-        if unshifted.has_undone[row]:
-            assert any(time > 2 for time in lost)
-        else:
-            assert len(frames) - 1 in lost
-    assert unshifted.has_undone.any()
-
-    with pytest.raises(LampError, match="with failure contrast"):
-        RewardModelTrainConfig(goal_contrast=True)
-    config = _config(text_folder, steps=3, checkpoint_every=100, failure_contrast=True)
-    late = train_reward_model([train_data, mixed], tmp_path / "late", config, progress=False)
-    goal = train_reward_model([train_data, mixed], tmp_path / "goal", replace(config, goal_contrast=True), progress=False)
-    cards = [json.loads((path.parent / "model_card.json").read_text()) for path in (late, goal)]
-    assert cards[0]["curves"]["tcn"][0] == cards[1]["curves"]["tcn"][0]
-    assert cards[0]["curves"]["language"][0] != cards[1]["curves"]["language"][0]
-    assert "below frames where the task is done, and frames where it was undone" in cards[1]["objectives"]
-    assert "goal_contrast" not in config.training_identity() and replace(config, goal_contrast=True).training_identity()["goal_contrast"]
-
-
 def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
     from lamp_cli.data import main
 

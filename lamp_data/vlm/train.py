@@ -108,10 +108,6 @@ class RewardModelTrainConfig:
     failure_contrast: bool = False
     """Rank a successful episode's late frame above frames of failed episodes of the same task
     (needs failed episodes in the data: noisy-expert misses or random episodes)."""
-    goal_contrast: bool = False
-    """In the failure contrast, the successful episode's frame is one where its success flag is
-    set instead of its late frame, and it is also ranked above the episode's own frames where the
-    task was done and then undone (needs ``failure_contrast``)."""
     checkpoint_every: int = 250
     """Steps between checkpoints (the last step always writes one)."""
     threads: int = 1
@@ -134,8 +130,6 @@ class RewardModelTrainConfig:
             raise LampError(f"text negatives must be one of {', '.join(TEXT_NEGATIVES)}, got '{self.text_negatives}'")
         if self.seed < 0 or self.max_shift < 0:
             raise LampError("seed and max shift must be non-negative")
-        if self.goal_contrast and not self.failure_contrast:
-            raise LampError("goal contrast changes the failure contrast; use it with failure contrast")
         R3MConfig(trunk=self.trunk, image_size=self.image_size, head=self.head)
 
     def r3m_config(self, lang_dim: int) -> R3MConfig:
@@ -152,14 +146,13 @@ class RewardModelTrainConfig:
 
     def training_identity(self) -> dict[str, Any]:
         """Every setting except ``steps``, ``checkpoint_every`` and ``threads``: what must match to resume
-        (the default ``mlp`` head and unset ``failure_contrast`` and ``goal_contrast`` are left out,
-        as runs saved before they were selectable lack them)."""
+        (the default ``mlp`` head and an unset ``failure_contrast`` are left out, as runs saved
+        before they were selectable lack them)."""
         identity = {key: value for key, value in asdict(self).items() if key not in ("steps", "checkpoint_every", "threads")}
         if identity["head"] == "mlp":
             del identity["head"]
-        for flag in ("failure_contrast", "goal_contrast"):
-            if not identity[flag]:
-                del identity[flag]
+        if not identity["failure_contrast"]:
+            del identity["failure_contrast"]
         return identity
 
     @classmethod
@@ -243,24 +236,14 @@ def r3m_losses(
     task_ids = torch.from_numpy(batch.task_ids)
     negatives.append(model.reward(first[shifted], late[shifted], own_text))
     masks.append(successful & ((task_ids[shifted] != task_ids) | ~successful[shifted]))
-    positives = [reward_late] * len(negatives)
     if batch.contrast_frames is not None:
         contrast = torch.from_numpy(np.ascontiguousarray(batch.contrast_frames))
         contrast_first, contrast_frame = model.encode_frames(contrast.reshape(size * 2, *contrast.shape[2:])).reshape(size, 2, -1).unbind(1)
         negatives.append(model.reward(contrast_first, contrast_frame, own_text))
         masks.append(successful & torch.from_numpy(batch.has_contrast))
-        if batch.goal_frames is None:
-            positives.append(reward_late)
-        else:
-            both = torch.from_numpy(np.concatenate([batch.goal_frames, batch.undone_frames]))
-            goal, undone = model.encode_frames(both).reshape(2, size, -1).unbind(0)
-            reward_goal = model.reward(first, goal, own_text)
-            positives += [reward_goal, reward_goal]
-            negatives.append(model.reward(first, undone, own_text))
-            masks.append(successful & torch.from_numpy(batch.has_undone))
     if config.text_negatives == "all":
-        del negatives[2], masks[2], positives[2]
-    pair_losses = torch.stack([nn.functional.softplus(negative - positive) for negative, positive in zip(negatives, positives)])
+        del negatives[2], masks[2]
+    pair_losses = torch.stack([nn.functional.softplus(negative - reward_late) for negative in negatives])
     pair_masks = torch.stack(masks).float()
     language = (pair_losses * pair_masks).sum() / pair_masks.sum().clamp(min=1.0)
     if config.text_negatives == "all":
@@ -419,8 +402,7 @@ def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpis
 
 
 def _train_step(run: _Run, text_embeddings: torch.Tensor) -> dict[str, float]:
-    batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift,
-                         run.config.failure_contrast, run.config.goal_contrast)
+    batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift, run.config.failure_contrast)
     losses = r3m_losses(run.model, batch, text_embeddings, run.config, run.task_text_mask)
     run.optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
@@ -505,8 +487,7 @@ def _card(run: _Run) -> dict[str, Any]:
         "tasks": run.episodes.tasks,
         "texts": run.episodes.texts,
         "objectives": "R3M: time-contrastive InfoNCE, language alignment (later frames, other texts, other episodes"
-        + (", failed episodes of the same task" if run.config.failure_contrast else "")
-        + (" below frames where the task is done, and frames where it was undone" if run.config.goal_contrast else "") + "), L1+L2 embedding penalties",
+        + (", failed episodes of the same task" if run.config.failure_contrast else "") + "), L1+L2 embedding penalties",
         "curves": {key: [record[key] for record in run.history] for key in LOSS_KEYS},
         "provenance": provenance(),
     }

@@ -37,8 +37,6 @@ class TrainingEpisodes:
         frames: uint8 ``[T+1, H, W, 3]`` per episode.
         task_ids: int index into ``tasks`` per episode.
         successful: bool per episode: the episode reached success at some frame.
-        success_times: per episode, int indices of its frames whose success flag is set (a task
-            may be done and undone again, e.g. a handle pressed and released).
         tasks: Task names, in first-seen order.
         texts: Every training text (instructions and paraphrases), deduplicated.
         task_texts: For each task, the indices into ``texts`` of its instruction and paraphrases.
@@ -49,7 +47,6 @@ class TrainingEpisodes:
     frames: list[np.ndarray]
     task_ids: np.ndarray
     successful: np.ndarray
-    success_times: list[np.ndarray]
     tasks: list[str]
     texts: list[str]
     task_texts: list[list[int]]
@@ -100,7 +97,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     heldout = {task.name for task in list_tasks(split=HELDOUT)}
     frames: list[np.ndarray] = []
     task_ids: list[int] = []
-    success_times: list[np.ndarray] = []
+    successful: list[bool] = []
     tasks: list[str] = []
     texts: list[str] = []
     task_texts: list[list[int]] = []
@@ -135,7 +132,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
                 task_texts.append(indices)
             frames.append(np.ascontiguousarray(episode[schema.IMAGE]))
             task_ids.append(tasks.index(task))
-            success_times.append(np.flatnonzero(episode[schema.SUCCESS]))
+            successful.append(bool(np.any(episode[schema.SUCCESS])))
             dataset_tasks.add(task)
             count += 1
         if count == 0:
@@ -156,8 +153,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
     return TrainingEpisodes(
         frames=frames,
         task_ids=np.asarray(task_ids, np.int64),
-        successful=np.asarray([len(times) > 0 for times in success_times], bool),
-        success_times=success_times,
+        successful=np.asarray(successful, bool),
         tasks=tasks,
         texts=texts,
         task_texts=task_texts,
@@ -181,13 +177,6 @@ class Batch:
         contrast_frames: uint8 ``[B, 2, H, W, 3]``: the first frame and a uniformly drawn later
             frame of a failed episode of the same task (with ``contrast``), else None.
         has_contrast: bool ``[B]``: the task has a failed episode to contrast with (or None).
-        goal_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame of each successful episode
-            whose success flag is set (its last frame otherwise), shifted like its other
-            frames; else None.
-        undone_frames: uint8 ``[B, H, W, 3]``: with ``goal``, a frame of each episode after its
-            first success whose flag is off again (the task done, then undone), shifted alike;
-            its last frame where there is none; else None.
-        has_undone: bool ``[B]``: the episode has such a frame (or None).
     """
 
     frames: np.ndarray
@@ -198,9 +187,6 @@ class Batch:
     successful: np.ndarray
     contrast_frames: np.ndarray | None = None
     has_contrast: np.ndarray | None = None
-    goal_frames: np.ndarray | None = None
-    undone_frames: np.ndarray | None = None
-    has_undone: np.ndarray | None = None
 
 
 def _shift(frames: np.ndarray, rng: np.random.Generator, max_shift: int) -> np.ndarray:
@@ -228,47 +214,24 @@ def _contrasts(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: 
     return np.stack(frames), np.asarray(present, bool)
 
 
-def _goal_times(episodes: TrainingEpisodes, chosen: np.ndarray, seed: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each chosen episode, one of its frames whose success flag is set and one after its
-    first success whose flag is off again, each drawn uniformly (its last frame where there is
-    none), from a generator of its own; and whether the second exists."""
-    rng = np.random.default_rng([seed, step, 2])
-    goals, undone, has_undone = [], [], []
-    for index in chosen:
-        done, last = episodes.success_times[index], len(episodes.frames[index]) - 1
-        goals.append(int(rng.choice(done)) if len(done) else last)
-        lost = np.setdiff1d(np.arange(done[0], last + 1), done) if len(done) else done
-        undone.append(int(rng.choice(lost)) if len(lost) else last)
-        has_undone.append(bool(len(lost)))
-    return np.asarray(goals, np.int64), np.asarray(undone, np.int64), np.asarray(has_undone, bool)
-
-
 def sample_batch(
-    episodes: TrainingEpisodes, batch_size: int, seed: int, step: int, max_shift: int = 0, contrast: bool = False,
-    goal: bool = False,
+    episodes: TrainingEpisodes, batch_size: int, seed: int, step: int, max_shift: int = 0, contrast: bool = False
 ) -> Batch:
     """The batch of step ``step``, a function of ``(seed, step)`` and the episodes only.
 
     Frames ``s0 < s1 < s2`` are three distinct times of the episode, drawn uniformly; episodes
     shorter than three frames repeat frames. ``max_shift`` applies one random shift per episode
     to all four of its frames (R3M augments with random crops). With ``contrast``, each episode
-    also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`);
-    with ``goal``, a frame where its task is done and one where it was undone again
-    (:attr:`Batch.goal_frames`, :attr:`Batch.undone_frames`). Neither changes the rest of the batch.
+    also gets two frames of a failed episode of the same task (:attr:`Batch.contrast_frames`).
     """
     rng = np.random.default_rng([seed, step])
     chosen = rng.integers(0, len(episodes), batch_size)
-    goals, undone, has_undone = _goal_times(episodes, chosen, seed, step) if goal else (None, None, None)
-    frames, goal_frames, undone_frames, own_text, other_text, has_other = [], [], [], [], [], []
-    for position, index in enumerate(chosen):
+    frames, own_text, other_text, has_other = [], [], [], []
+    for index in chosen:
         episode = episodes.frames[index]
         length = len(episode)
         times = np.sort(rng.choice(length, 3, replace=length < 3))
-        extra = [] if goals is None else [goals[position : position + 1], undone[position : position + 1]]
-        shifted = _shift(episode[np.concatenate([[0], times, *extra])], rng, max_shift)
-        frames.append(shifted[:4])
-        goal_frames.append(shifted[4:5])
-        undone_frames.append(shifted[5:])
+        frames.append(_shift(episode[np.concatenate([[0], times])], rng, max_shift))
         task = int(episodes.task_ids[index])
         own_text.append(int(rng.choice(episodes.task_texts[task])))
         others = episodes.other_texts[task]
@@ -284,7 +247,4 @@ def sample_batch(
         successful=episodes.successful[chosen],
         contrast_frames=contrast_frames,
         has_contrast=has_contrast,
-        goal_frames=None if goals is None else np.concatenate(goal_frames),
-        undone_frames=None if goals is None else np.concatenate(undone_frames),
-        has_undone=has_undone,
     )

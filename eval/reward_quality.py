@@ -14,7 +14,9 @@ would be, each computed **per task** and reported per task and as a macro-averag
   succeeds (what comes after success has no order to track). Episodes that succeed within their
   first two frames are left out.
 * ``success_auroc`` — area under the ROC curve of the final frame's own-instruction reward as a
-  score separating the task's successful episodes from its failed ones. Computed within a task,
+  score separating the task's successful episodes from its failed ones (here an episode is
+  successful when its last frame is: a task done and then undone again, which noisy experts
+  often do, is a failure, since its last frame shows it unfinished). Computed within a task,
   so a reward whose level only says which task is shown (prompts of different tasks have
   different offsets) scores chance, however success and task are mixed in the data.
 * ``instruction_rank`` — at the final frame of successful episodes, the mean rank percentile of

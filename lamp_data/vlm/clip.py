@@ -30,14 +30,8 @@ import numpy as np
 import torch
 
 from lamp_data.errors import LampError
-from lamp_data.vlm.base import (
-    RewardModel,
-    parse_flag,
-    split_spec_options,
-    standardize_per_prompt,
-    state_dict_digest,
-)
-from lamp_data.vlm.pretrained import load_pretrained, processor_config, to_pixels, tokenizer_digest
+from lamp_data.vlm.base import parse_flag, split_spec_options, standardize_per_prompt
+from lamp_data.vlm.pretrained import PretrainedRewardModel, load_pretrained, parse_alpha, processor_config, to_pixels
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -62,7 +56,7 @@ def _processor_settings(source: str, image_size: int) -> dict[str, Any]:
     return settings
 
 
-class CLIPRewardModel(RewardModel):
+class CLIPRewardModel(PretrainedRewardModel):
     """A frozen ``CLIPModel`` scoring frames by (projected) cosine similarity to each prompt.
 
     Args:
@@ -79,28 +73,17 @@ class CLIPRewardModel(RewardModel):
     def __init__(self, model: Any, tokenizer: Any, preprocessing: dict[str, Any], alpha: float = 0.0, baseline: str = DEFAULT_BASELINE, standardize: bool = False):
         if not 0.0 <= alpha <= 1.0:
             raise LampError(f"CLIP alpha must be between 0 and 1, got {alpha}")
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.preprocessing = preprocessing
+        super().__init__(model, tokenizer, preprocessing, standardize)
         self.alpha = float(alpha)
         self.baseline = baseline
-        self.standardize = standardize
-        self.device = next(model.parameters()).device
-        self.weights_digest = state_dict_digest(model)
-        self._mean = torch.tensor(preprocessing["mean"], device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
 
     def spec(self) -> dict[str, Any]:
         return {
-            "family": self.family,
-            "weights": self.weights_digest,
-            "architecture": type(self.model).__name__,
-            "tokenizer": tokenizer_digest(self.tokenizer),
+            **self.identity(),
             "preprocessing": {**self.preprocessing, "interpolation": "bicubic, antialiased", "scale": "1/255"},
             "reward": "s(x_t, g) - s(x_0, g), s = 1 - 0.5 |P (x - g)|^2",
             "alpha": self.alpha,
             "baseline": self.baseline if self.alpha else None,
-            "standardize": "per episode and prompt" if self.standardize else "none",
         }
 
     @torch.inference_mode()
@@ -156,10 +139,7 @@ class CLIPRewardModel(RewardModel):
 def load_clip(argument: str, device: str = "cpu") -> CLIPRewardModel:
     """Factory for ``clip:<hub id | folder>[?alpha=A&baseline=TEXT&standardize=1]``."""
     target, options = split_spec_options(argument, SPEC_OPTIONS)
-    try:
-        alpha = float(options.get("alpha", "0"))
-    except ValueError:
-        raise LampError(f"CLIP option alpha={options['alpha']} is not a number") from None
+    alpha = parse_alpha(options, "CLIP")
     from transformers import CLIPModel
 
     model, tokenizer, source = load_pretrained(CLIPModel, target, "CLIP", "clip")

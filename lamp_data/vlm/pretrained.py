@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lamp_data.errors import LampError
+from lamp_data.vlm.base import RewardModel, state_dict_digest
 
 INTERPOLATIONS = {2: "bilinear", 3: "bicubic"}
 """PIL resampling codes of ``preprocessor_config.json`` that frames can be resized with."""
@@ -127,3 +128,38 @@ def to_pixels(frames: torch.Tensor, resize: int | list[int], crop: int | None, m
         top, left = max(0, (size[0] - crop) // 2), max(0, (size[1] - crop) // 2)
         images = images[:, :, top : top + crop, left : left + crop]
     return (images - mean) / std
+
+
+class PretrainedRewardModel(RewardModel):
+    """What every ``transformers`` family holds: the frozen model on its device, its tokenizer,
+    its image preprocessing (``mean``/``std`` kept as tensors for :func:`to_pixels`), and the
+    identity of all three for the fingerprint (:meth:`identity`)."""
+
+    def __init__(self, model: Any, tokenizer: Any, preprocessing: dict[str, Any], standardize: bool = False):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.preprocessing = preprocessing
+        self.standardize = standardize
+        self.device = next(model.parameters()).device
+        self.weights_digest = state_dict_digest(model)
+        self._mean = torch.tensor(preprocessing["mean"], device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
+
+    def identity(self) -> dict[str, Any]:
+        """Family, weights, architecture, tokenizer and standardisation: the part of
+        :meth:`spec` every family shares."""
+        return {
+            "family": self.family,
+            "weights": self.weights_digest,
+            "architecture": type(self.model).__name__,
+            "tokenizer": tokenizer_digest(self.tokenizer),
+            "standardize": "per episode and prompt" if self.standardize else "none",
+        }
+
+
+def parse_alpha(options: dict[str, str], label: str) -> float:
+    """The goal–baseline ``alpha`` option (0 when absent) of the ``label`` family."""
+    try:
+        return float(options.get("alpha", "0"))
+    except ValueError:
+        raise LampError(f"{label} option alpha={options['alpha']} is not a number") from None

@@ -30,7 +30,7 @@ import torch
 from lamp_data.errors import LampError
 from lamp_data.vlm.base import parse_flag, split_spec_options
 from lamp_data.vlm.clip import DEFAULT_BASELINE, SPEC_OPTIONS as CLIP_SPEC_OPTIONS, TEXT_BATCH, CLIPRewardModel
-from lamp_data.vlm.pretrained import image_settings, load_pretrained, to_pixels
+from lamp_data.vlm.pretrained import image_settings, load_pretrained, parse_alpha, to_pixels
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
@@ -95,10 +95,7 @@ class SiglipRewardModel(CLIPRewardModel):
 def load_siglip(argument: str, device: str = "cpu") -> SiglipRewardModel:
     """Factory for ``siglip:<hub id | folder>[?alpha=A&baseline=TEXT&standardize=1&probability=1]``."""
     target, options = split_spec_options(argument, SPEC_OPTIONS)
-    try:
-        alpha = float(options.get("alpha", "0"))
-    except ValueError:
-        raise LampError(f"SigLIP option alpha={options['alpha']} is not a number") from None
+    alpha = parse_alpha(options, "SigLIP")
     from transformers import SiglipModel
 
     model, tokenizer, source = load_pretrained(SiglipModel, target, "SigLIP", "siglip")

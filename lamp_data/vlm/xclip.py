@@ -44,14 +44,8 @@ import numpy as np
 import torch
 
 from lamp_data.errors import LampError
-from lamp_data.vlm.base import (
-    RewardModel,
-    parse_flag,
-    split_spec_options,
-    standardize_per_prompt,
-    state_dict_digest,
-)
-from lamp_data.vlm.pretrained import image_settings, load_pretrained, tokenizer_digest, to_pixels
+from lamp_data.vlm.base import parse_flag, split_spec_options, standardize_per_prompt
+from lamp_data.vlm.pretrained import PretrainedRewardModel, image_settings, load_pretrained, to_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,7 +63,7 @@ def window_indices(length: int, window: int, stride: int = 1) -> np.ndarray:
     return np.maximum(np.arange(length)[:, None] + offsets[None, :], 0)
 
 
-class XCLIPRewardModel(RewardModel):
+class XCLIPRewardModel(PretrainedRewardModel):
     """A frozen ``XCLIPModel`` scoring the clip that ends at each frame against each prompt.
 
     ``embed_frames`` only preprocesses frames (X-CLIP cannot embed a frame apart from its clip);
@@ -91,31 +85,20 @@ class XCLIPRewardModel(RewardModel):
     def __init__(self, model: Any, tokenizer: Any, preprocessing: dict[str, Any], stride: int = 1, video_prompt: bool = True, standardize: bool = False):
         if stride < 1:
             raise LampError(f"X-CLIP stride must be at least 1, got {stride}")
-        self.model = model.eval()
-        self.tokenizer = tokenizer
-        self.preprocessing = preprocessing
+        super().__init__(model, tokenizer, preprocessing, standardize)
         self.window = int(model.config.vision_config.num_frames)
         self.stride = int(stride)
         self.video_prompt = video_prompt
-        self.standardize = standardize
-        self.device = next(model.parameters()).device
-        self.weights_digest = state_dict_digest(model)
-        self._mean = torch.tensor(preprocessing["mean"], device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
 
     def spec(self) -> dict[str, Any]:
         return {
-            "family": self.family,
-            "weights": self.weights_digest,
-            "architecture": type(self.model).__name__,
-            "tokenizer": tokenizer_digest(self.tokenizer),
+            **self.identity(),
             "preprocessing": {**self.preprocessing, "antialias": True, "scale": "1/255"},
             "window": self.window,
             "stride": self.stride,
             "window_start": "indices before the first frame repeat the first frame",
             "video_prompt": self.video_prompt,
             "reward": "s(w_t, g) - s(w_0, g), s = cos(v(w), g + prompt_generator(g, w))" if self.video_prompt else "s(w_t, g) - s(w_0, g), s = cos(v(w), g)",
-            "standardize": "per episode and prompt" if self.standardize else "none",
         }
 
     @torch.inference_mode()

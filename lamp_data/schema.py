@@ -21,27 +21,6 @@ episodes recorded with them (a dataset's ``meta/info.json`` lists its cameras)."
 DEFAULT_CAMERAS = ("front",)
 """The cameras of a dataset, env or agent that names none."""
 
-
-def check_cameras(cameras: str | Iterable[str]) -> tuple[str, ...]:
-    """Camera names (a sequence, or one comma-separated string) in :data:`CAMERA_KEYS` order.
-
-    Raises:
-        LampError: an unknown or repeated name, or no ``front`` camera (rewards score its frames).
-    """
-    names = [name.strip() for name in cameras.split(",")] if isinstance(cameras, str) else [str(name) for name in cameras]
-    unknown = [name for name in names if name not in CAMERA_KEYS]
-    if unknown:
-        raise LampError(f"unknown camera '{unknown[0]}' (known: {', '.join(CAMERA_KEYS)})")
-    if len(set(names)) != len(names):
-        raise LampError(f"cameras must be distinct, got {','.join(names)}")
-    if "front" not in names:
-        raise LampError(f"the front camera must be among the cameras (reward models score it), got {','.join(names) or 'none'}")
-    return tuple(name for name in CAMERA_KEYS if name in names)
-
-
-def image_keys(cameras: Iterable[str]) -> tuple[str, ...]:
-    """The step keys of these cameras' frames, ``image`` first."""
-    return tuple(CAMERA_KEYS[name] for name in check_cameras(cameras))
 STATE = "state"
 """float32 [T+1, S] proprioceptive state."""
 ACTION = "action"
@@ -70,3 +49,25 @@ RUN_FORMAT_VERSION = 1
 """Version of evaluation run logs."""
 REPORT_FORMAT_VERSION = 1
 """Version of leaderboard reports (``leaderboard.json``)."""
+
+
+def check_cameras(cameras: str | Iterable[str]) -> tuple[str, ...]:
+    """Camera names (a sequence, or one comma-separated string) in :data:`CAMERA_KEYS` order.
+
+    Raises:
+        LampError: an unknown or repeated name, or no ``front`` camera (rewards score its frames).
+    """
+    names = [name.strip() for name in cameras.split(",")] if isinstance(cameras, str) else [str(name) for name in cameras]
+    unknown = [name for name in names if name not in CAMERA_KEYS]
+    if unknown:
+        raise LampError(f"unknown camera '{unknown[0]}' (known: {', '.join(CAMERA_KEYS)})")
+    if len(set(names)) != len(names):
+        raise LampError(f"cameras must be distinct, got {','.join(names)}")
+    if "front" not in names:
+        raise LampError(f"the front camera must be among the cameras (reward models score it), got {','.join(names) or 'none'}")
+    return tuple(name for name in CAMERA_KEYS if name in names)
+
+
+def image_keys(cameras: Iterable[str]) -> tuple[str, ...]:
+    """The step keys of these cameras' frames, ``image`` first."""
+    return tuple(CAMERA_KEYS[name] for name in check_cameras(cameras))

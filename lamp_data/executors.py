@@ -41,11 +41,6 @@ from lamp_data.errors import EnvironmentFailure, LampError, MissingExtraError, c
 EXECUTORS = ("local", "ray")
 """Scheduling back-ends: processes on this machine, or actors on a Ray cluster."""
 
-CRASH_ONCE_ENV = "LAMP_TEST_CRASH_ONCE"
-"""Fault injection for tests: ``<marker file>:<shard name>:<episodes>`` makes the collect actor
-recording ``<shard name>`` exit the process (``os._exit(1)``) after ``<episodes>`` episodes,
-once: the marker file, created just before, keeps the retry alive."""
-
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _POLL_SECONDS = 0.2
 
@@ -184,24 +179,6 @@ def _task_error(ray: Any, error: Exception, what: str) -> Exception:
     return error
 
 
-def _crash_hook(shard: str) -> Callable[[int], None]:
-    """The fault-injection check of :data:`CRASH_ONCE_ENV` for one shard (a no-op when unset)."""
-    setting = os.environ.get(CRASH_ONCE_ENV)
-    if not setting:
-        return lambda episodes: None
-    marker, name, after = setting.rsplit(":", 2)
-
-    def check(episodes: int) -> None:
-        if name == shard and episodes == int(after):
-            try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError:
-                return
-            os._exit(1)
-
-    return check
-
-
 def _check_visible(out: str) -> None:
     """LampError unless the dataset folder is visible from the node this actor runs on."""
     from lamp_data.store import layout
@@ -253,13 +230,11 @@ class _CollectActor:
         import ray
 
         finished: list[tuple] = []
-        crash = _crash_hook(unit.name)
         sent: list[Any] = []
 
         def emit(event: tuple) -> None:
             if event[0] == "episode":
                 sent.append(progress.put.remote((unit.name, len(sent), event)))
-                crash(len(sent))
             else:
                 finished.append(event)
 

@@ -1,5 +1,7 @@
 """collect and relabel on a local Ray instance: a worker killed mid-shard, equality with local runs, the extra."""
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -13,9 +15,9 @@ from click.testing import CliRunner
 from lamp_cli.data import main as lamp_data_cli
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError, MissingExtraError
-from lamp_data.executors import CRASH_ONCE_ENV, ExecutorConfig
+from lamp_data.executors import ExecutorConfig
 from lamp_data.relabel import relabel
-from lamp_data.store import open_dataset, verify_dataset
+from lamp_data.store import iter_episodes, open_dataset, verify_dataset
 from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
 
 from test_collect import episode_bytes
@@ -29,19 +31,41 @@ RAY = ExecutorConfig(kind="ray", workers=2)
 LAMP_DATA = str(Path(sys.executable).with_name("lamp-data"))
 
 
+class CrashingScorer:
+    """An inline scorer (each prompt scores one colour channel) whose process exits
+    (``os._exit(1)``, as a killed node would) when it is handed the frames whose sha256 is
+    ``digest``: once, since the marker file it creates first lets the retried unit through."""
+
+    prompts = ["reach the red block", "push the red block", "make the scene blue"]
+    fingerprint = "colour-000002"
+    info = {"model_spec": "colour:channels", "model": {"family": "colour"}, "prompt_set": {"name": "colours", "count": 3}}
+
+    def __init__(self, marker: str, digest: str):
+        self.marker, self.digest = marker, digest
+
+    def score(self, frames):
+        if hashlib.sha256(frames.tobytes()).hexdigest() == self.digest:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)
+        return (frames.astype("float32") / 255).mean((1, 2)).astype("float16")
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """One Ray instance on loopback for the module; collect actors crash once in shard collect-00000004."""
-    marker = tmp_path_factory.mktemp("crash") / "crashed"
-    os.environ[CRASH_ONCE_ENV] = f"{marker}:collect-00000004:1"
+def cluster():
+    """One Ray instance on loopback for the module; this module's classes travel to its workers by value."""
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
         address = ray.get_runtime_context().gcs_address
         assert address.startswith("127.0.0.1:"), address
-        yield {"marker": marker, "address": address}
+        yield {"address": address}
     finally:
         ray.shutdown()
-        os.environ.pop(CRASH_ONCE_ENV, None)
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def hidden_files(folder: Path) -> list[Path]:
@@ -52,12 +76,17 @@ def test_worker_killed_mid_shard_is_retried_and_dataset_equals_local(cluster, tm
     config = CollectConfig(episodes=9, shard_episodes=2, **TINY)
     local = tmp_path / "local"
     collect(local, config, progress=False)
+    # the actor recording episode 4 (the first of shard collect-00000004) dies while scoring it
+    frames = next(episode["image"] for episode in iter_episodes(local) if episode["__key__"] == "ep00000004")
+    marker = tmp_path / "crashed"
+    crashing = functools.partial(CrashingScorer, str(marker), hashlib.sha256(frames.tobytes()).hexdigest())
 
     out = tmp_path / "ray"
     collect(out, CollectConfig(**{**config.__dict__, "episodes": 3}), progress=False)  # resume from a local start
-    summary = collect(out, config, executor=RAY, progress=False)
+    summary = collect(out, config, executor=RAY, scorer_factory=crashing, progress=False)
 
-    assert cluster["marker"].exists(), "the fault hook did not kill a worker"
+    assert marker.exists(), "no worker was killed"
+    assert (out / "rewards" / CrashingScorer.fingerprint / "info.json").is_file()
     assert (summary.episodes_written, summary.episodes_total, summary.shards_written) == (6, 9, 4)
     assert summary.steps == 6 * 5
     expected = episode_bytes(local)

@@ -31,7 +31,7 @@ import torch
 
 from lamp_data.errors import LampError
 from lamp_data.vlm.base import parse_flag, split_spec_options, standardize_per_prompt
-from lamp_data.vlm.pretrained import PretrainedRewardModel, load_pretrained, parse_alpha, processor_config, to_pixels
+from lamp_data.vlm.pretrained import PretrainedRewardModel, image_settings, load_pretrained, parse_alpha
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -42,27 +42,14 @@ TEXT_BATCH = 256
 """Prompts tokenized and encoded together."""
 
 
-def _processor_settings(source: str, image_size: int) -> dict[str, Any]:
-    """Resize, crop, mean and std from the model's ``preprocessor_config.json`` (CLIP's defaults if absent)."""
-    settings: dict[str, Any] = {"resize": image_size, "crop": image_size, "mean": list(OPENAI_CLIP_MEAN), "std": list(OPENAI_CLIP_STD)}
-    value = processor_config(source)
-    if value:
-        size = value.get("size", image_size)
-        crop = value.get("crop_size", image_size)
-        settings["resize"] = int(size.get("shortest_edge", size.get("height", image_size)) if isinstance(size, dict) else size)
-        settings["crop"] = int(crop.get("height", image_size) if isinstance(crop, dict) else crop)
-        settings["mean"] = [float(v) for v in value.get("image_mean", settings["mean"])]
-        settings["std"] = [float(v) for v in value.get("image_std", settings["std"])]
-    return settings
-
-
 class CLIPRewardModel(PretrainedRewardModel):
     """A frozen ``CLIPModel`` scoring frames by (projected) cosine similarity to each prompt.
 
     Args:
         model: The loaded ``transformers.CLIPModel``.
         tokenizer: Its tokenizer.
-        preprocessing: ``resize``, ``crop``, ``mean``, ``std`` (see :func:`_processor_settings`).
+        preprocessing: ``resize``, ``crop``, ``mean``, ``std``, ``interpolation`` (see
+            :func:`lamp_data.vlm.pretrained.image_settings`).
         alpha: Goal–baseline projection strength in [0, 1]; 0 is plain cosine similarity.
         baseline: Baseline prompt of the projection.
         standardize: Standardise each prompt's rewards over the episode.
@@ -80,7 +67,7 @@ class CLIPRewardModel(PretrainedRewardModel):
     def spec(self) -> dict[str, Any]:
         return {
             **self.identity(),
-            "preprocessing": {**self.preprocessing, "interpolation": "bicubic, antialiased", "scale": "1/255"},
+            "preprocessing": {**self.preprocessing, "interpolation": f"{self.preprocessing['interpolation']}, antialiased", "scale": "1/255"},
             "reward": "s(x_t, g) - s(x_0, g), s = 1 - 0.5 |P (x - g)|^2",
             "alpha": self.alpha,
             "baseline": self.baseline if self.alpha else None,
@@ -106,10 +93,6 @@ class CLIPRewardModel(PretrainedRewardModel):
                 embedded["direction"] = direction
                 embedded["goal_along"] = (direction * goals).sum(-1)
             return embedded
-
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, H, W, 3]`` → normalised ``[N, 3, crop, crop]``, as CLIP's image processor."""
-        return to_pixels(frames.to(self.device), self.preprocessing["resize"], self.preprocessing["crop"], self._mean, self._std)
 
     def embed_frames(self, frames: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
@@ -143,7 +126,10 @@ def load_clip(argument: str, device: str = "cpu") -> CLIPRewardModel:
     from transformers import CLIPModel
 
     model, tokenizer, source = load_pretrained(CLIPModel, target, "CLIP", "clip")
-    preprocessing = _processor_settings(source, int(model.config.vision_config.image_size))
+    side = int(model.config.vision_config.image_size)
+    defaults = {"size": {"shortest_edge": side}, "crop_size": side, "do_center_crop": True, "resample": 3,
+                "image_mean": OPENAI_CLIP_MEAN, "image_std": OPENAI_CLIP_STD}
+    preprocessing = image_settings(source, defaults)
     return CLIPRewardModel(
         model.to(device),
         tokenizer,

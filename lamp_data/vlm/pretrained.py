@@ -132,7 +132,7 @@ def to_pixels(frames: torch.Tensor, resize: int | list[int], crop: int | None, m
 
 class PretrainedRewardModel(RewardModel):
     """What every ``transformers`` family holds: the frozen model on its device, its tokenizer,
-    its image preprocessing (``mean``/``std`` kept as tensors for :func:`to_pixels`), and the
+    its image preprocessing (:func:`image_settings`; :meth:`preprocess` applies it), and the
     identity of all three for the fingerprint (:meth:`identity`)."""
 
     def __init__(self, model: Any, tokenizer: Any, preprocessing: dict[str, Any], standardize: bool = False):
@@ -144,6 +144,11 @@ class PretrainedRewardModel(RewardModel):
         self.weights_digest = state_dict_digest(model)
         self._mean = torch.tensor(preprocessing["mean"], device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[N, H, W, 3]`` → normalised ``[N, 3, h, w]``, as the model's image processor."""
+        settings = self.preprocessing
+        return to_pixels(frames.to(self.device), settings["resize"], settings["crop"], self._mean, self._std, settings["interpolation"])
 
     def identity(self) -> dict[str, Any]:
         """Family, weights, architecture, tokenizer and standardisation: the part of

@@ -30,7 +30,7 @@ import torch
 from lamp_data.errors import LampError
 from lamp_data.vlm.base import parse_flag, split_spec_options
 from lamp_data.vlm.clip import DEFAULT_BASELINE, SPEC_OPTIONS as CLIP_SPEC_OPTIONS, TEXT_BATCH, CLIPRewardModel
-from lamp_data.vlm.pretrained import image_settings, load_pretrained, parse_alpha, to_pixels
+from lamp_data.vlm.pretrained import image_settings, load_pretrained, parse_alpha
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
@@ -78,11 +78,6 @@ class SiglipRewardModel(CLIPRewardModel):
             features = getattr(features, "pooler_output", features)
             rows.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(rows)
-
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, H, W, 3]`` → normalised pixels, as SigLIP's image processor."""
-        settings = self.preprocessing
-        return to_pixels(frames.to(self.device), settings["resize"], settings["crop"], self._mean, self._std, settings["interpolation"])
 
     def similarity(self, images: torch.Tensor, prompts: dict[str, torch.Tensor]) -> torch.Tensor:
         """``s(x, g)`` for every image row and prompt, ``[N, P]``."""

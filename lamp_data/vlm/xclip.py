@@ -45,7 +45,7 @@ import torch
 
 from lamp_data.errors import LampError
 from lamp_data.vlm.base import parse_flag, split_spec_options, standardize_per_prompt
-from lamp_data.vlm.pretrained import PretrainedRewardModel, image_settings, load_pretrained, to_pixels
+from lamp_data.vlm.pretrained import PretrainedRewardModel, image_settings, load_pretrained
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,11 +110,6 @@ class XCLIPRewardModel(PretrainedRewardModel):
             rows.append(getattr(features, "pooler_output", features).float())
         text = torch.cat(rows)
         return {"text": text, "unit": torch.nn.functional.normalize(text, dim=-1)}
-
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[N, H, W, 3]`` → normalised ``[N, 3, crop, crop]``, as X-CLIP's processor."""
-        settings = self.preprocessing
-        return to_pixels(frames.to(self.device), settings["resize"], settings["crop"], self._mean, self._std, settings["interpolation"])
 
     def embed_frames(self, frames: np.ndarray) -> torch.Tensor:
         """Preprocessed pixels ``[N, 3, S, S]`` of uint8 frames ``[N, H, W, 3]``."""

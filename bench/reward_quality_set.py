@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def record(args: argparse.Namespace) -> list[Path]:
     """One dataset per task with the noisy-expert and random runs; returns the dataset folders."""
     from lamp_data.collect import CollectConfig, collect
-    from lamp_data.envs.tasks import list_tasks
+    from lamp_data.tasks import list_tasks
 
     tasks = args.tasks or [task.name for task in list_tasks(split=args.split, backend="metaworld")]
     folders = []

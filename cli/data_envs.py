@@ -1,4 +1,4 @@
-"""``lamp-data tasks`` and ``lamp-data render``: the task registry and a look at the simulator.
+"""``lamp-data tasks`` and ``lamp-data render``: the task catalogue and a look at the simulator.
 
 Examples::
 
@@ -21,7 +21,7 @@ import click
 @click.option("--backend", type=click.Choice(["metaworld", "rlbench"]), default=None, help="Only this backend.")
 def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
     """List every task with its split, family, instruction and objects."""
-    from lamp_data.envs.tasks import FINETUNE_TASKS, RLBENCH_FINETUNE_TASKS, list_tasks
+    from lamp_data.tasks import FINETUNE_TASKS, RLBENCH_FINETUNE_TASKS, list_tasks
 
     selected = list_tasks(split=split, backend=backend)
     finetune = {*FINETUNE_TASKS, *RLBENCH_FINETUNE_TASKS}

@@ -165,7 +165,7 @@ def check_task(task: str, config: FinetuneConfig) -> None:
 
     A task run in an explicitly named env (``--env``) need not be in the task registry.
     """
-    from lamp_data.envs.tasks import HELDOUT, TASKS, get_task
+    from lamp_data.tasks import HELDOUT, TASKS, get_task
 
     if config.env is not None and task not in TASKS:
         return
@@ -289,7 +289,7 @@ def _prompt_set_name(info: dict[str, Any]) -> str:
 
 def task_instructions(task: str) -> tuple[str, ...]:
     """The registry's instruction of ``task`` followed by its paraphrases; empty if unregistered."""
-    from lamp_data.envs.tasks import TASKS
+    from lamp_data.tasks import TASKS
 
     spec = TASKS.get(task)
     if spec is None:

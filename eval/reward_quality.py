@@ -234,7 +234,7 @@ def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:
 def _task_prompt_masks(prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
     """For every registered task: the bool mask of prompts that are its instruction or a
     paraphrase of it, and its backend."""
-    from lamp_data.envs.tasks import list_tasks
+    from lamp_data.tasks import list_tasks
     from lamp_data.prompts import normalize_prompt
 
     normalized = [normalize_prompt(prompt) for prompt in prompts]
@@ -330,7 +330,7 @@ def _policy_label(meta: dict[str, Any]) -> str:
 def _check_heldout(fingerprint: str, episodes: Sequence[_ScoredEpisode]) -> None:
     """LampError when every episode is of a registered pretraining task: the measures are meant
     for held-out tasks (episodes of tasks the registry does not know count as held out)."""
-    from lamp_data.envs.tasks import PRETRAIN, TASKS
+    from lamp_data.tasks import PRETRAIN, TASKS
 
     tasks = {episode.task for episode in episodes}
     if tasks and all(task in TASKS and TASKS[task].split == PRETRAIN for task in tasks):

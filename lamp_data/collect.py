@@ -460,7 +460,7 @@ def _with_action_repeat(env: dict[str, Any]) -> dict[str, Any]:
 
 def _task_split(spec: dict[str, Any]) -> dict[str, list[str]]:
     """The tasks this env samples from and, for a known backend, its pretrain / held-out split."""
-    from lamp_data.envs import tasks as task_registry
+    from lamp_data import tasks as task_registry
 
     split = {"collected": list(spec.get("tasks", []))}
     if spec.get("backend") in task_registry.BACKENDS:

@@ -28,6 +28,7 @@ from typing import Any
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
 from lamp_data.registry import Registry
+from lamp_data.tasks import list_tasks
 
 DEFAULT_PROMPT_SET = "lamp-metaworld"
 """The prompt set used when none is named."""
@@ -226,7 +227,7 @@ def object_nouns(object_names: Iterable[str] = ()) -> list[str]:
     """All nouns: the synonym lists above, then any task object not covered by them.
 
     Args:
-        object_names: Object names reported by the task registry (``TaskSpec.objects``).
+        object_names: Object names reported by the task catalogue (``TaskSpec.objects``).
     """
     nouns: list[str] = []
     for synonyms in OBJECT_NOUNS.values():
@@ -329,24 +330,18 @@ class PromptSet:
         raise LampError(f"prompt set '{name}' must be a JSON list of strings or an object with a 'prompts' list")
 
 
-def _task_specs() -> list[Any]:
-    from lamp_data.envs.tasks import list_tasks
-
-    return list(list_tasks())
-
-
 def task_instructions() -> list[str]:
-    """Every registered task's canonical instruction and paraphrases, in registry order."""
+    """Every registered task's canonical instruction and paraphrases, in catalogue order."""
     prompts: list[str] = []
-    for task in _task_specs():
+    for task in list_tasks():
         prompts.append(task.instruction)
         prompts.extend(task.paraphrases)
     return _unique(prompt.strip() for prompt in prompts if prompt.strip())
 
 
 def task_objects() -> list[str]:
-    """Object names of every registered task, in registry order."""
-    return _unique(name for task in _task_specs() for name in task.objects)
+    """Object names of every registered task, in catalogue order."""
+    return _unique(name for task in list_tasks() for name in task.objects)
 
 
 def _lamp_metaworld() -> PromptSet:

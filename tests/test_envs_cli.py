@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from lamp_cli.data import main
 from lamp_data.envs.showcase import render_showcase
-from lamp_data.envs.tasks import list_tasks
+from lamp_data.tasks import list_tasks
 
 
 def test_tasks_lists_every_task_as_json():

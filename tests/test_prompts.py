@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main
-from lamp_data.envs.tasks import list_tasks
+from lamp_data.tasks import list_tasks
 from lamp_data.errors import LampError
 from lamp_data.prompts import (
     DEFAULT_PROMPT_SET,

@@ -12,6 +12,7 @@ Importing this package also registers every env with Gymnasium, without importin
 
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -23,6 +24,7 @@ import gymnasium as gym  # noqa: E402
 from lamp_data.envs.base import ActionRepeat, EnvConfig, RandomizationConfig  # noqa: E402
 from lamp_data.envs.gym_registration import gym_id, register_gym_envs  # noqa: E402
 from lamp_data.registry import Registry  # noqa: E402
+from lamp_data.tasks import list_tasks  # noqa: E402
 
 ENVS: Registry[gym.Env] = Registry("env")
 """Env factories; each takes ``(config: EnvConfig)`` and returns a gymnasium env."""
@@ -32,10 +34,6 @@ ENVS.register("dummy", "lamp_data.envs.dummy:DummyEnv", description="5-step toy 
 
 def _register_simulators() -> None:
     """Register ``mw-pretrain``, ``mw-<task>`` and ``rlbench-<task>`` without importing backends."""
-    import functools
-
-    from lamp_data.envs.tasks import list_tasks
-
     ENVS.register(
         "mw-pretrain",
         "lamp_data.envs.metaworld_suite:make_pretrain_env",

@@ -16,7 +16,7 @@ import numpy as np
 
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.envs.base import EnvConfig, RandomizationConfig
-from lamp_data.envs.tasks import FINETUNE_TASKS, get_task, list_tasks
+from lamp_data.tasks import FINETUNE_TASKS, get_task, list_tasks
 from lamp_data.errors import LampError
 from lamp_data.provenance import provenance
 

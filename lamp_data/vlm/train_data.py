@@ -70,7 +70,7 @@ class TrainingEpisodes:
 
 def _task_texts(task: str, instruction: str) -> list[str]:
     """The task's registered instruction and paraphrases, or the episode's own instruction."""
-    from lamp_data.envs.tasks import TASKS
+    from lamp_data.tasks import TASKS
 
     spec = TASKS.get(task)
     texts = [spec.instruction, *spec.paraphrases] if spec is not None else []
@@ -89,7 +89,7 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
         LampError: no datasets or episodes, an episode of a held-out task, an episode recorded
             by another policy, or an episode without an instruction.
     """
-    from lamp_data.envs.tasks import HELDOUT, list_tasks
+    from lamp_data.tasks import HELDOUT, list_tasks
     from lamp_data.store import iter_episodes, open_dataset
 
     if not data_dirs:

@@ -1,11 +1,11 @@
-"""The task registry: complete, split cleanly, clear errors."""
+"""The task catalogue: complete, split cleanly, clear errors."""
 
 import json
 
 import pytest
 
 from lamp_data.envs import env_names
-from lamp_data.envs.tasks import (
+from lamp_data.tasks import (
     FINETUNE_TASKS,
     HELDOUT,
     PRETRAIN,

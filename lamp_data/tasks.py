@@ -1,4 +1,4 @@
-"""The task registry: every task's split, family, instruction, paraphrases and object nouns.
+"""The task catalogue: every task's split, family, instruction, paraphrases and object nouns.
 
 The held-out split mirrors LAMP's five RLBench finetuning tasks with their closest Meta-World
 analogues (``FINETUNE_TASKS``): pick up cup → ``pick-place``, take lid off saucepan →

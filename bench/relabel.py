@@ -48,7 +48,7 @@ from lamp_data.collect import CollectConfig, collect
 from lamp_data.prompts import load_prompt_set
 from lamp_data.relabel import relabel
 from lamp_data.store import iter_episodes
-from lamp_data.vlm.r3m import HEAD_CHUNK_ELEMENTS, R3M, LanguageRewardHead, R3MConfig
+from lamp_data.vlm.r3m.networks import HEAD_CHUNK_ELEMENTS, R3M, LanguageRewardHead, R3MConfig
 from lamp_data.vlm.scoring import make_scorer
 from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
 

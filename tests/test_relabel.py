@@ -122,7 +122,7 @@ def test_errors_are_clear_and_write_nothing(setup, tmp_path, monkeypatch):
         with pytest.raises(LampError, match=message):
             relabel(dataset, spec, prompts, progress=False)
 
-    from lamp_data.vlm.r3m import R3MRewardModel
+    from lamp_data.vlm.r3m.scorer import R3MRewardModel
 
     real = R3MRewardModel.episode_rewards
     monkeypatch.setattr(R3MRewardModel, "episode_rewards", lambda self, *a, **k: real(self, *a, **k)[:, :-1])

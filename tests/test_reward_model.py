@@ -100,7 +100,7 @@ def _config(text_folder: str, **overrides) -> RewardModelTrainConfig:
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    from lamp_data.vlm.r3m import read_r3m_checkpoint
+    from lamp_data.vlm.r3m.checkpoint import read_r3m_checkpoint
 
     return read_r3m_checkpoint(path)[1]
 
@@ -289,7 +289,7 @@ def test_the_committed_model_loads_and_matches_its_card():
 @pytest.mark.parametrize("head", ["mlp-gain", "bilinear", "bilinear-gain"])
 def test_other_heads_split_exactly_and_round_trip(tmp_path, train_data, text_folder, head):
     from lamp_data.vlm import load_reward_model
-    from lamp_data.vlm.r3m import R3MConfig, build_r3m
+    from lamp_data.vlm.r3m.networks import R3MConfig, build_r3m
 
     config = R3MConfig.tiny()
     assert "head" not in config.to_dict() and R3MConfig.from_dict(config.to_dict()) == config

@@ -86,7 +86,7 @@ def test_original_r3m_checkpoint_loads_by_path_and_cache(models, monkeypatch, tm
     monkeypatch.setenv("R3M_HOME", str(models["original"].parent.parent))
     cached = load_reward_model(f"r3m:resnet18?text={models['distilbert']}")
     assert cached.spec() == reward_model.spec()
-    monkeypatch.setattr("lamp_data.vlm.r3m.DISTILBERT_HUB_ID", "lamp-test/not-a-cached-model")
+    monkeypatch.setattr("lamp_data.text.DISTILBERT_HUB_ID", "lamp-test/not-a-cached-model")
     with pytest.raises(LampError, match="not available offline"):
         load_reward_model(f"r3m:{models['original']}")
     monkeypatch.setenv("R3M_HOME", str(tmp_path))

@@ -114,7 +114,7 @@ def standardize_per_prompt(rewards: np.ndarray) -> np.ndarray:
 REWARD_MODELS: Registry[RewardModel] = Registry("reward model family")
 """Families by name; each factory takes ``(rest_of_spec: str, device: str)``."""
 
-REWARD_MODELS.register("r3m", "lamp_data.vlm.r3m:load_r3m", description="R3M language-reward head")
+REWARD_MODELS.register("r3m", "lamp_data.vlm.r3m.scorer:load_r3m", description="R3M language-reward head")
 REWARD_MODELS.register("clip", "lamp_data.vlm.clip:load_clip", description="CLIP-style cosine reward")
 REWARD_MODELS.register("siglip", "lamp_data.vlm.siglip:load_siglip", description="SigLIP cosine or pair-probability reward")
 REWARD_MODELS.register("xclip", "lamp_data.vlm.xclip:load_xclip", description="X-CLIP video-text reward of the clip ending at each frame")

@@ -234,7 +234,9 @@ def save_tiny_r3m(path: str | Path, trunk: str = "conv-small", text_encoder: str
     """
     import torch
 
-    from lamp_data.vlm.r3m import R3MConfig, build_r3m, build_text_encoder, save_r3m_checkpoint
+    from lamp_data.text import build_text_encoder
+    from lamp_data.vlm.r3m.checkpoint import save_r3m_checkpoint
+    from lamp_data.vlm.r3m.networks import R3MConfig, build_r3m
 
     encoder = build_text_encoder(text_encoder)
     config = R3MConfig(trunk=trunk, image_size=image_size, text_encoder=text_encoder, lang_dim=encoder.dim, head_hidden=head_hidden, head_layers=head_layers)

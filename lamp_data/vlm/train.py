@@ -2,7 +2,7 @@
 
 ``train_reward_model(["data/experts"], "models/rm", RewardModelTrainConfig(steps=3000))`` reads
 every episode into memory, trains the image trunk and the reward head ``G(e_0, e_t, l)`` of
-:class:`lamp_data.vlm.r3m.R3M` with R3M's objectives, and writes a folder::
+:class:`lamp_data.vlm.r3m.networks.R3M` with R3M's objectives, and writes a folder::
 
     model.pt              the checkpoint; ``load_reward_model("r3m:<folder>/model.pt")`` reads it
     model_card.json       data fingerprint, tasks, config, loss per step, seed, versions
@@ -26,7 +26,7 @@ Objectives (R3M, Nair et al. 2022), on the first frame and frames ``s0 < s1 < s2
   ``G(e'_0, e'_s2, l)`` when that episode is of another task or failed;
 * L1 and L2 penalties on the frame embeddings.
 
-The head's form is ``RewardModelTrainConfig.head`` (see ``lamp_data.vlm.r3m.HEADS``). With
+The head's form is ``RewardModelTrainConfig.head`` (see ``lamp_data.vlm.r3m.networks.HEADS``). With
 ``mlp-gain`` the reward is the MLP's value at ``e_t`` less its value at ``e_0``, so no prompt is
 favoured before anything happened; with the failure contrast it detected success on held-out
 Meta-World tasks better than the plain head (lamp_data/models/lamp-r3m-metaworld/README.md).
@@ -53,8 +53,9 @@ from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import file_sha256
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
-from lamp_data.text import MINILM
-from lamp_data.vlm.r3m import R3M, R3MConfig, build_r3m, build_text_encoder, read_r3m_checkpoint, save_r3m_checkpoint
+from lamp_data.text import MINILM, build_text_encoder
+from lamp_data.vlm.r3m.checkpoint import read_r3m_checkpoint, save_r3m_checkpoint
+from lamp_data.vlm.r3m.networks import R3M, R3MConfig, build_r3m
 from lamp_data.vlm.train_data import Batch, TrainingEpisodes, load_training_episodes, sample_batch
 
 MODEL_FILE = "model.pt"
@@ -91,7 +92,7 @@ class RewardModelTrainConfig:
     head_layers: int = 2
     """Hidden layers of the reward head."""
     head: str = "mlp"
-    """Reward head form (``lamp_data.vlm.r3m.HEADS``): ``mlp`` (R3M's), ``mlp-gain``, ``bilinear``, ``bilinear-gain``."""
+    """Reward head form (``lamp_data.vlm.r3m.networks.HEADS``): ``mlp`` (R3M's), ``mlp-gain``, ``bilinear``, ``bilinear-gain``."""
     tcn_weight: float = 1.0
     """Weight of the time-contrastive loss."""
     language_weight: float = 1.0

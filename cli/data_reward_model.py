@@ -37,7 +37,7 @@ import click
 def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, head,
                        failure_contrast, resume) -> None:
     """Train an R3M-style language-reward model on episodes of pretraining tasks."""
-    from lamp_data.vlm.train import RewardModelTrainConfig, train_reward_model as train
+    from lamp_data.reward_training import RewardModelTrainConfig, train_reward_model as train
 
     config = RewardModelTrainConfig(
         steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder,

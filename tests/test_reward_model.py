@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from lamp_data import schema
 from lamp_data.errors import LampError
-from lamp_data.vlm.train import RewardModelTrainConfig, train_reward_model
+from lamp_data.reward_training import RewardModelTrainConfig, train_reward_model
 
 FIXTURE_TASKS = {"red-dot-fixture": "push the red block", "blue-dot-fixture": "lift the cup"}
 """Two fake tasks: in one the red dot travels to the top-left corner, in the other the blue dot
@@ -191,7 +191,7 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
 
 
 def test_failure_contrast_draws_failed_episodes_of_the_same_task(tmp_path, train_data, text_folder):
-    from lamp_data.vlm.train_data import load_training_episodes, sample_batch
+    from lamp_data.reward_training.data import load_training_episodes, sample_batch
 
     mixed = write_fixture_dataset(tmp_path / "mixed", 32, seed=3, random_share=0.5)
     episodes = load_training_episodes([train_data, mixed])

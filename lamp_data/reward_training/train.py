@@ -51,12 +51,14 @@ from torch import nn
 
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError, check_number
-from lamp_data.provenance import file_sha256
+from lamp_data.progress import progress_bar
+from lamp_data.provenance import file_sha256, provenance
+from lamp_data.reward_training.card import write_model_card
+from lamp_data.reward_training.data import Batch, TrainingEpisodes, load_training_episodes, sample_batch
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.text import MINILM, build_text_encoder
 from lamp_data.vlm.r3m.checkpoint import read_r3m_checkpoint, save_r3m_checkpoint
 from lamp_data.vlm.r3m.networks import R3M, R3MConfig, build_r3m
-from lamp_data.vlm.train_data import Batch, TrainingEpisodes, load_training_episodes, sample_batch
 
 MODEL_FILE = "model.pt"
 STATE_DIR = "train_state"
@@ -211,7 +213,7 @@ def r3m_losses(
 
     Args:
         model: The model being trained.
-        batch: From :func:`~lamp_data.vlm.train_data.sample_batch`.
+        batch: From :func:`~lamp_data.reward_training.data.sample_batch`.
         text_embeddings: float ``[texts, D]``, rows indexed by the batch's text indices.
         config: Loss weights.
         task_texts: bool ``[tasks, texts]``, which texts belong to each task; needed for
@@ -437,8 +439,6 @@ def train_reward_model(
         LampError: bad data (held-out tasks, other policies, none at all), an ``out`` that
             already holds a model without ``resume``, or a resume whose settings or data differ.
     """
-    from lamp_data.vlm.train_card import write_model_card
-
     config = config or RewardModelTrainConfig()
     out = Path(out)
     state = _check_out(out, resume)
@@ -453,12 +453,12 @@ def train_reward_model(
     try:
         run = _build_run(out, config, episodes, state)
         text_embeddings = run.model.lang_enc.table
-        with _ProgressBar(progress, config.steps, run.step) as advance:
+        with progress_bar("training", total=config.steps, unit="steps", completed=run.step, enabled=progress) as bar:
             while run.step < config.steps:
                 record = _train_step(run, text_embeddings)
                 if run.step % config.checkpoint_every == 0 or run.step == config.steps:
                     run.save()
-                advance(record)
+                bar.advance(status=_loss_status(record))
             if state is None and config.steps == 0:
                 run.save()
     finally:
@@ -468,8 +468,6 @@ def train_reward_model(
 
 
 def _card(run: _Run) -> dict[str, Any]:
-    from lamp_data.provenance import provenance
-
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "spec": f"r3m:{run.out / MODEL_FILE}",
@@ -494,28 +492,6 @@ def _card(run: _Run) -> dict[str, Any]:
     }
 
 
-class _ProgressBar:
-    """A rich progress bar over training steps that shows the latest losses (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.enabled, self.total, self.done = enabled, total, done
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda record: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[losses]}"), TimeRemainingColumn(elapsed_when_finished=True))
-        self.bar.start()
-        task = self.bar.add_task("train", total=self.total, completed=self.done, losses="")
-
-        def advance(record: dict[str, float]) -> None:
-            text = f"loss {record['total']:.3f} tcn {record['tcn']:.3f} lang {record['language']:.3f} acc {record['language_accuracy']:.2f}"
-            self.bar.update(task, advance=1, losses=text)
-
-        return advance
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+def _loss_status(record: dict[str, float]) -> str:
+    """The latest losses, as the progress bar shows them."""
+    return f"loss {record['total']:.3f} tcn {record['tcn']:.3f} lang {record['language']:.3f} acc {record['language_accuracy']:.2f}"

@@ -5,7 +5,7 @@ tasks are refused, so a model trained here can be judged fairly on them. Episode
 scripted expert (with or without noise) are what the instruction describes; uniformly random
 episodes serve as failures (time-contrastive data, and negatives of the language objective),
 never as positives. Each episode keeps its task's instruction and paraphrases (from the task
-registry) as the texts it is trained with.
+catalogue) as the texts it is trained with.
 
 A batch is drawn from a generator seeded with ``(seed, step)`` alone, so step ``k`` sees the
 same batch whether training ran straight or resumed from a checkpoint.
@@ -24,6 +24,8 @@ import numpy as np
 from lamp_data import schema
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
+from lamp_data.store import iter_episodes, open_dataset
+from lamp_data.tasks import HELDOUT, TASKS, list_tasks
 
 TRAINING_POLICIES = ("expert", "noisy-expert", "random")
 """Policies whose episodes a reward model may be trained on (only successful episodes are positives)."""
@@ -70,8 +72,6 @@ class TrainingEpisodes:
 
 def _task_texts(task: str, instruction: str) -> list[str]:
     """The task's registered instruction and paraphrases, or the episode's own instruction."""
-    from lamp_data.tasks import TASKS
-
     spec = TASKS.get(task)
     texts = [spec.instruction, *spec.paraphrases] if spec is not None else []
     if instruction and instruction not in texts:
@@ -89,9 +89,6 @@ def load_training_episodes(data_dirs: Sequence[str | Path]) -> TrainingEpisodes:
         LampError: no datasets or episodes, an episode of a held-out task, an episode recorded
             by another policy, or an episode without an instruction.
     """
-    from lamp_data.tasks import HELDOUT, list_tasks
-    from lamp_data.store import iter_episodes, open_dataset
-
     if not data_dirs:
         raise LampError("give at least one dataset (--data DIR)")
     heldout = {task.name for task in list_tasks(split=HELDOUT)}

@@ -18,6 +18,7 @@ from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.envs.base import EnvConfig, RandomizationConfig
 from lamp_data.tasks import FINETUNE_TASKS, get_task, list_tasks
 from lamp_data.errors import LampError
+from lamp_data.progress import progress_bar
 from lamp_data.provenance import provenance
 
 COLUMNS = 8
@@ -85,7 +86,6 @@ def render_showcase(
         LampError: Unknown or non-Meta-World task, or too few steps.
     """
     import imageio.v2 as imageio
-    from rich.progress import Progress
 
     tasks = list(tasks) if tasks else showcase_tasks()
     for task in tasks:
@@ -98,11 +98,10 @@ def render_showcase(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     rollouts = []
-    with Progress(transient=True) as progress:
-        bar = progress.add_task("rendering showcase", total=len(tasks))
+    with progress_bar("rendering showcase", total=len(tasks), unit="tasks", transient=True) as bar:
         for index, task in enumerate(tasks):
             rollouts.append(_rollout(task, steps, image_size, seed + index))
-            progress.advance(bar)
+            bar.advance()
     columns = np.linspace(0, steps, COLUMNS).round().astype(int)
     rows = [
         np.concatenate([_label(rollout["task"], image_size), *rollout["frames"][columns]], axis=1)

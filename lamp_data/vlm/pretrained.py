@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from lamp_data.errors import LampError
+from lamp_data.provenance import stable_hash
 from lamp_data.vlm.base import RewardModel, state_dict_digest
 
 INTERPOLATIONS = {2: "bilinear", 3: "bicubic"}
@@ -57,8 +58,6 @@ def load_pretrained(model_class: Any, target: str, label: str, model_type: str) 
 
 def tokenizer_digest(tokenizer: Any) -> str:
     """A hash of a tokenizer's full definition (its ``tokenizer.json``, else its vocabulary)."""
-    from lamp_data.provenance import stable_hash
-
     backend = getattr(tokenizer, "backend_tokenizer", None)
     return stable_hash(backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items()))
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from lamp_data.devices import check_device
 from lamp_data.errors import LampError
 from lamp_data.prompts import PromptSet, load_prompt_set
 from lamp_data.provenance import provenance
@@ -76,8 +77,6 @@ def make_scorer(vlm: str, prompts: str | PromptSet | list[str] | None = None, *,
         device: Torch device for the model.
         batch_size: Frames embedded per forward pass.
     """
-    from lamp_data.devices import check_device
-
     check_device(device)
     prompt_set = load_prompt_set(prompts)
     reward_model = load_reward_model(vlm, device)

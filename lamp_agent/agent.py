@@ -333,7 +333,7 @@ class Agent:
         """One update of every part of the agent on a batch of sequences.
 
         Args:
-            batch: As :class:`lamp_data.store.SequenceDataset` yields (``[B, L, ...]``) plus
+            batch: As :class:`lamp_agent.core.replay.ShardReplay` yields (``[B, L, ...]``) plus
                 ``lang`` float32 ``[B, lang_dim]``. Pretraining reads ``vlm_reward``,
                 finetuning reads ``reward``.
             mode: ``pretrain`` or ``finetune``.

@@ -2,7 +2,7 @@
 
 ``pretrain(PretrainConfig(data=..., rewards=<fingerprint>, out=..., steps=N))`` streams
 ``[batch, time]`` sequences from the shards with the chosen reward set's VLM rewards (each
-sequence paired with a prompt by :class:`~lamp_agent.core.stream.HindsightPrompts`), and runs
+sequence paired with a prompt by :class:`~lamp_agent.core.replay.HindsightPrompts`), and runs
 ``steps`` agent updates with the LAMP reward ``alpha * norm(P2E) + (1 - alpha) * norm(VLM)``.
 
 Training runs in chunks of ``collect_every`` updates. Each chunk ends with a checkpoint; then
@@ -38,6 +38,7 @@ import numpy as np
 
 from lamp_agent.checkpoint import CHECKPOINTS_DIR, LATEST_FILE, latest_checkpoint
 from lamp_agent.config import load_preset
+from lamp_agent.core.replay import ON_DAMAGE
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
@@ -46,7 +47,6 @@ from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.store import layout
 from lamp_data.store.reader import prompt_set_name
-from lamp_data.store.sequences import ON_DAMAGE
 
 RUN_FILE = "run.json"
 """File of a pretraining run folder holding its config; written before the first update."""
@@ -277,8 +277,9 @@ def pretrain(
 
     from lamp_agent.agent import Agent
     from lamp_agent.core.driver import AgentPolicy
-    from lamp_agent.core.stream import HindsightPrompts, Prefetcher
-    from lamp_data.store import SequenceDataset, open_dataset
+    from lamp_agent.core.replay import HindsightPrompts, ShardReplay
+    from lamp_data.prefetch import Prefetcher
+    from lamp_data.store import open_dataset
 
     from lamp_data.devices import check_device
 
@@ -380,7 +381,7 @@ def pretrain(
                     break
                 chunk_index = agent.step // config.chunk
                 chunk_end = min((chunk_index + 1) * config.chunk, config.steps)
-                stream = SequenceDataset(
+                stream = ShardReplay(
                     dataset, seq_len=agent.config.seq_len, batch_size=agent.config.batch_size,
                     reward_set=config.rewards, prompt_chooser=HindsightPrompts(prompts, agent.config.own_prompt_fraction),
                     seed=int(stable_hash([config.seed, "data", agent.step]), 16) % 2**31, refresh_seconds=1e9,

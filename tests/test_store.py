@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
+from lamp_agent.core.replay import ShardReplay
 from lamp_data import schema
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
 from lamp_data.store import (
     RewardSetWriter,
-    SequenceDataset,
     dataset_card,
     index_episodes,
     iter_episodes,
@@ -189,7 +189,7 @@ def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
     for shard in dataset.shards():
         writer.write_shard(shard.name, _fake_rewards(dataset, shard.name, prompts))
     episodes = {e["meta"]["instruction"] + e["__key__"]: e for e in iter_episodes(copy_of)}
-    sequences = SequenceDataset(copy_of, seq_len=6, batch_size=4, reward_set="fake-0002", shuffle_buffer=3, seed=1)
+    sequences = ShardReplay(copy_of, seq_len=6, batch_size=4, reward_set="fake-0002", shuffle_buffer=3, seed=1)
     batches = [batch for _, batch in zip(range(3), sequences)]
     batch = batches[0]
     assert batch[schema.IMAGE].shape == (4, 6, 16, 16, 3) and batch[schema.IMAGE].dtype == torch.uint8
@@ -207,7 +207,7 @@ def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
         assert prompts[prompt] == episode["meta"]["instruction"]
         rewards = _fake_rewards(dataset, episode["__shard__"], prompts)[episode["__key__"]]
         assert np.allclose(batch[schema.VLM_REWARD][row].numpy(), rewards[:, prompt].astype(np.float32))
-    always_zero = SequenceDataset(copy_of, seq_len=3, batch_size=2, reward_set="fake-0002",
+    always_zero = ShardReplay(copy_of, seq_len=3, batch_size=2, reward_set="fake-0002",
                                   prompt_chooser=lambda meta, count, rng: 0, shuffle_buffer=2)
     batch = next(iter(always_zero))
     assert batch[schema.IMAGE].shape[:2] == (2, 3) and (batch[schema.PROMPT_INDEX] == 0).all()
@@ -216,7 +216,7 @@ def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
 def test_sequences_split_shards_over_dataloader_workers(tiny_dataset):
     import torch
 
-    sequences = SequenceDataset(tiny_dataset, seq_len=6, batch_size=1, shuffle_buffer=1, seed=0, refresh_seconds=0.0)
+    sequences = ShardReplay(tiny_dataset, seq_len=6, batch_size=1, shuffle_buffer=1, seed=0, refresh_seconds=0.0)
     loader = torch.utils.data.DataLoader(sequences, batch_size=None, num_workers=2)
     first_frames = set()
     for _, batch in zip(range(8), loader):
@@ -336,5 +336,5 @@ def test_a_two_camera_dataset_loads_with_hf_datasets_and_streams_both_views(tmp_
     row, episode = episodes.with_format("numpy", dtype=None)[1], list(iter_episodes(out))[1]
     assert np.array_equal(row["image_wrist.npy.gz"], episode[schema.IMAGE_WRIST])
     assert np.array_equal(row["image.npy.gz"], episode[schema.IMAGE])
-    batch = next(iter(SequenceDataset(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
+    batch = next(iter(ShardReplay(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
     assert batch[schema.IMAGE_WRIST].shape == batch[schema.IMAGE].shape == (2, 4, 16, 16, 3)

@@ -42,6 +42,7 @@ from lamp_agent.core.replay import ON_DAMAGE
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.collect import resolve_config
 from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
@@ -290,6 +291,7 @@ def pretrain(
     dataset = open_dataset(config.data)
     reward_info = check_reward_set(dataset, config.rewards, config.on_damage)
     prompts = dataset.reward_set_prompts(config.rewards)
+    collection = resolve_config(dataset.path)
     latest = latest_checkpoint(out)
     if config.resume and latest is None and not (out / RUN_FILE).is_file():
         raise LampError(f"--resume: {out} holds no pretraining run to continue; leave out --resume to start one there")
@@ -316,7 +318,7 @@ def pretrain(
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
             overrides["alpha"] = config.alpha
-        data_repeat = int(dataset.info.get("collection", {}).get("action_repeat", 1))
+        data_repeat = collection.action_repeat
         if "action_repeat" in overrides and int(overrides["action_repeat"]) != data_repeat:
             raise LampError(
                 f"{dataset.path} was recorded at action repeat {data_repeat}, so the agent cannot learn "
@@ -343,8 +345,7 @@ def pretrain(
     embeddings = _embeddings(prompts, config, out)
     lang_table = torch.as_tensor(embeddings, device=agent.device)
     resumed_from = agent.step
-    env_info = dataset.info.get("collection", {})
-    episode_length = int(env_info.get("episode_length", 150))
+    episode_length = collection.episode_length
 
     scorer = None
     if config.collect_every:
@@ -453,19 +454,14 @@ def _collect(dataset: Any, agent: Any, policy: Any, scorer: Any, run: str, confi
 
     All episodes of a round go into one shard, so a round is committed whole or not at all.
     """
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.collect import collect
 
-    collection = dataset.info.get("collection", {})
     env_name = dataset.info.get("env", {}).get("name")
     if not env_name:
         raise LampError(f"{dataset.path} records no env name, so the agent cannot collect into it")
     episodes = max(1, math.ceil(config.collect_every / (agent.config.updates_per_env_step * episode_length)))
-    collect_config = CollectConfig(
-        env=env_name, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
-        seed=int(collection.get("seed", 0)), image_size=int(collection.get("image_size", 64)),
-        cameras=layout.dataset_cameras(dataset.info),
-        episode_length=episode_length, shard_episodes=episodes, canonical=bool(collection.get("canonical", False)),
-        action_repeat=int(collection.get("action_repeat", 1)),
-        run=run, device=config.device,
+    collect_config = resolve_config(
+        dataset.path, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
+        shard_episodes=episodes, run=run, device=config.device,
     )
     return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)

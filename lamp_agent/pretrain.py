@@ -28,6 +28,7 @@ Run folder::
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,19 +36,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from lamp_agent.checkpoint import CHECKPOINTS_DIR, LATEST_FILE, latest_checkpoint
+from lamp_agent.agent import Agent
+from lamp_agent.checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, LATEST_FILE, latest_checkpoint
 from lamp_agent.config import load_preset
-from lamp_agent.core.replay import ON_DAMAGE
+from lamp_agent.core.driver import AgentPolicy
+from lamp_agent.core.replay import ON_DAMAGE, HindsightPrompts, ShardReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.collect import resolve_config
+from lamp_data.devices import check_device
 from lamp_data.errors import LampError, check_number
+from lamp_data.prefetch import Prefetcher
+from lamp_data.prompts import PromptSet
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
-from lamp_data.store import layout
-from lamp_data.store.reader import prompt_set_name
+from lamp_data.store import DamagedShardError, iter_episodes, layout, open_dataset
+from lamp_data.store.reader import check_reward_binding, prompt_set_name
+from lamp_data.text import TextEncoder
+from lamp_data.vlm.scoring import make_scorer
 
 RUN_FILE = "run.json"
 """File of a pretraining run folder holding its config; written before the first update."""
@@ -153,8 +162,6 @@ def check_reward_set(dataset: Any, fingerprint: str, on_damage: str = "fail") ->
         DamagedShardError: with ``on_damage="fail"``, a reward shard that scores other bytes or
             other episodes than the data shard of its name (with ``"skip"`` the stream skips it).
     """
-    from lamp_data.store.reader import DamagedShardError, check_reward_binding
-
     info = dataset.reward_set_info(fingerprint)
     data_sidecars = dataset.shard_sidecars()
     reward_sidecars = dataset.reward_shard_sidecars(fingerprint)
@@ -189,24 +196,20 @@ def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) ->
         cached = np.load(path, allow_pickle=False)
         if cached.shape[0] == len(prompts):
             return cached.astype(np.float32)
-    from lamp_data.text import TextEncoder
-
     embeddings = TextEncoder(text_encoder).encode(prompts).astype(np.float32)
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, embeddings, allow_pickle=False)
     return embeddings
 
 
-def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
-    import shutil
-
+def _save_checkpoint(agent: Agent, out: Path, keep: int) -> Path:
     folder = out / CHECKPOINTS_DIR / f"step-{agent.step:08d}"
     agent.save(folder)
     atomic_write_json(
         out / CHECKPOINTS_DIR / LATEST_FILE,
         {"format_version": CHECKPOINT_FORMAT_VERSION, "checkpoint": folder.name, "step": agent.step},
     )
-    finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / "config.json").is_file())
+    finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / CONFIG_FILE).is_file())
     for old in finished[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return folder
@@ -214,8 +217,6 @@ def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
 
 def _dims(dataset: Any, fingerprint: str) -> tuple[int, int, int]:
     """(image size, state dim, action dim) of the dataset's first rewarded episode."""
-    from lamp_data.store import iter_episodes
-
     shard = sorted(dataset.reward_shard_sidecars(fingerprint))[0]
     episode = next(iter_episodes(dataset, shards=[shard]))
     return int(episode[schema.IMAGE].shape[1]), int(episode[schema.STATE].shape[-1]), int(episode[schema.ACTION].shape[-1])
@@ -273,16 +274,7 @@ def pretrain(
     Raises:
         LampError: Unusable dataset, reward set, run folder or checkpoint.
     """
-    import torch
     from torch.utils.tensorboard import SummaryWriter
-
-    from lamp_agent.agent import Agent
-    from lamp_agent.core.driver import AgentPolicy
-    from lamp_agent.core.replay import HindsightPrompts, ShardReplay
-    from lamp_data.prefetch import Prefetcher
-    from lamp_data.store import open_dataset
-
-    from lamp_data.devices import check_device
 
     check_device(config.device)
     out = Path(config.out)
@@ -426,9 +418,6 @@ def _embeddings(prompts: list[str], config: PretrainConfig, out: Path) -> np.nda
 
 def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str) -> Callable[[], Any]:
     def build() -> Any:
-        from lamp_data.prompts import PromptSet
-        from lamp_data.vlm.scoring import make_scorer
-
         recorded = {**reward_info.get("provenance", {}), **reward_info}
         spec = recorded.get("model_spec")
         if not spec:

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 import tarfile
 import warnings
 
@@ -338,3 +340,16 @@ def test_a_two_camera_dataset_loads_with_hf_datasets_and_streams_both_views(tmp_
     assert np.array_equal(row["image.npy.gz"], episode[schema.IMAGE])
     batch = next(iter(ShardReplay(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
     assert batch[schema.IMAGE_WRIST].shape == batch[schema.IMAGE].shape == (2, 4, 16, 16, 3)
+
+
+def test_the_store_imports_no_torch():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import lamp_data.store\n"
+        "names = [module.name for module in pkgutil.iter_modules(lamp_data.store.__path__, 'lamp_data.store.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(names), 'torch' in sys.modules)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(output[0]) >= 5 and output[1] == "False"

@@ -171,7 +171,7 @@ def check_reward_set(dataset: Any, fingerprint: str, on_damage: str = "fail") ->
                 f"reward set {fingerprint} does not match {dataset.path}: it scores shard '{name}', which the dataset lacks"
             )
         try:
-            check_reward_binding(dataset.reward_dir(fingerprint) / f"{name}.tar", sidecar, data_sidecars[name])
+            check_reward_binding(layout.reward_shard_path(dataset.path, fingerprint, name), sidecar, data_sidecars[name])
         except DamagedShardError:
             if on_damage == "fail":
                 raise

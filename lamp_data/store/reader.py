@@ -59,16 +59,16 @@ class Dataset:
     @property
     def shards_dir(self) -> Path:
         """Folder of the data shards."""
-        return self.path / layout.SHARDS_DIR
+        return layout.shards_dir(self.path)
 
     @property
     def rewards_dir(self) -> Path:
         """Folder holding one sub-folder per reward set."""
-        return self.path / layout.REWARDS_DIR
+        return layout.rewards_dir(self.path)
 
     def reward_dir(self, fingerprint: str) -> Path:
         """Folder of one reward set."""
-        return self.rewards_dir / fingerprint
+        return layout.reward_dir(self.path, fingerprint)
 
     def shard_sidecars(self) -> dict[str, dict[str, Any]]:
         """Committed shard name -> its parsed sidecar, sorted by name."""
@@ -77,24 +77,24 @@ class Dataset:
     def shards(self) -> list[ShardInfo]:
         """Committed shards only (sidecar present), sorted by name."""
         return [
-            layout.shard_info(self.shards_dir / f"{name}.json", sidecar)
+            layout.shard_info(layout.sidecar_path(layout.shard_path(self.path, name)), sidecar)
             for name, sidecar in self.shard_sidecars().items()
         ]
 
     def prompts(self) -> list[str] | None:
         """The dataset's prompt set (``meta/prompts.json``), if it has one."""
-        path = self.path / layout.META_DIR / layout.PROMPTS_FILE
+        path = layout.prompts_path(self.path)
         return _read_prompts(path) if path.is_file() else None
 
     def reward_sets(self) -> list[str]:
         """Fingerprints of the reward sets under ``rewards/`` (those with an ``info.json``)."""
         if not self.rewards_dir.is_dir():
             return []
-        return sorted(p.name for p in self.rewards_dir.iterdir() if (p / layout.INFO_FILE).is_file())
+        return sorted(p.name for p in self.rewards_dir.iterdir() if layout.reward_set_info_path(self.path, p.name).is_file())
 
     def reward_set_info(self, fingerprint: str) -> dict[str, Any]:
         """``rewards/<fingerprint>/info.json``; LampError if there is no such set."""
-        path = self.reward_dir(fingerprint) / layout.INFO_FILE
+        path = layout.reward_set_info_path(self.path, fingerprint)
         if not path.is_file():
             known = ", ".join(self.reward_sets()) or "none"
             raise LampError(f"{self.path} has no reward set '{fingerprint}' (present: {known})")
@@ -109,7 +109,7 @@ class Dataset:
     def reward_set_prompts(self, fingerprint: str) -> list[str]:
         """The prompts of a reward set, in column order."""
         self.reward_set_info(fingerprint)
-        return _read_prompts(self.reward_dir(fingerprint) / layout.PROMPTS_FILE)
+        return _read_prompts(layout.reward_set_prompts_path(self.path, fingerprint))
 
     def reward_shard_sidecars(self, fingerprint: str) -> dict[str, dict[str, Any]]:
         """Committed reward shard name -> sidecar, for one reward set."""
@@ -159,7 +159,7 @@ def open_dataset(path: str | Path | Dataset) -> Dataset:
     if isinstance(path, Dataset):
         return path
     folder = Path(path)
-    info_path = folder / layout.META_DIR / layout.INFO_FILE
+    info_path = layout.info_path(folder)
     if not folder.is_dir():
         raise LampError(f"dataset folder {folder} does not exist")
     if not info_path.is_file():
@@ -393,7 +393,7 @@ class _RewardJoin:
 def _read_episodes(dataset: Dataset, name: str, sidecar: dict[str, Any], join: _RewardJoin | None) -> list[dict[str, Any]]:
     """The checked episodes of data shard ``name``, with ``__shard__`` and, given ``join``, rewards."""
     samples = read_episode_shard(
-        dataset.shards_dir / f"{name}.tar", sidecar, image_size(dataset.info), layout.dataset_cameras(dataset.info)
+        layout.shard_path(dataset.path, name), sidecar, image_size(dataset.info), layout.dataset_cameras(dataset.info)
     )
     rewards = None
     if join is not None:
@@ -515,7 +515,7 @@ def _read_rewards(
     reward_sidecars: dict[str, dict[str, Any]],
     prompt_count: int,
 ) -> dict[str, np.ndarray]:
-    reward_path = dataset.reward_dir(fingerprint) / f"{name}.tar"
+    reward_path = layout.reward_shard_path(dataset.path, fingerprint, name)
     if name not in reward_sidecars:
         raise LampError(f"reward set {fingerprint} has no committed shard for data shard {name} (run relabel or collect to fill it)")
     check_reward_binding(reward_path, reward_sidecars[name], data_sidecar)

@@ -118,11 +118,38 @@ class Dataset:
 
 
 def prompt_set_name(info: dict[str, Any]) -> str | None:
-    """The prompt set's name as a dataset's or a reward set's info records it: under
-    ``prompt_set.name``, or for a reward set in its provenance's ``prompt_set_name``; None if neither."""
-    recorded = info.get("prompt_set")
-    name = recorded.get("name") if isinstance(recorded, dict) else None
-    return name or (info.get("provenance") or {}).get("prompt_set_name")
+    """The name of the prompt set that ``info`` records, None if it records none.
+
+    ``info`` is a dataset's or a reward set's ``info.json`` (the name under ``prompt_set``, or a
+    reward set's under its provenance's ``prompt_set_name``), or the record of something made from
+    a reward set, such as a pretrained agent's (under ``prompt_set_name``). A record that names
+    no prompt set but its reward set (``reward_set``) and dataset folder (``pretrain.data``) gets
+    the name from that reward set's ``info.json`` when the dataset is on this machine.
+    """
+    name = _named_prompt_set(info)
+    source = info.get("pretrain")
+    reward_set = info.get("reward_set")
+    if name or not (isinstance(source, dict) and source.get("data") and reward_set):
+        return name
+    try:
+        recorded = json.loads(layout.reward_set_info_path(str(source["data"]), str(reward_set)).read_text())
+    except (OSError, ValueError):
+        return None
+    return _named_prompt_set(recorded) if isinstance(recorded, dict) else None
+
+
+def _named_prompt_set(info: dict[str, Any]) -> str | None:
+    """The prompt set's name under ``prompt_set_name``, ``prompt_set`` (or its ``name``) or
+    ``provenance.prompt_set_name`` of ``info``, in that order; None if none holds one."""
+    provenance = info.get("provenance")
+    candidates = [info.get("prompt_set_name"), info.get("prompt_set")]
+    candidates.append(provenance.get("prompt_set_name") if isinstance(provenance, dict) else None)
+    for value in candidates:
+        if isinstance(value, dict):
+            value = value.get("name")
+        if value:
+            return str(value)
+    return None
 
 
 def _read_json(path: Path) -> Any:

@@ -353,3 +353,25 @@ def test_the_store_imports_no_torch():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert int(output[0]) >= 5 and output[1] == "False"
+
+
+def test_the_store_modules_import_each_other_without_a_loop():
+    import ast
+    import graphlib
+    from pathlib import Path
+
+    import lamp_data.store
+
+    folder = Path(lamp_data.store.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lamp_data.store"):
+                parts = node.module.split(".")
+                names = [parts[2]] if len(parts) > 2 else [alias.name for alias in node.names]
+                imported.update(name for name in names if (folder / f"{name}.py").is_file())
+        graph[path.stem] = imported - {path.stem}
+    graph.pop("__init__")
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a loop
+    assert order.index("layout") < order.index("reader") < order.index("card") < order.index("writer") < order.index("verify")

@@ -50,7 +50,7 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_json, is_temporary
-from lamp_data.errors import DamagedDataError, LampError
+from lamp_data.errors import DamagedDataError, LampError, StorageError
 
 META_DIR = "meta"
 SHARDS_DIR = "shards"
@@ -324,6 +324,36 @@ def tar_samples(data: bytes) -> list[dict[str, bytes]]:
             handle = archive.extractfile(member)
             samples[-1][extension] = handle.read() if handle is not None else b""
     return samples
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``.
+
+    Raises:
+        StorageError: the file cannot be read.
+        DamagedDataError: it is not valid JSON.
+    """
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise StorageError(path, error, "read") from error
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise DamagedDataError(f"damaged {path}: not valid JSON ({error})") from error
+
+
+def read_prompts(path: Path) -> list[str]:
+    """A prompt set from a ``prompts.json``: a list of strings (or an object holding it under ``prompts``).
+
+    Raises:
+        LampError: the file holds no list of strings (or cannot be read, or is not JSON).
+    """
+    value = read_json(path)
+    prompts = value.get("prompts") if isinstance(value, dict) else value
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise LampError(f"{path} does not hold a list of prompts")
+    return prompts
 
 
 def info_checksum(info: dict[str, Any]) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.errors import DamagedDataError, LampError, StorageError
+from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.store import layout
 from lamp_data.store.layout import ShardInfo
 
@@ -84,7 +84,7 @@ class Dataset:
     def prompts(self) -> list[str] | None:
         """The dataset's prompt set (``meta/prompts.json``), if it has one."""
         path = layout.prompts_path(self.path)
-        return _read_prompts(path) if path.is_file() else None
+        return layout.read_prompts(path) if path.is_file() else None
 
     def reward_sets(self) -> list[str]:
         """Fingerprints of the reward sets under ``rewards/`` (those with an ``info.json``)."""
@@ -98,7 +98,7 @@ class Dataset:
         if not path.is_file():
             known = ", ".join(self.reward_sets()) or "none"
             raise LampError(f"{self.path} has no reward set '{fingerprint}' (present: {known})")
-        info = _read_json(path)
+        info = layout.read_json(path)
         version = info.get("format_version") if isinstance(info, dict) else None
         if version != schema.REWARD_FORMAT_VERSION:
             raise LampError(
@@ -109,7 +109,7 @@ class Dataset:
     def reward_set_prompts(self, fingerprint: str) -> list[str]:
         """The prompts of a reward set, in column order."""
         self.reward_set_info(fingerprint)
-        return _read_prompts(layout.reward_set_prompts_path(self.path, fingerprint))
+        return layout.read_prompts(layout.reward_set_prompts_path(self.path, fingerprint))
 
     def reward_shard_sidecars(self, fingerprint: str) -> dict[str, dict[str, Any]]:
         """Committed reward shard name -> sidecar, for one reward set."""
@@ -152,29 +152,10 @@ def _named_prompt_set(info: dict[str, Any]) -> str | None:
     return None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise StorageError(path, error, "read") from error
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise DamagedDataError(f"damaged {path}: not valid JSON ({error})") from error
-
-
 def image_size(info: dict[str, Any]) -> int | None:
     """The frame side in pixels a dataset's ``meta/info.json`` records, None if it records none."""
     size = (info.get("collection") or {}).get("image_size") or ((info.get("env") or {}).get("config") or {}).get("image_size")
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-
-def _read_prompts(path: Path) -> list[str]:
-    value = _read_json(path)
-    prompts = value.get("prompts") if isinstance(value, dict) else value
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        raise LampError(f"{path} does not hold a list of prompts")
-    return prompts
 
 
 def open_dataset(path: str | Path | Dataset) -> Dataset:
@@ -191,7 +172,7 @@ def open_dataset(path: str | Path | Dataset) -> Dataset:
         raise LampError(f"dataset folder {folder} does not exist")
     if not info_path.is_file():
         raise LampError(f"{folder} is not a dataset (no {layout.META_DIR}/{layout.INFO_FILE})")
-    info = _read_json(info_path)
+    info = layout.read_json(info_path)
     if not isinstance(info, dict):
         raise DamagedDataError(f"damaged {info_path}: it does not hold a JSON object")
     version = info.get("format_version")

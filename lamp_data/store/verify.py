@@ -16,6 +16,7 @@ from lamp_data.store.reader import (
     read_episode_shard,
     read_shard_samples,
 )
+from lamp_data.store.writer import recover_orphans
 
 
 @dataclass
@@ -51,8 +52,6 @@ def verify_dataset(path: str | Path) -> VerifyReport:
     Raises:
         LampError: ``path`` is not a dataset (bad input rather than damaged data).
     """
-    from lamp_data.store.writer import recover_orphans
-
     dataset = open_dataset(path)
     report = VerifyReport(dataset.path)
     cameras = layout.dataset_cameras(dataset.info)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,9 +30,8 @@ from lamp_data.store.card import write_dataset_card
 from lamp_data.store.reader import (
     DamagedShardError,
     Dataset,
-    _read_json,
-    _read_prompts,
     check_episode,
+    check_rewards,
     decode_samples,
     image_size,
     open_dataset,
@@ -66,8 +66,6 @@ def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any
 
 def json_bytes(value: Any) -> bytes:
     """Canonical JSON bytes (sorted keys), so equal values give equal bytes."""
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -275,8 +273,6 @@ def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[s
 def _rederive_reward_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The sidecar entries and fields of an orphan reward shard; DamagedShardError if it does not
     fit the committed data shard of its name."""
-    from lamp_data.store.reader import check_rewards
-
     data_sidecar = data_sidecars.get(tar_path.stem)
     if data_sidecar is None:
         raise DamagedShardError(tar_path, "no committed data shard of its name")
@@ -330,8 +326,8 @@ class RewardSetWriter:
         info_path = layout.reward_set_info_path(self.dataset.path, fingerprint)
         prompts_path = layout.reward_set_prompts_path(self.dataset.path, fingerprint)
         if info_path.is_file():
-            existing = layout.check_info(info_path, _read_json(info_path))
-            if _read_prompts(prompts_path) != self.prompts:
+            existing = layout.check_info(info_path, layout.read_json(info_path))
+            if layout.read_prompts(prompts_path) != self.prompts:
                 raise LampError(f"reward set {fingerprint} in {self.dataset.path} has different prompts; refusing to mix them")
             if _comparable(existing) != _comparable(info):
                 raise LampError(f"reward set {fingerprint} in {self.dataset.path} was made with a different reward model or settings; refusing to mix them")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from lamp_data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
 from lamp_data.errors import DamagedDataError, LampError
@@ -49,8 +50,6 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: 
             seed, phase, step, info); the format version, kind, checksums of the other two files
             and provenance are added, and it is written last.
     """
-    from safetensors.torch import save_file
-
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_FILE) as temporary:
@@ -150,8 +149,6 @@ def read_checkpoint_tensors(folder: Path, device: torch.device) -> tuple[dict[st
         DamagedDataError: the training state does not load as tensors and numbers only.
         safetensors.SafetensorError: the weights file does not parse.
     """
-    from safetensors.torch import load_file
-
     tensors = load_file(str(folder / WEIGHTS_FILE), device=str(device))
     try:
         state = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)

@@ -182,6 +182,22 @@ def test_reward_set_round_trip_and_checks(copy_of):
         list(iter_episodes(copy_of, reward_set="fake-0001"))
 
 
+def test_the_path_api_names_the_files_the_store_writes(copy_of, tmp_path):
+    prompts = ["reach the red block", "push the red block"]
+    RewardSetWriter(copy_of, "fake-0003", {"model": "fake"}, prompts).write_shard(
+        "collect-00000000", _fake_rewards(open_dataset(copy_of), "collect-00000000", prompts)
+    )
+    assert layout.is_dataset(copy_of) and not layout.is_dataset(tmp_path)
+    assert layout.info_path(copy_of) == copy_of / "meta" / "info.json" and layout.card_path(copy_of).is_file()
+    assert layout.shard_path(copy_of, "collect-00000003").is_file()
+    assert layout.sidecar_path(layout.shard_path(copy_of, "collect-00000003")).is_file()
+    assert layout.reward_set_info_path(copy_of, "fake-0003").is_file()
+    assert layout.read_prompts(layout.reward_set_prompts_path(copy_of, "fake-0003")) == prompts
+    assert layout.reward_shard_path(copy_of, "fake-0003", "collect-00000000").is_file()
+    assert layout.reward_set_location(layout.reward_dir(copy_of, "fake-0003")) == (copy_of, "fake-0003")
+    assert layout.reward_set_location(copy_of) is None and layout.reward_set_location(layout.shards_dir(copy_of)) is None
+
+
 def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
     import torch
 

@@ -47,7 +47,7 @@ from lamp_data import schema
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.prompts import load_prompt_set
 from lamp_data.relabel import relabel
-from lamp_data.store import iter_episodes
+from lamp_data.store import iter_episodes, layout
 from lamp_data.vlm.r3m.networks import HEAD_CHUNK_ELEMENTS, R3M, LanguageRewardHead, R3MConfig
 from lamp_data.vlm.scoring import make_scorer
 from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
@@ -82,7 +82,7 @@ def bare_vs_relabel(dataset: Path, spec: str, prompts: str, device: str, batch_s
             scorer.score(episode)
 
     def full() -> None:
-        shutil.rmtree(dataset / "rewards", ignore_errors=True)
+        shutil.rmtree(layout.rewards_dir(dataset), ignore_errors=True)
         summary = relabel(dataset, scorer, progress=False)
         assert summary.frames == frames and summary.shards_written == summary.shards_total
 
@@ -106,7 +106,7 @@ def relabel_fps(dataset: Path, spec: str, prompts: str, device: str, batch_size:
     """Frames/s of one relabel of ``dataset`` with a scorer built and warmed up on one episode beforehand."""
     scorer = make_scorer(spec, prompts, device=device, batch_size=batch_size)
     scorer.score(next(iter_episodes(dataset))[schema.IMAGE])
-    shutil.rmtree(dataset / "rewards", ignore_errors=True)
+    shutil.rmtree(layout.rewards_dir(dataset), ignore_errors=True)
     return relabel(dataset, scorer, progress=False).frames_per_second
 
 

@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
     from lamp_data.atomic import atomic_open, atomic_write_json
     from lamp_data.provenance import provenance
     from lamp_data.relabel import relabel
+    from lamp_data.store import layout
     from lamp_eval.reward_quality import reward_quality_markdown, reward_quality_table
 
     folders = record(args)
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
     for spec in args.vlm:
         for folder in folders:
             summary = relabel(folder, spec, args.prompts, progress=False)
-            reward_dirs.append(folder / "rewards" / summary.fingerprint)
+            reward_dirs.append(layout.reward_dir(folder, summary.fingerprint))
         print(f"scored with {spec}", flush=True)
     if not reward_dirs:
         return

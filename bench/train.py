@@ -9,7 +9,7 @@ Usage::
 
 For each preset, all measured in this run on the same dummy-env dataset (64 px frames):
   * updates/s in float32 on one batch held in memory (the baseline: no data loading at all),
-  * updates/s in float32 streaming batches from the shards (SequenceDataset behind the
+  * updates/s in float32 streaming batches from the shards (ShardReplay behind the
     background prefetcher, as ``pretrain`` does), its ratio to the baseline, and the share of
     step time spent waiting for a batch (goal: under 5 %),
   * updates/s with bf16 autocast, and with bf16 plus channels-last convs, on the held batch,
@@ -34,9 +34,9 @@ import torch
 
 from lamp_agent import Agent, load_preset
 from lamp_agent.config import AgentConfig
-from lamp_agent.core.stream import HindsightPrompts, Prefetcher
+from lamp_agent.core.replay import HindsightPrompts, ShardReplay
 from lamp_data.collect import CollectConfig, collect
-from lamp_data.store import SequenceDataset
+from lamp_data.prefetch import Prefetcher
 
 PROMPTS = ["reach the red block", "push the red block", "paint it blue"]
 VARIANTS = {"fp32": {}, "bf16": {"precision": "bf16"}, "bf16+cl": {"precision": "bf16", "channels_last": True}}
@@ -65,7 +65,7 @@ def make_dataset(folder: Path, episodes: int) -> Path:
 def batch_stream(data: Path, config: AgentConfig) -> Prefetcher:
     """Training batches of ``data`` with prompt embeddings, prefetched on a background thread."""
     lang_table = torch.as_tensor(np.random.default_rng(0).normal(size=(len(PROMPTS), 384)).astype(np.float32))
-    stream = SequenceDataset(
+    stream = ShardReplay(
         data, seq_len=config.seq_len, batch_size=config.batch_size, reward_set=ColourScorer.fingerprint,
         prompt_chooser=HindsightPrompts(PROMPTS, config.own_prompt_fraction), seed=0, refresh_seconds=1e9,
     )

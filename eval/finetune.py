@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -238,6 +237,7 @@ def method_label(init: str) -> str:
     if init == SCRATCH:
         return SCRATCH
     from lamp_agent.checkpoint import read_checkpoint_config
+    from lamp_data.store.reader import prompt_set_name
 
     meta = read_checkpoint_config(init)
     alpha = float(meta.get("config", {}).get("alpha", 0.9))
@@ -245,7 +245,7 @@ def method_label(init: str) -> str:
         return "p2e"
     info = meta.get("info", {}) or {}
     parts = [_first_text(info, ("reward_set", "reward_fingerprint")) or "unknown-rewards"]
-    prompt_set = _prompt_set_name(info)
+    prompt_set = prompt_set_name(info)
     if prompt_set and prompt_set not in _default_prompt_sets():
         parts.append(prompt_set)
     if not math.isclose(alpha, 0.9):
@@ -267,24 +267,6 @@ def _first_text(info: dict[str, Any], keys: tuple[str, ...]) -> str:
         if value:
             return str(value)
     return ""
-
-
-def _prompt_set_name(info: dict[str, Any]) -> str:
-    """The prompt set's name from the checkpoint info, else from the reward set's own info
-    (``<data>/rewards/<fingerprint>/info.json``) when that dataset is on this machine."""
-    name = _first_text(info, ("prompt_set_name", "prompt_set"))
-    if name:
-        return name
-    pretrain = info.get("pretrain") or {}
-    reward_set = info.get("reward_set")
-    if not (isinstance(pretrain, dict) and pretrain.get("data") and reward_set):
-        return ""
-    reward_info = Path(str(pretrain["data"])) / "rewards" / str(reward_set) / "info.json"
-    try:
-        recorded = json.loads(reward_info.read_text())
-    except (OSError, ValueError):
-        return ""
-    return str((recorded.get("provenance") or {}).get("prompt_set_name") or "")
 
 
 def task_instructions(task: str) -> tuple[str, ...]:

@@ -279,14 +279,15 @@ def _scored_episodes(
     """
     from lamp_data import schema
     from lamp_data.prompts import normalize_prompt
-    from lamp_data.store import iter_episodes, open_dataset
+    from lamp_data.store import iter_episodes, layout, open_dataset
 
     if not reward_dir.is_dir():
         raise LampError(f"reward set folder {reward_dir} does not exist (expected DATASET/rewards/FINGERPRINT)")
-    if reward_dir.parent.name != "rewards":
+    location = layout.reward_set_location(reward_dir)
+    if location is None:
         raise LampError(f"{reward_dir} is not a reward set folder (expected DATASET/rewards/FINGERPRINT)")
-    dataset = open_dataset(reward_dir.parent.parent)
-    fingerprint = reward_dir.name
+    folder, fingerprint = location
+    dataset = open_dataset(folder)
     info = dataset.reward_set_info(fingerprint)
     prompts = dataset.reward_set_prompts(fingerprint)
     wanted = set(tasks) if tasks is not None else None

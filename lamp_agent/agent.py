@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 
 from lamp_agent.actor_critic import Actor, Critic, RewardScale, ReturnScale, lambda_returns
+from lamp_agent.checkpoint import read_checkpoint, read_checkpoint_tensors, write_checkpoint
 from lamp_agent.config import AgentConfig
 from lamp_agent.frontend import CnnFrontend
 from lamp_agent.mwm import MaskedWorldModelFrontend
@@ -29,7 +31,7 @@ from lamp_agent.p2e import Ensemble
 from lamp_agent.rssm import RSSM
 from lamp_data import schema
 from lamp_data.devices import check_device
-from lamp_data.errors import LampError
+from lamp_data.errors import DamagedDataError, LampError
 
 MODES = ("pretrain", "finetune")
 """``pretrain``: P2E + VLM reward mix; ``finetune``: the task's own reward."""
@@ -333,7 +335,7 @@ class Agent:
         """One update of every part of the agent on a batch of sequences.
 
         Args:
-            batch: As :class:`lamp_data.store.SequenceDataset` yields (``[B, L, ...]``) plus
+            batch: As :class:`lamp_agent.core.replay.ShardReplay` yields (``[B, L, ...]``) plus
                 ``lang`` float32 ``[B, lang_dim]``. Pretraining reads ``vlm_reward``,
                 finetuning reads ``reward``.
             mode: ``pretrain`` or ``finetune``.
@@ -507,15 +509,54 @@ class Agent:
         return {"truth": as_uint8(truth), "model": as_uint8(predicted), "error": as_uint8((truth - predicted).abs())}
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> None:
-        """Write a checkpoint folder (config.json, weights.safetensors, training state)."""
-        from lamp_agent.checkpoint import save_agent
-
-        save_agent(self, path)
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint folder (see :mod:`lamp_agent.checkpoint`) and return it."""
+        return write_checkpoint(
+            path,
+            {name: value.detach().to("cpu").contiguous() for name, value in self.nets.state_dict().items()},
+            {"optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}, "rng": self._rng},
+            {
+                "preset": self.config.preset,
+                "config": self.config.to_dict(),
+                "sizes": self.sizes,
+                "cameras": list(self.cameras),
+                "seed": self.seed,
+                "phase": self.phase,
+                "step": self.step,
+                "info": self.info,
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Agent":
-        """Read a checkpoint folder; :class:`LampError` if it is missing, damaged or incompatible."""
-        from lamp_agent.checkpoint import load_agent
+        """Rebuild an agent exactly as it was saved, from a checkpoint folder or a pretraining run
+        folder (its newest checkpoint).
 
-        return load_agent(path, device)
+        Raises:
+            LampError: The folder is missing, a file is absent or damaged (checksum), or the
+                weights do not fit the recorded config.
+        """
+        folder, meta = read_checkpoint(path)
+        try:
+            config = AgentConfig.from_dict(meta["config"])
+            sizes = {key: int(meta["sizes"][key]) for key in ("image_size", "state_dim", "action_dim", "lang_dim")}
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedDataError(f"damaged agent checkpoint {folder}: bad config ({error})") from error
+        cameras = schema.check_cameras(meta.get("cameras") or schema.DEFAULT_CAMERAS)
+        agent = cls(config, **sizes, device=device, seed=int(meta.get("seed", 0)), cameras=cameras)
+        if meta.get("phase") == "finetune":
+            agent.prepare_finetune()
+        try:
+            tensors, state = read_checkpoint_tensors(folder, agent.device)
+            agent.nets.load_state_dict(tensors, strict=True)
+            for name, optimizer in agent.optimizers.items():
+                optimizer.load_state_dict(state["optimizers"][name])
+            agent._rng = {
+                stream: {key: value.cpu() for key, value in generators.items() if key == "cpu" or agent.device.type == "cuda"}
+                for stream, generators in state["rng"].items()
+            }
+        except (SafetensorError, RuntimeError, KeyError, ValueError, OSError) as error:
+            raise DamagedDataError(f"agent checkpoint {folder} does not fit its config: {str(error).splitlines()[0]}") from error
+        agent.step = int(meta.get("step", 0))
+        agent.info = dict(meta.get("info", {}))
+        return agent

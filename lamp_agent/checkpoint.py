@@ -19,18 +19,15 @@ import io
 import json
 import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from lamp_data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
-from lamp_data import schema
 from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.provenance import file_sha256, provenance
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
-
-if TYPE_CHECKING:
-    from lamp_agent.agent import Agent
 
 CHECKPOINTS_DIR = "checkpoints"
 """Folder of a pretraining run that holds its checkpoints."""
@@ -42,19 +39,21 @@ STATE_FILE = "state.pt"
 KIND = "lamp-agent"
 
 
-def save_agent(agent: "Agent", path: str | Path) -> Path:
-    """Write ``agent`` to the checkpoint folder ``path`` (created if needed) and return it."""
-    from safetensors.torch import save_file
+def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], record: dict[str, Any]) -> Path:
+    """Write a checkpoint folder ``path`` (created if needed) and return it.
 
+    Args:
+        path: The checkpoint folder.
+        tensors: Every network's parameters and buffers by name (``weights.safetensors``).
+        state: Optimizer states and random streams, tensors and numbers only (``state.pt``).
+        record: What ``config.json`` records about the agent (preset, config, sizes, cameras,
+            seed, phase, step, info); the format version, kind, checksums of the other two files
+            and provenance are added, and it is written last.
+    """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {name: value.detach().to("cpu").contiguous() for name, value in agent.nets.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE) as temporary:
         save_file(tensors, str(temporary), metadata={"format_version": str(CHECKPOINT_FORMAT_VERSION)})
-    state = {
-        "optimizers": {name: optimizer.state_dict() for name, optimizer in agent.optimizers.items()},
-        "rng": agent._rng,
-    }
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(folder / STATE_FILE, buffer.getvalue())
@@ -63,14 +62,7 @@ def save_agent(agent: "Agent", path: str | Path) -> Path:
         {
             "format_version": CHECKPOINT_FORMAT_VERSION,
             "kind": KIND,
-            "preset": agent.config.preset,
-            "config": agent.config.to_dict(),
-            "sizes": agent.sizes,
-            "cameras": list(agent.cameras),
-            "seed": agent.seed,
-            "phase": agent.phase,
-            "step": agent.step,
-            "info": agent.info,
+            **record,
             "sha256": {WEIGHTS_FILE: file_sha256(folder / WEIGHTS_FILE), STATE_FILE: file_sha256(folder / STATE_FILE)},
             "provenance": provenance(),
         },
@@ -132,19 +124,13 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
-    """Rebuild an :class:`~lamp_agent.agent.Agent` exactly as it was saved.
+def read_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint folder and its ``config.json`` (as :func:`read_checkpoint_config`), once the
+    weights and the training state match the sha256 it records.
 
     Raises:
-        LampError: The folder is missing, a file is absent or damaged (checksum), or the
-            weights do not fit the recorded config.
+        LampError: The folder is missing or not a checkpoint, or a file is absent or damaged.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from lamp_agent.agent import Agent
-    from lamp_agent.config import AgentConfig
-
     folder = resolve_checkpoint(path)
     meta = read_checkpoint_config(folder)
     for name in (WEIGHTS_FILE, STATE_FILE):
@@ -153,33 +139,22 @@ def load_agent(path: str | Path, device: str = "cpu") -> "Agent":
             raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} is missing")
         if file_sha256(file) != meta.get("sha256", {}).get(name):
             raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
+    return folder, meta
+
+
+def read_checkpoint_tensors(folder: Path, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights and the training state of a checkpoint checked by :func:`read_checkpoint`, on ``device``.
+
+    Raises:
+        DamagedDataError: the training state does not load as tensors and numbers only.
+        safetensors.SafetensorError: the weights file does not parse.
+    """
+    tensors = load_file(str(folder / WEIGHTS_FILE), device=str(device))
     try:
-        config = AgentConfig.from_dict(meta["config"])
-        sizes = {key: int(meta["sizes"][key]) for key in ("image_size", "state_dim", "action_dim", "lang_dim")}
-    except (KeyError, TypeError, ValueError) as error:
-        raise DamagedDataError(f"damaged agent checkpoint {folder}: bad config ({error})") from error
-    cameras = schema.check_cameras(meta.get("cameras") or schema.DEFAULT_CAMERAS)
-    agent = Agent(config, **sizes, device=device, seed=int(meta.get("seed", 0)), cameras=cameras)
-    if meta.get("phase") == "finetune":
-        agent.prepare_finetune()
-    try:
-        tensors = load_file(str(folder / WEIGHTS_FILE), device=str(agent.device))
-        agent.nets.load_state_dict(tensors, strict=True)
-        try:
-            state = torch.load(folder / STATE_FILE, map_location=agent.device, weights_only=True)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:
-            raise DamagedDataError(
-                f"damaged agent checkpoint {folder}: {STATE_FILE} does not load as tensors and numbers only "
-                f"({type(error).__name__}); it was not written by lamp or was tampered with"
-            ) from None
-        for name, optimizer in agent.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        agent._rng = {
-            stream: {key: value.cpu() for key, value in generators.items() if key == "cpu" or agent.device.type == "cuda"}
-            for stream, generators in state["rng"].items()
-        }
-    except (SafetensorError, RuntimeError, KeyError, ValueError, OSError) as error:
-        raise DamagedDataError(f"agent checkpoint {folder} does not fit its config: {str(error).splitlines()[0]}") from error
-    agent.step = int(meta.get("step", 0))
-    agent.info = dict(meta.get("info", {}))
-    return agent
+        state = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:
+        raise DamagedDataError(
+            f"damaged agent checkpoint {folder}: {STATE_FILE} does not load as tensors and numbers only "
+            f"({type(error).__name__}); it was not written by lamp or was tampered with"
+        ) from None
+    return tensors, state

@@ -2,7 +2,7 @@
 
 ``pretrain(PretrainConfig(data=..., rewards=<fingerprint>, out=..., steps=N))`` streams
 ``[batch, time]`` sequences from the shards with the chosen reward set's VLM rewards (each
-sequence paired with a prompt by :class:`~lamp_agent.core.stream.HindsightPrompts`), and runs
+sequence paired with a prompt by :class:`~lamp_agent.core.replay.HindsightPrompts`), and runs
 ``steps`` agent updates with the LAMP reward ``alpha * norm(P2E) + (1 - alpha) * norm(VLM)``.
 
 Training runs in chunks of ``collect_every`` updates. Each chunk ends with a checkpoint; then
@@ -28,6 +28,7 @@ Run folder::
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,18 +36,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from lamp_agent.checkpoint import CHECKPOINTS_DIR, LATEST_FILE, latest_checkpoint
+from lamp_agent.agent import Agent
+from lamp_agent.checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, LATEST_FILE, latest_checkpoint
 from lamp_agent.config import load_preset
+from lamp_agent.core.driver import AgentPolicy
+from lamp_agent.core.replay import ON_DAMAGE, HindsightPrompts, ShardReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.collect import resolve_config
+from lamp_data.devices import check_device
 from lamp_data.errors import LampError, check_number
+from lamp_data.prefetch import Prefetcher
+from lamp_data.prompts import PromptSet
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
-from lamp_data.store import layout
-from lamp_data.store.reader import prompt_set_name
-from lamp_data.store.sequences import ON_DAMAGE
+from lamp_data.store import DamagedShardError, iter_episodes, layout, open_dataset
+from lamp_data.store.reader import check_reward_binding, prompt_set_name
+from lamp_data.text import TextEncoder
+from lamp_data.vlm.scoring import make_scorer
 
 RUN_FILE = "run.json"
 """File of a pretraining run folder holding its config; written before the first update."""
@@ -152,8 +162,6 @@ def check_reward_set(dataset: Any, fingerprint: str, on_damage: str = "fail") ->
         DamagedShardError: with ``on_damage="fail"``, a reward shard that scores other bytes or
             other episodes than the data shard of its name (with ``"skip"`` the stream skips it).
     """
-    from lamp_data.store.reader import DamagedShardError, check_reward_binding
-
     info = dataset.reward_set_info(fingerprint)
     data_sidecars = dataset.shard_sidecars()
     reward_sidecars = dataset.reward_shard_sidecars(fingerprint)
@@ -163,7 +171,7 @@ def check_reward_set(dataset: Any, fingerprint: str, on_damage: str = "fail") ->
                 f"reward set {fingerprint} does not match {dataset.path}: it scores shard '{name}', which the dataset lacks"
             )
         try:
-            check_reward_binding(dataset.reward_dir(fingerprint) / f"{name}.tar", sidecar, data_sidecars[name])
+            check_reward_binding(layout.reward_shard_path(dataset.path, fingerprint, name), sidecar, data_sidecars[name])
         except DamagedShardError:
             if on_damage == "fail":
                 raise
@@ -188,24 +196,20 @@ def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) ->
         cached = np.load(path, allow_pickle=False)
         if cached.shape[0] == len(prompts):
             return cached.astype(np.float32)
-    from lamp_data.text import TextEncoder
-
     embeddings = TextEncoder(text_encoder).encode(prompts).astype(np.float32)
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, embeddings, allow_pickle=False)
     return embeddings
 
 
-def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
-    import shutil
-
+def _save_checkpoint(agent: Agent, out: Path, keep: int) -> Path:
     folder = out / CHECKPOINTS_DIR / f"step-{agent.step:08d}"
     agent.save(folder)
     atomic_write_json(
         out / CHECKPOINTS_DIR / LATEST_FILE,
         {"format_version": CHECKPOINT_FORMAT_VERSION, "checkpoint": folder.name, "step": agent.step},
     )
-    finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / "config.json").is_file())
+    finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / CONFIG_FILE).is_file())
     for old in finished[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return folder
@@ -213,8 +217,6 @@ def _save_checkpoint(agent: Any, out: Path, keep: int) -> Path:
 
 def _dims(dataset: Any, fingerprint: str) -> tuple[int, int, int]:
     """(image size, state dim, action dim) of the dataset's first rewarded episode."""
-    from lamp_data.store import iter_episodes
-
     shard = sorted(dataset.reward_shard_sidecars(fingerprint))[0]
     episode = next(iter_episodes(dataset, shards=[shard]))
     return int(episode[schema.IMAGE].shape[1]), int(episode[schema.STATE].shape[-1]), int(episode[schema.ACTION].shape[-1])
@@ -272,15 +274,7 @@ def pretrain(
     Raises:
         LampError: Unusable dataset, reward set, run folder or checkpoint.
     """
-    import torch
     from torch.utils.tensorboard import SummaryWriter
-
-    from lamp_agent.agent import Agent
-    from lamp_agent.core.driver import AgentPolicy
-    from lamp_agent.core.stream import HindsightPrompts, Prefetcher
-    from lamp_data.store import SequenceDataset, open_dataset
-
-    from lamp_data.devices import check_device
 
     check_device(config.device)
     out = Path(config.out)
@@ -289,6 +283,7 @@ def pretrain(
     dataset = open_dataset(config.data)
     reward_info = check_reward_set(dataset, config.rewards, config.on_damage)
     prompts = dataset.reward_set_prompts(config.rewards)
+    collection = resolve_config(dataset.path)
     latest = latest_checkpoint(out)
     if config.resume and latest is None and not (out / RUN_FILE).is_file():
         raise LampError(f"--resume: {out} holds no pretraining run to continue; leave out --resume to start one there")
@@ -315,7 +310,7 @@ def pretrain(
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
             overrides["alpha"] = config.alpha
-        data_repeat = int(dataset.info.get("collection", {}).get("action_repeat", 1))
+        data_repeat = collection.action_repeat
         if "action_repeat" in overrides and int(overrides["action_repeat"]) != data_repeat:
             raise LampError(
                 f"{dataset.path} was recorded at action repeat {data_repeat}, so the agent cannot learn "
@@ -342,8 +337,7 @@ def pretrain(
     embeddings = _embeddings(prompts, config, out)
     lang_table = torch.as_tensor(embeddings, device=agent.device)
     resumed_from = agent.step
-    env_info = dataset.info.get("collection", {})
-    episode_length = int(env_info.get("episode_length", 150))
+    episode_length = collection.episode_length
 
     scorer = None
     if config.collect_every:
@@ -380,7 +374,7 @@ def pretrain(
                     break
                 chunk_index = agent.step // config.chunk
                 chunk_end = min((chunk_index + 1) * config.chunk, config.steps)
-                stream = SequenceDataset(
+                stream = ShardReplay(
                     dataset, seq_len=agent.config.seq_len, batch_size=agent.config.batch_size,
                     reward_set=config.rewards, prompt_chooser=HindsightPrompts(prompts, agent.config.own_prompt_fraction),
                     seed=int(stable_hash([config.seed, "data", agent.step]), 16) % 2**31, refresh_seconds=1e9,
@@ -424,9 +418,6 @@ def _embeddings(prompts: list[str], config: PretrainConfig, out: Path) -> np.nda
 
 def _default_scorer(reward_info: dict[str, Any], prompts: list[str], device: str) -> Callable[[], Any]:
     def build() -> Any:
-        from lamp_data.prompts import PromptSet
-        from lamp_data.vlm.scoring import make_scorer
-
         recorded = {**reward_info.get("provenance", {}), **reward_info}
         spec = recorded.get("model_spec")
         if not spec:
@@ -452,19 +443,14 @@ def _collect(dataset: Any, agent: Any, policy: Any, scorer: Any, run: str, confi
 
     All episodes of a round go into one shard, so a round is committed whole or not at all.
     """
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.collect import collect
 
-    collection = dataset.info.get("collection", {})
     env_name = dataset.info.get("env", {}).get("name")
     if not env_name:
         raise LampError(f"{dataset.path} records no env name, so the agent cannot collect into it")
     episodes = max(1, math.ceil(config.collect_every / (agent.config.updates_per_env_step * episode_length)))
-    collect_config = CollectConfig(
-        env=env_name, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
-        seed=int(collection.get("seed", 0)), image_size=int(collection.get("image_size", 64)),
-        cameras=layout.dataset_cameras(dataset.info),
-        episode_length=episode_length, shard_episodes=episodes, canonical=bool(collection.get("canonical", False)),
-        action_repeat=int(collection.get("action_repeat", 1)),
-        run=run, device=config.device,
+    collect_config = resolve_config(
+        dataset.path, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
+        shard_episodes=episodes, run=run, device=config.device,
     )
     return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)

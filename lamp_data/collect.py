@@ -306,7 +306,7 @@ class _Recorder:
             self.score_stored(unit.name, emit)
             return
         rewards: dict[str, np.ndarray] = {}
-        with ShardWriter(self.out / layout.SHARDS_DIR / f"{unit.name}.tar", run=self.config.run) as shard:
+        with ShardWriter(layout.shard_path(self.out, unit.name), run=self.config.run) as shard:
             for index in unit.indices:
                 if not alive():
                     raise SystemExit(1)
@@ -371,7 +371,7 @@ def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str,
     from lamp_data.store.reader import open_dataset
 
     out = Path(out)
-    if not (out / layout.META_DIR / layout.INFO_FILE).is_file():
+    if not layout.is_dataset(out):
         return {}
     info = open_dataset(out).info
     env = _with_action_repeat(info.get("env", {}))
@@ -413,9 +413,11 @@ def resolve_config(out: str | Path, **options: Any) -> CollectConfig:
 
 def _check_output(out: Path) -> None:
     """Refuse output paths that are files or non-dataset folders, before writing anything."""
+    from lamp_data.store import layout
+
     if out.exists() and not out.is_dir():
         raise LampError(f"output path {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "meta" / "info.json").is_file():
+    if out.is_dir() and any(out.iterdir()) and not layout.is_dataset(out):
         raise LampError(f"{out} is a non-empty folder that is not a dataset; choose an empty or new folder")
     ancestor = out
     while not ancestor.exists():
@@ -554,7 +556,7 @@ def collect(
 
         check_device(config.device)
     _check_output(out)
-    existing = open_dataset(out) if (out / layout.META_DIR / layout.INFO_FILE).is_file() else None
+    existing = open_dataset(out) if layout.is_dataset(out) else None
 
     from lamp_data.envs import make_env
 
@@ -638,7 +640,7 @@ class _Tally:
         if stored is not None and stored != prompts:
             raise LampError(f"{self.dataset.path} already has a different prompt set in meta/prompts.json")
         if stored is None:
-            atomic_write_json(self.dataset.path / layout.META_DIR / layout.PROMPTS_FILE, prompts)
+            atomic_write_json(layout.prompts_path(self.dataset.path), prompts)
         info = dict(self.dataset.info)
         info["prompt_set"] = {"name": self.config.prompts, "hash": stable_hash(prompts), "count": len(prompts)}
         info["reward_sets"] = sorted(set(info.get("reward_sets", [])) | {fingerprint})

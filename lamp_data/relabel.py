@@ -20,8 +20,6 @@ the data. It is built to be run again:
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -33,6 +31,7 @@ import numpy as np
 from lamp_data import schema
 from lamp_data.errors import LampError
 from lamp_data.executors import ExecutorConfig, check_local_path, import_ray
+from lamp_data.prefetch import Prefetcher
 from lamp_data.prompts import PromptSet, load_prompt_set
 
 if TYPE_CHECKING:
@@ -93,42 +92,15 @@ def _decoded_shards(dataset: Any, names: list[str]) -> Iterator[tuple[str, list[
     """Yield ``(shard, [(key, frames)])`` for each name, decoding one shard ahead in a thread."""
     from lamp_data.store import iter_episodes
 
-    slots: queue.Queue = queue.Queue(maxsize=PREFETCH_SHARDS)
-    stop = threading.Event()
+    def decode() -> Iterator[tuple[str, list[tuple[str, np.ndarray]]]]:
+        for name in names:
+            yield name, [(episode["__key__"], episode[schema.IMAGE]) for episode in iter_episodes(dataset, shards=[name])]
 
-    def produce() -> None:
-        try:
-            for name in names:
-                episodes = [(episode["__key__"], episode[schema.IMAGE]) for episode in iter_episodes(dataset, shards=[name])]
-                while not stop.is_set():
-                    try:
-                        slots.put((name, episodes), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(None)
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            slots.put(error)
-
-    worker = threading.Thread(target=produce, name="relabel-decode", daemon=True)
-    worker.start()
+    decoded = Prefetcher(decode(), depth=PREFETCH_SHARDS, name="relabel-decode")
     try:
-        while True:
-            item = slots.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from decoded
     finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.1)
+        decoded.close(timeout=None)
 
 
 def _score_shard(scorer: Any, shard: Any, episodes: list[tuple[str, np.ndarray]], advance: Any) -> dict[str, np.ndarray]:

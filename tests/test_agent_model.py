@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from lamp_agent import Agent, load_preset
-from lamp_agent.core.replay import EpisodeReplay
-from lamp_agent.core.stream import HindsightPrompts, Prefetcher
+from lamp_agent.core.replay import EpisodeReplay, HindsightPrompts
+from lamp_data.prefetch import Prefetcher
 from lamp_agent.mwm import MaskedAutoencoder
 from lamp_agent.p2e import Ensemble
 from lamp_data.errors import LampError

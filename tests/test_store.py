@@ -2,18 +2,20 @@
 
 import json
 import shutil
+import subprocess
+import sys
 import tarfile
 import warnings
 
 import numpy as np
 import pytest
 
+from lamp_agent.core.replay import ShardReplay
 from lamp_data import schema
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
 from lamp_data.store import (
     RewardSetWriter,
-    SequenceDataset,
     dataset_card,
     index_episodes,
     iter_episodes,
@@ -180,6 +182,22 @@ def test_reward_set_round_trip_and_checks(copy_of):
         list(iter_episodes(copy_of, reward_set="fake-0001"))
 
 
+def test_the_path_api_names_the_files_the_store_writes(copy_of, tmp_path):
+    prompts = ["reach the red block", "push the red block"]
+    RewardSetWriter(copy_of, "fake-0003", {"model": "fake"}, prompts).write_shard(
+        "collect-00000000", _fake_rewards(open_dataset(copy_of), "collect-00000000", prompts)
+    )
+    assert layout.is_dataset(copy_of) and not layout.is_dataset(tmp_path)
+    assert layout.info_path(copy_of) == copy_of / "meta" / "info.json" and layout.card_path(copy_of).is_file()
+    assert layout.shard_path(copy_of, "collect-00000003").is_file()
+    assert layout.sidecar_path(layout.shard_path(copy_of, "collect-00000003")).is_file()
+    assert layout.reward_set_info_path(copy_of, "fake-0003").is_file()
+    assert layout.read_prompts(layout.reward_set_prompts_path(copy_of, "fake-0003")) == prompts
+    assert layout.reward_shard_path(copy_of, "fake-0003", "collect-00000000").is_file()
+    assert layout.reward_set_location(layout.reward_dir(copy_of, "fake-0003")) == (copy_of, "fake-0003")
+    assert layout.reward_set_location(copy_of) is None and layout.reward_set_location(layout.shards_dir(copy_of)) is None
+
+
 def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
     import torch
 
@@ -189,7 +207,7 @@ def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
     for shard in dataset.shards():
         writer.write_shard(shard.name, _fake_rewards(dataset, shard.name, prompts))
     episodes = {e["meta"]["instruction"] + e["__key__"]: e for e in iter_episodes(copy_of)}
-    sequences = SequenceDataset(copy_of, seq_len=6, batch_size=4, reward_set="fake-0002", shuffle_buffer=3, seed=1)
+    sequences = ShardReplay(copy_of, seq_len=6, batch_size=4, reward_set="fake-0002", shuffle_buffer=3, seed=1)
     batches = [batch for _, batch in zip(range(3), sequences)]
     batch = batches[0]
     assert batch[schema.IMAGE].shape == (4, 6, 16, 16, 3) and batch[schema.IMAGE].dtype == torch.uint8
@@ -207,7 +225,7 @@ def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
         assert prompts[prompt] == episode["meta"]["instruction"]
         rewards = _fake_rewards(dataset, episode["__shard__"], prompts)[episode["__key__"]]
         assert np.allclose(batch[schema.VLM_REWARD][row].numpy(), rewards[:, prompt].astype(np.float32))
-    always_zero = SequenceDataset(copy_of, seq_len=3, batch_size=2, reward_set="fake-0002",
+    always_zero = ShardReplay(copy_of, seq_len=3, batch_size=2, reward_set="fake-0002",
                                   prompt_chooser=lambda meta, count, rng: 0, shuffle_buffer=2)
     batch = next(iter(always_zero))
     assert batch[schema.IMAGE].shape[:2] == (2, 3) and (batch[schema.PROMPT_INDEX] == 0).all()
@@ -216,7 +234,7 @@ def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
 def test_sequences_split_shards_over_dataloader_workers(tiny_dataset):
     import torch
 
-    sequences = SequenceDataset(tiny_dataset, seq_len=6, batch_size=1, shuffle_buffer=1, seed=0, refresh_seconds=0.0)
+    sequences = ShardReplay(tiny_dataset, seq_len=6, batch_size=1, shuffle_buffer=1, seed=0, refresh_seconds=0.0)
     loader = torch.utils.data.DataLoader(sequences, batch_size=None, num_workers=2)
     first_frames = set()
     for _, batch in zip(range(8), loader):
@@ -336,5 +354,40 @@ def test_a_two_camera_dataset_loads_with_hf_datasets_and_streams_both_views(tmp_
     row, episode = episodes.with_format("numpy", dtype=None)[1], list(iter_episodes(out))[1]
     assert np.array_equal(row["image_wrist.npy.gz"], episode[schema.IMAGE_WRIST])
     assert np.array_equal(row["image.npy.gz"], episode[schema.IMAGE])
-    batch = next(iter(SequenceDataset(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
+    batch = next(iter(ShardReplay(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
     assert batch[schema.IMAGE_WRIST].shape == batch[schema.IMAGE].shape == (2, 4, 16, 16, 3)
+
+
+def test_the_store_imports_no_torch():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import lamp_data.store\n"
+        "names = [module.name for module in pkgutil.iter_modules(lamp_data.store.__path__, 'lamp_data.store.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(names), 'torch' in sys.modules)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(output[0]) >= 5 and output[1] == "False"
+
+
+def test_the_store_modules_import_each_other_without_a_loop():
+    import ast
+    import graphlib
+    from pathlib import Path
+
+    import lamp_data.store
+
+    folder = Path(lamp_data.store.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lamp_data.store"):
+                parts = node.module.split(".")
+                names = [parts[2]] if len(parts) > 2 else [alias.name for alias in node.names]
+                imported.update(name for name in names if (folder / f"{name}.py").is_file())
+        graph[path.stem] = imported - {path.stem}
+    graph.pop("__init__")
+    order = list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a loop
+    assert order.index("layout") < order.index("reader") < order.index("card") < order.index("writer") < order.index("verify")

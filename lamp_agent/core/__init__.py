@@ -1,1 +1,2 @@
-"""Framework pieces that know nothing of world models: in-memory replay, env driver."""
+"""Framework pieces that know nothing of world models: the replay (windows from a dataset's shards
+or from episodes in memory) and the driver that lets an agent act as a collection policy."""

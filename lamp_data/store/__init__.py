@@ -14,7 +14,6 @@ __all__ = [
     "Dataset",
     "EpisodeIndex",
     "RewardSetWriter",
-    "SequenceDataset",
     "ShardInfo",
     "VerifyReport",
     "dataset_card",
@@ -25,11 +24,3 @@ __all__ = [
     "write_dataset_card",
 ]
 
-
-def __getattr__(name: str):
-    """Import :class:`SequenceDataset` (and torch) only when asked for."""
-    if name == "SequenceDataset":
-        from lamp_data.store.sequences import SequenceDataset
-
-        return SequenceDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

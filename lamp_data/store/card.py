@@ -176,7 +176,7 @@ def write_dataset_card(dataset: str | Path | Dataset) -> Path:
         "lamp": {"card_format_version": CARD_FORMAT_VERSION, "dataset_format_version": info.get("format_version")},
     }
     text = "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n\n" + _card_body(info, reward_sets, backend)
-    path = dataset.path / layout.README_FILE
+    path = layout.card_path(dataset.path)
     atomic_write_bytes(path, text.encode())
     return path
 

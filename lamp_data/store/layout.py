@@ -50,7 +50,7 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_json, is_temporary
-from lamp_data.errors import DamagedDataError, LampError
+from lamp_data.errors import DamagedDataError, LampError, StorageError
 
 META_DIR = "meta"
 SHARDS_DIR = "shards"
@@ -117,6 +117,85 @@ _KEY = re.compile(r"^ep(\d{8,})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MEMBER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def info_path(folder: str | Path) -> Path:
+    """``meta/info.json`` of the dataset folder ``folder``: its record and commit marker."""
+    return Path(folder) / META_DIR / INFO_FILE
+
+
+def is_dataset(folder: str | Path) -> bool:
+    """True if ``folder`` holds a dataset (its ``meta/info.json`` exists); nothing is read."""
+    return info_path(folder).is_file()
+
+
+def prompts_path(folder: str | Path) -> Path:
+    """``meta/prompts.json``: the dataset's prompt set, in order."""
+    return Path(folder) / META_DIR / PROMPTS_FILE
+
+
+def lock_path(folder: str | Path) -> Path:
+    """``meta/.lock``: the file a writer holds its lock on."""
+    return Path(folder) / META_DIR / LOCK_FILE
+
+
+def card_path(folder: str | Path) -> Path:
+    """``README.md``: the dataset card."""
+    return Path(folder) / README_FILE
+
+
+def quarantine_dir(folder: str | Path) -> Path:
+    """``quarantine/``: where repairs set aside tars that do not decode."""
+    return Path(folder) / QUARANTINE_DIR
+
+
+def shards_dir(folder: str | Path) -> Path:
+    """``shards/``: the data shards."""
+    return Path(folder) / SHARDS_DIR
+
+
+def shard_path(folder: str | Path, name: str) -> Path:
+    """``shards/<name>.tar``: the tar of data shard ``name``."""
+    return shards_dir(folder) / f"{name}.tar"
+
+
+def rewards_dir(folder: str | Path) -> Path:
+    """``rewards/``: one sub-folder per reward set."""
+    return Path(folder) / REWARDS_DIR
+
+
+def reward_dir(folder: str | Path, fingerprint: str) -> Path:
+    """``rewards/<fingerprint>/``: the folder of one reward set."""
+    return rewards_dir(folder) / fingerprint
+
+
+def reward_set_info_path(folder: str | Path, fingerprint: str) -> Path:
+    """``rewards/<fingerprint>/info.json``: the reward model and prompt set behind a reward set."""
+    return reward_dir(folder, fingerprint) / INFO_FILE
+
+
+def reward_set_prompts_path(folder: str | Path, fingerprint: str) -> Path:
+    """``rewards/<fingerprint>/prompts.json``: a reward set's prompts, in column order."""
+    return reward_dir(folder, fingerprint) / PROMPTS_FILE
+
+
+def reward_shard_path(folder: str | Path, fingerprint: str, name: str) -> Path:
+    """``rewards/<fingerprint>/<name>.tar``: the rewards of data shard ``name`` in one reward set."""
+    return reward_dir(folder, fingerprint) / f"{name}.tar"
+
+
+def sidecar_path(tar_path: Path) -> Path:
+    """The sidecar of a shard's tar: the same name with ``.json``."""
+    return tar_path.with_suffix(".json")
+
+
+def reward_set_location(path: str | Path) -> tuple[Path, str] | None:
+    """The dataset folder and fingerprint of a reward set's folder ``DATASET/rewards/<fingerprint>``,
+    None if ``path`` is not of that form (whether the set has been written is not checked)."""
+    path = Path(path)
+    if path.parent.name != REWARDS_DIR or not path.name:
+        return None
+    return path.parent.parent, path.name
 
 
 def dataset_cameras(info: dict[str, Any]) -> tuple[str, ...]:
@@ -247,6 +326,36 @@ def tar_samples(data: bytes) -> list[dict[str, bytes]]:
     return samples
 
 
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``.
+
+    Raises:
+        StorageError: the file cannot be read.
+        DamagedDataError: it is not valid JSON.
+    """
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise StorageError(path, error, "read") from error
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise DamagedDataError(f"damaged {path}: not valid JSON ({error})") from error
+
+
+def read_prompts(path: Path) -> list[str]:
+    """A prompt set from a ``prompts.json``: a list of strings (or an object holding it under ``prompts``).
+
+    Raises:
+        LampError: the file holds no list of strings (or cannot be read, or is not JSON).
+    """
+    value = read_json(path)
+    prompts = value.get("prompts") if isinstance(value, dict) else value
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise LampError(f"{path} does not hold a list of prompts")
+    return prompts
+
+
 def info_checksum(info: dict[str, Any]) -> str:
     """``sha256:<hex>`` of an ``info.json``'s fields other than :data:`CHECKSUM`, as canonical JSON.
 
@@ -331,7 +440,7 @@ def write_sidecar(tar_path: Path, samples: list[dict[str, Any]], **extra: Any) -
         "samples": samples,
         **extra,
     }
-    atomic_write_json(tar_path.with_suffix(".json"), sidecar)
+    atomic_write_json(sidecar_path(tar_path), sidecar)
     return sidecar
 
 
@@ -420,5 +529,5 @@ def orphan_tars(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        path for path in folder.glob("*.tar") if not is_temporary(path) and not path.with_suffix(".json").exists()
+        path for path in folder.glob("*.tar") if not is_temporary(path) and not sidecar_path(path).exists()
     )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.errors import DamagedDataError, LampError, StorageError
+from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.store import layout
 from lamp_data.store.layout import ShardInfo
 
@@ -59,16 +59,16 @@ class Dataset:
     @property
     def shards_dir(self) -> Path:
         """Folder of the data shards."""
-        return self.path / layout.SHARDS_DIR
+        return layout.shards_dir(self.path)
 
     @property
     def rewards_dir(self) -> Path:
         """Folder holding one sub-folder per reward set."""
-        return self.path / layout.REWARDS_DIR
+        return layout.rewards_dir(self.path)
 
     def reward_dir(self, fingerprint: str) -> Path:
         """Folder of one reward set."""
-        return self.rewards_dir / fingerprint
+        return layout.reward_dir(self.path, fingerprint)
 
     def shard_sidecars(self) -> dict[str, dict[str, Any]]:
         """Committed shard name -> its parsed sidecar, sorted by name."""
@@ -77,28 +77,28 @@ class Dataset:
     def shards(self) -> list[ShardInfo]:
         """Committed shards only (sidecar present), sorted by name."""
         return [
-            layout.shard_info(self.shards_dir / f"{name}.json", sidecar)
+            layout.shard_info(layout.sidecar_path(layout.shard_path(self.path, name)), sidecar)
             for name, sidecar in self.shard_sidecars().items()
         ]
 
     def prompts(self) -> list[str] | None:
         """The dataset's prompt set (``meta/prompts.json``), if it has one."""
-        path = self.path / layout.META_DIR / layout.PROMPTS_FILE
-        return _read_prompts(path) if path.is_file() else None
+        path = layout.prompts_path(self.path)
+        return layout.read_prompts(path) if path.is_file() else None
 
     def reward_sets(self) -> list[str]:
         """Fingerprints of the reward sets under ``rewards/`` (those with an ``info.json``)."""
         if not self.rewards_dir.is_dir():
             return []
-        return sorted(p.name for p in self.rewards_dir.iterdir() if (p / layout.INFO_FILE).is_file())
+        return sorted(p.name for p in self.rewards_dir.iterdir() if layout.reward_set_info_path(self.path, p.name).is_file())
 
     def reward_set_info(self, fingerprint: str) -> dict[str, Any]:
         """``rewards/<fingerprint>/info.json``; LampError if there is no such set."""
-        path = self.reward_dir(fingerprint) / layout.INFO_FILE
+        path = layout.reward_set_info_path(self.path, fingerprint)
         if not path.is_file():
             known = ", ".join(self.reward_sets()) or "none"
             raise LampError(f"{self.path} has no reward set '{fingerprint}' (present: {known})")
-        info = _read_json(path)
+        info = layout.read_json(path)
         version = info.get("format_version") if isinstance(info, dict) else None
         if version != schema.REWARD_FORMAT_VERSION:
             raise LampError(
@@ -109,7 +109,7 @@ class Dataset:
     def reward_set_prompts(self, fingerprint: str) -> list[str]:
         """The prompts of a reward set, in column order."""
         self.reward_set_info(fingerprint)
-        return _read_prompts(self.reward_dir(fingerprint) / layout.PROMPTS_FILE)
+        return layout.read_prompts(layout.reward_set_prompts_path(self.path, fingerprint))
 
     def reward_shard_sidecars(self, fingerprint: str) -> dict[str, dict[str, Any]]:
         """Committed reward shard name -> sidecar, for one reward set."""
@@ -118,36 +118,44 @@ class Dataset:
 
 
 def prompt_set_name(info: dict[str, Any]) -> str | None:
-    """The prompt set's name as a dataset's or a reward set's info records it: under
-    ``prompt_set.name``, or for a reward set in its provenance's ``prompt_set_name``; None if neither."""
-    recorded = info.get("prompt_set")
-    name = recorded.get("name") if isinstance(recorded, dict) else None
-    return name or (info.get("provenance") or {}).get("prompt_set_name")
+    """The name of the prompt set that ``info`` records, None if it records none.
+
+    ``info`` is a dataset's or a reward set's ``info.json`` (the name under ``prompt_set``, or a
+    reward set's under its provenance's ``prompt_set_name``), or the record of something made from
+    a reward set, such as a pretrained agent's (under ``prompt_set_name``). A record that names
+    no prompt set but its reward set (``reward_set``) and dataset folder (``pretrain.data``) gets
+    the name from that reward set's ``info.json`` when the dataset is on this machine.
+    """
+    name = _named_prompt_set(info)
+    source = info.get("pretrain")
+    reward_set = info.get("reward_set")
+    if name or not (isinstance(source, dict) and source.get("data") and reward_set):
+        return name
+    try:
+        recorded = json.loads(layout.reward_set_info_path(str(source["data"]), str(reward_set)).read_text())
+    except (OSError, ValueError):
+        return None
+    return _named_prompt_set(recorded) if isinstance(recorded, dict) else None
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise StorageError(path, error, "read") from error
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise DamagedDataError(f"damaged {path}: not valid JSON ({error})") from error
+def _named_prompt_set(info: dict[str, Any]) -> str | None:
+    """The prompt set's name under ``prompt_set_name``, ``prompt_set`` (or its ``name``) or
+    ``provenance.prompt_set_name`` of ``info``, in that order; None if none holds one."""
+    provenance = info.get("provenance")
+    candidates = [info.get("prompt_set_name"), info.get("prompt_set")]
+    candidates.append(provenance.get("prompt_set_name") if isinstance(provenance, dict) else None)
+    for value in candidates:
+        if isinstance(value, dict):
+            value = value.get("name")
+        if value:
+            return str(value)
+    return None
 
 
 def image_size(info: dict[str, Any]) -> int | None:
     """The frame side in pixels a dataset's ``meta/info.json`` records, None if it records none."""
     size = (info.get("collection") or {}).get("image_size") or ((info.get("env") or {}).get("config") or {}).get("image_size")
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
-
-
-def _read_prompts(path: Path) -> list[str]:
-    value = _read_json(path)
-    prompts = value.get("prompts") if isinstance(value, dict) else value
-    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-        raise LampError(f"{path} does not hold a list of prompts")
-    return prompts
 
 
 def open_dataset(path: str | Path | Dataset) -> Dataset:
@@ -159,12 +167,12 @@ def open_dataset(path: str | Path | Dataset) -> Dataset:
     if isinstance(path, Dataset):
         return path
     folder = Path(path)
-    info_path = folder / layout.META_DIR / layout.INFO_FILE
+    info_path = layout.info_path(folder)
     if not folder.is_dir():
         raise LampError(f"dataset folder {folder} does not exist")
     if not info_path.is_file():
         raise LampError(f"{folder} is not a dataset (no {layout.META_DIR}/{layout.INFO_FILE})")
-    info = _read_json(info_path)
+    info = layout.read_json(info_path)
     if not isinstance(info, dict):
         raise DamagedDataError(f"damaged {info_path}: it does not hold a JSON object")
     version = info.get("format_version")
@@ -393,7 +401,7 @@ class _RewardJoin:
 def _read_episodes(dataset: Dataset, name: str, sidecar: dict[str, Any], join: _RewardJoin | None) -> list[dict[str, Any]]:
     """The checked episodes of data shard ``name``, with ``__shard__`` and, given ``join``, rewards."""
     samples = read_episode_shard(
-        dataset.shards_dir / f"{name}.tar", sidecar, image_size(dataset.info), layout.dataset_cameras(dataset.info)
+        layout.shard_path(dataset.path, name), sidecar, image_size(dataset.info), layout.dataset_cameras(dataset.info)
     )
     rewards = None
     if join is not None:
@@ -515,7 +523,7 @@ def _read_rewards(
     reward_sidecars: dict[str, dict[str, Any]],
     prompt_count: int,
 ) -> dict[str, np.ndarray]:
-    reward_path = dataset.reward_dir(fingerprint) / f"{name}.tar"
+    reward_path = layout.reward_shard_path(dataset.path, fingerprint, name)
     if name not in reward_sidecars:
         raise LampError(f"reward set {fingerprint} has no committed shard for data shard {name} (run relabel or collect to fill it)")
     check_reward_binding(reward_path, reward_sidecars[name], data_sidecar)

@@ -16,6 +16,7 @@ from lamp_data.store.reader import (
     read_episode_shard,
     read_shard_samples,
 )
+from lamp_data.store.writer import recover_orphans
 
 
 @dataclass
@@ -51,8 +52,6 @@ def verify_dataset(path: str | Path) -> VerifyReport:
     Raises:
         LampError: ``path`` is not a dataset (bad input rather than damaged data).
     """
-    from lamp_data.store.writer import recover_orphans
-
     dataset = open_dataset(path)
     report = VerifyReport(dataset.path)
     cameras = layout.dataset_cameras(dataset.info)
@@ -61,7 +60,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
         return str(file.relative_to(dataset.path))
 
     if layout.CHECKSUM not in dataset.info:
-        report.warnings.append((f"{layout.META_DIR}/{layout.INFO_FILE}", "has no checksum (written by an older lamp; the next collect adds one)"))
+        report.warnings.append((relative(layout.info_path(dataset.path)), "has no checksum (written by an older lamp; the next collect adds one)"))
     folders = [dataset.shards_dir] + [dataset.reward_dir(fp) for fp in dataset.reward_sets()]
     for folder in folders:
         for sidecar_path in folder.glob("*.json"):
@@ -78,7 +77,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
     for orphan, target, reason in recovery.quarantined:
         report.problems.append((orphan, f"tar without its sidecar that does not decode ({reason}); `lamp-data verify --repair` "
                                         f"(or the next collect) moves it to {target}"))
-    quarantine = dataset.path / layout.QUARANTINE_DIR
+    quarantine = layout.quarantine_dir(dataset.path)
     if quarantine.is_dir():
         for kept in sorted(p for p in quarantine.rglob("*") if p.is_file()):
             report.warnings.append((relative(kept), "set aside by a repair: not part of the dataset, kept for inspection"))
@@ -109,10 +108,10 @@ def verify_dataset(path: str | Path) -> VerifyReport:
         try:
             prompt_count = len(dataset.reward_set_prompts(fingerprint))
         except LampError as error:
-            report.problems.append((relative(folder / layout.INFO_FILE), str(error)))
+            report.problems.append((relative(layout.reward_set_info_path(dataset.path, fingerprint)), str(error)))
             continue
         if layout.CHECKSUM not in dataset.reward_set_info(fingerprint):
-            report.warnings.append((relative(folder / layout.INFO_FILE), "has no checksum (written by an older lamp)"))
+            report.warnings.append((relative(layout.reward_set_info_path(dataset.path, fingerprint)), "has no checksum (written by an older lamp)"))
         for sidecar_path in layout.committed_sidecars(folder):
             tar_path = sidecar_path.with_suffix(".tar")
             report.reward_shards += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,9 +30,8 @@ from lamp_data.store.card import write_dataset_card
 from lamp_data.store.reader import (
     DamagedShardError,
     Dataset,
-    _read_json,
-    _read_prompts,
     check_episode,
+    check_rewards,
     decode_samples,
     image_size,
     open_dataset,
@@ -66,8 +66,6 @@ def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any
 
 def json_bytes(value: Any) -> bytes:
     """Canonical JSON bytes (sorted keys), so equal values give equal bytes."""
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -121,10 +119,10 @@ def create_dataset(path: str | Path, info: dict[str, Any]) -> Dataset:
     folder = Path(path)
     info = layout.seal_info({**info, "format_version": schema.DATASET_FORMAT_VERSION})
     try:
-        (folder / layout.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+        layout.shards_dir(folder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise StorageError(folder / layout.SHARDS_DIR, error) from error
-    atomic_write_json(folder / layout.META_DIR / layout.INFO_FILE, info)
+        raise StorageError(layout.shards_dir(folder), error) from error
+    atomic_write_json(layout.info_path(folder), info)
     dataset = Dataset(folder, info)
     write_dataset_card(dataset)
     return dataset
@@ -134,7 +132,7 @@ def update_info(dataset: Dataset, info: dict[str, Any]) -> Dataset:
     """Replace ``meta/info.json`` atomically (keeping ``format_version``, with a fresh checksum)
     and rewrite the card."""
     info = layout.seal_info({**info, "format_version": schema.DATASET_FORMAT_VERSION})
-    atomic_write_json(dataset.path / layout.META_DIR / layout.INFO_FILE, info)
+    atomic_write_json(layout.info_path(dataset.path), info)
     dataset.info = info
     write_dataset_card(dataset)
     return dataset
@@ -147,7 +145,7 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     The lock is released by the OS when the holder dies, so a killed ``collect`` never leaves
     a stale lock behind.
     """
-    lock_path = Path(path) / layout.META_DIR / layout.LOCK_FILE
+    lock_path = layout.lock_path(path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -221,7 +219,7 @@ def _relative(dataset: Dataset, path: Path) -> str:
 
 def _quarantine_path(dataset: Dataset, tar_path: Path) -> Path:
     """A free path for ``tar_path`` under ``quarantine/``, mirroring its place in the dataset."""
-    target = dataset.path / layout.QUARANTINE_DIR / tar_path.relative_to(dataset.path)
+    target = layout.quarantine_dir(dataset.path) / tar_path.relative_to(dataset.path)
     number = 1
     while target.exists():
         target = target.with_name(f"{tar_path.stem}.{number}.tar")
@@ -275,8 +273,6 @@ def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[s
 def _rederive_reward_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The sidecar entries and fields of an orphan reward shard; DamagedShardError if it does not
     fit the committed data shard of its name."""
-    from lamp_data.store.reader import check_rewards
-
     data_sidecar = data_sidecars.get(tar_path.stem)
     if data_sidecar is None:
         raise DamagedShardError(tar_path, "no committed data shard of its name")
@@ -327,11 +323,11 @@ class RewardSetWriter:
             "prompt_count": len(self.prompts),
             "prompts_hash": stable_hash(self.prompts),
         })
-        info_path = self.folder / layout.INFO_FILE
-        prompts_path = self.folder / layout.PROMPTS_FILE
+        info_path = layout.reward_set_info_path(self.dataset.path, fingerprint)
+        prompts_path = layout.reward_set_prompts_path(self.dataset.path, fingerprint)
         if info_path.is_file():
-            existing = layout.check_info(info_path, _read_json(info_path))
-            if _read_prompts(prompts_path) != self.prompts:
+            existing = layout.check_info(info_path, layout.read_json(info_path))
+            if layout.read_prompts(prompts_path) != self.prompts:
                 raise LampError(f"reward set {fingerprint} in {self.dataset.path} has different prompts; refusing to mix them")
             if _comparable(existing) != _comparable(info):
                 raise LampError(f"reward set {fingerprint} in {self.dataset.path} was made with a different reward model or settings; refusing to mix them")
@@ -344,7 +340,8 @@ class RewardSetWriter:
 
     def has_shard(self, shard_name: str) -> bool:
         """True if the reward shard for data shard ``shard_name`` is committed."""
-        return (self.folder / f"{shard_name}.json").is_file() and (self.folder / f"{shard_name}.tar").is_file()
+        tar_path = layout.reward_shard_path(self.dataset.path, self.fingerprint, shard_name)
+        return layout.sidecar_path(tar_path).is_file() and tar_path.is_file()
 
     def write_shard(self, shard_name: str, rewards: dict[str, np.ndarray]) -> None:
         """Write the rewards of every episode of data shard ``shard_name``, atomically.
@@ -356,8 +353,9 @@ class RewardSetWriter:
         Raises:
             LampError: no such committed data shard, or keys / rows / columns do not match.
         """
-        data_sidecar_path = self.dataset.shards_dir / f"{shard_name}.json"
-        if not (data_sidecar_path.is_file() and data_sidecar_path.with_suffix(".tar").is_file()):
+        data_tar_path = layout.shard_path(self.dataset.path, shard_name)
+        data_sidecar_path = layout.sidecar_path(data_tar_path)
+        if not (data_sidecar_path.is_file() and data_tar_path.is_file()):
             raise LampError(f"{self.dataset.path} has no committed data shard '{shard_name}'")
         data_sidecar = layout.read_sidecar(data_sidecar_path)
         expected = {entry["key"]: entry["steps"] + 1 for entry in data_sidecar["samples"]}
@@ -366,7 +364,7 @@ class RewardSetWriter:
                 f"rewards for shard {shard_name} cover {len(rewards)} episodes, the shard holds {len(expected)} (keys differ)"
             )
         with ShardWriter(
-            self.folder / f"{shard_name}.tar", fingerprint=self.fingerprint, data_sha256=data_sidecar["sha256"]
+            layout.reward_shard_path(self.dataset.path, self.fingerprint, shard_name), fingerprint=self.fingerprint, data_sha256=data_sidecar["sha256"]
         ) as shard:
             for entry in data_sidecar["samples"]:
                 key = entry["key"]

@@ -1,8 +1,8 @@
-"""Feeding the learner: hindsight prompt choice and a background prefetcher.
+"""A background thread that reads the next items of an iterable while the caller works on the current one.
 
-The prefetcher is a thread rather than a DataLoader worker process: reading shards spends its
-time in zlib and numpy, which release the GIL, and a thread keeps the batch order exactly
-reproducible and costs no process start-up per chunk of training.
+The learner's batches and relabel's decoded shards both come through it. It is a thread rather than
+a process: reading shards spends its time in zlib, numpy and tar parsing, which release the GIL,
+and a thread keeps the item order exactly reproducible and costs no process start-up.
 """
 
 from __future__ import annotations
@@ -13,49 +13,29 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import numpy as np
-
-
-class HindsightPrompts:
-    """Prompt chooser for ``SequenceDataset``: pair a sequence with its own prompt or any other.
-
-    Rewards exist for every prompt of the set, so any sequence can be relabelled with any
-    prompt. With probability ``own_fraction`` a sequence keeps its episode's instruction (if
-    that instruction is in the set); otherwise the prompt is drawn uniformly from the set.
-
-    Args:
-        prompts: The reward set's prompts, in column order.
-        own_fraction: Chance of keeping the episode's own prompt.
-    """
-
-    def __init__(self, prompts: list[str], own_fraction: float):
-        self.index = {prompt: i for i, prompt in enumerate(prompts)}
-        self.own_fraction = own_fraction
-
-    def __call__(self, meta: dict[str, Any], num_prompts: int, rng: np.random.Generator) -> int:
-        own = self.index.get(meta.get("instruction"))
-        if own is not None and rng.random() < self.own_fraction:
-            return int(own)
-        return int(rng.integers(num_prompts))
-
 
 class Prefetcher:
     """Iterates ``source`` on a background thread, ``depth`` items ahead, and times the waits.
 
+    Items come out in the order ``source`` yields them; an error raised by ``source`` is raised
+    again by :meth:`__next__` after the items before it. Close it (or use it as a context
+    manager) to stop the thread early.
+
     Args:
-        source: Any iterable (e.g. a ``SequenceDataset``).
+        source: Any iterable (the replay's batches, a generator of decoded shards, ...).
         depth: Items held ready.
+        name: Name of the thread.
     """
 
     _DONE = object()
 
-    def __init__(self, source: Iterable[Any], depth: int = 4):
+    def __init__(self, source: Iterable[Any], depth: int = 4, name: str = "prefetch"):
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self.wait_seconds = 0.0
         """Total time :meth:`__next__` spent waiting for the thread."""
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._fill, args=(source,), daemon=True)
+        self._thread = threading.Thread(target=self._fill, args=(source,), name=name, daemon=True)
         self._thread.start()
 
     def _fill(self, source: Iterable[Any]) -> None:
@@ -86,11 +66,15 @@ class Prefetcher:
             raise StopIteration
         return item
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the thread (it finishes the item it is reading) and wait up to ``timeout`` seconds."""
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop the thread (it finishes the item it is reading) and wait for it.
+
+        Args:
+            timeout: Seconds to wait at most; None waits until the thread has ended.
+        """
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        while self._thread.is_alive() and time.monotonic() < deadline:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._thread.is_alive() and (deadline is None or time.monotonic() < deadline):
             try:
                 self._queue.get_nowait()
             except queue.Empty:

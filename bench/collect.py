@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect, run_episode
+from lamp_data.collect import CollectConfig, collect, record_episode
+from lamp_data.executors import ExecutorConfig
 from lamp_data.envs import make_env
 from lamp_data.store import iter_episodes, open_dataset
 
@@ -35,11 +36,11 @@ def bare_loop(config: CollectConfig) -> float:
     """Steps/s of reset + step (which renders) with the same policy, writing nothing."""
     env = make_env(config.env, config.env_config())
     try:
-        run_episode(env, config, 10_000)  # warm-up, not counted
+        record_episode(env, config, 10_000)  # warm-up, not counted
         start = time.perf_counter()
         steps = 0
         for index in range(config.episodes):
-            episode, _ = run_episode(env, config, index)
+            episode, _ = record_episode(env, config, index)
             steps += len(episode[schema.ACTION])
         return steps / (time.perf_counter() - start)
     finally:
@@ -111,8 +112,8 @@ def main() -> None:
         print(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} collect)")
         ratio = one.steps_per_second / bare
         print(f"collect, 1 worker             {one.steps_per_second:8.1f} steps/s  = {ratio:.2f} x bare (goal >= 0.9)")
-        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes, "workers": 2})
-        two = collect(Path(folder) / "w2", two_config, progress=False)
+        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes})
+        two = collect(Path(folder) / "w2", two_config, progress=False, executor=ExecutorConfig(workers=2))
         print(f"collect, 2 workers            {two.steps_per_second:8.1f} steps/s  = {two.steps_per_second / one.steps_per_second:.2f} x 1 worker (linear = 2.0)")
         ours, theirs = lamp_bytes_per_step(Path(folder) / "w1")
         print(f"bytes per env step: ours {ours:8.0f}   LAMP npz per episode {theirs:8.0f}   ({ours / theirs:.2f} x)")

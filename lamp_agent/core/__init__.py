@@ -1,1 +1,1 @@
-"""Framework pieces that know nothing of world models: in-memory replay, env driver."""
+"""Framework pieces that know nothing of world models: in-memory replay, the data stream, the agent as a policy."""

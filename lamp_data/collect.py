@@ -55,6 +55,7 @@ from lamp_data.store.writer import (
     update_info,
     writer_lock,
 )
+from lamp_data.vlm.scoring import make_scorer
 
 LIMITS = {
     "episodes": 10_000_000,
@@ -172,7 +173,8 @@ class CollectSummary:
     steps: int
     """Env steps recorded by this call."""
     seconds: float
-    """Wall time from every worker having built its env to the end."""
+    """Wall time from every worker having built its env to the last shard committed (worker
+    shut-down excluded)."""
     timed_steps: int
     """Env steps recorded within ``seconds`` (what steps/s is measured on)."""
     success_rate: float
@@ -294,8 +296,6 @@ class _ShardRecorder:
         if self.scorer_factory is not None:
             self.scorer = self.scorer_factory()
         elif config.vlm:
-            from lamp_data.vlm.scoring import make_scorer
-
             self.scorer = make_scorer(config.vlm, config.prompts, device=config.device)
         if self.scorer is not None:
             scorer = self.scorer
@@ -571,7 +571,7 @@ def collect(
             reward_shards_written=tally.reward_shards,
             leftovers_removed=len(recovery.removed),
             steps=tally.steps,
-            seconds=time.perf_counter() - tally.started,
+            seconds=(tally.last_commit or time.perf_counter()) - tally.started,
             timed_steps=tally.steps - tally.steps_before_start,
             success_rate=tally.successes / tally.episodes if tally.episodes else 0.0,
             rederived=tuple(recovery.rederived),
@@ -582,7 +582,7 @@ def collect(
 class _Tally:
     """Counts the workers' events, shows them on the bar and keeps the dataset's prompt record up to date.
 
-    Steps/s are timed from the moment every worker is ready.
+    Steps/s are timed from the moment every worker is ready to the last commit.
     """
 
     def __init__(self, dataset, config: CollectConfig, bar: ProgressBar):
@@ -594,6 +594,9 @@ class _Tally:
         self.prompts_recorded = False
         self.ready = 0
         self.steps_before_start = 0
+        self.last_commit: float | None = None
+        """When the last shard or reward shard was committed: the end of the recording, before
+        the workers shut down (the teardown of a worker process is no part of the throughput)."""
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, WorkerReady):
@@ -609,8 +612,10 @@ class _Tally:
             self.bar.advance(1, status=f"{self.steps / seconds:7.1f} steps/s  success {self.successes / self.episodes:5.1%}")
         elif isinstance(event, ShardCommitted):
             self.shards += 1
+            self.last_commit = time.perf_counter()
         elif isinstance(event, RewardShardCommitted):
             self.reward_shards += 1
+            self.last_commit = time.perf_counter()
         elif isinstance(event, RewardSetOpened) and not self.prompts_recorded:
             self.record_prompts(event.fingerprint, list(event.prompts))
 

@@ -181,8 +181,6 @@ class _ShardScorer:
 
     def start(self, emit: Callable[[Any], None]) -> None:
         """Check the dataset is visible here and build the model."""
-        from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
-
         if not (Path(self.out) / layout.META_DIR / layout.INFO_FILE).is_file():
             raise LampError(f"dataset folder {self.out} is not visible from node {os.uname().nodename}; put it on a shared filesystem")
         self.scorer = make_scorer(self.vlm, self.prompt_set, device=self.device, batch_size=self.batch_size)

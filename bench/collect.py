@@ -7,8 +7,11 @@ Usage::
 
 Prints, all measured in this run:
   * bare env loop (reset + step with rendering, random actions, no writing) steps/s,
-  * ``collect`` with 1 and 2 workers steps/s (from the first worker ready to the end),
-    their ratio to the bare loop, and the 2-worker scaling,
+  * ``collect`` with 1 and 2 workers steps/s (from every worker ready to the last shard
+    committed, as ``collect`` reports them), their ratio to the bare loop, the 2-worker scaling,
+    and the wall time of each call with start-up and shut-down of the workers,
+  * the driver's (this process's) and the workers' CPU seconds per episode of the 2-worker run:
+    the driver only counts progress (no arrays cross the queues; workers encode and write shards),
   * bytes per env step of our shards against LAMP's format (one ``np.savez_compressed``
     file per episode), and the cost / size of other frame encodings on the same frames.
 """
@@ -19,6 +22,7 @@ import argparse
 import gzip
 import io
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect, run_episode
+from lamp_data.collect import CollectConfig, collect, record_episode
+from lamp_data.executors import ExecutorConfig
 from lamp_data.envs import make_env
 from lamp_data.store import iter_episodes, open_dataset
 
@@ -35,11 +40,11 @@ def bare_loop(config: CollectConfig) -> float:
     """Steps/s of reset + step (which renders) with the same policy, writing nothing."""
     env = make_env(config.env, config.env_config())
     try:
-        run_episode(env, config, 10_000)  # warm-up, not counted
+        record_episode(env, config, 10_000)  # warm-up, not counted
         start = time.perf_counter()
         steps = 0
         for index in range(config.episodes):
-            episode, _ = run_episode(env, config, index)
+            episode, _ = record_episode(env, config, index)
             steps += len(episode[schema.ACTION])
         return steps / (time.perf_counter() - start)
     finally:
@@ -91,6 +96,12 @@ def lamp_bytes_per_step(out: Path) -> tuple[float, float]:
     return ours / steps, theirs / steps
 
 
+def cpu_seconds(who: int) -> float:
+    """User plus system CPU seconds of this process (``RUSAGE_SELF``) or its finished children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="mw-pretrain")
@@ -105,15 +116,24 @@ def main() -> None:
           f"{os.cpu_count()} cpus")
     with tempfile.TemporaryDirectory() as folder:
         before = bare_loop(config)
+        started = time.perf_counter()
         one = collect(Path(folder) / "w1", config, progress=False)
+        one_wall = time.perf_counter() - started
         after = bare_loop(config)
         bare = (before + after) / 2
         print(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} collect)")
         ratio = one.steps_per_second / bare
-        print(f"collect, 1 worker             {one.steps_per_second:8.1f} steps/s  = {ratio:.2f} x bare (goal >= 0.9)")
-        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes, "workers": 2})
-        two = collect(Path(folder) / "w2", two_config, progress=False)
-        print(f"collect, 2 workers            {two.steps_per_second:8.1f} steps/s  = {two.steps_per_second / one.steps_per_second:.2f} x 1 worker (linear = 2.0)")
+        print(f"collect, 1 worker             {one.steps_per_second:8.1f} steps/s  = {ratio:.2f} x bare (goal >= 0.9); "
+              f"{one_wall:.1f} s wall")
+        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes})
+        driver, workers, started = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN), time.perf_counter()
+        two = collect(Path(folder) / "w2", two_config, progress=False, executor=ExecutorConfig(workers=2))
+        two_wall = time.perf_counter() - started
+        driver = (cpu_seconds(resource.RUSAGE_SELF) - driver) / two_config.episodes
+        workers = (cpu_seconds(resource.RUSAGE_CHILDREN) - workers) / two_config.episodes
+        print(f"collect, 2 workers            {two.steps_per_second:8.1f} steps/s  = {two.steps_per_second / one.steps_per_second:.2f} x 1 worker "
+              f"(goal >= 1.8); {two_wall:.1f} s wall")
+        print(f"  CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
         ours, theirs = lamp_bytes_per_step(Path(folder) / "w1")
         print(f"bytes per env step: ours {ours:8.0f}   LAMP npz per episode {theirs:8.0f}   ({ours / theirs:.2f} x)")
         frames = [episode[schema.IMAGE] for episode in iter_episodes(Path(folder) / "w1")]

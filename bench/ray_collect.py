@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--policy", default="random")
     args = parser.parse_args()
-    config = CollectConfig(env=args.env, episodes=args.episodes * args.workers, workers=args.workers,
+    config = CollectConfig(env=args.env, episodes=args.episodes * args.workers,
                            episode_length=args.episode_length, image_size=args.image_size, policy=args.policy,
                            shard_episodes=2, seed=0)
     print(f"env {args.env}, {args.image_size} px, {args.episode_length}-step episodes, policy {args.policy}, "
@@ -52,7 +52,7 @@ def main() -> None:
 
     import ray
 
-    local = ExecutorConfig()
+    local = ExecutorConfig(workers=args.workers)
     on_ray = ExecutorConfig(kind="ray", workers=args.workers)
     locals_, rays = [], []
     started = time.perf_counter()

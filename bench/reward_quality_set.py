@@ -44,15 +44,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def record(args: argparse.Namespace) -> list[Path]:
     """One dataset per task with the noisy-expert and random runs; returns the dataset folders."""
     from lamp_data.collect import CollectConfig, collect
+    from lamp_data.executors import ExecutorConfig
     from lamp_data.tasks import list_tasks
 
     tasks = args.tasks or [task.name for task in list_tasks(split=args.split, backend="metaworld")]
     folders = []
     for task in tasks:
         folder = args.out / task
-        common = dict(env=f"mw-{task}", seed=args.seed, workers=args.workers)
-        collect(folder, CollectConfig(episodes=args.noisy, policy="noisy-expert", noise=args.noise, run="noisy", **common), progress=False)
-        collect(folder, CollectConfig(episodes=args.noisy + args.random, policy="random", run="random", **common), progress=False)
+        common = dict(env=f"mw-{task}", seed=args.seed)
+        workers = ExecutorConfig(workers=args.workers)
+        collect(folder, CollectConfig(episodes=args.noisy, policy="noisy-expert", noise=args.noise, run="noisy", **common),
+                progress=False, executor=workers)
+        collect(folder, CollectConfig(episodes=args.noisy + args.random, policy="random", run="random", **common),
+                progress=False, executor=workers)
         print(f"recorded {task}: {args.noisy} noisy-expert + {args.random} random episodes", flush=True)
         folders.append(folder)
     return folders

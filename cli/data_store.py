@@ -71,7 +71,7 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
         raise LampError(_unknown_env(env_name, ENVS.names()))
     scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
     config = resolve_config(
-        out, env=env_name, episodes=episodes, workers=1 if workers is None else workers, policy=policy, seed=seed,
+        out, env=env_name, episodes=episodes, policy=policy, seed=seed,
         image_size=image_size, cameras=cameras, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
         canonical=canonical, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )

@@ -7,8 +7,12 @@ Examples::
         --init runs/p2e/checkpoint --seeds 0,1,2,3,4 --steps 20000 --eval-every 2000 --out runs/ft
     lamp-eval finetune --task reach-dummy --env dummy --init scratch --preset tiny --steps 20 \\
         --eval-every 10 --eval-episodes 2 --image-size 16 --episode-length 5 --out runs/smoke
+    lamp-eval finetune --task pick-place --task door-close --init scratch --init runs/lamp/checkpoint \\
+        --seeds 0-4 --steps 100000 --device cuda --out /shared/ft --executor ray --address auto --gpus-per-run 0.5
 
-Re-running the same command skips finished runs and restarts interrupted ones from step 0.
+Re-running the same command skips finished runs and restarts interrupted ones from step 0. With
+``--executor ray`` the runs go out one at a time per actor of a Ray cluster (the runs folder on a
+filesystem every node sees), with the same skipping and restarts and the same results.
 """
 
 from __future__ import annotations
@@ -61,14 +65,23 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--save-agent", is_flag=True, help="Also save every finetuned agent in its run folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Run one after the other in this process, or one run per actor on a Ray cluster.")
+@click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
+@click.option("--gpus-per-run", type=float, default=0.0, show_default=True, help="GPUs Ray reserves for each run (with --device cuda).")
+@click.option("--num-cpus-per-run", type=float, default=1.0, show_default=True, help="CPUs Ray reserves for each run.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
-             image_size, episode_length, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device, save_agent, no_progress, threads) -> None:
+             image_size, episode_length, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
+             save_agent, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    from lamp_data.executors import ExecutorConfig
     from lamp_eval.finetune import FinetuneConfig, finetune as run_finetune
+
+    scheduling = ExecutorConfig(kind=executor, address=address, cpus_per_worker=num_cpus_per_run, gpus_per_worker=gpus_per_run)
 
     config = FinetuneConfig(
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
@@ -78,7 +91,7 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
         batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
         device=device, save_agent=save_agent,
     )
-    results = run_finetune(config, progress=not no_progress)
+    results = run_finetune(config, progress=not no_progress, executor=scheduling)
     for result in results:
         state = "skipped (finished before)" if result.skipped else "done"
         click.echo(

@@ -159,6 +159,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from lamp_agent.pretrain import RUN_FILE, PretrainConfig, pretrain
     from lamp_data.collect import CollectConfig, collect
     from lamp_data.envs.showcase import render_showcase
+    from lamp_data.executors import ExecutorConfig
     from lamp_data.relabel import relabel
     from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.report import leaderboard
@@ -188,11 +189,12 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     collect(
         data,
         CollectConfig(
-            env=config.env, episodes=config.episodes, workers=config.workers, policy="noisy-expert",
+            env=config.env, episodes=config.episodes, policy="noisy-expert",
             seed=config.seed, image_size=config.image_size, episode_length=config.episode_length,
             shard_episodes=max(1, config.episodes // (2 * config.workers)),
             action_repeat=load_preset(config.preset, **config.agent_overrides).action_repeat,
         ),
+        executor=ExecutorConfig(workers=config.workers),
     )
     timings["collect"] = time.perf_counter() - started
 

@@ -30,18 +30,31 @@ from typing import Any
 
 import numpy as np
 
-from lamp_data.errors import LampError, check_number
+from lamp_data import schema
+from lamp_data.atomic import atomic_path
+from lamp_data.devices import check_device
+from lamp_data.envs import ENVS, EnvConfig, RandomizationConfig, make_env
+from lamp_data.errors import LampError
+from lamp_data.executors import ExecutorConfig, session, worker_count, worker_pool
+from lamp_data.progress import progress_bar
+from lamp_data.prompts import DEFAULT_PROMPT_SET
+from lamp_data.rollout import EpisodeBuilder, RandomPolicy, env_steps_taken, run_episode
+from lamp_data.text import TextEncoder
+from lamp_eval.baselines import task_baselines
 from lamp_eval.runs import (
     MAX_RUN_SEED,
+    ROLLOUT_GIF,
+    RUN_INFO,
+    TENSORBOARD_DIR,
+    TRAIN_SEED_STRIDE,
     EpisodeResult,
     Evaluation,
     RunConfig,
-    TRAIN_SEED_STRIDE,
+    RunSettings,
     RunWriter,
-    TENSORBOARD_DIR,
     eval_episode_seeds,
+    read_run_info,
     train_episode_seed,
-    ROLLOUT_GIF,
 )
 
 SCRATCH = "scratch"
@@ -54,9 +67,9 @@ DEFAULT_ENV_PREFIX = "mw-"
 """A task ``T`` runs in env ``<prefix>T`` unless an env is named."""
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """A queue of finetuning runs: every task × init × seed."""
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(RunSettings):
+    """A queue of finetuning runs: every task × init × seed, each with the shared :class:`RunSettings`."""
 
     tasks: tuple[str, ...]
     """Held-out task names."""
@@ -66,46 +79,14 @@ class FinetuneConfig:
     """Runs folder."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Run seeds."""
-    steps: int = 5000
-    """Env steps of finetuning per run."""
-    eval_every: int = 1000
-    """Env steps between evaluations."""
-    eval_episodes: int = 10
-    """Episodes per evaluation."""
-    instruction: str = ""
-    """Instruction text; ``""`` for the task registry's, ``"auto"`` to pick among its paraphrases."""
     env_prefix: str = DEFAULT_ENV_PREFIX
     """Env name prefix put before the task name."""
     env: str | None = None
     """Env name to use for every task instead of ``<prefix><task>`` (e.g. ``dummy``)."""
-    image_size: int = 64
-    """Camera image side in pixels."""
-    episode_length: int = 150
-    """Env steps per episode."""
-    preset: str = "cpu"
-    """Agent preset of scratch runs."""
     method: str | None = None
     """Method label instead of the one derived from the checkpoint (only with one init)."""
-    replay_ratio: float | None = None
-    """Replayed steps per env step (``batch * seq_len`` per update); None keeps the agent config's."""
-    action_repeat: int | None = None
-    """Env steps per agent decision; None keeps the agent config's."""
-    prefill: int | None = None
-    """Random-action env steps that open each run (in the budget); None keeps the agent config's."""
-    initial_updates: int | None = None
-    """Updates run once the prefill is done; None keeps the agent config's."""
-    batch_size: int | None = None
-    """Sequences per update; None keeps the agent config's."""
-    seq_len: int | None = None
-    """Steps per sequence; None keeps the agent config's."""
-    text_encoder: str = "minilm"
-    """Sentence encoder of the instruction."""
-    device: str = "cpu"
-    """Torch device."""
     save_agent: bool = False
     """Also save each finetuned agent in its run folder."""
-    gif_frames: int = 60
-    """At most this many frames in each run's rollout GIF."""
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -119,22 +100,9 @@ class FinetuneConfig:
                 raise LampError(f"seeds must be between 0 and {MAX_RUN_SEED}, got {seed}")
         if len(set(self.seeds)) != len(self.seeds):
             raise LampError("seeds must be distinct")
-        for name in ("steps", "eval_every", "eval_episodes", "gif_frames"):
-            if getattr(self, name) < 1:
-                raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.method is not None and len(set(self.inits)) > 1:
             raise LampError("--method names one method; give a single --init with it")
-        if self.replay_ratio is not None:
-            check_number("replay ratio", self.replay_ratio)
-        if self.replay_ratio is not None and not self.replay_ratio > 0:
-            raise LampError(f"replay ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
-        if self.action_repeat is not None and self.action_repeat < 1:
-            raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
-        for name, least, words in (("prefill", 0, "non-negative"), ("initial_updates", 0, "non-negative"),
-                                   ("batch_size", 1, "at least 1"), ("seq_len", 1, "at least 1")):
-            value = getattr(self, name)
-            if value is not None and value < least:
-                raise LampError(f"{name.replace('_', '-')} must be {words}, got {value}")
 
     def env_name(self, task: str) -> str:
         """The env a task runs in."""
@@ -189,8 +157,6 @@ def check_init(init: str) -> None:
 
 def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
     """Validate the queue and list one :class:`RunConfig` per task × init × seed."""
-    from lamp_data.envs import ENVS
-
     for task in config.tasks:
         check_task(task, config)
         ENVS.get(config.env_name(task))
@@ -210,15 +176,7 @@ def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
         for init, label in labels.items():
             for seed in config.seeds:
                 runs.append(
-                    RunConfig(
-                        task=task, env=config.env_name(task), init=init, method=label, seed=seed,
-                        steps=config.steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
-                        instruction=config.instruction, image_size=config.image_size,
-                        episode_length=config.episode_length, preset=config.preset,
-                        replay_ratio=config.replay_ratio, action_repeat=config.action_repeat, prefill=config.prefill,
-                        initial_updates=config.initial_updates, batch_size=config.batch_size, seq_len=config.seq_len,
-                        text_encoder=config.text_encoder, device=config.device, gif_frames=config.gif_frames,
-                    )
+                    RunConfig(task=task, env=config.env_name(task), init=init, method=label, seed=seed, **config.run_settings())
                 )
     for run in runs:
         _check_schedule(run)
@@ -254,8 +212,6 @@ def method_label(init: str) -> str:
 
 
 def _default_prompt_sets() -> tuple[str, ...]:
-    from lamp_data.prompts import DEFAULT_PROMPT_SET
-
     return (DEFAULT_PROMPT_SET, "default")
 
 
@@ -279,72 +235,20 @@ def task_instructions(task: str) -> tuple[str, ...]:
     return (spec.instruction, *spec.paraphrases)
 
 
-class _EpisodeRecorder:
-    """Collects one episode in the store layout (frames T+1 of every camera, actions T)."""
+def run_policy_episode(agent: Any, env: Any, lang: np.ndarray, seed: int, explore: bool) -> EpisodeBuilder:
+    """One whole episode of the agent acting on instruction ``lang`` from ``env.reset(seed=seed)``.
 
-    def __init__(self, observation: dict[str, np.ndarray]):
-        from lamp_data import schema
+    Returns:
+        The builder holding the episode (``.episode()`` is the stored dict, ``.frames`` every image).
+    """
+    from lamp_agent.core.policy import AgentPolicy
 
-        self.image_keys = [key for key in schema.CAMERA_KEYS.values() if key in observation]
-        self.images = {key: [observation[key]] for key in self.image_keys}
-        self.states = [observation["state"]]
-        self.actions: list[np.ndarray] = []
-        self.rewards: list[float] = []
-        self.successes = [False]
-        self.terminal = False
-
-    def add(self, action: np.ndarray, observation: dict[str, np.ndarray], reward: float, info: dict, terminated: bool) -> None:
-        for key in self.image_keys:
-            self.images[key].append(observation[key])
-        self.states.append(observation["state"])
-        self.actions.append(np.asarray(action, np.float32))
-        self.rewards.append(float(reward))
-        self.successes.append(bool(info.get("success", False)))
-        self.terminal = bool(terminated)
-
-    def __len__(self) -> int:
-        return len(self.actions)
-
-    def episode(self) -> dict[str, np.ndarray]:
-        from lamp_data import schema
-
-        length = len(self.actions)
-        is_first = np.zeros(length + 1, bool)
-        is_first[0] = True
-        is_last = np.zeros(length + 1, bool)
-        is_last[-1] = True
-        is_terminal = np.zeros(length + 1, bool)
-        is_terminal[-1] = self.terminal
-        return {
-            **{key: np.stack(frames).astype(np.uint8) for key, frames in self.images.items()},
-            schema.STATE: np.stack(self.states).astype(np.float32),
-            schema.ACTION: np.stack(self.actions).astype(np.float32),
-            schema.REWARD: np.asarray(self.rewards, np.float32),
-            schema.SUCCESS: np.asarray(self.successes, bool),
-            schema.IS_FIRST: is_first,
-            schema.IS_LAST: is_last,
-            schema.IS_TERMINAL: is_terminal,
-        }
+    return run_episode(env, AgentPolicy(agent, lang[None], explore=explore), seed)
 
 
-def run_policy_episode(agent: Any, env: Any, lang: np.ndarray, seed: int, explore: bool, frames: list | None = None) -> tuple[EpisodeResult, _EpisodeRecorder]:
-    """One whole episode from ``env.reset(seed=seed)``; ``frames`` (if given) receives every image."""
-    observation, _ = env.reset(seed=seed)
-    recorder = _EpisodeRecorder(observation)
-    carry = None
-    total, success, done = 0.0, False, False
-    if frames is not None:
-        frames.append(observation["image"])
-    while not done:
-        action, carry = agent.policy_step(observation, lang, carry=carry, explore=explore)
-        observation, reward, terminated, truncated, info = env.step(action)
-        recorder.add(action, observation, reward, info, terminated)
-        total += float(reward)
-        success = success or bool(info.get("success", False))
-        done = terminated or truncated
-        if frames is not None:
-            frames.append(observation["image"])
-    return EpisodeResult(seed=seed, ret=total, success=success, length=len(recorder)), recorder
+def episode_result(played: EpisodeBuilder) -> EpisodeResult:
+    """The evaluation record of a finished episode."""
+    return EpisodeResult(seed=played.seed, ret=played.total_reward, success=played.success, length=len(played))
 
 
 def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int], frames: list | None = None) -> Evaluation:
@@ -352,8 +256,10 @@ def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int]
     go into ``frames`` when given."""
     episodes = []
     for index, seed in enumerate(seeds):
-        result, _ = run_policy_episode(agent, env, lang, seed, explore=False, frames=frames if index == 0 else None)
-        episodes.append(result)
+        played = run_policy_episode(agent, env, lang, seed, explore=False)
+        if frames is not None and index == 0:
+            frames.extend(played.frames[schema.IMAGE])
+        episodes.append(episode_result(played))
     return Evaluation.from_episodes(step, episodes)
 
 
@@ -379,8 +285,6 @@ def write_png(path: Path, image: np.ndarray) -> None:
     """Save a uint8 ``[H, W, 3]`` image as PNG, atomically."""
     import imageio.v3 as iio
 
-    from lamp_data.atomic import atomic_path
-
     with atomic_path(path) as temporary:
         iio.imwrite(temporary, image, extension=".png")
 
@@ -388,8 +292,6 @@ def write_png(path: Path, image: np.ndarray) -> None:
 def write_rollout_gif(path: Path, frames: list[np.ndarray], max_frames: int) -> None:
     """Save at most ``max_frames`` evenly spaced frames as a looping GIF, atomically."""
     import imageio.v3 as iio
-
-    from lamp_data.atomic import atomic_path
 
     if not frames:
         return
@@ -401,8 +303,6 @@ def write_rollout_gif(path: Path, frames: list[np.ndarray], max_frames: int) -> 
 @functools.lru_cache(maxsize=2)
 def _load_text_encoder(name: str, device: str) -> Any:
     """A frozen sentence encoder, loaded once per process (loading MiniLM takes seconds)."""
-    from lamp_data.text import TextEncoder
-
     return TextEncoder(name, device=device)
 
 
@@ -453,7 +353,6 @@ def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
     """The camera views a run's agent encodes, and so the cameras its env renders: the
     checkpoint's (front alone for one saved without a record of them), or the preset's."""
     from lamp_agent.checkpoint import read_checkpoint_config
-    from lamp_data import schema
 
     if run.init == SCRATCH:
         return _agent_config(run).cameras or schema.DEFAULT_CAMERAS
@@ -525,9 +424,6 @@ def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], c
     """Random and scripted-expert returns on the evaluation seeds, measured without action repeat
     and with the front camera alone (neither policy looks), so that every run of a task is
     normalised by the same two numbers."""
-    from lamp_data import schema
-    from lamp_eval.baselines import task_baselines
-
     plain = dataclasses.replace(env_config, action_repeat=1, cameras=schema.DEFAULT_CAMERAS)
     return task_baselines(run.env, plain, eval_seeds, cache_dir=cache_dir)
 
@@ -547,7 +443,6 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     import torch
 
     from lamp_agent.core.replay import EpisodeReplay
-    from lamp_data.envs import EnvConfig, RandomizationConfig, make_env
 
     advance = advance or (lambda steps: None)
     started = time.perf_counter()
@@ -587,6 +482,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         loop = _TrainingLoop(run, agent, env, replay, schedule, advance)
         instruction, tried = loop.choose_instruction(candidates, encoders)
         lang = encoders.embed(run.text_encoder, instruction)
+        loop.instruct(lang)
         writer.info.update(instruction_used=instruction, instructions_tried=tried)
         frames: list[np.ndarray] = []
 
@@ -611,7 +507,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         evaluate_now(loop.env_steps >= run.steps)
         next_eval = (loop.env_steps // run.eval_every + 1) * run.eval_every
         while loop.env_steps < run.steps:
-            loop.step(lang)
+            loop.step()
             at_end = loop.env_steps >= run.steps
             if at_end or loop.env_steps >= next_eval:
                 evaluate_now(at_end)
@@ -673,12 +569,13 @@ class _TrainingLoop:
         self.episodes = 0
         self.updates = 0
         self._owed = 0.0
-        self._recorder: _EpisodeRecorder | None = None
+        self._episode: EpisodeBuilder | None = None
         self._observation: dict[str, np.ndarray] | None = None
-        self._carry = None
+        self._prefill_policy = RandomPolicy(env, np.random.default_rng(run.seed))
+        self._policy: Any = None
+        self._lang: np.ndarray | None = None
         self._has_data = False
         self._initial_done = schedule.initial_updates == 0
-        self._random = np.random.default_rng(run.seed)
         self._metric_sums: dict[str, tuple[float, int]] = {}
         self._period_updates = 0
         self._period_returns: list[float] = []
@@ -698,25 +595,29 @@ class _TrainingLoop:
         tried = []
         for text in candidates:
             lang = encoders.embed(self.run.text_encoder, text)
-            result, recorder = run_policy_episode(
-                self.agent, self.env, lang, self._next_seed(), explore=False
-            )
-            self._add_episode(recorder)
-            env_steps = min(len(recorder) * self.schedule.action_repeat, self.run.episode_length)
-            self.env_steps += env_steps
-            self.advance(env_steps)
-            tried.append({"instruction": text, "return": result.ret, "success": result.success})
+            played = run_policy_episode(self.agent, self.env, lang, self._next_seed(), explore=False)
+            self._add_episode(played)
+            self.env_steps += played.env_steps
+            self.advance(played.env_steps)
+            tried.append({"instruction": text, "return": played.total_reward, "success": played.success})
         best = max(tried, key=lambda entry: entry["return"])
         return str(best["instruction"]), tried
 
-    def _add_episode(self, recorder: _EpisodeRecorder) -> None:
-        self.replay.add_episode(recorder.episode())
+    def instruct(self, lang: np.ndarray) -> None:
+        """Train and act on the instruction embedded as ``lang`` from now on."""
+        from lamp_agent.core.policy import AgentPolicy
+
+        self._lang = lang
+        self._policy = AgentPolicy(self.agent, lang[None], explore=True)
+
+    def _add_episode(self, played: EpisodeBuilder) -> None:
+        self.replay.add_episode(played.episode())
         self.episodes += 1
         self._has_data = True
-        self._period_returns.append(float(sum(recorder.rewards)))
+        self._period_returns.append(played.total_reward)
 
-    def _train(self, lang: np.ndarray, policy: bool = True) -> None:
-        batch = _training_batch(self.replay, self.schedule.batch_size, lang)
+    def _train(self, policy: bool = True) -> None:
+        batch = _training_batch(self.replay, self.schedule.batch_size, self._lang)
         metrics = self.agent.train_step(batch, mode="finetune", policy=policy)
         for name, value in metrics.items():
             total, count = self._metric_sums.get(name, (0.0, 0))
@@ -737,46 +638,95 @@ class _TrainingLoop:
         self._metric_sums, self._period_updates, self._period_returns = {}, 0, []
         return record
 
-    def step(self, lang: np.ndarray) -> None:
-        """One agent decision (``action_repeat`` env steps), then the updates it pays for."""
-        if self._observation is None:
-            self._observation, _ = self.env.reset(seed=self._next_seed())
-            self._recorder = _EpisodeRecorder(self._observation)
-            self._carry = None
-        if self.env_steps < self.schedule.prefill:
-            action = self._random.uniform(-1.0, 1.0, self.env.action_space.shape).astype(np.float32)
-        else:
-            action, self._carry = self.agent.policy_step(self._observation, lang, carry=self._carry, explore=True)
+    def step(self) -> None:
+        """One decision (``action_repeat`` env steps) on the instruction, then the updates it pays for."""
+        if self._episode is None:
+            seed = self._next_seed()
+            self._observation, info = self.env.reset(seed=seed)
+            self._episode = EpisodeBuilder(self._observation, info, seed)
+            self._prefill_policy.reset(info)
+            self._policy.reset(info)
+        acting = self._prefill_policy if self.env_steps < self.schedule.prefill else self._policy
+        action = acting(self._observation)
         observation, reward, terminated, truncated, info = self.env.step(action)
-        self._recorder.add(action, observation, reward, info, terminated)
+        self._episode.add(action, observation, reward, terminated, info)
         self._observation = observation
-        taken = int(info.get("env_steps", 1))
+        taken = env_steps_taken(info)
         self.env_steps += taken
         self.advance(taken)
         if terminated or truncated:
-            self._add_episode(self._recorder)
-            self._observation = None
+            self._add_episode(self._episode)
+            self._episode = None
         if not self._has_data or self.env_steps < self.schedule.prefill:
             return
         if not self._initial_done:
             self._initial_done = True
             for _ in range(self.schedule.initial_updates):
-                self._train(lang, policy=False)
+                self._train(policy=False)
         self._owed += self.schedule.updates_per_env_step * taken
         while self._owed >= 1.0:
-            self._train(lang)
+            self._train()
             self._owed -= 1.0
 
 
-def finetune(config: FinetuneConfig, progress: bool = True) -> list[RunResult]:
+@dataclass(frozen=True)
+class RunStarted:
+    """A finetune worker began a run (from step 0)."""
+
+    method: str
+    """The run's method label."""
+    task: str
+    """Its task."""
+    seed: int
+    """Its run seed."""
+
+
+@dataclass(frozen=True)
+class EnvStepsTaken:
+    """A run took env steps (counted in its budget)."""
+
+    count: int
+    """How many."""
+
+
+class _RunWorker:
+    """A finetune worker: sentence encoders shared by its runs; does one run per unit."""
+
+    def __init__(self, out: str, device: str, save_agent: bool):
+        self.out, self.device, self.save_agent = out, device, save_agent
+        self.encoders: _TextEncoders | None = None
+
+    def start(self, emit: Any) -> None:
+        """Check the device and get the encoder cache ready."""
+        check_device(self.device)
+        self.encoders = _TextEncoders(self.device)
+
+    def do(self, run: RunConfig, emit: Any) -> RunResult:
+        """Do ``run`` from step 0 into its folder (a run already finished there is read back)."""
+        writer = RunWriter(self.out, run)
+        if writer.finished():  # an attempt that finished before its worker died
+            return _finished_result(run, writer, skipped=False)
+        emit(RunStarted(run.method, run.task, run.seed))
+        return finetune_run(run, writer, self.encoders, advance=lambda steps: emit(EnvStepsTaken(steps)),
+                            save_agent=self.save_agent, baselines_dir=Path(self.out) / BASELINES_DIR)
+
+    def close(self) -> None:
+        """Nothing to free."""
+
+
+def finetune(config: FinetuneConfig, progress: bool = True, executor: ExecutorConfig | None = None) -> list[RunResult]:
     """Run every task × init × seed of ``config`` that has not finished yet.
 
     Finished runs with the same config are skipped (and reported as skipped); unfinished ones
-    restart from step 0. Inputs are all checked before the first run starts.
+    restart from step 0. Inputs are all checked before the first run starts. Each run depends
+    only on its config, so where it runs does not change its result.
 
     Args:
         config: The queue.
-        progress: Show a rich progress bar over env steps.
+        progress: Show a progress bar over env steps.
+        executor: Where the runs go (default: one after the other in this process); with
+            ``ray``, one run at a time per actor of a Ray cluster, each actor reserving
+            ``executor.gpus_per_worker`` GPUs (see :mod:`lamp_data.executors`).
 
     Returns:
         One result per queued run, in queue order.
@@ -785,65 +735,42 @@ def finetune(config: FinetuneConfig, progress: bool = True) -> list[RunResult]:
         LampError: unknown task or env, missing or unfitting checkpoint, a finished run with a
             different config in the way, bad numbers.
     """
-    from lamp_data.devices import check_device
-
-    check_device(config.device)
+    executor = executor or ExecutorConfig()
+    if not executor.is_ray:  # on Ray each worker checks the device of its own node
+        check_device(config.device)
     if Path(config.out).exists() and not Path(config.out).is_dir():
         raise LampError(f"--out {config.out} is a file; give a folder for the runs")
     runs = plan_runs(config)
     writers = [RunWriter(config.out, run) for run in runs]
-    pending = [not writer.finished() for writer in writers]
-    encoders = _TextEncoders(config.device)
-    results = []
-    with _progress(progress, sum(run.steps for run, todo in zip(runs, pending) if todo)) as bar:
-        for run, writer, todo in zip(runs, writers, pending):
-            if not todo:
-                info = writer.info or _finished_info(writer)
-                results.append(
-                    RunResult(run, writer.final, True, float(info["summary"]["final_success_rate"]),
-                              str(info.get("instruction_used", "")), dict(info["summary"]))
-                )
-                continue
-            bar.describe(f"{run.method} · {run.task} · seed {run.seed}")
-            results.append(finetune_run(run, writer, encoders, advance=bar.advance, save_agent=config.save_agent,
-                                        baselines_dir=Path(config.out) / BASELINES_DIR))
-    return results
+    results: dict[int, RunResult] = {}
+    pending: list[RunConfig] = []
+    for index, (run, writer) in enumerate(zip(runs, writers)):
+        if writer.finished():
+            results[index] = _finished_result(run, writer, skipped=True)
+        else:
+            pending.append(run)
+    position = {id(run): index for index, run in enumerate(runs)}
+    with progress_bar("finetune", sum(run.steps for run in pending), unit="env steps", enabled=progress) as bar:
+
+        def show(event: Any) -> None:
+            if isinstance(event, RunStarted):
+                bar.update(description=f"{event.method} · {event.task} · seed {event.seed}")
+            elif isinstance(event, EnvStepsTaken):
+                bar.advance(event.count)
+
+        if pending:
+            worker_factory = functools.partial(_RunWorker, config.out, config.device, config.save_agent)
+            with session(executor):
+                count = worker_count(executor, len(pending), executor.gpus_per_worker)
+                with worker_pool(executor, worker_factory, count, "finetune", executor.gpus_per_worker) as workers:
+                    workers.start(show)
+                    for run, result in workers.run(pending, show):
+                        results[position[id(run)]] = result
+    return [results[index] for index in range(len(runs))]
 
 
-def _finished_info(writer: RunWriter) -> dict[str, Any]:
-    from lamp_eval.runs import RUN_INFO, read_run_info
-
-    return read_run_info(writer.final / RUN_INFO)
-
-
-class _progress:
-    """A rich progress bar over env steps, or nothing."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled and total > 0, total
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> "_progress":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("env steps"),
-                TimeRemainingColumn(elapsed_when_finished=True),
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("finetune", total=self.total)
-        return self
-
-    def describe(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, description=text)
-
-    def advance(self, steps: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, steps)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+def _finished_result(run: RunConfig, writer: RunWriter, skipped: bool) -> RunResult:
+    """The result of a run whose finished folder is on disk."""
+    info = writer.info or read_run_info(writer.final / RUN_INFO)
+    return RunResult(run, writer.final, skipped, float(info["summary"]["final_success_rate"]),
+                     str(info.get("instruction_used", "")), dict(info["summary"]))

@@ -28,12 +28,12 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import RUN_FORMAT_VERSION
 
@@ -67,40 +67,31 @@ def eval_episode_seeds(episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + index for index in range(episodes)]
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines one finetuning run."""
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """The settings of a finetuning run that every run of a queue shares (its budget, schedule
+    and sizes); :class:`RunConfig` adds what tells the runs of a queue apart."""
 
-    task: str
-    """Held-out task name."""
-    env: str
-    """Registered env name the task runs in (e.g. ``mw-pick-place`` or ``dummy``)."""
-    init: str
-    """Path of the pretrained checkpoint, or ``"scratch"``."""
-    method: str
-    """Method label on the leaderboard (e.g. ``scratch``, ``p2e``, ``lamp[r3m-abc123]``)."""
-    seed: int
-    """Run seed: agent initialisation, exploration and training episodes."""
-    steps: int
+    steps: int = 5000
     """Env steps of finetuning (the budget, the same for every method)."""
-    eval_every: int
+    eval_every: int = 1000
     """Env steps between evaluations (also evaluated at step 0 and at the end)."""
-    eval_episodes: int
+    eval_episodes: int = 10
     """Episodes per evaluation, on the held-out evaluation seeds."""
-    instruction: str
-    """Instruction as given: text, ``""`` for the task's own, or ``"auto"``."""
-    image_size: int
+    instruction: str = ""
+    """Instruction as given: text, ``""`` for the task's own, or ``"auto"`` to pick among its paraphrases."""
+    image_size: int = 64
     """Camera image side in pixels."""
-    episode_length: int
+    episode_length: int = 150
     """Env steps per episode."""
-    preset: str
+    preset: str = "cpu"
     """Agent preset for scratch runs (a pretrained run keeps its checkpoint's config)."""
     replay_ratio: float | None = None
-    """Replayed steps per env step; None keeps the agent config's."""
+    """Replayed steps per env step (``batch * seq_len`` per update); None keeps the agent config's."""
     action_repeat: int | None = None
     """Env steps per agent decision; None keeps the agent config's."""
     prefill: int | None = None
-    """Random-action env steps that open the run; None keeps the agent config's."""
+    """Random-action env steps that open the run (in the budget); None keeps the agent config's."""
     initial_updates: int | None = None
     """Updates run once the prefill is done; None keeps the agent config's."""
     batch_size: int | None = None
@@ -113,6 +104,42 @@ class RunConfig:
     """Torch device."""
     gif_frames: int = 60
     """At most this many frames in ``rollout.gif``."""
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "eval_every", "eval_episodes", "gif_frames"):
+            if getattr(self, name) < 1:
+                raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.replay_ratio is not None:
+            check_number("replay ratio", self.replay_ratio)
+        if self.replay_ratio is not None and not self.replay_ratio > 0:
+            raise LampError(f"replay ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
+        if self.action_repeat is not None and self.action_repeat < 1:
+            raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
+        for name, least, words in (("prefill", 0, "non-negative"), ("initial_updates", 0, "non-negative"),
+                                   ("batch_size", 1, "at least 1"), ("seq_len", 1, "at least 1")):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise LampError(f"{name.replace('_', '-')} must be {words}, got {value}")
+
+    def run_settings(self) -> dict[str, Any]:
+        """The :class:`RunSettings` fields of this object, by name."""
+        return {item.name: getattr(self, item.name) for item in fields(RunSettings)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig(RunSettings):
+    """Everything that determines one finetuning run: the shared settings, plus its task, init and seed."""
+
+    task: str
+    """Held-out task name."""
+    env: str
+    """Registered env name the task runs in (e.g. ``mw-pick-place`` or ``dummy``)."""
+    init: str
+    """Path of the pretrained checkpoint, or ``"scratch"``."""
+    method: str
+    """Method label on the leaderboard (e.g. ``scratch``, ``p2e``, ``lamp[r3m-abc123]``)."""
+    seed: int
+    """Run seed: agent initialisation, exploration and training episodes."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else recorded with the run (not part of its identity)."""
 

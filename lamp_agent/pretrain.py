@@ -41,15 +41,16 @@ import torch
 from lamp_agent.agent import Agent
 from lamp_agent.checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, LATEST_FILE, latest_checkpoint
 from lamp_agent.config import load_preset
-from lamp_agent.core.driver import AgentPolicy
+from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import ON_DAMAGE, HindsightPrompts, ShardReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
-from lamp_data.collect import resolve_config
+from lamp_data.collect import CollectSummary, collect, resolve_config
 from lamp_data.devices import check_device
 from lamp_data.errors import LampError, check_number
 from lamp_data.prefetch import Prefetcher
+from lamp_data.progress import progress_bar
 from lamp_data.prompts import PromptSet
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
@@ -354,15 +355,11 @@ def pretrain(
     wait_seconds = 0.0
     started = time.perf_counter()
     checkpoint = latest
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(elapsed_when_finished=True), TextColumn("{task.fields[status]}"))
     try:
-        with Progress(*columns, disable=not progress, transient=False) as bar:
-            task = bar.add_task("pretrain", total=config.steps, completed=agent.step, status="")
+        with progress_bar("pretrain", config.steps, unit="updates", completed=agent.step, enabled=progress) as bar:
             while True:
                 if config.collect_every and not _collected(dataset, _collection_run(run_id, agent.step)) and agent.step > 0:
-                    bar.update(task, status="collecting")
+                    bar.update(status="collecting")
                     agent.reseed(int(stable_hash([config.seed, "act", agent.step]), 16) % 2**31, streams=("act",))
                     policy = AgentPolicy(agent, embeddings, seed=int(stable_hash([config.seed, "prompts", agent.step]), 16) % 2**31)
                     summary = _collect(dataset, agent, policy, scorer, _collection_run(run_id, agent.step), config, episode_length)
@@ -380,7 +377,7 @@ def pretrain(
                     seed=int(stable_hash([config.seed, "data", agent.step]), 16) % 2**31, refresh_seconds=1e9,
                     shuffle_buffer=4 * agent.config.batch_size, on_damage=config.on_damage,
                 )
-                bar.update(task, status="training")
+                bar.update(status="training")
                 batch = None
                 with Prefetcher(stream) as batches:
                     while agent.step < chunk_end:
@@ -392,7 +389,7 @@ def pretrain(
                                 writer.add_scalar(f"train/{name}", value, agent.step)
                             elapsed = time.perf_counter() - started
                             writer.add_scalar("perf/data_wait_fraction", (wait_seconds + batches.wait_seconds) / max(elapsed, 1e-9), agent.step)
-                        bar.update(task, completed=agent.step, status=f"model loss {metrics.get('model_loss', 0.0):.3f}")
+                        bar.update(completed=agent.step, status=f"model loss {metrics.get('model_loss', 0.0):.3f}")
                     wait_seconds += batches.wait_seconds
                 if stream.skipped:
                     skipped.update(stream.skipped)
@@ -438,19 +435,17 @@ def _collected(dataset: Any, run: str) -> bool:
     return any(name.startswith(f"{run}-") for name in dataset.shard_sidecars())
 
 
-def _collect(dataset: Any, agent: Any, policy: Any, scorer: Any, run: str, config: PretrainConfig, episode_length: int) -> Any:
+def _collect(dataset: Any, agent: Any, policy: AgentPolicy, scorer: Any, run: str, config: PretrainConfig, episode_length: int) -> CollectSummary:
     """Record one round of episodes with the current policy into the dataset, rewards inline.
 
     All episodes of a round go into one shard, so a round is committed whole or not at all.
     """
-    from lamp_data.collect import collect
-
     env_name = dataset.info.get("env", {}).get("name")
     if not env_name:
         raise LampError(f"{dataset.path} records no env name, so the agent cannot collect into it")
     episodes = max(1, math.ceil(config.collect_every / (agent.config.updates_per_env_step * episode_length)))
     collect_config = resolve_config(
-        dataset.path, episodes=_present_episodes(dataset) + episodes, workers=1, policy="agent",
+        dataset.path, episodes=_present_episodes(dataset) + episodes, policy="agent",
         shard_episodes=episodes, run=run, device=config.device,
     )
     return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)

@@ -1,11 +1,14 @@
-"""Record episodes into a dataset, resumably, with K worker processes.
+"""Record episodes into a dataset, resumably, with K workers.
 
 ``collect(out, CollectConfig(episodes=N, ...))`` makes ``out`` hold exactly episodes ``0..N-1``.
 Episode ``i`` gets its env seed and its policy's random numbers from ``(config.seed, i)`` alone
 (``numpy.random.SeedSequence(seed, spawn_key=(i,))``), so its content never depends on the
 worker count, the shard size or interruptions. Episodes are grouped into shards of
 ``shard_episodes`` by index (episodes ``[k*M, (k+1)*M)``), each named after its run and first
-episode (``collect-00000040``) and written by one worker.
+episode (``collect-00000040``) and written by one worker. Each episode is played by the one
+episode loop of :mod:`lamp_data.rollout`; the shards are the work units handed to an executor
+(:mod:`lamp_data.executors`: this process, worker processes, or Ray actors), whose workers
+encode and write them, so the driver only counts progress and keeps ``meta/`` up to date.
 
 Running again on the same folder resumes: temporary files of interrupted writes are removed, a
 tar whose sidecar is missing gets it re-derived if it decodes completely or is moved to
@@ -20,32 +23,42 @@ under its own ``run`` name.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
-import multiprocessing
 import os
-import queue
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.envs import DEFAULT_ENV, ENVS
+from lamp_data.atomic import atomic_write_json
+from lamp_data.devices import check_device
+from lamp_data.envs import DEFAULT_ENV, ENVS, make_env
 from lamp_data.envs.base import MAX_EPISODE_LENGTH, MAX_IMAGE_SIZE, EnvConfig, RandomizationConfig
 from lamp_data.errors import LampError, check_number
-from lamp_data.executors import ExecutorConfig, check_local_path, import_ray, session
+from lamp_data.executors import ExecutorConfig, WorkerReady, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
+from lamp_data.progress import ProgressBar, progress_bar
 from lamp_data.provenance import provenance, stable_hash
-
-POLICIES = ("random", "expert", "noisy-expert")
-"""Built-in policies: uniform random actions, the env's scripted expert, the expert plus noise."""
+from lamp_data.rollout import POLICIES, Policy, records_noise, run_episode
+from lamp_data.store import layout
+from lamp_data.store.reader import iter_episodes, open_dataset
+from lamp_data.store.writer import (
+    RewardSetWriter,
+    ShardWriter,
+    create_dataset,
+    encode_episode,
+    recover_orphans,
+    update_info,
+    writer_lock,
+)
+from lamp_data.vlm.scoring import make_scorer
 
 LIMITS = {
     "episodes": 10_000_000,
-    "workers": 1024,
     "shard_episodes": 100_000,
     "episode_length": MAX_EPISODE_LENGTH,
     "image_size": MAX_IMAGE_SIZE,
@@ -55,14 +68,6 @@ LIMITS = {
 memory while it is recorded, so its length and image size bound the memory a worker needs."""
 MAX_EPISODE_FRAME_BYTES = 4 << 30
 """Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes per camera."""
-
-
-class Policy(Protocol):
-    """An in-process policy: ``reset(info)`` at each episode start, then ``policy(obs) -> action``."""
-
-    def reset(self, info: dict[str, Any]) -> None: ...
-
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
 class EpisodeScorer(Protocol):
@@ -83,10 +88,9 @@ class CollectConfig:
     """Registered env name."""
     episodes: int = 10
     """Total episodes the dataset should hold (episode indices 0..episodes-1)."""
-    workers: int = 1
-    """Worker processes, each writing its own shards."""
     policy: str = "random"
-    """random | expert | noisy-expert (a label for the record when a policy object is given)."""
+    """A built-in policy of :data:`lamp_data.rollout.POLICIES` (random | expert | noisy-expert),
+    or a label for the record when a policy object is given."""
     seed: int = 0
     """Dataset seed; episode i's content depends only on (seed, i)."""
     image_size: int = 64
@@ -145,7 +149,7 @@ class CollectConfig:
     def run_record(self) -> dict[str, Any]:
         """What a run name is bound to in ``meta/info.json``."""
         record: dict[str, Any] = {"policy": self.policy}
-        if self.policy == "noisy-expert":
+        if records_noise(self.policy):
             record["noise"] = self.noise
         return record
 
@@ -169,7 +173,8 @@ class CollectSummary:
     steps: int
     """Env steps recorded by this call."""
     seconds: float
-    """Wall time from every worker having built its env to the end."""
+    """Wall time from every worker having built its env to the last shard committed (worker
+    shut-down excluded)."""
     timed_steps: int
     """Env steps recorded within ``seconds`` (what steps/s is measured on)."""
     success_rate: float
@@ -192,53 +197,20 @@ def episode_seeds(dataset_seed: int, index: int) -> tuple[int, np.random.Generat
     return int(env_sequence.generate_state(1, np.uint32)[0]), np.random.default_rng(policy_sequence)
 
 
-def run_episode(env: Any, config: CollectConfig, index: int, policy: Policy | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Play episode ``index`` and return its arrays (``schema`` keys) and metadata."""
+def record_episode(env: Any, config: CollectConfig, index: int, policy: Policy | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Play episode ``index`` and return its stored arrays (``schema`` keys) and metadata.
+
+    Args:
+        env: The env, built from ``config.env_config()``.
+        config: What to record.
+        index: The episode's index in the dataset; its env seed and the built-in policy's
+            random numbers come from ``(config.seed, index)``.
+        policy: An in-process policy; None: ``config.policy`` from :data:`lamp_data.rollout.POLICIES`.
+    """
     env_seed, rng = episode_seeds(config.seed, index)
-    observation, info = env.reset(seed=env_seed)
-    if policy is not None:
-        policy.reset(info)
-    expert = getattr(env, "expert_action", None) or getattr(env.unwrapped, "expert_action", None)
-    image_keys = schema.image_keys(config.cameras)
-    frames = {key: [observation[key]] for key in image_keys}
-    states = [observation["state"]]
-    actions, rewards, successes = [], [], [False]
-    terminated = False
-    for _ in range(config.episode_length):
-        if policy is not None:
-            action = np.asarray(policy(observation), np.float32)
-        elif config.policy == "random":
-            action = rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32)
-        elif config.policy == "expert":
-            action = expert(noise=0.0)
-        else:
-            action = expert(noise=config.noise, rng=rng)
-        observation, reward, terminated, truncated, step_info = env.step(action)
-        for key in image_keys:
-            frames[key].append(observation[key])
-        states.append(observation["state"])
-        actions.append(action)
-        rewards.append(reward)
-        successes.append(bool(step_info.get("success", False)))
-        if terminated or truncated:
-            break
-    length = len(actions)
-    is_first = np.zeros(length + 1, bool)
-    is_first[0] = True
-    is_last = np.zeros(length + 1, bool)
-    is_last[-1] = True
-    is_terminal = np.zeros(length + 1, bool)
-    is_terminal[-1] = bool(terminated)
-    episode = {
-        **{key: np.stack(frames[key]).astype(np.uint8) for key in image_keys},
-        schema.STATE: np.stack(states).astype(np.float32),
-        schema.ACTION: np.stack(actions).astype(np.float32),
-        schema.REWARD: np.asarray(rewards, np.float32),
-        schema.SUCCESS: np.asarray(successes, bool),
-        schema.IS_FIRST: is_first,
-        schema.IS_LAST: is_last,
-        schema.IS_TERMINAL: is_terminal,
-    }
+    acting = policy if policy is not None else POLICIES.create(config.policy, env, rng, config.noise)
+    played = run_episode(env, acting, env_seed, max_steps=config.episode_length)
+    info = played.reset_info
     meta = {
         "episode": index,
         "env": config.env,
@@ -249,84 +221,114 @@ def run_episode(env: Any, config: CollectConfig, index: int, policy: Policy | No
         "task": info.get("task"),
         "instruction": info.get("instruction"),
         "randomization": info.get("randomization", {}),
-        "steps": length,
-        "success": bool(any(successes)),
+        "steps": len(played),
+        "success": played.success,
     }
-    if config.policy == "noisy-expert" and policy is None:
+    if policy is None and records_noise(config.policy):
         meta["noise"] = config.noise
-    return episode, meta
+    return played.episode(), meta
 
 
-@dataclass
+@dataclass(frozen=True)
+class EpisodeRecorded:
+    """A worker recorded one episode (not yet committed: its shard commits it)."""
+
+    steps: int
+    """Its recorded steps."""
+    success: bool
+    """Whether it reached success at least once."""
+
+
+@dataclass(frozen=True)
+class ShardCommitted:
+    """A worker committed a data shard."""
+
+    name: str
+    """The shard's name."""
+
+
+@dataclass(frozen=True)
+class RewardShardCommitted:
+    """A worker committed an inline reward shard."""
+
+    name: str
+    """The data shard it scores."""
+
+
+@dataclass(frozen=True)
+class RewardSetOpened:
+    """A worker opened the inline reward set (sent by every worker as it starts)."""
+
+    fingerprint: str
+    """The reward set's fingerprint."""
+    prompts: tuple[str, ...]
+    """Its prompt set, in reward-column order."""
+
+
+@dataclass(frozen=True)
 class _Unit:
     kind: str
     """"collect" (record episodes into a new shard) or "score" (add missing inline rewards)."""
     name: str
-    indices: list[int] = field(default_factory=list)
+    indices: tuple[int, ...] = ()
 
 
-class _Recorder:
-    """One worker's env, policy and scorer; turns work units into committed shards."""
+class _ShardRecorder:
+    """A collect worker: one env, a policy and an inline scorer; turns units into committed shards."""
 
     def __init__(self, out: str, config: CollectConfig, policy: Policy | None, scorer_factory: Callable[[], EpisodeScorer] | None):
         import webdataset  # noqa: F401  (imports torch: pay for it before the clock starts)
 
-        from lamp_data.envs import make_env
-
         self.out = Path(out)
         self.config = config
         self.policy = policy
-        self.env = make_env(config.env, config.env_config())
+        self.scorer_factory = scorer_factory
+        self.env = None
         self.scorer = None
         self.reward_writer = None
-        if scorer_factory is not None:
-            self.scorer = scorer_factory()
+
+    def start(self, emit: Callable[[Any], None]) -> None:
+        """Check the dataset is visible here, build the env and the scorer, open the reward set."""
+        check_visible(self.out)
+        config = self.config
+        self.env = make_env(config.env, config.env_config())
+        if self.scorer_factory is not None:
+            self.scorer = self.scorer_factory()
         elif config.vlm:
-            from lamp_data.vlm.scoring import make_scorer
-
             self.scorer = make_scorer(config.vlm, config.prompts, device=config.device)
-
-    def open_reward_set(self, emit: Callable[[tuple], None]) -> None:
-        if self.scorer is None:
-            return
-        from lamp_data.store.writer import RewardSetWriter
-
-        scorer = self.scorer
-        self.reward_writer = RewardSetWriter(self.out, scorer.fingerprint, scorer.info, scorer.prompts)
-        emit(("scorer", scorer.fingerprint, list(scorer.prompts)))
+        if self.scorer is not None:
+            scorer = self.scorer
+            self.reward_writer = RewardSetWriter(self.out, scorer.fingerprint, scorer.info, scorer.prompts)
+            emit(RewardSetOpened(scorer.fingerprint, tuple(scorer.prompts)))
 
     def close(self) -> None:
-        self.env.close()
+        """Close the env."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
 
-    def do(self, unit: _Unit, emit: Callable[[tuple], None], alive: Callable[[], bool]) -> None:
-        from lamp_data.store import layout
-        from lamp_data.store.writer import ShardWriter, encode_episode
-
+    def do(self, unit: _Unit, emit: Callable[[Any], None]) -> None:
+        """Record a unit's episodes into its shard (or score a stored shard), then commit."""
         if unit.kind == "score":
             self.score_stored(unit.name, emit)
             return
         rewards: dict[str, np.ndarray] = {}
         with ShardWriter(layout.shard_path(self.out, unit.name), run=self.config.run) as shard:
             for index in unit.indices:
-                if not alive():
-                    raise SystemExit(1)
-                episode, meta = run_episode(self.env, self.config, index, self.policy)
+                episode, meta = record_episode(self.env, self.config, index, self.policy)
                 key = layout.episode_key(index)
                 summary = {"key": key, "episode": index, "steps": meta["steps"], "task": meta["task"], "success": meta["success"]}
                 shard.add(encode_episode(key, episode, meta), summary)
                 if self.scorer is not None:
                     rewards[key] = self.scorer.score(episode[schema.IMAGE])
-                emit(("episode", meta["steps"], meta["success"]))
-            if not alive():
-                raise SystemExit(1)
-        emit(("shard", unit.name))
+                emit(EpisodeRecorded(meta["steps"], meta["success"]))
+        emit(ShardCommitted(unit.name))
         if self.reward_writer is not None:
             self.reward_writer.write_shard(unit.name, rewards)
-            emit(("reward_shard", unit.name))
+            emit(RewardShardCommitted(unit.name))
 
-    def score_stored(self, name: str, emit: Callable[[tuple], None]) -> None:
-        from lamp_data.store.reader import iter_episodes
-
+    def score_stored(self, name: str, emit: Callable[[Any], None]) -> None:
+        """Add the inline rewards of a committed shard that lacks them."""
         if self.reward_writer is None or self.reward_writer.has_shard(name):
             return
         rewards = {
@@ -334,42 +336,13 @@ class _Recorder:
             for episode in iter_episodes(self.out, shards=[name])
         }
         self.reward_writer.write_shard(name, rewards)
-        emit(("reward_shard", name))
-
-
-def _worker_main(out: str, config: CollectConfig, scorer_factory, units, events, parent_pid: int) -> None:
-    """Entry point of a worker process: take units until a ``None``, report events."""
-    def alive() -> bool:
-        return os.getppid() == parent_pid
-
-    try:
-        recorder = _Recorder(out, config, None, scorer_factory)
-        try:
-            recorder.open_reward_set(events.put)
-            events.put(("ready",))
-            while alive():
-                unit = units.get()
-                if unit is None:
-                    break
-                recorder.do(unit, events.put, alive)
-        finally:
-            recorder.close()
-    except LampError as error:
-        events.put(("error", str(error), True))
-        return
-    except BaseException as error:  # report anything else to the parent, then die
-        events.put(("error", f"{type(error).__name__}: {error}", False))
-        raise
-    events.put(("done",))
+        emit(RewardShardCommitted(name))
 
 
 def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str, Any]:
     """The :class:`CollectConfig` fields the dataset at ``out`` was collected with, ``{}`` if
     ``out`` holds no dataset: env, image size, cameras, episode length, action repeat, randomization
     (``canonical``), seed and shard size, plus the policy (and noise) recorded for ``run``."""
-    from lamp_data.store import layout
-    from lamp_data.store.reader import open_dataset
-
     out = Path(out)
     if not layout.is_dataset(out):
         return {}
@@ -473,8 +446,6 @@ def _task_split(spec: dict[str, Any]) -> dict[str, list[str]]:
 
 def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[str, Any]:
     spec = env.spec_dict() if hasattr(env, "spec_dict") else env.unwrapped.spec_dict()
-    from lamp_data.store import layout
-
     run_record = config.run_record()
     if custom_policy:
         run_record["custom_policy"] = True
@@ -493,8 +464,6 @@ def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[
 
 def _plan(dataset, config: CollectConfig) -> tuple[list[_Unit], int]:
     """Units for the missing episodes below ``config.episodes``, and the count already present."""
-    from lamp_data.store import layout
-
     present: set[int] = set()
     for sidecar in dataset.shard_sidecars().values():
         present.update(layout.episode_index(entry["key"]) for entry in sidecar["samples"])
@@ -502,7 +471,7 @@ def _plan(dataset, config: CollectConfig) -> tuple[list[_Unit], int]:
     for index in range(config.episodes):
         if index not in present:
             blocks.setdefault(index // config.shard_episodes, []).append(index)
-    units = [_Unit("collect", layout.shard_name(config.run, indices[0]), indices) for _, indices in sorted(blocks.items())]
+    units = [_Unit("collect", layout.shard_name(config.run, indices[0]), tuple(indices)) for _, indices in sorted(blocks.items())]
     return units, len(present)
 
 
@@ -520,22 +489,18 @@ def collect(
     Args:
         out: Dataset folder (created if missing).
         config: What to record; see :class:`CollectConfig`.
-        policy: An in-process policy object; then collection runs in this process
-            (``workers`` must be 1) and writes under ``config.run``.
+        policy: An in-process policy object; then collection runs in this process (one
+            local worker) and writes under ``config.run``.
         scorer_factory: A picklable zero-arg callable building an :class:`EpisodeScorer` for
             inline rewards (default: ``make_scorer(config.vlm, config.prompts)`` if ``config.vlm``).
         progress: Show a live progress bar.
-        executor: Where the workers run (default: local processes, ``config.workers`` of
-            them); see :mod:`lamp_data.executors`.
+        executor: Where the workers run and how many (default: one, in this process); see
+            :mod:`lamp_data.executors`.
 
     Raises:
         LampError: bad settings, an unusable ``out``, or a dataset made with another env, env
             config or seed (nothing is written or removed then).
     """
-    from lamp_data.store import layout
-    from lamp_data.store.reader import open_dataset
-    from lamp_data.store.writer import create_dataset, recover_orphans, update_info, writer_lock
-
     executor = executor or ExecutorConfig()
     check_local_path(out)
     out = Path(out)
@@ -544,30 +509,25 @@ def collect(
         import_ray()
         if policy is not None:
             raise LampError("an in-process policy collects in this process; use the local executor")
-    if policy is None and config.policy not in POLICIES:
-        raise LampError(f"unknown policy '{config.policy}' (known: {', '.join(POLICIES)})")
-    if policy is not None and config.workers != 1:
+    if policy is None:
+        POLICIES.get(config.policy)  # unknown policy -> LampError naming the known ones
+    if policy is not None and (executor.workers or 1) != 1:
         raise LampError("an in-process policy collects with workers=1")
     if config.vlm is not None and config.prompts is None and scorer_factory is None:
         raise LampError("inline rewards need a prompt set: give --prompts with --vlm")
     ENVS.get(config.env)  # unknown env -> LampError naming the known ones
     if config.vlm is not None and not executor.is_ray:
-        from lamp_data.devices import check_device
-
         check_device(config.device)
     _check_output(out)
     existing = open_dataset(out) if layout.is_dataset(out) else None
 
-    from lamp_data.envs import make_env
-
     env = make_env(config.env, config.env_config())
     try:
-        if policy is None and config.policy != "random":
-            expert = getattr(env, "expert_action", None) or getattr(env.unwrapped, "expert_action", None)
-            if expert is None:
-                raise LampError(f"env '{config.env}' has no scripted expert; use --policy random")
-            env.reset(seed=0)
-            expert(noise=0.0)
+        if policy is None:  # a policy that cannot act in this env (no scripted expert) fails here, before any write
+            probe = POLICIES.create(config.policy, env, np.random.default_rng(0), config.noise)
+            observation, info = env.reset(seed=0)
+            probe.reset(info)
+            probe(observation)
         wanted = _dataset_info(config, env, policy is not None)
     finally:
         env.close()
@@ -593,49 +553,74 @@ def collect(
             update_info(dataset, info)
         if config.vlm is not None or scorer_factory is not None:
             units += [_Unit("score", name) for name in dataset.shard_sidecars()]
-        summary = _run(dataset, config, units, present, len(recovery.removed), policy, scorer_factory, progress, executor)
-        return dataclasses.replace(
-            summary, rederived=tuple(recovery.rederived), quarantined=tuple(recovery.quarantined)
+        total = present + sum(len(unit.indices) for unit in units)
+        with progress_bar("collect", total, unit="episodes", completed=present, enabled=progress) as bar:
+            tally = _Tally(dataset, config, bar)
+            if units:
+                worker_factory = functools.partial(_ShardRecorder, str(dataset.path.resolve()), config, policy, scorer_factory)
+                with worker_pool(executor, worker_factory, worker_count(executor, len(units)), "collect") as workers:
+                    workers.start(tally)
+                    for _ in workers.run(units, tally):
+                        pass
+                if executor.is_ray:
+                    recover_orphans(dataset)  # leftovers of attempts killed and retried
+        return CollectSummary(
+            out=str(dataset.path),
+            episodes_total=present + tally.episodes,
+            episodes_written=tally.episodes,
+            shards_written=tally.shards,
+            reward_shards_written=tally.reward_shards,
+            leftovers_removed=len(recovery.removed),
+            steps=tally.steps,
+            seconds=(tally.last_commit or time.perf_counter()) - tally.started,
+            timed_steps=tally.steps - tally.steps_before_start,
+            success_rate=tally.successes / tally.episodes if tally.episodes else 0.0,
+            rederived=tuple(recovery.rederived),
+            quarantined=tuple(recovery.quarantined),
         )
 
 
 class _Tally:
-    """Counts events and keeps the dataset's prompt record up to date."""
+    """Counts the workers' events, shows them on the bar and keeps the dataset's prompt record up to date.
 
-    def __init__(self, dataset, config: CollectConfig, bar):
+    Steps/s are timed from the moment every worker is ready to the last commit.
+    """
+
+    def __init__(self, dataset, config: CollectConfig, bar: ProgressBar):
         self.dataset = dataset
         self.config = config
         self.bar = bar
         self.episodes = self.steps = self.successes = self.shards = self.reward_shards = 0
         self.started = time.perf_counter()
         self.prompts_recorded = False
-        self.waiting = 1
+        self.ready = 0
         self.steps_before_start = 0
+        self.last_commit: float | None = None
+        """When the last shard or reward shard was committed: the end of the recording, before
+        the workers shut down (the teardown of a worker process is no part of the throughput)."""
 
-    def __call__(self, event: tuple) -> None:
-        kind = event[0]
-        if kind == "ready":
-            self.waiting -= 1
-            if self.waiting == 0:
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, WorkerReady):
+            self.ready += 1
+            if self.ready == event.workers:
                 self.started = time.perf_counter()
                 self.steps_before_start = self.steps
-        elif kind == "episode":
+        elif isinstance(event, EpisodeRecorded):
             self.episodes += 1
-            self.steps += event[1]
-            self.successes += bool(event[2])
-            self.bar.advance(self.episodes, self.steps, self.successes, time.perf_counter() - self.started)
-        elif kind == "shard":
+            self.steps += event.steps
+            self.successes += bool(event.success)
+            seconds = max(time.perf_counter() - self.started, 1e-9)
+            self.bar.advance(1, status=f"{self.steps / seconds:7.1f} steps/s  success {self.successes / self.episodes:5.1%}")
+        elif isinstance(event, ShardCommitted):
             self.shards += 1
-        elif kind == "reward_shard":
+            self.last_commit = time.perf_counter()
+        elif isinstance(event, RewardShardCommitted):
             self.reward_shards += 1
-        elif kind == "scorer" and not self.prompts_recorded:
-            self.record_prompts(event[1], event[2])
+            self.last_commit = time.perf_counter()
+        elif isinstance(event, RewardSetOpened) and not self.prompts_recorded:
+            self.record_prompts(event.fingerprint, list(event.prompts))
 
     def record_prompts(self, fingerprint: str, prompts: list[str]) -> None:
-        from lamp_data.atomic import atomic_write_json
-        from lamp_data.store import layout
-        from lamp_data.store.writer import update_info
-
         stored = self.dataset.prompts()
         if stored is not None and stored != prompts:
             raise LampError(f"{self.dataset.path} already has a different prompt set in meta/prompts.json")
@@ -646,115 +631,6 @@ class _Tally:
         info["reward_sets"] = sorted(set(info.get("reward_sets", [])) | {fingerprint})
         update_info(self.dataset, info)
         self.prompts_recorded = True
-
-
-class _Bar:
-    """A rich progress bar of episodes, env steps/s and success rate (or nothing)."""
-
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.progress = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(
-                TextColumn("episodes"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:>7.1f} steps/s"), TextColumn("success {task.fields[success]:>5.1%}"),
-                TimeElapsedColumn(),
-            )
-            self.task = self.progress.add_task("collect", total=total, completed=done, rate=0.0, success=0.0)
-            self.done = done
-
-    def __enter__(self) -> "_Bar":
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def advance(self, episodes: int, steps: int, successes: int, seconds: float) -> None:
-        if self.progress is not None:
-            self.progress.update(
-                self.task, completed=self.done + episodes, rate=steps / max(seconds, 1e-9), success=successes / max(episodes, 1)
-            )
-
-
-def _run(dataset, config, units, present, removed, policy, scorer_factory, progress, executor) -> CollectSummary:
-    total = present + sum(len(unit.indices) for unit in units)
-    with _Bar(total, present, progress) as bar:
-        tally = _Tally(dataset, config, bar)
-        if units and executor.is_ray:
-            from lamp_data import executors
-
-            executors.run_collect(dataset, config, units, scorer_factory, tally, executor)
-        elif units and (config.workers == 1 or policy is not None):
-            recorder = _Recorder(str(dataset.path), config, policy, scorer_factory)
-            try:
-                recorder.open_reward_set(tally)
-                tally(("ready",))
-                for unit in units:
-                    recorder.do(unit, tally, lambda: True)
-            finally:
-                recorder.close()
-        elif units:
-            _run_workers(dataset, config, units, scorer_factory, tally)
-    return CollectSummary(
-        out=str(dataset.path),
-        episodes_total=present + tally.episodes,
-        episodes_written=tally.episodes,
-        shards_written=tally.shards,
-        reward_shards_written=tally.reward_shards,
-        leftovers_removed=removed,
-        steps=tally.steps,
-        seconds=time.perf_counter() - tally.started,
-        timed_steps=tally.steps - tally.steps_before_start,
-        success_rate=tally.successes / tally.episodes if tally.episodes else 0.0,
-    )
-
-
-def _run_workers(dataset, config: CollectConfig, units: list[_Unit], scorer_factory, tally: _Tally) -> None:
-    context = multiprocessing.get_context("spawn")
-    unit_queue = context.Queue()
-    events = context.Queue()
-    for unit in units:
-        unit_queue.put(unit)
-    count = min(config.workers, len(units))
-    for _ in range(count):
-        unit_queue.put(None)
-    workers = [
-        context.Process(
-            target=_worker_main,
-            args=(str(dataset.path), config, scorer_factory, unit_queue, events, os.getpid()),
-            daemon=True,
-        )
-        for _ in range(count)
-    ]
-    for worker in workers:
-        worker.start()
-    finished = 0
-    tally.waiting = count
-    try:
-        while finished < count:
-            try:
-                event = events.get(timeout=0.5)
-            except queue.Empty:
-                dead = [w for w in workers if w.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"a collect worker died with exit code {dead[0].exitcode}")
-                continue
-            if event[0] == "done":
-                finished += 1
-            elif event[0] == "error":
-                raise (LampError if event[2] else RuntimeError)(f"collect worker failed: {event[1]}")
-            else:
-                tally(event)
-    finally:
-        for worker in workers:
-            if worker.is_alive() and finished < count:
-                worker.terminate()
-        for worker in workers:
-            worker.join(timeout=10)
 
 
 def summary_dict(summary: CollectSummary) -> dict[str, Any]:

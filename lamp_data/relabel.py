@@ -20,22 +20,25 @@ the data. It is built to be run again:
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from lamp_data import schema
 from lamp_data.errors import LampError
-from lamp_data.executors import ExecutorConfig, check_local_path, import_ray
+from lamp_data.executors import ExecutorConfig, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
 from lamp_data.prefetch import Prefetcher
+from lamp_data.progress import progress_bar
 from lamp_data.prompts import PromptSet, load_prompt_set
-
-if TYPE_CHECKING:
-    from lamp_data.vlm.scoring import EpisodeScorer
+from lamp_data.store import RewardSetWriter, iter_episodes, layout, open_dataset
+from lamp_data.store.writer import recover_orphans, writer_lock
+from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
 
 PREFETCH_SHARDS = 1
 """Decoded shards kept ready ahead of the model."""
@@ -85,7 +88,7 @@ def dataset_prompt_set(dataset: Any) -> PromptSet | None:
         return None
     recorded = dataset.info.get("prompt_set") or {}
     name = str(recorded.get("name") or "dataset") if isinstance(recorded, dict) else "dataset"
-    return PromptSet(name, tuple(prompts), f"recorded in {dataset.path}/meta/prompts.json")
+    return PromptSet(name, tuple(prompts), f"recorded in {layout.prompts_path(dataset.path)}")
 
 
 def _decoded_shards(dataset: Any, names: list[str]) -> Iterator[tuple[str, list[tuple[str, np.ndarray]]]]:
@@ -127,12 +130,39 @@ def _score_locally(scorer: Any, dataset: Any, shards: list, advance: Any) -> Ite
         yield by_name[name], _score_shard(scorer, by_name[name], decoded, advance)
 
 
-def score_shard(scorer: Any, dataset: Any, shard: Any) -> dict[str, np.ndarray]:
-    """Decode one committed data shard and return its episodes' rewards (a Ray relabel actor's unit)."""
-    from lamp_data.store import iter_episodes
+@dataclass(frozen=True)
+class RewardSetDescribed:
+    """A relabel worker built its reward model (sent by every worker as it starts)."""
 
-    episodes = [(episode["__key__"], episode[schema.IMAGE]) for episode in iter_episodes(dataset, shards=[shard.name])]
-    return _score_shard(scorer, shard, episodes, lambda count: None)
+    fingerprint: str
+    """The reward set's fingerprint."""
+    info: dict[str, Any]
+    """The reward set's info (model, weights, preprocessing, prompt set, provenance)."""
+    prompts: tuple[str, ...]
+    """Its prompt set, in reward-column order."""
+
+
+class _ShardScorer:
+    """A relabel worker on another process or node: a reward model with its prompt set embedded,
+    scoring whole committed data shards."""
+
+    def __init__(self, out: str, vlm: str, prompt_set: PromptSet, device: str, batch_size: int):
+        self.out, self.vlm, self.prompt_set, self.device, self.batch_size = out, vlm, prompt_set, device, batch_size
+        self.scorer: Any = None
+
+    def start(self, emit: Callable[[Any], None]) -> None:
+        """Check the dataset is visible here and build the model."""
+        check_visible(self.out)
+        self.scorer = make_scorer(self.vlm, self.prompt_set, device=self.device, batch_size=self.batch_size)
+        emit(RewardSetDescribed(self.scorer.fingerprint, self.scorer.info, tuple(self.scorer.prompts)))
+
+    def do(self, shard: Any, emit: Callable[[Any], None]) -> dict[str, np.ndarray]:
+        """Decode one committed data shard and return its episodes' rewards."""
+        episodes = [(episode["__key__"], episode[schema.IMAGE]) for episode in iter_episodes(self.out, shards=[shard.name])]
+        return _score_shard(self.scorer, shard, episodes, lambda count: None)
+
+    def close(self) -> None:
+        """Nothing to free but the model, which goes with the worker."""
 
 
 def relabel(
@@ -167,11 +197,6 @@ def relabel(
         LampError: unknown model or prompt set, missing checkpoint, a dataset without shards,
             counts that do not match, or a reward set made with other settings.
     """
-    from lamp_data.store import RewardSetWriter, open_dataset
-    from lamp_data.store import layout
-    from lamp_data.store.writer import recover_orphans, writer_lock
-    from lamp_data.vlm.scoring import make_scorer
-
     executor = executor or ExecutorConfig()
     check_local_path(dataset)
     if executor.is_ray:
@@ -180,36 +205,40 @@ def relabel(
     shards = data.shards()
     if not shards:
         raise LampError(f"{data.path} has no committed shards to relabel")
-    if not isinstance(vlm, str):
-        if executor.is_ray:
-            raise LampError("a scorer built in this process cannot run on Ray; give the reward model spec instead")
-        scorer, prompt_set = vlm, vlm.prompt_set
-    else:
-        prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
-        if executor.is_ray:
-            from lamp_data.executors import RayScorers
-
-            scorer = RayScorers(executor, data.path, vlm, prompt_set, device, batch_size)
+    with contextlib.ExitStack() as stack:
+        workers = None
+        if not isinstance(vlm, str):
+            if executor.is_ray:
+                raise LampError("a scorer built in this process cannot run on Ray; give the reward model spec instead")
+            scorer, prompt_set = vlm, vlm.prompt_set
+            reward_set = RewardSetDescribed(scorer.fingerprint, scorer.info, tuple(scorer.prompts))
         else:
-            scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
-    fingerprint = scorer.fingerprint
-    reward_dir = data.reward_dir(fingerprint)
-
-    with contextlib.closing(scorer) if executor.is_ray else contextlib.nullcontext(), writer_lock(data.path):
+            prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
+            if executor.is_ray:
+                workers = _start_ray_scorers(stack, executor, data, vlm, prompt_set, device, batch_size)
+                reward_set = workers.reward_set
+            else:
+                scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
+                reward_set = RewardSetDescribed(scorer.fingerprint, scorer.info, tuple(scorer.prompts))
+        fingerprint = reward_set.fingerprint
+        stack.enter_context(writer_lock(data.path))
         writer = None
         recover_orphans(data)
         shards = data.shards()
-        if (reward_dir / layout.INFO_FILE).is_file():
-            writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
+        if layout.reward_set_info_path(data.path, fingerprint).is_file():
+            writer = RewardSetWriter(data, fingerprint, reward_set.info, list(reward_set.prompts))
         pending = [shard for shard in shards if writer is None or not writer.has_shard(shard.name)]
         total_frames = sum(shard.nsteps + shard.nsamples for shard in pending)
         episodes = frames = 0
         started = time.perf_counter()
-        with _FrameProgress(progress, total_frames, f"relabel {fingerprint}") as advance:
-            scored = scorer.score_shards(pending, advance) if executor.is_ray else _score_locally(scorer, data, pending, advance)
+        with progress_bar(f"relabel {fingerprint}", total_frames, unit="frames", enabled=progress) as bar:
+            if workers is not None:
+                scored = _counted(workers.pool.run(pending, _no_events), bar.advance)
+            else:
+                scored = _score_locally(scorer, data, pending, bar.advance)
             for shard, rewards in scored:
                 if writer is None:
-                    writer = RewardSetWriter(data, fingerprint, scorer.info, scorer.prompts)
+                    writer = RewardSetWriter(data, fingerprint, reward_set.info, list(reward_set.prompts))
                 writer.write_shard(shard.name, rewards)
                 episodes += len(rewards)
                 frames += sum(len(values) for values in rewards.values())
@@ -217,7 +246,7 @@ def relabel(
     return RelabelSummary(
         dataset=str(data.path),
         fingerprint=fingerprint,
-        model_spec=scorer.info["provenance"]["model_spec"],
+        model_spec=reward_set.info["provenance"]["model_spec"],
         prompt_set=prompt_set.name,
         prompts=len(prompt_set),
         shards_total=len(shards),
@@ -229,29 +258,34 @@ def relabel(
     )
 
 
-class _FrameProgress:
-    """A rich progress bar over frames (or nothing), used as ``with ... as advance``."""
+@dataclass(frozen=True)
+class _RayScorers:
+    pool: Any
+    """The started worker pool of :class:`_ShardScorer` actors."""
+    reward_set: RewardSetDescribed
+    """What the actors score into, with this process's command line in its provenance."""
 
-    def __init__(self, enabled: bool, total: int, description: str):
-        self.enabled = enabled and total > 0
-        self.total = total
-        self.description = description
-        self._progress: Any = None
-        self._task: Any = None
 
-    def __enter__(self):
-        if not self.enabled:
-            return lambda count: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _start_ray_scorers(stack: contextlib.ExitStack, executor: ExecutorConfig, data: Any, vlm: str, prompt_set: PromptSet,
+                       device: str, batch_size: int) -> _RayScorers:
+    """Reward-model actors on the Ray cluster, one per GPU (``device`` cuda) or CPU slot, started."""
+    stack.enter_context(session(executor))
+    gpus = 1.0 if device.startswith("cuda") else 0.0
+    factory = functools.partial(_ShardScorer, str(Path(data.path).resolve()), vlm, prompt_set, "cuda" if gpus else device, batch_size)
+    pool = stack.enter_context(worker_pool(executor, factory, worker_count(executor, len(data.shards()), gpus), "relabel", gpus))
+    described: list[RewardSetDescribed] = []
+    pool.start(lambda event: described.append(event) if isinstance(event, RewardSetDescribed) else None)
+    first = described[0]
+    info = {**first.info, "provenance": {**first.info["provenance"], "argv": list(sys.argv)}}
+    return _RayScorers(pool, RewardSetDescribed(first.fingerprint, info, first.prompts))
 
-        self._progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-            TimeRemainingColumn(elapsed_when_finished=True),
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(self.description, total=self.total)
-        return lambda count: self._progress.advance(self._task, count)
 
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+def _no_events(event: Any) -> None:
+    """Relabel workers report nothing while they score."""
+
+
+def _counted(scored: Iterator[tuple[Any, dict[str, np.ndarray]]], advance: Callable[[int], None]) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
+    """``scored`` as it is, advancing the bar by each shard's frames."""
+    for shard, rewards in scored:
+        advance(sum(len(values) for values in rewards.values()))
+        yield shard, rewards

@@ -21,6 +21,7 @@ from lamp_cli.data import main as lamp_data_cli
 from lamp_data import schema
 from lamp_data.collect import CollectConfig, collect, episode_seeds
 from lamp_data.errors import LampError
+from lamp_data.executors import ExecutorConfig
 from lamp_data.store import dataset_card, iter_episodes, open_dataset, verify_dataset
 
 TINY = dict(env="dummy", image_size=16, episode_length=5)
@@ -54,8 +55,11 @@ def test_content_independent_of_workers_shards_and_extension(tmp_path):
     one = tmp_path / "one"
     collect(one, CollectConfig(episodes=7, shard_episodes=3, policy="noisy-expert", seed=2, **TINY), progress=False)
     other = tmp_path / "other"
-    collect(other, CollectConfig(episodes=4, shard_episodes=2, workers=2, policy="noisy-expert", seed=2, **TINY), progress=False)
-    summary = collect(other, CollectConfig(episodes=7, shard_episodes=2, workers=2, policy="noisy-expert", seed=2, **TINY), progress=False)
+    two_workers = ExecutorConfig(workers=2)
+    collect(other, CollectConfig(episodes=4, shard_episodes=2, policy="noisy-expert", seed=2, **TINY), progress=False,
+            executor=two_workers)
+    summary = collect(other, CollectConfig(episodes=7, shard_episodes=2, policy="noisy-expert", seed=2, **TINY), progress=False,
+                      executor=two_workers)
     assert summary.episodes_written == 3 and summary.episodes_total == 7 and summary.shards_written == 2
     assert [s.name for s in open_dataset(other).shards()] == [
         "collect-00000000", "collect-00000002", "collect-00000004", "collect-00000006"
@@ -207,8 +211,8 @@ class ChannelScorerFactory:
 
 def test_inline_rewards_written_per_shard_and_filled_on_resume(tmp_path):
     out = tmp_path / "data"
-    config = CollectConfig(episodes=5, shard_episodes=2, workers=2, prompts="test", **TINY)
-    summary = collect(out, config, scorer_factory=ChannelScorerFactory(), progress=False)
+    config = CollectConfig(episodes=5, shard_episodes=2, prompts="test", **TINY)
+    summary = collect(out, config, scorer_factory=ChannelScorerFactory(), progress=False, executor=ExecutorConfig(workers=2))
     assert summary.reward_shards_written == 3
     dataset = open_dataset(out)
     assert dataset.reward_sets() == ["channels-3"] and len(dataset.prompts()) == 3
@@ -259,7 +263,8 @@ def test_in_process_policy_extends_dataset_under_its_own_run(tmp_path):
     assert np.allclose(episodes["ep00000004"][schema.ACTION][0, :2], np.clip(-episodes["ep00000004"][schema.STATE][0, :2], -1, 1))
     assert open_dataset(out).info["runs"]["agent"] == {"policy": "agent-v1", "custom_policy": True}
     with pytest.raises(LampError, match="workers=1"):
-        collect(out, CollectConfig(episodes=6, workers=2, run="agent", policy="agent-v1", **TINY), policy=policy, progress=False)
+        collect(out, CollectConfig(episodes=6, run="agent", policy="agent-v1", **TINY), policy=policy, progress=False,
+                executor=ExecutorConfig(workers=2))
     with pytest.raises(LampError, match="another run name"):
         collect(out, CollectConfig(episodes=6, run="agent", policy="expert", **TINY), progress=False)
     assert verify_dataset(out).ok and dataset_card(out)["runs"]["agent"]["episodes"] == 2

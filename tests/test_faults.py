@@ -451,7 +451,7 @@ def test_pretrain_fails_on_a_damaged_shard_by_default_and_skips_it_when_told(dat
 
 
 def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
-    from lamp_data import executors
+    from lamp_data.executors import ray as ray_executor
 
     class StuckRay:
         def is_initialized(self):
@@ -460,7 +460,7 @@ def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
         def init(self, **options):
             raise TimeoutError("The current node timed out during startup.\nSee the logs for more")
 
-    monkeypatch.setattr(executors, "import_ray", lambda: StuckRay())
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: StuckRay())
     before = tree(data)
     result = CliRunner().invoke(data_cli, COLLECT + ["--episodes", "7", "--out", str(data), "--executor", "ray"])
     one_line_error(result, 1, "cannot start a local Ray instance: The current node timed out during startup.; check")

@@ -206,3 +206,31 @@ def test_relabel_on_ray_reports_a_bad_model_as_one_line_and_writes_nothing(clust
     with pytest.raises(LampError, match="does not exist"):
         relabel(tmp_path / "data", f"r3m:{tmp_path / 'missing.pt'}", executor=RAY, progress=False)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_finetune_on_ray_equals_local_and_skips_finished_runs(cluster, tmp_path):
+    from lamp_cli.eval import main as lamp_eval_cli
+    from lamp_eval.finetune import FinetuneConfig, finetune
+
+    options = dict(tasks=("reach-dummy",), inits=("scratch",), seeds=(0, 1), steps=10, eval_every=5, eval_episodes=2,
+                   env="dummy", image_size=16, episode_length=5, preset="tiny", replay_ratio=2.0, batch_size=2, seq_len=5)
+    local = finetune(FinetuneConfig(out=str(tmp_path / "local"), **options), progress=False)
+    args = ["finetune", "--task", "reach-dummy", "--init", "scratch", "--seeds", "0,1", "--steps", "10", "--eval-every", "5",
+            "--eval-episodes", "2", "--env", "dummy", "--image-size", "16", "--episode-length", "5", "--preset", "tiny",
+            "--replay-ratio", "2", "--batch-size", "2", "--seq-len", "5", "--no-progress", "--out", str(tmp_path / "ray"),
+            "--executor", "ray"]
+    result = CliRunner().invoke(lamp_eval_cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("\tdone\t") == 2
+
+    def recorded(folder: Path) -> dict:
+        info = json.loads((folder / "run.json").read_text())
+        summary = {key: value for key, value in info["summary"].items() if key != "wall_seconds"}
+        return {"log": (folder / "log.jsonl").read_text(), "train": (folder / "train.jsonl").read_text(),
+                "summary": summary, "identity": info["identity"], "gif": (folder / "rollout.gif").read_bytes()}
+
+    for run in local:
+        on_ray = tmp_path / "ray" / run.folder.relative_to(tmp_path / "local")
+        assert recorded(on_ray) == recorded(run.folder)
+    again = CliRunner().invoke(lamp_eval_cli, args)
+    assert again.exit_code == 0 and again.output.count("skipped (finished before)") == 2, again.output

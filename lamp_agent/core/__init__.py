@@ -1,2 +1,2 @@
 """Framework pieces that know nothing of world models: the replay (windows from a dataset's shards
-or from episodes in memory) and the driver that lets an agent act as a collection policy."""
+or from episodes in memory) and the agent as a collection policy."""

@@ -25,6 +25,7 @@ from typing import Any
 import gymnasium as gym
 
 from lamp_data.envs.base import EnvConfig, RandomizationConfig
+from lamp_data.envs.factory import make_env
 from lamp_data.errors import LampError
 
 NAMESPACE = "lamp"
@@ -75,8 +76,6 @@ def make_gym_env(
         LampError: an unknown render mode, ``canonical`` with ``randomization``, or a bad config value.
         TypeError: a keyword that is no field of :class:`EnvConfig`.
     """
-    from lamp_data.envs import make_env
-
     if render_mode is not None and render_mode not in RENDER_MODES:
         raise LampError(f"render_mode must be one of {', '.join(RENDER_MODES)} or None, got {render_mode!r}")
     if canonical and randomization is not None:

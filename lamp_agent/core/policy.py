@@ -1,4 +1,8 @@
-"""The agent as an in-process policy for ``lamp_data.collect`` (``reset(info)``, ``policy(obs)``)."""
+"""The agent as a :class:`lamp_data.rollout.Policy` (``reset(info)``, ``policy(observation)``).
+
+Pretraining collects with it (a prompt drawn per episode from the prompt set), finetuning trains
+and evaluates with it (one instruction: a set of one).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ class AgentPolicy:
     """Acts with an agent's actor, conditioned on a prompt drawn from a set at each episode start.
 
     LAMP samples a language prompt per episode during pretraining; the agent's latent state
-    and last action are carried between steps and reset at ``reset``.
+    and last action are carried between steps and reset at ``reset``. Given a single prompt
+    (finetuning's instruction) the draw always picks it.
 
     Args:
         agent: An :class:`~lamp_agent.agent.Agent`.
@@ -34,8 +39,9 @@ class AgentPolicy:
         self._carry = None
         self.prompt_index = int(self._rng.integers(len(self.prompt_embeddings)))
 
-    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """The actor's action for ``observation``, carrying the latent state to the next call."""
         action, self._carry = self.agent.policy_step(
-            obs, self.prompt_embeddings[self.prompt_index], self._carry, explore=self.explore
+            observation, self.prompt_embeddings[self.prompt_index], carry=self._carry, explore=self.explore
         )
         return action

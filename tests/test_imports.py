@@ -1,0 +1,81 @@
+"""The library's import graph: no loops inside lamp_data, the framework never imports the method."""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"lamp_data": ROOT / "lamp_data", "lamp_agent": ROOT / "lamp_agent"}
+
+
+def _modules(package: str) -> dict[str, Path]:
+    folder = PACKAGES[package]
+    modules = {}
+    for path in sorted(folder.rglob("*.py")):
+        parts = list(path.relative_to(folder).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join([package, *parts])] = path
+    return modules
+
+
+def _imports(path: Path, name: str, known: set[str]) -> set[str]:
+    """Project modules that ``path`` imports anywhere (top level or inside functions), but not under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text())
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for body in node.body for child in ast.walk(body))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                # "from package import module" depends on the module; "from module import name" on the module
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+    return {module for module in found if module in known and module != name}
+
+
+def _graph(package: str) -> dict[str, set[str]]:
+    modules = _modules(package)
+    return {name: _imports(path, name, set(modules)) for name, path in modules.items()}
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_no_import_loop_between_modules(package):
+    graph = _graph(package)
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as error:
+        pytest.fail(f"import loop in {package}: {' -> '.join(error.args[1])}")
+
+
+def test_the_data_wing_never_imports_the_agent_or_the_cli():
+    for path in PACKAGES["lamp_data"].rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        names += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [n for n in names if n.split(".")[0] in {"lamp_agent", "lamp_eval", "lamp_cli"}], path
+
+
+def test_the_loop_finder_finds_a_loop(tmp_path):
+    first, second = tmp_path / "first.py", tmp_path / "second.py"
+    first.write_text("def f():\n    from pkg import second\n")
+    second.write_text("from pkg.first import f\n")
+    graph = {"pkg.first": _imports(first, "pkg.first", {"pkg.first", "pkg.second"}),
+             "pkg.second": _imports(second, "pkg.second", {"pkg.first", "pkg.second"})}
+    assert graph == {"pkg.first": {"pkg.second"}, "pkg.second": {"pkg.first"}}
+    with pytest.raises(graphlib.CycleError):
+        tuple(graphlib.TopologicalSorter(graph).static_order())

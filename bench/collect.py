@@ -8,8 +8,9 @@ Usage::
 Prints, all measured in this run:
   * bare env loop (reset + step with rendering, random actions, no writing) steps/s,
   * ``collect`` with 1 and 2 workers steps/s (from every worker ready to the last shard
-    committed, as ``collect`` reports them), their ratio to the bare loop, the 2-worker scaling,
-    and the wall time of each call with start-up and shut-down of the workers,
+    committed, as ``collect`` reports them) in ``--repeats`` alternating pairs, the wall time of
+    each call with start-up and shut-down of the workers, and the medians: 1 worker against the
+    bare loop, and the 2-worker scaling (the median of the paired ratios),
   * the driver's (this process's) and the workers' CPU seconds per episode of the 2-worker run:
     the driver only counts progress (no arrays cross the queues; workers encode and write shards),
   * bytes per env step of our shards against LAMP's format (one ``np.savez_compressed``
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--episode-length", type=int, default=150)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--policy", default="random")
+    parser.add_argument("--repeats", type=int, default=3, help="paired 1- and 2-worker runs; the medians are reported")
     args = parser.parse_args()
     config = CollectConfig(env=args.env, episodes=args.episodes, episode_length=args.episode_length,
                            image_size=args.image_size, policy=args.policy, shard_episodes=2, seed=0)
@@ -116,27 +118,36 @@ def main() -> None:
           f"{os.cpu_count()} cpus")
     with tempfile.TemporaryDirectory() as folder:
         before = bare_loop(config)
-        started = time.perf_counter()
-        one = collect(Path(folder) / "w1", config, progress=False)
-        one_wall = time.perf_counter() - started
+        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes})
+        ones, twos, ratios = [], [], []
+        for repeat in range(args.repeats):
+            # 1 and 2 workers alternate, so a slower or faster stretch of the machine touches both
+            started = time.perf_counter()
+            one = collect(Path(folder) / f"w1-{repeat}", config, progress=False)
+            one_wall = time.perf_counter() - started
+            driver, workers, started = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN), time.perf_counter()
+            two = collect(Path(folder) / f"w2-{repeat}", two_config, progress=False, executor=ExecutorConfig(workers=2))
+            two_wall = time.perf_counter() - started
+            driver = (cpu_seconds(resource.RUSAGE_SELF) - driver) / two_config.episodes
+            workers = (cpu_seconds(resource.RUSAGE_CHILDREN) - workers) / two_config.episodes
+            ones.append(one.steps_per_second)
+            twos.append(two.steps_per_second)
+            ratios.append(two.steps_per_second / one.steps_per_second)
+            print(f"repeat {repeat}: 1 worker {one.steps_per_second:6.1f} steps/s ({one_wall:.1f} s wall), "
+                  f"2 workers {two.steps_per_second:6.1f} steps/s ({two_wall:.1f} s wall) = {ratios[-1]:.2f} x; "
+                  f"CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
         after = bare_loop(config)
         bare = (before + after) / 2
-        print(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} collect)")
-        ratio = one.steps_per_second / bare
-        print(f"collect, 1 worker             {one.steps_per_second:8.1f} steps/s  = {ratio:.2f} x bare (goal >= 0.9); "
-              f"{one_wall:.1f} s wall")
-        two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes})
-        driver, workers, started = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN), time.perf_counter()
-        two = collect(Path(folder) / "w2", two_config, progress=False, executor=ExecutorConfig(workers=2))
-        two_wall = time.perf_counter() - started
-        driver = (cpu_seconds(resource.RUSAGE_SELF) - driver) / two_config.episodes
-        workers = (cpu_seconds(resource.RUSAGE_CHILDREN) - workers) / two_config.episodes
-        print(f"collect, 2 workers            {two.steps_per_second:8.1f} steps/s  = {two.steps_per_second / one.steps_per_second:.2f} x 1 worker "
-              f"(goal >= 1.8); {two_wall:.1f} s wall")
-        print(f"  CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
-        ours, theirs = lamp_bytes_per_step(Path(folder) / "w1")
+        one_median, two_median = float(np.median(ones)), float(np.median(twos))
+        print(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} the collect runs)")
+        print(f"collect, 1 worker             {one_median:8.1f} steps/s  = {one_median / bare:.2f} x bare (goal >= 0.9); median of {args.repeats}")
+        print(f"collect, 2 workers            {two_median:8.1f} steps/s  = {float(np.median(ratios)):.2f} x 1 worker (goal >= 1.8); "
+              f"median of the {args.repeats} paired ratios {', '.join(f'{r:.2f}' for r in ratios)}")
+        folder = Path(folder)
+        one_folder = folder / "w1-0"
+        ours, theirs = lamp_bytes_per_step(one_folder)
         print(f"bytes per env step: ours {ours:8.0f}   LAMP npz per episode {theirs:8.0f}   ({ours / theirs:.2f} x)")
-        frames = [episode[schema.IMAGE] for episode in iter_episodes(Path(folder) / "w1")]
+        frames = [episode[schema.IMAGE] for episode in iter_episodes(one_folder)]
     print("frame encodings on the same frames:")
     for name, size, milliseconds in frame_encodings(frames):
         print(f"  {name:24s} {size:8.0f} bytes/frame   {milliseconds:7.1f} ms per 100 frames")

@@ -11,23 +11,30 @@ Examples::
 
 import click
 
+from lamp_agent.config import PRECISIONS, AgentConfig, PretrainConfig
+from lamp_agent.core import ON_DAMAGE
+from lamp_cli.defaults import field_default
+
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="Dataset folder.")
 @click.option("--rewards", required=True, help="Reward-set fingerprint (lamp-data info lists them).")
 @click.option("--steps", required=True, type=int, help="Total agent updates.")
-@click.option("--preset", default="cpu", show_default=True, help="tiny | cpu | small | paper, or a YAML file of agent config fields.")
-@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=None, help="P2E share of the reward (preset default 0.9; 1 = pure Plan2Explore).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None, help="Training precision instead of the preset's; bf16 autocasts forward passes (fast on CPUs with AMX or AVX512-BF16, and on recent GPUs).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--collect-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between collecting new episodes with the policy (0: never).")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Updates between checkpoints when not collecting (0: at the end).")
-@click.option("--own-prompt", type=click.FloatRange(0.0, 1.0), default=None, help="Hindsight prompts: chance a sequence keeps its own instruction (preset default 0.5); otherwise any prompt of the set.")
-@click.option("--text-encoder", default="minilm", show_default=True, help="Prompt encoder: minilm or a local model folder.")
+@click.option("--preset", default=field_default(PretrainConfig, "preset"), show_default=True, help="tiny | cpu | small | paper, or a YAML file of agent config fields.")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=field_default(PretrainConfig, "alpha"),
+              help=f"P2E share of the reward (preset default {field_default(AgentConfig, 'alpha')}; 1 = pure Plan2Explore).")
+@click.option("--device", default=field_default(PretrainConfig, "device"), show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="Training precision instead of the preset's; bf16 autocasts forward passes (fast on CPUs with AMX or AVX512-BF16, and on recent GPUs).")
+@click.option("--seed", type=int, default=field_default(PretrainConfig, "seed"), show_default=True)
+@click.option("--collect-every", type=click.IntRange(min=0), default=field_default(PretrainConfig, "collect_every"), show_default=True, help="Updates between collecting new episodes with the policy (0: never).")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=field_default(PretrainConfig, "checkpoint_every"), show_default=True, help="Updates between checkpoints when not collecting (0: at the end).")
+@click.option("--own-prompt", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Hindsight prompts: chance a sequence keeps its own instruction "
+                   f"(preset default {field_default(AgentConfig, 'own_prompt_fraction')}); otherwise any prompt of the set.")
+@click.option("--text-encoder", default=field_default(PretrainConfig, "text_encoder"), show_default=True, help="Prompt encoder: minilm or a local model folder.")
 @click.option("--out", required=True, type=click.Path(), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
-@click.option("--on-damage", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+@click.option("--on-damage", type=click.Choice(ON_DAMAGE), default=field_default(PretrainConfig, "on_damage"), show_default=True,
               help="A damaged shard: stop with an error naming it, or train without it (listed in the summary and skipped_shards.json).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
@@ -37,7 +44,6 @@ def pretrain(data, rewards, steps, preset, alpha, device, precision, seed, colle
         import torch
 
         torch.set_num_threads(threads)
-    from lamp_agent.pretrain import PretrainConfig
     from lamp_agent.pretrain import pretrain as run_pretrain
 
     config = PretrainConfig(

@@ -14,6 +14,9 @@ import json
 
 import click
 
+from lamp_cli.defaults import parameter_default
+from lamp_data.envs.showcase import render_showcase
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -52,13 +55,11 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
 @click.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
 @click.option("--tasks", "task_list", default=None, help="Comma-separated Meta-World tasks (default: one per family).")
-@click.option("--steps", default=100, show_default=True, type=int, help="Expert steps per rollout.")
-@click.option("--image-size", default=64, show_default=True, type=int, help="Frame side in pixels.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the first rollout.")
+@click.option("--steps", default=parameter_default(render_showcase, "steps"), show_default=True, type=int, help="Expert steps per rollout.")
+@click.option("--image-size", default=parameter_default(render_showcase, "image_size"), show_default=True, type=int, help="Frame side in pixels.")
+@click.option("--seed", default=parameter_default(render_showcase, "seed"), show_default=True, type=int, help="Seed of the first rollout.")
 def render(out_dir: str, task_list: str | None, steps: int, image_size: int, seed: int) -> None:
     """Render randomized expert rollouts: a contact sheet PNG and a GIF."""
-    from lamp_data.envs.showcase import render_showcase
-
     selected = [name.strip() for name in task_list.split(",") if name.strip()] if task_list else None
     result = render_showcase(out_dir, tasks=selected, steps=steps, image_size=image_size, seed=seed)
     solved = sum(result["success"].values())

@@ -19,6 +19,11 @@ import json
 
 import click
 
+from lamp_cli.defaults import field_default, parameter_default
+from lamp_data.executors import EXECUTORS, ExecutorConfig
+from lamp_data.prompts import DEFAULT_PROMPT_SET
+from lamp_data.relabel import relabel as relabel_dataset
+
 
 @click.command()
 @click.argument("name", required=False)
@@ -55,20 +60,19 @@ def prompts(name, limit, as_json) -> None:
 @click.argument("path", type=click.Path())
 @click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt[?image_size=224], "
               "clip:/dir[?alpha=0.5&standardize=1], siglip:/dir[?probability=1], xclip:/dir[?stride=2&video_prompt=0].")
-@click.option("--prompts", "prompt_set", default=None, help="Prompt-set name or .txt/.json file (default: the dataset's, else lamp-metaworld).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Frames per forward pass.")
+@click.option("--prompts", "prompt_set", default=None, help=f"Prompt-set name or .txt/.json file (default: the dataset's, else {DEFAULT_PROMPT_SET}).")
+@click.option("--device", default=parameter_default(relabel_dataset, "device"), show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
+@click.option("--batch-size", type=int, default=parameter_default(relabel_dataset, "batch_size"), show_default=True,
+              help="Frames per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default=field_default(ExecutorConfig, "kind"), show_default=True,
               help="Score in this process, or with reward-model actors on a Ray cluster.")
-@click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
-@click.option("--workers", type=int, default=None, help="Ray actors (default: one per GPU with --device cuda, else per CPU slot).")
-@click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
+@click.option("--address", default=field_default(ExecutorConfig, "address"), help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
+@click.option("--workers", type=int, default=field_default(ExecutorConfig, "workers"), help="Ray actors (default: one per GPU with --device cuda, else per CPU slot).")
+@click.option("--num-cpus-per-worker", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True,
+              help="CPUs Ray reserves per actor.")
 def relabel(path, vlm, prompt_set, device, batch_size, as_json, executor, address, workers, num_cpus_per_worker) -> None:
     """Score every frame of a dataset into rewards/<fingerprint>/ (resumable, idempotent)."""
-    from lamp_data.executors import ExecutorConfig
-    from lamp_data.relabel import relabel as relabel_dataset
-
     scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
     summary = relabel_dataset(path, vlm, prompt_set, device=device, batch_size=batch_size, progress=not as_json,
                               executor=scheduling)

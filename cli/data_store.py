@@ -19,39 +19,45 @@ import sys
 
 import click
 
+from lamp_cli.defaults import field_default
+from lamp_data.collect import CollectConfig, collect as collect_episodes, resolve_config
 from lamp_data.errors import LampError
+from lamp_data.executors import EXECUTORS, ExecutorConfig
 
 DAMAGED = 1
 
 
 @click.command()
-@click.option("--env", "env_name", default=None, help="Registered env name (default: the dataset's, else mw-pretrain).")
+@click.option("--env", "env_name", default=None, help=f"Registered env name (default: the dataset's, else {field_default(CollectConfig, 'env')}).")
 @click.option("--episodes", type=int, required=True, help="Total episodes the dataset should hold.")
 @click.option("--out", type=click.Path(), required=True, help="Dataset folder (resumed or extended if it exists).")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=int, default=field_default(ExecutorConfig, "workers"),
               help="Worker processes (local, default 1) or Ray actors at once (ray, default one per cluster CPU slot).")
 @click.option("--policy", default=None,
-              help="random | expert | noisy-expert (default: the one the run recorded in the dataset, else random).")
-@click.option("--seed", type=int, default=None, help="Dataset seed (default: the dataset's, else 0).")
-@click.option("--image-size", type=int, default=None, help="Camera image side in pixels (default: the dataset's, else 64).")
+              help=f"random | expert | noisy-expert (default: the one the run recorded in the dataset, else {field_default(CollectConfig, 'policy')}).")
+@click.option("--seed", type=int, default=None, help=f"Dataset seed (default: the dataset's, else {field_default(CollectConfig, 'seed')}).")
+@click.option("--image-size", type=int, default=None, help=f"Camera image side in pixels (default: the dataset's, else {field_default(CollectConfig, 'image_size')}).")
 @click.option("--cameras", default=None,
-              help="Cameras recorded per step, comma-separated: front (always), wrist (default: the dataset's, else front).")
-@click.option("--episode-length", type=int, default=None, help="Env steps per episode (default: the dataset's, else 150).")
+              help="Cameras recorded per step, comma-separated: front (always), wrist "
+                   f"(default: the dataset's, else {','.join(field_default(CollectConfig, 'cameras'))}).")
+@click.option("--episode-length", type=int, default=None, help=f"Env steps per episode (default: the dataset's, else {field_default(CollectConfig, 'episode_length')}).")
 @click.option("--action-repeat", type=int, default=None,
-              help="Env steps per recorded step, the action repeated (default: the dataset's, else 1).")
-@click.option("--shard-episodes", type=int, default=None, help="Episodes per shard (default: the dataset's, else 10).")
+              help=f"Env steps per recorded step, the action repeated (default: the dataset's, else {field_default(CollectConfig, 'action_repeat')}).")
+@click.option("--shard-episodes", type=int, default=None, help=f"Episodes per shard (default: the dataset's, else {field_default(CollectConfig, 'shard_episodes')}).")
 @click.option("--canonical/--randomized", default=None,
-              help="Turn domain randomization off or on (default: as the dataset has it, else on).")
+              help="Turn domain randomization off or on "
+                   f"(default: as the dataset has it, else {'off' if field_default(CollectConfig, 'canonical') else 'on'}).")
 @click.option("--noise", type=float, default=None,
-              help="Action noise of noisy-expert (default: the one the run recorded in the dataset, else 0.2).")
+              help=f"Action noise of noisy-expert (default: the one the run recorded in the dataset, else {field_default(CollectConfig, 'noise')}).")
 @click.option("--vlm", default=None, help="Reward model spec for inline rewards, e.g. r3m:/path/model.pt.")
 @click.option("--prompts", "prompt_set", default=None, help="Prompt set name for inline rewards.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device of the reward model.")
-@click.option("--run", "run_name", default="collect", show_default=True, help="Run name (shard name prefix).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--device", default=field_default(CollectConfig, "device"), show_default=True, help="Torch device of the reward model.")
+@click.option("--run", "run_name", default=field_default(CollectConfig, "run"), show_default=True, help="Run name (shard name prefix).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default=field_default(ExecutorConfig, "kind"), show_default=True,
               help="Run workers as local processes or as actors on a Ray cluster.")
-@click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
-@click.option("--num-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs Ray reserves per actor.")
+@click.option("--address", default=field_default(ExecutorConfig, "address"), help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
+@click.option("--num-cpus-per-worker", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True,
+              help="CPUs Ray reserves per actor.")
 def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras, episode_length, action_repeat, shard_episodes,
             canonical, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
     """Record episodes into a sharded dataset; running it again resumes or extends it.
@@ -63,9 +69,7 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
     from rich.console import Console
     from rich.markup import escape
 
-    from lamp_data.collect import collect as collect_episodes, resolve_config
     from lamp_data.envs import ENVS
-    from lamp_data.executors import ExecutorConfig
 
     if env_name is not None and env_name not in ENVS:
         raise LampError(_unknown_env(env_name, ENVS.names()))

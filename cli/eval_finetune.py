@@ -21,7 +21,10 @@ import re
 
 import click
 
+from lamp_cli.defaults import field_default
 from lamp_data.errors import LampError
+from lamp_data.executors import EXECUTORS, ExecutorConfig
+from lamp_eval.runs import FinetuneConfig
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -41,35 +44,35 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.command()
 @click.option("--task", "tasks", multiple=True, required=True, help="Held-out task (repeatable).")
 @click.option("--init", "inits", multiple=True, required=True, help="Checkpoint folder or 'scratch' (repeatable).")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Run seeds: 0,1,2 or 0-4.")
-@click.option("--steps", type=int, default=5000, show_default=True, help="Env steps per run (the budget).")
+@click.option("--seeds", default=",".join(map(str, field_default(FinetuneConfig, "seeds"))), show_default=True, help="Run seeds: 0,1,2 or 0-4.")
+@click.option("--steps", type=int, default=field_default(FinetuneConfig, "steps"), show_default=True, help="Env steps per run (the budget).")
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Runs folder.")
-@click.option("--instruction", default="", help="Instruction text, or 'auto' (default: the task's own).")
-@click.option("--eval-every", type=int, default=1000, show_default=True, help="Env steps between evaluations.")
-@click.option("--eval-episodes", type=int, default=10, show_default=True, help="Episodes per evaluation.")
-@click.option("--preset", default="cpu", show_default=True, help="Agent preset of scratch runs: tiny | cpu | small | paper, or a YAML file.")
-@click.option("--method", default=None, help="Method label instead of the one read from the checkpoint.")
-@click.option("--env-prefix", default="mw-", show_default=True, help="Env of task T is <prefix>T.")
-@click.option("--env", default=None, help="Env name for every task (e.g. dummy), instead of the prefix.")
-@click.option("--image-size", type=int, default=64, show_default=True, help="Camera image side in pixels.")
-@click.option("--episode-length", type=int, default=150, show_default=True, help="Env steps per episode.")
-@click.option("--replay-ratio", type=float, default=None,
+@click.option("--instruction", default=field_default(FinetuneConfig, "instruction"), help="Instruction text, or 'auto' (default: the task's own).")
+@click.option("--eval-every", type=int, default=field_default(FinetuneConfig, "eval_every"), show_default=True, help="Env steps between evaluations.")
+@click.option("--eval-episodes", type=int, default=field_default(FinetuneConfig, "eval_episodes"), show_default=True, help="Episodes per evaluation.")
+@click.option("--preset", default=field_default(FinetuneConfig, "preset"), show_default=True, help="Agent preset of scratch runs: tiny | cpu | small | paper, or a YAML file.")
+@click.option("--method", default=field_default(FinetuneConfig, "method"), help="Method label instead of the one read from the checkpoint.")
+@click.option("--env-prefix", default=field_default(FinetuneConfig, "env_prefix"), show_default=True, help="Env of task T is <prefix>T.")
+@click.option("--env", default=field_default(FinetuneConfig, "env"), help="Env name for every task (e.g. dummy), instead of the prefix.")
+@click.option("--image-size", type=int, default=field_default(FinetuneConfig, "image_size"), show_default=True, help="Camera image side in pixels.")
+@click.option("--episode-length", type=int, default=field_default(FinetuneConfig, "episode_length"), show_default=True, help="Env steps per episode.")
+@click.option("--replay-ratio", type=float, default=field_default(FinetuneConfig, "replay_ratio"),
               help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
-@click.option("--action-repeat", type=int, default=None, help="Env steps per agent decision (default: the agent config's).")
-@click.option("--prefill", type=int, default=None, help="Random-action env steps that open each run (default: the agent config's).")
-@click.option("--initial-updates", type=int, default=None, help="World-model updates once the prefill is done (default: the agent config's).")
-@click.option("--batch-size", type=int, default=None, help="Sequences per update (default: the agent config's).")
-@click.option("--seq-len", type=int, default=None, help="Steps per sequence (default: the agent config's).")
-@click.option("--text-encoder", default="minilm", show_default=True, help="'minilm' or a local model folder.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device.")
+@click.option("--action-repeat", type=int, default=field_default(FinetuneConfig, "action_repeat"), help="Env steps per agent decision (default: the agent config's).")
+@click.option("--prefill", type=int, default=field_default(FinetuneConfig, "prefill"), help="Random-action env steps that open each run (default: the agent config's).")
+@click.option("--initial-updates", type=int, default=field_default(FinetuneConfig, "initial_updates"), help="World-model updates once the prefill is done (default: the agent config's).")
+@click.option("--batch-size", type=int, default=field_default(FinetuneConfig, "batch_size"), help="Sequences per update (default: the agent config's).")
+@click.option("--seq-len", type=int, default=field_default(FinetuneConfig, "seq_len"), help="Steps per sequence (default: the agent config's).")
+@click.option("--text-encoder", default=field_default(FinetuneConfig, "text_encoder"), show_default=True, help="'minilm' or a local model folder.")
+@click.option("--device", default=field_default(FinetuneConfig, "device"), show_default=True, help="Torch device.")
 @click.option("--save-agent", is_flag=True, help="Also save every finetuned agent in its run folder.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default=field_default(ExecutorConfig, "kind"), show_default=True,
               help="Run one after the other in this process, or one run per actor on a Ray cluster.")
-@click.option("--address", default=None, help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
-@click.option("--gpus-per-run", type=float, default=0.0, show_default=True, help="GPUs Ray reserves for each run (with --device cuda).")
-@click.option("--num-cpus-per-run", type=float, default=1.0, show_default=True, help="CPUs Ray reserves for each run.")
+@click.option("--address", default=field_default(ExecutorConfig, "address"), help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
+@click.option("--gpus-per-run", type=float, default=field_default(ExecutorConfig, "gpus_per_worker"), show_default=True, help="GPUs Ray reserves for each run (with --device cuda).")
+@click.option("--num-cpus-per-run", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True, help="CPUs Ray reserves for each run.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
              image_size, episode_length, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
              save_agent, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
@@ -78,8 +81,7 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
         import torch
 
         torch.set_num_threads(threads)
-    from lamp_data.executors import ExecutorConfig
-    from lamp_eval.finetune import FinetuneConfig, finetune as run_finetune
+    from lamp_eval.finetune import finetune as run_finetune
 
     scheduling = ExecutorConfig(kind=executor, address=address, cpus_per_worker=num_cpus_per_run, gpus_per_worker=gpus_per_run)
 

@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import click
 
+from lamp_cli.defaults import field_default
+from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as make_leaderboard, markdown_table
+
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--out", required=True, type=click.Path(path_type=str), help="Report folder.")
-@click.option("--baseline", default="scratch", show_default=True, help="Method for probability of improvement.")
-@click.option("--score", type=click.Choice(["auto", "final", "auc", "norm-final", "norm-auc"]), default="auto",
+@click.option("--baseline", default=field_default(ReportConfig, "baseline"), show_default=True, help="Method for probability of improvement.")
+@click.option("--score", type=click.Choice((AUTO_SCORE, *SCORES)), default=field_default(ReportConfig, "score"),
               show_default=True,
               help="Rank by the final success rate, the area under the success curve, or the same two of the "
                    "expert-normalised return (0 random policy, 1 scripted expert); auto: success if any run "
                    "ever succeeded, else normalised return.")
-@click.option("--reps", default=2000, show_default=True, help="Bootstrap replicates.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--reps", default=field_default(ReportConfig, "reps"), show_default=True, help="Bootstrap replicates.")
+@click.option("--seed", default=field_default(ReportConfig, "seed"), show_default=True, help="Seed of the bootstrap.")
 @click.option("--no-gifs", is_flag=True, help="Leave the rollout GIFs out.")
 def leaderboard(runs: tuple[str, ...], out: str, baseline: str, score: str, reps: int, seed: int, no_gifs: bool) -> None:
     """Rank methods over every finished run found under RUNS."""
-    from lamp_eval.report import ReportConfig, leaderboard as make_leaderboard, markdown_table
-
     config = ReportConfig(baseline=baseline, score=score, reps=reps, seed=seed, gifs=not no_gifs)
     result = make_leaderboard(list(runs), out, config)
     click.echo(markdown_table(result.leaderboard))

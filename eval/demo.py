@@ -155,8 +155,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     """
     from rich.console import Console
 
-    from lamp_agent import load_preset
-    from lamp_agent.pretrain import RUN_FILE, PretrainConfig, pretrain
+    from lamp_agent import PretrainConfig, load_preset
+    from lamp_agent.pretrain import RUN_FILE, pretrain
     from lamp_data.collect import CollectConfig, collect
     from lamp_data.envs.showcase import render_showcase
     from lamp_data.executors import ExecutorConfig

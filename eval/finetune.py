@@ -42,15 +42,14 @@ from lamp_data.rollout import EpisodeBuilder, RandomPolicy, env_steps_taken, run
 from lamp_data.text import TextEncoder
 from lamp_eval.baselines import task_baselines
 from lamp_eval.runs import (
-    MAX_RUN_SEED,
     ROLLOUT_GIF,
     RUN_INFO,
     TENSORBOARD_DIR,
     TRAIN_SEED_STRIDE,
     EpisodeResult,
     Evaluation,
+    FinetuneConfig,
     RunConfig,
-    RunSettings,
     RunWriter,
     eval_episode_seeds,
     read_run_info,
@@ -63,50 +62,6 @@ AUTO_INSTRUCTION = "auto"
 """``--instruction`` value that picks the best of the task's paraphrases."""
 BASELINES_DIR = ".baselines"
 """Cache of each task's random and expert returns on the evaluation seeds, under a runs folder."""
-DEFAULT_ENV_PREFIX = "mw-"
-"""A task ``T`` runs in env ``<prefix>T`` unless an env is named."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class FinetuneConfig(RunSettings):
-    """A queue of finetuning runs: every task × init × seed, each with the shared :class:`RunSettings`."""
-
-    tasks: tuple[str, ...]
-    """Held-out task names."""
-    inits: tuple[str, ...]
-    """Pretrained checkpoint folders, or ``"scratch"``."""
-    out: str
-    """Runs folder."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Run seeds."""
-    env_prefix: str = DEFAULT_ENV_PREFIX
-    """Env name prefix put before the task name."""
-    env: str | None = None
-    """Env name to use for every task instead of ``<prefix><task>`` (e.g. ``dummy``)."""
-    method: str | None = None
-    """Method label instead of the one derived from the checkpoint (only with one init)."""
-    save_agent: bool = False
-    """Also save each finetuned agent in its run folder."""
-
-    def __post_init__(self) -> None:
-        if not self.tasks:
-            raise LampError("give at least one --task")
-        if not self.inits:
-            raise LampError("give at least one --init (a checkpoint folder or 'scratch')")
-        if not self.seeds:
-            raise LampError("give at least one seed")
-        for seed in self.seeds:
-            if not 0 <= seed <= MAX_RUN_SEED:
-                raise LampError(f"seeds must be between 0 and {MAX_RUN_SEED}, got {seed}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise LampError("seeds must be distinct")
-        super().__post_init__()
-        if self.method is not None and len(set(self.inits)) > 1:
-            raise LampError("--method names one method; give a single --init with it")
-
-    def env_name(self, task: str) -> str:
-        """The env a task runs in."""
-        return self.env or f"{self.env_prefix}{task}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The on-disk format of finetuning runs: one folder per (method, task, seed).
+"""The on-disk format of finetuning runs, one folder per (method, task, seed), and their configs.
+
+:class:`RunSettings` holds what every run of a queue shares, :class:`RunConfig` one run and
+:class:`FinetuneConfig` a queue of runs (:func:`lamp_eval.finetune.finetune` runs it); this
+module imports no torch, so the CLI reads their defaults cheaply.
 
 Layout under a runs folder::
 
@@ -36,6 +40,7 @@ from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
 from lamp_data.errors import LampError, check_number
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import RUN_FORMAT_VERSION
+from lamp_data.text_names import MINILM
 
 RUN_INFO = "run.json"
 RUN_LOG = "log.jsonl"
@@ -98,7 +103,7 @@ class RunSettings:
     """Sequences per update; None keeps the agent config's."""
     seq_len: int | None = None
     """Steps per sequence; None keeps the agent config's."""
-    text_encoder: str = "minilm"
+    text_encoder: str = MINILM
     """Sentence encoder of the instruction (must match the checkpoint's language width)."""
     device: str = "cpu"
     """Torch device."""
@@ -157,6 +162,52 @@ class RunConfig(RunSettings):
     def folder_name(self) -> str:
         """``seed-<k>``."""
         return f"seed-{self.seed}"
+
+
+DEFAULT_ENV_PREFIX = "mw-"
+"""A task ``T`` runs in env ``<prefix>T`` unless an env is named."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneConfig(RunSettings):
+    """A queue of finetuning runs: every task × init × seed, each with the shared :class:`RunSettings`."""
+
+    tasks: tuple[str, ...]
+    """Held-out task names."""
+    inits: tuple[str, ...]
+    """Pretrained checkpoint folders, or ``"scratch"``."""
+    out: str
+    """Runs folder."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Run seeds."""
+    env_prefix: str = DEFAULT_ENV_PREFIX
+    """Env name prefix put before the task name."""
+    env: str | None = None
+    """Env name to use for every task instead of ``<prefix><task>`` (e.g. ``dummy``)."""
+    method: str | None = None
+    """Method label instead of the one derived from the checkpoint (only with one init)."""
+    save_agent: bool = False
+    """Also save each finetuned agent in its run folder."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise LampError("give at least one --task")
+        if not self.inits:
+            raise LampError("give at least one --init (a checkpoint folder or 'scratch')")
+        if not self.seeds:
+            raise LampError("give at least one seed")
+        for seed in self.seeds:
+            if not 0 <= seed <= MAX_RUN_SEED:
+                raise LampError(f"seeds must be between 0 and {MAX_RUN_SEED}, got {seed}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise LampError("seeds must be distinct")
+        super().__post_init__()
+        if self.method is not None and len(set(self.inits)) > 1:
+            raise LampError("--method names one method; give a single --init with it")
+
+    def env_name(self, task: str) -> str:
+        """The env a task runs in."""
+        return self.env or f"{self.env_prefix}{task}"
 
 
 def safe_name(text: str) -> str:

@@ -4,7 +4,9 @@ These are the estimators recommended by Agarwal et al., "Deep RL at the Edge of 
 Precipice" (NeurIPS 2021). Their reference library, rliable, is archived, so the few pieces used
 here are written on numpy/scipy: the statistics themselves come from scipy
 (``scipy.stats.trim_mean``, ``scipy.stats.mannwhitneyu``); only the stratified resampling, which
-no maintained library offers, is written by hand.
+no maintained library offers, is written by hand. ``scipy.stats`` takes most of a second to import,
+so it is imported by the functions that use it, and importing this module (as the report's config
+and ``lamp-eval --help`` do) stays light.
 
 Scores are given per task: a mapping ``task -> 1-D array of run scores`` (one score per seed).
 Tasks may have different numbers of runs. Aggregates pool every run of every task, so a task
@@ -17,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from lamp_data.errors import LampError
 
@@ -35,11 +36,13 @@ def iqm(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
         values: Scores; flattened when ``axis`` is None.
         axis: Axis to reduce, or None for all values.
     """
+    from scipy.stats import trim_mean
+
     values = np.asarray(values, dtype=np.float64)
     if axis is None:
         values = values.reshape(-1)
         axis = 0
-    return scipy_stats.trim_mean(values, IQM_TRIM, axis=axis)
+    return trim_mean(values, IQM_TRIM, axis=axis)
 
 
 def mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
@@ -165,9 +168,11 @@ def probability_of_improvement(x: ScoresPerTask, y: ScoresPerTask) -> float:
     Raises:
         LampError: when the two methods share no task.
     """
+    from scipy.stats import mannwhitneyu
+
     first, second = _common_tasks(x, y)
     values = [
-        scipy_stats.mannwhitneyu(first[task], second[task], alternative="two-sided").statistic
+        mannwhitneyu(first[task], second[task], alternative="two-sided").statistic
         / (first[task].size * second[task].size)
         for task in sorted(first)
     ]

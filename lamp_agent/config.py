@@ -1,12 +1,15 @@
-"""The agent's configuration: one frozen dataclass, with YAML presets on top.
+"""The agent's configuration (one frozen dataclass, with YAML presets on top) and a pretraining run's.
 
 ``load_preset("tiny")`` reads ``lamp_agent/presets/tiny.yaml``; every key there must be a
-field of :class:`AgentConfig`, and keyword overrides win over the file.
+field of :class:`AgentConfig`, and keyword overrides win over the file. :class:`PretrainConfig`
+says what :func:`lamp_agent.pretrain.pretrain` trains on; like the rest of this module it needs
+no torch, so the CLI reads its defaults without importing it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,8 +17,10 @@ from typing import Any
 
 import yaml
 
+from lamp_agent.core import ON_DAMAGE
 from lamp_data import schema
 from lamp_data.errors import LampError, check_number
+from lamp_data.text_names import MINILM
 
 PRESETS = ("tiny", "cpu", "small", "paper")
 """Names of the bundled presets."""
@@ -230,6 +235,64 @@ class AgentConfig:
     def replace(self, **changes: Any) -> "AgentConfig":
         """A copy with some fields changed (unknown names are a :class:`LampError`)."""
         return AgentConfig.from_dict({**self.to_dict(), **changes})
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """What to pretrain on, for how long, and where to write."""
+
+    data: str
+    """Dataset folder (``lamp-data collect``)."""
+    rewards: str
+    """Fingerprint of the dataset's reward set to learn from (``lamp-data info`` lists them)."""
+    out: str
+    """Run folder for checkpoints, logs and cached prompt embeddings."""
+    steps: int
+    """Total agent updates (a resumed run stops at the same total)."""
+    preset: str = "cpu"
+    """Agent preset: tiny, cpu, small, paper, or a YAML file of config fields."""
+    alpha: float | None = None
+    """P2E share of the reward (1: pure novelty, 0: pure VLM reward); None keeps the preset's 0.9."""
+    device: str = "cpu"
+    """Torch device."""
+    seed: int = 0
+    """Seeds the agent, the replay stream and the prompt draws."""
+    collect_every: int = 0
+    """Updates between rounds of collecting new episodes with the current policy; 0 never collects."""
+    checkpoint_every: int = 0
+    """Updates between checkpoints when not collecting; 0 means only at the end."""
+    resume: bool = False
+    """Continue the run in ``out`` from its latest checkpoint. A folder with no run in it is
+    refused; a run stopped before its first checkpoint (``run.json`` only) starts again at step 0."""
+    text_encoder: str = MINILM
+    """Sentence encoder for the prompts: ``minilm`` or a local model folder."""
+    log_every: int = 10
+    """Updates between TensorBoard writes."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept (older ones are removed)."""
+    agent_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Agent config fields changed on top of the preset (e.g. ``{"seq_len": 8}``)."""
+    on_damage: str = "fail"
+    """A damaged shard or reward shard: ``fail`` stops with an error naming it (the last checkpoint
+    stays); ``skip`` trains without it and lists it in the summary and ``skipped_shards.json``."""
+
+    def __post_init__(self) -> None:
+        if self.alpha is not None:
+            check_number("alpha", self.alpha, low=0.0, high=1.0)
+        if self.steps < 1:
+            raise LampError(f"steps must be at least 1, got {self.steps}")
+        if self.collect_every < 0 or self.checkpoint_every < 0:
+            raise LampError("collect_every and checkpoint_every must be non-negative")
+        if self.log_every < 1 or self.keep_checkpoints < 1:
+            raise LampError("log_every and keep_checkpoints must be at least 1")
+        if self.on_damage not in ON_DAMAGE:
+            raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {self.on_damage!r}")
+
+    @property
+    def chunk(self) -> int:
+        """Updates per training chunk (each ends with collection and/or a checkpoint)."""
+        return self.collect_every or self.checkpoint_every or self.steps
+
 
 
 def _upgrade(value: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,15 +40,15 @@ import torch
 
 from lamp_agent.agent import Agent
 from lamp_agent.checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, LATEST_FILE, latest_checkpoint
-from lamp_agent.config import load_preset
+from lamp_agent.config import PretrainConfig, load_preset
 from lamp_agent.core.policy import AgentPolicy
-from lamp_agent.core.replay import ON_DAMAGE, HindsightPrompts, ShardReplay
+from lamp_agent.core.replay import HindsightPrompts, ShardReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.collect import CollectSummary, collect, resolve_config
 from lamp_data.devices import check_device
-from lamp_data.errors import LampError, check_number
+from lamp_data.errors import LampError
 from lamp_data.prefetch import Prefetcher
 from lamp_data.progress import progress_bar
 from lamp_data.prompts import PromptSet
@@ -63,62 +63,6 @@ RUN_FILE = "run.json"
 """File of a pretraining run folder holding its config; written before the first update."""
 SKIPPED_FILE = "skipped_shards.json"
 """File of a pretraining run folder listing the damaged shards it left out."""
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """What to pretrain on, for how long, and where to write."""
-
-    data: str
-    """Dataset folder (``lamp-data collect``)."""
-    rewards: str
-    """Fingerprint of the dataset's reward set to learn from (``lamp-data info`` lists them)."""
-    out: str
-    """Run folder for checkpoints, logs and cached prompt embeddings."""
-    steps: int
-    """Total agent updates (a resumed run stops at the same total)."""
-    preset: str = "cpu"
-    """Agent preset: tiny, cpu, small, paper, or a YAML file of config fields."""
-    alpha: float | None = None
-    """P2E share of the reward (1: pure novelty, 0: pure VLM reward); None keeps the preset's 0.9."""
-    device: str = "cpu"
-    """Torch device."""
-    seed: int = 0
-    """Seeds the agent, the replay stream and the prompt draws."""
-    collect_every: int = 0
-    """Updates between rounds of collecting new episodes with the current policy; 0 never collects."""
-    checkpoint_every: int = 0
-    """Updates between checkpoints when not collecting; 0 means only at the end."""
-    resume: bool = False
-    """Continue the run in ``out`` from its latest checkpoint. A folder with no run in it is
-    refused; a run stopped before its first checkpoint (``run.json`` only) starts again at step 0."""
-    text_encoder: str = "minilm"
-    """Sentence encoder for the prompts: ``minilm`` or a local model folder."""
-    log_every: int = 10
-    """Updates between TensorBoard writes."""
-    keep_checkpoints: int = 2
-    """Newest checkpoints kept (older ones are removed)."""
-    agent_overrides: Mapping[str, Any] = field(default_factory=dict)
-    """Agent config fields changed on top of the preset (e.g. ``{"seq_len": 8}``)."""
-    on_damage: str = "fail"
-    """A damaged shard or reward shard: ``fail`` stops with an error naming it (the last checkpoint
-    stays); ``skip`` trains without it and lists it in the summary and ``skipped_shards.json``."""
-
-    def __post_init__(self) -> None:
-        if self.alpha is not None:
-            check_number("alpha", self.alpha, low=0.0, high=1.0)
-        if self.steps < 1:
-            raise LampError(f"steps must be at least 1, got {self.steps}")
-        if self.collect_every < 0 or self.checkpoint_every < 0:
-            raise LampError("collect_every and checkpoint_every must be non-negative")
-        if self.log_every < 1 or self.keep_checkpoints < 1:
-            raise LampError("log_every and keep_checkpoints must be at least 1")
-        if self.on_damage not in ON_DAMAGE:
-            raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {self.on_damage!r}")
-
-    @property
-    def chunk(self) -> int:
-        """Updates per training chunk (each ends with collection and/or a checkpoint)."""
-        return self.collect_every or self.checkpoint_every or self.steps
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,8 @@ from torch import nn
 from lamp_data.devices import check_device
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
+from lamp_data.text_names import DISTILBERT, MINILM
 
-MINILM = "minilm"
-"""Name of the bundled all-MiniLM-L6-v2 encoder."""
-DISTILBERT = "distilbert"
-"""Name of R3M's text encoder, ``distilbert-base-uncased`` from the Hugging Face cache."""
 DISTILBERT_HUB_ID = "distilbert-base-uncased"
 """Hub id R3M loads its text encoder from."""
 

@@ -1,9 +1,12 @@
-"""The library's import graph: no loops inside lamp_data, the framework never imports the method."""
+"""The library's import graph: no loops inside lamp_data, the framework never imports the method,
+configs import without torch."""
 
 from __future__ import annotations
 
 import ast
 import graphlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,23 @@ def test_the_loop_finder_finds_a_loop(tmp_path):
     assert graph == {"pkg.first": {"pkg.second"}, "pkg.second": {"pkg.first"}}
     with pytest.raises(graphlib.CycleError):
         tuple(graphlib.TopologicalSorter(graph).static_order())
+
+
+def test_configs_import_without_torch_and_the_torch_backed_names_on_first_use():
+    code = (
+        "import sys\n"
+        "from lamp_agent import AgentConfig, PretrainConfig\n"
+        "from lamp_data.reward_training import RewardModelTrainConfig\n"
+        "from lamp_eval.runs import FinetuneConfig\n"
+        "assert 'torch' not in sys.modules, 'a config imported torch'\n"
+        "from lamp_agent import Agent\n"
+        "from lamp_agent.pretrain import PretrainSummary, pretrain\n"
+        "from lamp_data.reward_training import train_reward_model\n"
+        "from lamp_eval.finetune import FinetuneConfig as reexported\n"
+        "assert callable(pretrain)\n"
+        "assert Agent.__module__ == 'lamp_agent.agent' and PretrainSummary.__module__ == 'lamp_agent.pretrain'\n"
+        "assert callable(train_reward_model) and reexported is FinetuneConfig\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split() == ["ok"], result.stderr

@@ -27,15 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from lamp_agent.core import ON_DAMAGE
 from lamp_data import schema
 from lamp_data.errors import DamagedDataError, LampError
 from lamp_data.store import Dataset, iter_episodes, open_dataset
 
 PromptChooser = Callable[[dict, int, np.random.Generator], int]
 """``(episode meta, number of prompts, rng) -> prompt index`` for a window of that episode."""
-
-ON_DAMAGE = ("fail", "skip")
-"""What a stream does with a damaged shard: stop with an error, or leave it out and record it."""
 
 
 def aligned_steps(episode: dict[str, Any]) -> dict[str, np.ndarray]:

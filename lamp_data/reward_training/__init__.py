@@ -2,11 +2,28 @@
 
 ``train_reward_model(["data/experts"], "models/rm", RewardModelTrainConfig(steps=3000))`` trains a
 model that ``load_reward_model("r3m:models/rm/model.pt")`` reads (see
-:mod:`lamp_data.reward_training.train`); :mod:`~lamp_data.reward_training.data` loads and samples
-the training episodes, :mod:`~lamp_data.reward_training.card` writes the model card. Reward models
-themselves live in :mod:`lamp_data.vlm`, which knows nothing of training or of the store.
+:mod:`lamp_data.reward_training.train`); :mod:`~lamp_data.reward_training.config` holds the
+config, :mod:`~lamp_data.reward_training.data` loads and samples the training episodes,
+:mod:`~lamp_data.reward_training.card` writes the model card. Reward models themselves live in
+:mod:`lamp_data.vlm`, which knows nothing of training or of the store.
+
+The config imports without torch; ``train_reward_model`` imports it when first asked for.
 """
 
-from lamp_data.reward_training.train import RewardModelTrainConfig, train_reward_model
+from typing import Any
+
+from lamp_data.reward_training.config import RewardModelTrainConfig
 
 __all__ = ["RewardModelTrainConfig", "train_reward_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "train_reward_model":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from lamp_data.reward_training.train import train_reward_model
+
+    return train_reward_model
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"train_reward_model"})

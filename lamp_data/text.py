@@ -124,7 +124,8 @@ class TextEncoder:
         return embeddings
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """Silence transformers' warnings and download progress bars (errors still show)."""
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
@@ -147,7 +148,7 @@ class TransformerTextEncoder(nn.Module):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
-        _quiet_transformers()
+        quiet_transformers()
         name = DISTILBERT_HUB_ID if source == DISTILBERT else source
         if source != DISTILBERT and not (Path(source) / "config.json").is_file():
             raise LampError(f"text encoder '{source}' is neither 'distilbert', 'minilm' nor a local model folder")
@@ -184,7 +185,7 @@ class MiniLMTextEncoder(nn.Module):
 
     def __init__(self, max_length: int = 128):
         super().__init__()
-        _quiet_transformers()
+        quiet_transformers()
         self.encoder = TextEncoder(MINILM, max_length=max_length)
         self.model = self.encoder.model
         self.dim = self.encoder.dim

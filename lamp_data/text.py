@@ -30,7 +30,7 @@ from torch import nn
 
 from lamp_data.devices import check_device
 from lamp_data.errors import LampError
-from lamp_data.provenance import stable_hash
+from lamp_data.provenance import stable_hash, update_from_file
 
 MINILM = "minilm"
 """Name of the bundled all-MiniLM-L6-v2 encoder."""
@@ -64,9 +64,7 @@ def weights_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
     for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, file)
     return digest.hexdigest()[:16]
 
 

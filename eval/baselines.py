@@ -2,10 +2,12 @@
 
 :func:`task_baselines` plays two fixed policies on exactly the evaluation seeds of a run:
 
-* ``random`` — actions uniform in the action space, from ``np.random.default_rng(seed)``
-  for the episode reset with ``seed``;
-* ``expert`` — the env's scripted expert (``env.expert_action()``, no noise); ``None`` when
-  the backend has no expert.
+* ``random`` — the registered ``random`` policy of :mod:`lamp_data.rollout` (actions uniform in
+  ``[-1, 1]``), drawing from ``np.random.default_rng(seed)`` for the episode reset with ``seed``;
+* ``expert`` — the registered ``expert`` policy (the env's scripted expert, no noise); ``None``
+  when the backend has no expert.
+
+Both play through :func:`lamp_data.rollout.run_episode`, the one episode loop.
 
 :func:`normalised_return` maps a mean return onto that scale: 0 is the random policy, 1 the
 expert. The finetuning loop stores the baselines dict in ``run.json`` under ``baselines``; the
@@ -23,18 +25,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from lamp_data.atomic import atomic_write_json
+from lamp_data.envs import EnvConfig, make_env
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
-
-if TYPE_CHECKING:
-    from lamp_data.envs import EnvConfig
+from lamp_data.rollout import POLICIES, run_episode
 
 BASELINES_FORMAT_VERSION = 1
 """Version of the baselines dict (in ``run.json`` and in cache files)."""
@@ -43,7 +43,7 @@ SUPPORTED_BASELINES_VERSIONS = (BASELINES_FORMAT_VERSION,)
 
 def task_baselines(
     env_name: str,
-    env_config: "EnvConfig",
+    env_config: EnvConfig,
     seeds: list[int],
     cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
@@ -80,13 +80,11 @@ def task_baselines(
     if cache_path is not None and cache_path.is_file():
         return _read_cached(cache_path, key)
 
-    from lamp_data.envs import make_env
-
     env = make_env(env_name, env_config)
     try:
-        random_episodes = [_play(env, seed, _random_policy(env, seed)) for seed in seeds]
+        random_episodes = [_play(env, "random", seed) for seed in seeds]
         try:
-            expert_episodes = [_play(env, seed, env.expert_action) for seed in seeds]
+            expert_episodes = [_play(env, "expert", seed) for seed in seeds]
         except LampError:
             expert_episodes = None
     finally:
@@ -121,22 +119,10 @@ def normalised_return(value: float, baselines: dict[str, Any] | None) -> float:
     return (float(value) - random_return) / (expert_return - random_return)
 
 
-def _random_policy(env: Any, seed: int) -> Callable[[], np.ndarray]:
-    space = env.action_space
-    generator = np.random.default_rng(seed)
-    return lambda: generator.uniform(space.low, space.high, space.shape).astype(space.dtype)
-
-
-def _play(env: Any, seed: int, policy: Callable[[], np.ndarray]) -> tuple[float, bool]:
-    """One episode from reset seed ``seed``: ``(return, success at any step)``."""
-    env.reset(seed=seed)
-    episode_return, success = 0.0, False
-    while True:
-        _, reward, terminated, truncated, info = env.step(policy())
-        episode_return += float(reward)
-        success = success or bool(info.get("success", False))
-        if terminated or truncated:
-            return episode_return, success
+def _play(env: Any, policy: str, seed: int) -> tuple[float, bool]:
+    """One episode of the registered ``policy`` from reset seed ``seed``: ``(return, success at any step)``."""
+    episode = run_episode(env, POLICIES.get(policy)(env, np.random.default_rng(seed)), seed)
+    return episode.total_reward, episode.success
 
 
 def _summary(episodes: list[tuple[float, bool]]) -> dict[str, Any]:

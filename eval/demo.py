@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from lamp_data.atomic import atomic_write_json
+from lamp_data.collect import CollectConfig, collect
+from lamp_data.envs.showcase import render_showcase
+from lamp_data.executors import ExecutorConfig
 from lamp_data.provenance import provenance
+from lamp_data.relabel import relabel
 from lamp_data.vlm.shipped import shipped_model_path
 
 DEFAULT_REWARD_MODEL = "lamp-r3m-metaworld"
@@ -157,10 +161,6 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
 
     from lamp_agent import PretrainConfig, load_preset
     from lamp_agent.pretrain import RUN_FILE, pretrain
-    from lamp_data.collect import CollectConfig, collect
-    from lamp_data.envs.showcase import render_showcase
-    from lamp_data.executors import ExecutorConfig
-    from lamp_data.relabel import relabel
     from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.report import leaderboard
 

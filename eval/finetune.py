@@ -1,7 +1,7 @@
 """Finetune agents on held-out tasks under one env-step budget, and log evaluations.
 
 The protocol follows LAMP's finetuning: the task's own dense reward, one fixed instruction
-(the task registry's by default; ``"auto"`` tries each of the task's paraphrases for one
+(the task catalogue's by default; ``"auto"`` tries each of the task's paraphrases for one
 episode and keeps the one with the highest return), the critic linearly probed for pretrained
 agents (frozen body, fresh linear head: ``Agent.prepare_finetune()``), everything else trained.
 Agents from scratch train every parameter. Training and evaluation both run in the canonical
@@ -30,6 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from lamp_agent import Agent, load_preset
+from lamp_agent.checkpoint import read_checkpoint_config
+from lamp_agent.config import AgentConfig
+from lamp_agent.core.policy import AgentPolicy
+from lamp_agent.core.replay import EpisodeReplay
+from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_path
 from lamp_data.devices import check_device
@@ -39,6 +45,8 @@ from lamp_data.executors import ExecutorConfig, session, worker_count, worker_po
 from lamp_data.progress import progress_bar
 from lamp_data.prompts import DEFAULT_PROMPT_SET
 from lamp_data.rollout import EpisodeBuilder, RandomPolicy, env_steps_taken, run_episode
+from lamp_data.store.reader import prompt_set_name
+from lamp_data.tasks import HELDOUT, TASKS, get_task
 from lamp_data.text import TextEncoder
 from lamp_eval.baselines import task_baselines
 from lamp_eval.runs import (
@@ -85,10 +93,8 @@ class RunResult:
 def check_task(task: str, config: FinetuneConfig) -> None:
     """Refuse unknown tasks and pretraining tasks (finetuning is for held-out tasks).
 
-    A task run in an explicitly named env (``--env``) need not be in the task registry.
+    A task run in an explicitly named env (``--env``) need not be in the task catalogue.
     """
-    from lamp_data.tasks import HELDOUT, TASKS, get_task
-
     if config.env is not None and task not in TASKS:
         return
     spec = get_task(task)
@@ -105,8 +111,6 @@ def check_init(init: str) -> None:
         return
     if not Path(init).exists():
         raise LampError(f"checkpoint {init} does not exist (give a checkpoint folder or 'scratch')")
-    from lamp_agent.checkpoint import read_checkpoint_config
-
     read_checkpoint_config(init)
 
 
@@ -149,9 +153,6 @@ def method_label(init: str) -> str:
     """
     if init == SCRATCH:
         return SCRATCH
-    from lamp_agent.checkpoint import read_checkpoint_config
-    from lamp_data.store.reader import prompt_set_name
-
     meta = read_checkpoint_config(init)
     alpha = float(meta.get("config", {}).get("alpha", 0.9))
     if alpha >= 1.0:
@@ -181,9 +182,7 @@ def _first_text(info: dict[str, Any], keys: tuple[str, ...]) -> str:
 
 
 def task_instructions(task: str) -> tuple[str, ...]:
-    """The registry's instruction of ``task`` followed by its paraphrases; empty if unregistered."""
-    from lamp_data.tasks import TASKS
-
+    """The catalogue's instruction of ``task`` followed by its paraphrases; empty for a task it does not list."""
     spec = TASKS.get(task)
     if spec is None:
         return ()
@@ -196,8 +195,6 @@ def run_policy_episode(agent: Any, env: Any, lang: np.ndarray, seed: int, explor
     Returns:
         The builder holding the episode (``.episode()`` is the stored dict, ``.frames`` every image).
     """
-    from lamp_agent.core.policy import AgentPolicy
-
     return run_episode(env, AgentPolicy(agent, lang[None], explore=explore), seed)
 
 
@@ -225,8 +222,6 @@ OPEN_LOOP_PNG = "open_loop.png"
 def open_loop_grid(agent: Any, replay: Any, lang: np.ndarray, sequences: int = 3) -> np.ndarray | None:
     """The world model's open-loop predictions on the newest ``sequences`` training episodes
     (:func:`lamp_agent.open_loop.open_loop_image`); None while no episode is long enough."""
-    from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
-
     if replay.seq_len <= OPEN_LOOP_CONTEXT:
         return None
     try:
@@ -295,10 +290,6 @@ def _check_schedule(run: RunConfig) -> "_Schedule":
 
 def _agent_config(run: RunConfig) -> Any:
     """The agent config a run will train with: its preset's (scratch) or its checkpoint's."""
-    from lamp_agent import load_preset
-    from lamp_agent.checkpoint import read_checkpoint_config
-    from lamp_agent.config import AgentConfig
-
     if run.init == SCRATCH:
         return load_preset(run.preset)
     return AgentConfig.from_dict(read_checkpoint_config(run.init)["config"])
@@ -307,8 +298,6 @@ def _agent_config(run: RunConfig) -> Any:
 def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
     """The camera views a run's agent encodes, and so the cameras its env renders: the
     checkpoint's (front alone for one saved without a record of them), or the preset's."""
-    from lamp_agent.checkpoint import read_checkpoint_config
-
     if run.init == SCRATCH:
         return _agent_config(run).cameras or schema.DEFAULT_CAMERAS
     return schema.check_cameras(read_checkpoint_config(run.init).get("cameras") or schema.DEFAULT_CAMERAS)
@@ -316,8 +305,6 @@ def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
 
 def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
     """The agent a run starts from, ready to finetune; returns ``(agent, pretrained)``."""
-    from lamp_agent import Agent, load_preset
-
     image_size = int(env.observation_space["image"].shape[0])
     state_dim = int(env.observation_space["state"].shape[0])
     action_dim = int(env.action_space.shape[0])
@@ -396,8 +383,6 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         baselines_dir: Cache folder of the tasks' random and expert returns.
     """
     import torch
-
-    from lamp_agent.core.replay import EpisodeReplay
 
     advance = advance or (lambda steps: None)
     started = time.perf_counter()
@@ -560,8 +545,6 @@ class _TrainingLoop:
 
     def instruct(self, lang: np.ndarray) -> None:
         """Train and act on the instruction embedded as ``lang`` from now on."""
-        from lamp_agent.core.policy import AgentPolicy
-
         self._lang = lang
         self._policy = AgentPolicy(self.agent, lang[None], explore=True)
 

@@ -40,6 +40,7 @@ its task; prompts of the same task never count as competitors in the rank.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -49,8 +50,13 @@ from typing import Any
 
 import numpy as np
 
+from lamp_data import schema
+from lamp_data.atomic import atomic_open, atomic_write_json
 from lamp_data.errors import LampError
+from lamp_data.prompts import normalize_prompt
 from lamp_data.provenance import provenance
+from lamp_data.store import iter_episodes, layout, open_dataset
+from lamp_data.tasks import PRETRAIN, TASKS, list_tasks
 
 MEASURES = ("progress_spearman", "voc", "success_auroc", "instruction_rank", "instruction_top1")
 """The measures of a reward set, per task and macro-averaged."""
@@ -232,11 +238,8 @@ def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:
 
 
 def _task_prompt_masks(prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
-    """For every registered task: the bool mask of prompts that are its instruction or a
-    paraphrase of it, and its backend."""
-    from lamp_data.tasks import list_tasks
-    from lamp_data.prompts import normalize_prompt
-
+    """For every task of the catalogue (:mod:`lamp_data.tasks`): the bool mask of prompts that
+    are its instruction or a paraphrase of it, and its backend."""
     normalized = [normalize_prompt(prompt) for prompt in prompts]
     masks = {}
     for task in list_tasks():
@@ -253,15 +256,13 @@ def _own_and_competitors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The episode's own prompts and the prompts of other tasks of the same backend.
 
-    ``task_masks`` holds the registered tasks plus, for tasks the registry does not know, the
+    ``task_masks`` holds the catalogue's tasks plus, for tasks the catalogue does not list, the
     prompt equal to their instruction (backend ``""``).
     """
     own = np.zeros(len(prompts), bool)
     backend = ""
     if task in task_masks:
         own, backend = task_masks[task]
-    from lamp_data.prompts import normalize_prompt
-
     own = own | np.array([normalize_prompt(prompt) == normalize_prompt(instruction) for prompt in prompts], bool)
     competitors = np.zeros(len(prompts), bool)
     for name, (mask, task_backend) in task_masks.items():
@@ -277,10 +278,6 @@ def _scored_episodes(
 
     With ``require_episodes`` a set without (matching) episodes is a LampError.
     """
-    from lamp_data import schema
-    from lamp_data.prompts import normalize_prompt
-    from lamp_data.store import iter_episodes, layout, open_dataset
-
     if not reward_dir.is_dir():
         raise LampError(f"reward set folder {reward_dir} does not exist (expected DATASET/rewards/FINGERPRINT)")
     location = layout.reward_set_location(reward_dir)
@@ -329,10 +326,8 @@ def _policy_label(meta: dict[str, Any]) -> str:
 
 
 def _check_heldout(fingerprint: str, episodes: Sequence[_ScoredEpisode]) -> None:
-    """LampError when every episode is of a registered pretraining task: the measures are meant
-    for held-out tasks (episodes of tasks the registry does not know count as held out)."""
-    from lamp_data.tasks import PRETRAIN, TASKS
-
+    """LampError when every episode is of a pretraining task of the catalogue: the measures are
+    meant for held-out tasks (episodes of tasks the catalogue does not list count as held out)."""
     tasks = {episode.task for episode in episodes}
     if tasks and all(task in TASKS and TASKS[task].split == PRETRAIN for task in tasks):
         named = sorted(tasks)
@@ -469,10 +464,6 @@ def write_reward_quality(rows: list[dict], path: str | Path) -> Path:
     Raises:
         LampError: the suffix is not ``.csv``, ``.md`` or ``.json``.
     """
-    import csv
-
-    from lamp_data.atomic import atomic_open, atomic_write_json
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":

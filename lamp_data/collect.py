@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from lamp_data.store.writer import (
     update_info,
     writer_lock,
 )
-from lamp_data.vlm.scoring import make_scorer
+from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
 
 LIMITS = {
     "episodes": 10_000_000,
@@ -68,16 +68,6 @@ LIMITS = {
 memory while it is recorded, so its length and image size bound the memory a worker needs."""
 MAX_EPISODE_FRAME_BYTES = 4 << 30
 """Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes per camera."""
-
-
-class EpisodeScorer(Protocol):
-    """Scores an episode's frames against a prompt set (see ``lamp_data.vlm.scoring``)."""
-
-    fingerprint: str
-    info: dict[str, Any]
-    prompts: list[str]
-
-    def score(self, frames: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -491,8 +481,10 @@ def collect(
         config: What to record; see :class:`CollectConfig`.
         policy: An in-process policy object; then collection runs in this process (one
             local worker) and writes under ``config.run``.
-        scorer_factory: A picklable zero-arg callable building an :class:`EpisodeScorer` for
-            inline rewards (default: ``make_scorer(config.vlm, config.prompts)`` if ``config.vlm``).
+        scorer_factory: A picklable zero-arg callable building the scorer of inline rewards: an
+            :class:`~lamp_data.vlm.scoring.EpisodeScorer`, or any object with its ``fingerprint``,
+            ``info``, ``prompts`` and ``score(frames)`` (default: ``make_scorer(config.vlm,
+            config.prompts)`` if ``config.vlm``).
         progress: Show a live progress bar.
         executor: Where the workers run and how many (default: one, in this process); see
             :mod:`lamp_data.executors`.

@@ -44,10 +44,22 @@ def stable_hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Full sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def update_from_file(digest: Any, path: str | os.PathLike) -> int:
+    """Feed a file's bytes to ``digest`` (a ``hashlib`` hash) in 1 MiB blocks.
+
+    Returns:
+        The number of bytes read.
+    """
+    size = 0
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+            size += len(block)
+    return size
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Full sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    update_from_file(digest, path)
     return digest.hexdigest()

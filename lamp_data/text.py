@@ -30,7 +30,7 @@ from torch import nn
 
 from lamp_data.devices import check_device
 from lamp_data.errors import LampError
-from lamp_data.provenance import stable_hash
+from lamp_data.provenance import stable_hash, update_from_file
 from lamp_data.text_names import DISTILBERT, MINILM
 
 DISTILBERT_HUB_ID = "distilbert-base-uncased"
@@ -61,9 +61,7 @@ def weights_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
     for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, file)
     return digest.hexdigest()[:16]
 
 
@@ -121,7 +119,8 @@ class TextEncoder:
         return embeddings
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
+    """Silence transformers' warnings and download progress bars (errors still show)."""
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
@@ -144,7 +143,7 @@ class TransformerTextEncoder(nn.Module):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
 
-        _quiet_transformers()
+        quiet_transformers()
         name = DISTILBERT_HUB_ID if source == DISTILBERT else source
         if source != DISTILBERT and not (Path(source) / "config.json").is_file():
             raise LampError(f"text encoder '{source}' is neither 'distilbert', 'minilm' nor a local model folder")
@@ -181,7 +180,7 @@ class MiniLMTextEncoder(nn.Module):
 
     def __init__(self, max_length: int = 128):
         super().__init__()
-        _quiet_transformers()
+        quiet_transformers()
         self.encoder = TextEncoder(MINILM, max_length=max_length)
         self.model = self.encoder.model
         self.dim = self.encoder.dim

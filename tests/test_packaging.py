@@ -60,6 +60,17 @@ def test_wheel_builds_quietly_and_carries_presets_and_the_reward_model(wheel):
     assert path.stat().st_size < 4 * 2**20
 
 
+def test_wheel_carries_every_module_of_the_sources(wheel):
+    installed_as = {"lamp_data": "lamp_data", "lamp_agent": "lamp_agent", "cli": "lamp_cli", "eval": "lamp_eval"}
+    with zipfile.ZipFile(wheel[0]) as archive:
+        names = set(archive.namelist())
+    modules = [
+        f"{installed_as[folder]}/{path.relative_to(ROOT / folder).as_posix()}"
+        for folder in installed_as for path in (ROOT / folder).rglob("*.py") if "__pycache__" not in path.parts
+    ]
+    assert modules and not [module for module in modules if module not in names]
+
+
 @pytest.mark.slow
 def test_installed_wheel_loads_the_reward_model_by_name(wheel, tmp_path):
     from lamp_data.vlm import load_reward_model

@@ -1,4 +1,4 @@
-"""The shard store: round trips, damage detection, reward sets, training sequences, stock loaders."""
+"""The shard store: round trips, damage detection, reward sets, stock loaders."""
 
 import json
 import shutil
@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pytest
 
-from lamp_agent.core.replay import ShardReplay
 from lamp_data import schema
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
@@ -198,51 +197,6 @@ def test_the_path_api_names_the_files_the_store_writes(copy_of, tmp_path):
     assert layout.reward_set_location(copy_of) is None and layout.reward_set_location(layout.shards_dir(copy_of)) is None
 
 
-def test_sequence_batches_align_steps_and_choose_prompts(copy_of):
-    import torch
-
-    prompts = ["reach the red block", "push the red block"]
-    writer = RewardSetWriter(copy_of, "fake-0002", {"model": "fake"}, prompts)
-    dataset = open_dataset(copy_of)
-    for shard in dataset.shards():
-        writer.write_shard(shard.name, _fake_rewards(dataset, shard.name, prompts))
-    episodes = {e["meta"]["instruction"] + e["__key__"]: e for e in iter_episodes(copy_of)}
-    sequences = ShardReplay(copy_of, seq_len=6, batch_size=4, reward_set="fake-0002", shuffle_buffer=3, seed=1)
-    batches = [batch for _, batch in zip(range(3), sequences)]
-    batch = batches[0]
-    assert batch[schema.IMAGE].shape == (4, 6, 16, 16, 3) and batch[schema.IMAGE].dtype == torch.uint8
-    assert batch[schema.ACTION].shape == (4, 6, 4) and batch[schema.VLM_REWARD].shape == (4, 6)
-    assert batch[schema.PROMPT_INDEX].dtype == torch.int64 and batch[schema.IS_FIRST][:, 0].all()
-    assert (batch[schema.ACTION][:, 0] == 0).all() and (batch[schema.REWARD][:, 0] == 0).all()
-    for row in range(4):  # each row is a whole episode: check alignment against the stored one
-        image = batch[schema.IMAGE][row].numpy()
-        match = [e for e in episodes.values() if np.array_equal(e[schema.IMAGE], image)]
-        assert len(match) == 1
-        episode = match[0]
-        assert np.array_equal(batch[schema.ACTION][row, 1:].numpy(), episode[schema.ACTION])
-        assert np.array_equal(batch[schema.REWARD][row, 1:].numpy(), episode[schema.REWARD])
-        prompt = int(batch[schema.PROMPT_INDEX][row])
-        assert prompts[prompt] == episode["meta"]["instruction"]
-        rewards = _fake_rewards(dataset, episode["__shard__"], prompts)[episode["__key__"]]
-        assert np.allclose(batch[schema.VLM_REWARD][row].numpy(), rewards[:, prompt].astype(np.float32))
-    always_zero = ShardReplay(copy_of, seq_len=3, batch_size=2, reward_set="fake-0002",
-                                  prompt_chooser=lambda meta, count, rng: 0, shuffle_buffer=2)
-    batch = next(iter(always_zero))
-    assert batch[schema.IMAGE].shape[:2] == (2, 3) and (batch[schema.PROMPT_INDEX] == 0).all()
-
-
-def test_sequences_split_shards_over_dataloader_workers(tiny_dataset):
-    import torch
-
-    sequences = ShardReplay(tiny_dataset, seq_len=6, batch_size=1, shuffle_buffer=1, seed=0, refresh_seconds=0.0)
-    loader = torch.utils.data.DataLoader(sequences, batch_size=None, num_workers=2)
-    first_frames = set()
-    for _, batch in zip(range(8), loader):
-        first_frames.add(batch[schema.IMAGE][0, 0].numpy().tobytes())
-    stored = {e[schema.IMAGE][0].tobytes() for e in iter_episodes(tiny_dataset)}
-    assert first_frames <= stored and len(first_frames) >= 3
-
-
 def test_loads_with_stock_webdataset_and_hf_datasets(tiny_dataset):
     import webdataset as wds
     from datasets import load_dataset
@@ -342,7 +296,7 @@ def test_dataset_card_makes_the_folder_loadable_with_hf_datasets(copy_of, tmp_pa
     assert write_dataset_card(copy_of).read_text() == card
 
 
-def test_a_two_camera_dataset_loads_with_hf_datasets_and_streams_both_views(tmp_path):
+def test_a_two_camera_dataset_loads_with_hf_datasets(tmp_path):
     from datasets import load_dataset
 
     out = tmp_path / "data"
@@ -354,8 +308,6 @@ def test_a_two_camera_dataset_loads_with_hf_datasets_and_streams_both_views(tmp_
     row, episode = episodes.with_format("numpy", dtype=None)[1], list(iter_episodes(out))[1]
     assert np.array_equal(row["image_wrist.npy.gz"], episode[schema.IMAGE_WRIST])
     assert np.array_equal(row["image.npy.gz"], episode[schema.IMAGE])
-    batch = next(iter(ShardReplay(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
-    assert batch[schema.IMAGE_WRIST].shape == batch[schema.IMAGE].shape == (2, 4, 16, 16, 3)
 
 
 def test_the_store_imports_no_torch():

@@ -51,6 +51,7 @@ import numpy as np
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_json, is_temporary
 from lamp_data.errors import DamagedDataError, LampError, StorageError
+from lamp_data.provenance import update_from_file
 
 META_DIR = "meta"
 SHARDS_DIR = "shards"
@@ -394,11 +395,7 @@ def check_info(path: Path, info: Any) -> dict[str, Any]:
 def file_digest(path: Path) -> tuple[str, int]:
     """sha256 hex digest and size of a file."""
     digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            size += len(block)
+    size = update_from_file(digest, path)
     return digest.hexdigest(), size
 
 

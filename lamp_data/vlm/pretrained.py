@@ -16,6 +16,7 @@ import torch
 
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
+from lamp_data.text import quiet_transformers
 from lamp_data.vlm.base import RewardModel, state_dict_digest
 
 INTERPOLATIONS = {2: "bilinear", 3: "bicubic"}
@@ -36,10 +37,8 @@ def load_pretrained(model_class: Any, target: str, label: str, model_type: str) 
         The model (in eval mode), its tokenizer and the source it was read from.
     """
     from transformers import AutoConfig, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_transformers()
     is_folder = Path(target).expanduser().is_dir()
     source = str(Path(target).expanduser()) if is_folder else target
     if not is_folder and (target.startswith((".", "/", "~")) or target.count("/") > 1):

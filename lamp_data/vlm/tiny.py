@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def _quiet() -> None:
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+from lamp_data.text import quiet_transformers
 
 TINY_WORDS = (
     "pick", "up", "the", "cup", "push", "pull", "red", "block", "reach", "open", "close", "drawer",
@@ -31,7 +26,7 @@ def save_tiny_distilbert(folder: str | Path, seed: int = 0, dim: int = 32) -> Pa
     import torch
     from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizer
 
-    _quiet()
+    quiet_transformers()
     folder = Path(folder)
     specials = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
     vocab = {token: index for index, token in enumerate(specials + TINY_WORDS)}
@@ -62,7 +57,7 @@ def save_tiny_clip(folder: str | Path, seed: int = 0, image_size: int = 32, *, w
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    _quiet()
+    quiet_transformers()
     folder = Path(folder)
     tokenizer = _byte_clip_tokenizer()
     vocab = tokenizer.get_vocab()
@@ -126,7 +121,7 @@ def save_tiny_xclip(folder: str | Path, seed: int = 0, image_size: int = 32, fra
     import torch
     from transformers import XCLIPConfig, XCLIPModel
 
-    _quiet()
+    quiet_transformers()
     folder = Path(folder)
     tokenizer = _byte_clip_tokenizer()
     eos = tokenizer.eos_token_id
@@ -194,7 +189,7 @@ def save_tiny_siglip(folder: str | Path, seed: int = 0, image_size: int = 32, *,
     import torch
     from transformers import SiglipConfig, SiglipModel
 
-    _quiet()
+    quiet_transformers()
     folder = Path(folder)
     max_length = 16
     tokenizer = _unigram_tokenizer(max_length)

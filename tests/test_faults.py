@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lamp_agent import PretrainConfig, pretrain
+from lamp_agent import PretrainConfig
 from lamp_agent.checkpoint import latest_checkpoint
-from lamp_agent.pretrain import check_reward_set, embedding_cache_path
+from lamp_agent.pretrain import check_reward_set, embedding_cache_path, pretrain
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_data.collect import CollectConfig, collect

@@ -13,6 +13,7 @@ Prints, all measured in this run:
     bare loop, and the 2-worker scaling (the median of the paired ratios),
   * the driver's (this process's) and the workers' CPU seconds per episode of the 2-worker run:
     the driver only counts progress (no arrays cross the queues; workers encode and write shards),
+  * two bare env loops run at once against one: the machine's own ceiling for two workers,
   * bytes per env step of our shards against LAMP's format (one ``np.savez_compressed``
     file per episode), and the cost / size of other frame encodings on the same frames.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -50,6 +52,13 @@ def bare_loop(config: CollectConfig) -> float:
         return steps / (time.perf_counter() - start)
     finally:
         env.close()
+
+
+def parallel_bare_loops(config: CollectConfig, count: int) -> float:
+    """Summed steps/s of ``count`` bare env loops run at once in spawned processes: what the
+    machine itself gives ``count`` busy processes, the ceiling of ``count`` collect workers."""
+    with multiprocessing.get_context("spawn").Pool(count) as pool:
+        return float(sum(pool.map(bare_loop, [config] * count)))
 
 
 def frame_encodings(frames: list[np.ndarray]) -> list[tuple[str, float, float]]:
@@ -138,11 +147,13 @@ def main() -> None:
                   f"CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
         after = bare_loop(config)
         bare = (before + after) / 2
+        ceiling = parallel_bare_loops(config, 2) / bare
         one_median, two_median = float(np.median(ones)), float(np.median(twos))
         print(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} the collect runs)")
         print(f"collect, 1 worker             {one_median:8.1f} steps/s  = {one_median / bare:.2f} x bare (goal >= 0.9); median of {args.repeats}")
         print(f"collect, 2 workers            {two_median:8.1f} steps/s  = {float(np.median(ratios)):.2f} x 1 worker (goal >= 1.8); "
               f"median of the {args.repeats} paired ratios {', '.join(f'{r:.2f}' for r in ratios)}")
+        print(f"2 bare env loops at once      {ceiling:8.2f} x 1 bare loop: what this machine gives two busy processes")
         folder = Path(folder)
         one_folder = folder / "w1-0"
         ours, theirs = lamp_bytes_per_step(one_folder)

@@ -46,8 +46,10 @@ def _imports(path: Path, name: str, known: set[str]) -> set[str]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
-                # "from package import module" depends on the module; "from module import name" on the module
-                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base)
+                # "from package import x" runs the package's __init__ too, whatever x is
+                found.add(base)
+                if f"{base}.{alias.name}" in known:
+                    found.add(f"{base}.{alias.name}")
     return {module for module in found if module in known and module != name}
 
 

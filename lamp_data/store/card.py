@@ -21,7 +21,7 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_bytes
-from lamp_data.store import layout
+import lamp_data.store.layout as layout
 from lamp_data.store.reader import Dataset, open_dataset
 
 CARD_FORMAT_VERSION = 1

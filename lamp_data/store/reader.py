@@ -26,7 +26,7 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.errors import DamagedDataError, LampError
-from lamp_data.store import layout
+import lamp_data.store.layout as layout
 from lamp_data.store.layout import ShardInfo
 
 ON_ERROR = ("raise", "skip")

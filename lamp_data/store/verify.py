@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lamp_data.errors import LampError
-from lamp_data.store import layout
+import lamp_data.store.layout as layout
 from lamp_data.store.reader import (
     DamagedShardError,
     check_rewards,

@@ -25,7 +25,7 @@ from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.errors import LampError, StorageError
 from lamp_data.provenance import stable_hash
-from lamp_data.store import layout
+import lamp_data.store.layout as layout
 from lamp_data.store.card import write_dataset_card
 from lamp_data.store.reader import (
     DamagedShardError,

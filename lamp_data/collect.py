@@ -55,6 +55,7 @@ from lamp_data.store.writer import (
     update_info,
     writer_lock,
 )
+from lamp_data.tasks import BACKENDS, SPLITS, list_tasks
 from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
 
 LIMITS = {
@@ -376,8 +377,6 @@ def resolve_config(out: str | Path, **options: Any) -> CollectConfig:
 
 def _check_output(out: Path) -> None:
     """Refuse output paths that are files or non-dataset folders, before writing anything."""
-    from lamp_data.store import layout
-
     if out.exists() and not out.is_dir():
         raise LampError(f"output path {out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not layout.is_dataset(out):
@@ -425,12 +424,10 @@ def _with_action_repeat(env: dict[str, Any]) -> dict[str, Any]:
 
 def _task_split(spec: dict[str, Any]) -> dict[str, list[str]]:
     """The tasks this env samples from and, for a known backend, its pretrain / held-out split."""
-    from lamp_data import tasks as task_registry
-
     split = {"collected": list(spec.get("tasks", []))}
-    if spec.get("backend") in task_registry.BACKENDS:
-        for name in task_registry.SPLITS:
-            split[name] = [task.name for task in task_registry.list_tasks(name, spec["backend"])]
+    if spec.get("backend") in BACKENDS:
+        for name in SPLITS:
+            split[name] = [task.name for task in list_tasks(name, spec["backend"])]
     return split
 
 

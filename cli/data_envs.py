@@ -23,7 +23,8 @@ from lamp_data.envs.showcase import render_showcase
 @click.option("--split", type=click.Choice(["pretrain", "heldout"]), default=None, help="Only this split.")
 @click.option("--backend", type=click.Choice(["metaworld", "rlbench"]), default=None, help="Only this backend.")
 def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
-    """List every task with its split, family, instruction and objects."""
+    """List every task with its split, family, instruction and objects, and whether a frame
+    shows its goal (hidden: only a goal marker that rendering hides would)."""
     from lamp_data.tasks import FINETUNE_TASKS, RLBENCH_FINETUNE_TASKS, list_tasks
 
     selected = list_tasks(split=split, backend=backend)
@@ -36,9 +37,9 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(selected)} tasks")
-    for column in ("task", "backend", "split", "finetune", "family", "instruction", "objects"):
+    for column in ("task", "backend", "split", "finetune", "family", "goal", "instruction", "objects"):
         # names stay whole (they are typed back into commands); prose columns fold to the terminal
-        table.add_column(column, no_wrap=column in ("task", "backend", "split"), overflow="fold")
+        table.add_column(column, no_wrap=column in ("task", "backend", "split", "goal"), overflow="fold")
     for task in selected:
         table.add_row(
             task.name,
@@ -46,6 +47,7 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
             task.split,
             "yes" if task.name in finetune else "",
             task.family,
+            {True: "shown", False: "hidden", None: ""}[task.goal_visible],
             task.instruction,
             ", ".join(task.objects),
         )

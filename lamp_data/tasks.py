@@ -19,6 +19,12 @@ shared skills with the finetuning ones): pressing a button from the front (``but
 ``door-unlock``), other pick-and-place scenes (``shelf-place``, ``pick-out-of-hole``).
 
 Instructions name objects by class, never by colour, because colours are randomized.
+
+Sixteen Meta-World tasks draw their goal at random each episode and show it by nothing in the
+frame (only by a goal-marker site, which rendering hides because it would give the goal away):
+``push`` to an unmarked spot, ``reach`` an unmarked point, ``pick-place`` to a point in the air.
+A frame cannot tell a success on them from a near miss, so no reward computed from frames can
+either (``TaskSpec.goal_visible``; ``bench/goal_visibility.py`` checks every task in the simulator).
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ class TaskSpec:
     """Alternative phrasings of the instruction."""
     objects: tuple[str, ...]
     """Object class nouns the task involves."""
+    goal_visible: bool | None = None
+    """Whether a frame shows where the goal is: something drawn moves with a randomized goal, or
+    the goal is the same every episode. False for tasks whose goal only a hidden marker shows;
+    None where not checked (RLBench)."""
 
     def to_dict(self) -> dict:
         """JSON-able form (``lamp-data tasks --json``)."""
@@ -63,6 +73,7 @@ class TaskSpec:
             "instruction": self.instruction,
             "paraphrases": list(self.paraphrases),
             "objects": list(self.objects),
+            "goal_visible": self.goal_visible,
         }
 
 
@@ -74,6 +85,15 @@ RLBENCH_FINETUNE_TASKS = ("pick_up_cup", "take_lid_off_saucepan", "push_button",
 _HELDOUT_METAWORLD = frozenset(
     {*FINETUNE_TASKS, "pick-place-wall", "bin-picking", "assembly", "button-press-topdown-wall", "door-open", "faucet-close"}
 )
+
+GOAL_HIDDEN_METAWORLD = frozenset(
+    {
+        "coffee-pull", "hand-insert", "pick-out-of-hole", "pick-place", "pick-place-wall", "plate-slide-back",
+        "plate-slide-back-side", "plate-slide-side", "push", "push-back", "push-wall", "reach", "reach-wall",
+        "stick-pull", "stick-push", "sweep",
+    }
+)
+"""Meta-World tasks whose randomized goal nothing in the frame shows (``bench/goal_visibility.py``)."""
 
 # name: (family, instruction, paraphrases, objects)
 _METAWORLD = {
@@ -149,7 +169,7 @@ def _build() -> dict[str, TaskSpec]:
     tasks = {}
     for name, (family, instruction, paraphrases, objects) in _METAWORLD.items():
         split = HELDOUT if name in _HELDOUT_METAWORLD else PRETRAIN
-        tasks[name] = TaskSpec(name, "metaworld", split, family, instruction, paraphrases, objects)
+        tasks[name] = TaskSpec(name, "metaworld", split, family, instruction, paraphrases, objects, name not in GOAL_HIDDEN_METAWORLD)
     for name, (split, family, instruction, paraphrases, objects) in _RLBENCH.items():
         tasks[name] = TaskSpec(name, "rlbench", split, family, instruction, paraphrases, objects)
     return tasks

@@ -21,6 +21,8 @@ def test_tasks_lists_every_task_as_json():
     finetune = {row["name"] for row in rows if row["finetune"]}
     assert {"pick-place", "door-close", "pick_up_cup"} <= finetune
     assert all(row["split"] == "heldout" for row in rows if row["finetune"])
+    goals = {row["name"]: row["goal_visible"] for row in rows}
+    assert goals["pick-place"] is False and goals["door-close"] is True and goals["pick_up_cup"] is None
 
 
 def test_tasks_table_filters_by_split():

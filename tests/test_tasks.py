@@ -10,6 +10,7 @@ from lamp_data.tasks import (
     HELDOUT,
     PRETRAIN,
     RLBENCH_FINETUNE_TASKS,
+    TASKS,
     get_task,
     list_tasks,
 )
@@ -61,3 +62,20 @@ def test_unknown_names_give_a_clear_error():
         list_tasks(split="train")
     with pytest.raises(LampError, match="unknown backend"):
         list_tasks(backend="isaac")
+
+
+@pytest.mark.parametrize("task, kind", [("reach", "hidden"), ("door-unlock", "shown"), ("hammer", "fixed")])
+def test_goal_visibility_agrees_with_the_simulator(task, kind):
+    from lamp_data.envs.goals import goal_visibility
+
+    assert goal_visibility(task, resets=4) == kind
+    assert get_task(task).goal_visible is (kind != "hidden")
+
+
+def test_hidden_goal_tasks_are_meta_world_tasks_of_both_splits():
+    from lamp_data.tasks import GOAL_HIDDEN_METAWORLD
+
+    assert GOAL_HIDDEN_METAWORLD <= set(TASKS)
+    assert {"pick-place", "reach-wall", "push-back"} <= GOAL_HIDDEN_METAWORLD
+    assert all(task.goal_visible is None for task in list_tasks(backend="rlbench"))
+    assert {task.name for task in list_tasks(backend="metaworld") if not task.goal_visible} == GOAL_HIDDEN_METAWORLD

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
     from lamp_data.provenance import provenance
     from lamp_data.relabel import relabel
     from lamp_data.store import layout
+    from lamp_data.tasks import get_task
     from lamp_eval.reward_quality import reward_quality_markdown, reward_quality_table
 
     folders = record(args)
@@ -84,6 +85,14 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
         return
     rows = reward_quality_table(reward_dirs, tasks=tasks if args.split == "pretrain" else None)
     table = reward_quality_markdown(rows)
+    shown = [task for task in tasks if get_task(task).goal_visible]
+    shown_rows = reward_quality_table(reward_dirs, tasks=shown) if shown and len(shown) < len(tasks) else None
+    if shown_rows:
+        table += (f"\n\n## The {len(shown)} tasks whose goal the frame shows\n\n"
+                  f"Leaving out {', '.join(sorted(set(tasks) - set(shown)))}: their goal is drawn at random and marked "
+                  "by nothing in the frame, so no reward read from frames can tell a success from a near miss "
+                  "(`bench/goal_visibility.py`). Macro-averages over those tasks; their rows are above.\n\n"
+                  + reward_quality_markdown(shown_rows).split("\n\n")[0])
     print(table)
     if args.report:
         command = command or "python bench/reward_quality_set.py " + " ".join(shlex.quote(part) for part in (argv or sys.argv[1:]))
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
         with atomic_open(args.report.with_suffix(".md")) as handle:
             handle.write(f"# Reward quality: {args.split if not args.tasks else ', '.join(args.tasks)} tasks\n\n"
                          f"Regenerate:\n\n    {command}\n\n{table}")
-        atomic_write_json(args.report.with_suffix(".json"), {"command": command, "rows": rows, "provenance": provenance()})
+        atomic_write_json(args.report.with_suffix(".json"), {"command": command, "rows": rows, "rows_goal_visible": shown_rows, "provenance": provenance()})
 
 
 if __name__ == "__main__":

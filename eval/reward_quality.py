@@ -76,8 +76,11 @@ COLUMNS = (
 row also holds ``<measure>_ci`` (the 95 % bootstrap interval of the macro-average) for every
 measure and ``per_task``: one dict per task with the counts and measures of that task alone."""
 
-TASK_COLUMNS = ("task", "episodes", "successes", "failures", *MEASURES)
-"""Keys of every per-task dict of a row's ``per_task`` list."""
+TASK_COLUMNS = ("task", "goal", "episodes", "successes", "failures", *MEASURES)
+"""Keys of every per-task dict of a row's ``per_task`` list; ``goal`` is ``shown`` or ``hidden``
+(whether a frame shows where the goal is, :attr:`lamp_data.tasks.TaskSpec.goal_visible`), or
+None where the catalogue does not say: on hidden-goal tasks no reward read from frames can tell
+a success from a near miss."""
 
 BOOTSTRAP_REPS = 1000
 """Bootstrap replicates of the macro-average intervals."""
@@ -231,6 +234,12 @@ def _macro(by_task: dict[str, _EpisodeValues], reps: int, seed: int) -> dict[str
     return result
 
 
+def _goal(task: str) -> str | None:
+    """``shown`` / ``hidden``: whether a frame of ``task`` shows its goal (None: not known)."""
+    visible = TASKS[task].goal_visible if task in TASKS else None
+    return None if visible is None else ("shown" if visible else "hidden")
+
+
 def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:
     """``noisy-expert (noise 0.3) 55, random 55``: the episodes' policies and counts."""
     counts = Counter(episode.policy for episode in episodes)
@@ -354,7 +363,7 @@ def _row(fingerprint: str, models: set[str], datasets: int, episodes: list[_Scor
     for episode in episodes:
         by_task.setdefault(str(episode.task), []).append(episode)
     values = {task: _EpisodeValues.of(group) for task, group in sorted(by_task.items())}
-    per_task = [{"task": task, **_measures(by_task[task], task_values)} for task, task_values in values.items()]
+    per_task = [{"task": task, "goal": _goal(task), **_measures(by_task[task], task_values)} for task, task_values in values.items()]
     macro = _macro(values, reps, seed)
     successes = sum(episode.success for episode in episodes)
     row = {

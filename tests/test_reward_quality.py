@@ -80,7 +80,12 @@ def test_columns_name_every_row_key():
     row = _measures(_informative_episodes(np.random.default_rng(4)))
     assert set(row) <= set(reward_quality.COLUMNS)
     assert {"fingerprint", "model", "datasets", "policy_mix", "tasks"} == set(reward_quality.COLUMNS) - set(row)
-    assert list(row) == list(reward_quality.TASK_COLUMNS[1:])
+    assert list(row) == list(reward_quality.TASK_COLUMNS[2:])
+
+
+def test_per_task_rows_say_whether_the_frame_shows_the_goal():
+    assert reward_quality._goal("pick-place") == "hidden" and reward_quality._goal("door-close") == "shown"
+    assert reward_quality._goal("reach-dummy") is None
 
 
 def _task_episodes(rng: np.random.Generator, task: str, successes: int, failures: int, level: float, informative: bool):
@@ -205,6 +210,7 @@ def test_table_over_real_reward_sets_ranks_the_informative_one_first(dummy_datas
     assert good["policy_mix"] == "expert 8, random 8"
     assert {entry["task"] for entry in good["per_task"]} == {"reach-dummy", "push-dummy"} and good["tasks"] == 2
     assert sum(entry["episodes"] for entry in good["per_task"]) == good["episodes"]
+    assert [entry["goal"] for entry in good["per_task"]] == [None, None]
     for measure in ("progress_spearman", "voc", "success_auroc", "instruction_rank"):
         low, high = good[f"{measure}_ci"]
         assert low <= good[measure] <= high

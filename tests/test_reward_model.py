@@ -276,11 +276,12 @@ def test_the_committed_model_loads_and_matches_its_card():
     size = sum(file.stat().st_size for file in folder.rglob("*") if file.is_file())
     assert size <= 20 * 2**20
     card = json.loads((folder / "model_card.json").read_text())
-    assert card["steps"] == 1500 and card["seed"] == 0 and card["train_config"]["text_negatives"] == "all"
+    assert card["steps"] == 2000 and card["seed"] == 0 and card["train_config"]["text_negatives"] == "all"
     assert card["architecture"]["head"] == "mlp-gain" and card["train_config"]["failure_contrast"] is True
     assert set(card["quality"]) == {"held-out tasks", "pretraining tasks"}
     model = load_reward_model(f"r3m:{path}")
     assert model.metadata["extra"]["data_fingerprint"] == card["data"]["fingerprint"]
+    assert model.metadata["extra"]["trained_steps"] == card["steps"]
     prompts = model.embed_prompts(["open the drawer", "close the drawer"])
     rewards = model.episode_rewards(np.zeros((2, 64, 64, 3), np.uint8), prompts)
     assert rewards.shape == (2, 2) and np.isfinite(rewards).all()

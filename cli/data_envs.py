@@ -47,7 +47,7 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
             task.split,
             "yes" if task.name in finetune else "",
             task.family,
-            {True: "shown", False: "hidden", None: ""}[task.goal_visible],
+            task.goal_label or "",
             task.instruction,
             ", ".join(task.objects),
         )

@@ -236,8 +236,7 @@ def _macro(by_task: dict[str, _EpisodeValues], reps: int, seed: int) -> dict[str
 
 def _goal(task: str) -> str | None:
     """``shown`` / ``hidden``: whether a frame of ``task`` shows its goal (None: not known)."""
-    visible = TASKS[task].goal_visible if task in TASKS else None
-    return None if visible is None else ("shown" if visible else "hidden")
+    return TASKS[task].goal_label if task in TASKS else None
 
 
 def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:

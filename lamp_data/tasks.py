@@ -63,6 +63,11 @@ class TaskSpec:
     the goal is the same every episode. False for tasks whose goal only a hidden marker shows;
     None where not checked (RLBench)."""
 
+    @property
+    def goal_label(self) -> str | None:
+        """``shown`` / ``hidden`` for :attr:`goal_visible` (None where not checked)."""
+        return None if self.goal_visible is None else ("shown" if self.goal_visible else "hidden")
+
     def to_dict(self) -> dict:
         """JSON-able form (``lamp-data tasks --json``)."""
         return {

@@ -11,7 +11,9 @@ For every task of ``--split`` (or every ``--tasks``; pretraining tasks measure a
 in distribution) it records ``--noisy`` noisy-expert episodes
 (action noise ``--noise``: successes, slow successes and near-misses) and ``--random`` uniformly
 random episodes, at the canonical settings of ``lamp-data collect`` (64 px, 150 steps, randomized
-scenes) under a seed of their own, into one dataset per task (``OUT/<task>``); relabels every
+scenes) under a seed of their own, into one dataset per task (``OUT/<task>``); with ``--goal-marker``
+the tasks whose goal the frame would not show are recorded with a marker at their goal
+(``lamp-data collect --goal-marker``; the other tasks' datasets are the same either way); relabels every
 dataset with every ``--vlm`` on the ``--prompts`` set; and writes ``lamp-eval reward-quality``'s
 table of all reward sets to ``REPORT.md`` and ``REPORT.json``, with the command that made it.
 Running it again reuses what is already recorded and scored.
@@ -34,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--noise", type=float, default=0.3, help="Action noise of the noisy expert.")
     parser.add_argument("--random", type=int, default=5, help="Random episodes per task.")
     parser.add_argument("--seed", type=int, default=2026, help="Dataset seed (keep it apart from training data's).")
+    parser.add_argument("--goal-marker", action="store_true", help="Mark the goal of tasks whose goal the frame would not show.")
     parser.add_argument("--workers", type=int, default=1, help="Collection worker processes.")
     parser.add_argument("--vlm", action="append", default=[], help="Reward model spec to score with (repeatable).")
     parser.add_argument("--prompts", default="instructions", help="Prompt set scored by every model.")
@@ -45,13 +48,13 @@ def record(args: argparse.Namespace) -> list[Path]:
     """One dataset per task with the noisy-expert and random runs; returns the dataset folders."""
     from lamp_data.collect import CollectConfig, collect
     from lamp_data.executors import ExecutorConfig
-    from lamp_data.tasks import list_tasks
+    from lamp_data.tasks import get_task, list_tasks
 
     tasks = args.tasks or [task.name for task in list_tasks(split=args.split, backend="metaworld")]
     folders = []
     for task in tasks:
         folder = args.out / task
-        common = dict(env=f"mw-{task}", seed=args.seed)
+        common = dict(env=f"mw-{task}", seed=args.seed, goal_marker=args.goal_marker and not get_task(task).goal_visible)
         workers = ExecutorConfig(workers=args.workers)
         collect(folder, CollectConfig(episodes=args.noisy, policy="noisy-expert", noise=args.noise, run="noisy", **common),
                 progress=False, executor=workers)
@@ -85,10 +88,10 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
         return
     rows = reward_quality_table(reward_dirs, tasks=tasks if args.split == "pretrain" else None)
     table = reward_quality_markdown(rows)
-    shown = [task for task in tasks if get_task(task).goal_visible]
+    shown = tasks if args.goal_marker else [task for task in tasks if get_task(task).goal_visible]
     shown_rows = reward_quality_table(reward_dirs, tasks=shown) if shown and len(shown) < len(tasks) else None
     if shown_rows:
-        table += (f"\n\n## The {len(shown)} tasks whose goal the frame shows\n\n"
+        table += (f"\n\n**The {len(shown)} tasks whose goal the frame shows.** "
                   f"Leaving out {', '.join(sorted(set(tasks) - set(shown)))}: their goal is drawn at random and marked "
                   "by nothing in the frame, so no reward read from frames can tell a success from a near miss "
                   "(`bench/goal_visibility.py`). Macro-averages over those tasks; their rows are above.\n\n"

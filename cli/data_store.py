@@ -47,6 +47,9 @@ DAMAGED = 1
 @click.option("--canonical/--randomized", default=None,
               help="Turn domain randomization off or on "
                    f"(default: as the dataset has it, else {'off' if field_default(CollectConfig, 'canonical') else 'on'}).")
+@click.option("--goal-marker/--no-goal-marker", default=None,
+              help="Draw a marker at the goal of tasks whose goal the frame would not show (reach, push, pick-place...) "
+                   f"(default: as the dataset has it, else {'on' if field_default(CollectConfig, 'goal_marker') else 'off'}).")
 @click.option("--noise", type=float, default=None,
               help=f"Action noise of noisy-expert (default: the one the run recorded in the dataset, else {field_default(CollectConfig, 'noise')}).")
 @click.option("--vlm", default=None, help="Reward model spec for inline rewards, e.g. r3m:/path/model.pt.")
@@ -59,11 +62,11 @@ DAMAGED = 1
 @click.option("--num-cpus-per-worker", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True,
               help="CPUs Ray reserves per actor.")
 def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras, episode_length, action_repeat, shard_episodes,
-            canonical, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
+            canonical, goal_marker, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
     """Record episodes into a sharded dataset; running it again resumes or extends it.
 
     Options left out when extending a dataset are read from it (env, image size, cameras,
-    episode length, action repeat, randomization, seed, shard size, and the run's policy and noise);
+    episode length, action repeat, randomization, goal marker, seed, shard size, and the run's policy and noise);
     an option given that differs from the dataset is refused.
     """
     from rich.console import Console
@@ -77,7 +80,7 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
     config = resolve_config(
         out, env=env_name, episodes=episodes, policy=policy, seed=seed,
         image_size=image_size, cameras=cameras, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
-        canonical=canonical, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
+        canonical=canonical, goal_marker=goal_marker, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
     summary = collect_episodes(out, config, progress=True, executor=scheduling)
     Console(stderr=False).print(
@@ -160,7 +163,8 @@ def info(path, as_json) -> None:
     reward_bytes = sum(r["bytes"] for r in card["reward_sets"])
     frame_bytes = card["bytes"] - reward_bytes
     rows = [
-        ("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']} steps, seed {card['seed']})"),
+        ("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']} steps, seed {card['seed']}"
+                + (", goal marker" if (dataset.info.get("env", {}).get("config") or {}).get("goal_marker") else "") + ")"),
         ("cameras", ", ".join(card["cameras"])),
         ("episodes", f"{card['episodes']} in {card['shards']} shards, {card['steps']} steps"),
         ("success rate", f"{card['success_rate']:.1%}"),

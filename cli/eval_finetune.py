@@ -56,6 +56,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--env", default=field_default(FinetuneConfig, "env"), help="Env name for every task (e.g. dummy), instead of the prefix.")
 @click.option("--image-size", type=int, default=field_default(FinetuneConfig, "image_size"), show_default=True, help="Camera image side in pixels.")
 @click.option("--episode-length", type=int, default=field_default(FinetuneConfig, "episode_length"), show_default=True, help="Env steps per episode.")
+@click.option("--goal-marker", is_flag=True, help="Draw a marker at the goal of tasks whose goal the frame would not show (pick-place...).")
 @click.option("--replay-ratio", type=float, default=field_default(FinetuneConfig, "replay_ratio"),
               help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
 @click.option("--action-repeat", type=int, default=field_default(FinetuneConfig, "action_repeat"), help="Env steps per agent decision (default: the agent config's).")
@@ -74,7 +75,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--gpus-per-run", type=float, default=field_default(ExecutorConfig, "gpus_per_worker"), show_default=True, help="GPUs Ray reserves for each run (with --device cuda).")
 @click.option("--num-cpus-per-run", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True, help="CPUs Ray reserves for each run.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
-             image_size, episode_length, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
+             image_size, episode_length, goal_marker, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
              save_agent, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
     if threads:
@@ -88,7 +89,7 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
     config = FinetuneConfig(
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
         eval_every=eval_every, eval_episodes=eval_episodes, instruction=instruction, env_prefix=env_prefix,
-        env=env, image_size=image_size, episode_length=episode_length, preset=preset, method=method,
+        env=env, image_size=image_size, episode_length=episode_length, goal_marker=goal_marker, preset=preset, method=method,
         replay_ratio=replay_ratio, action_repeat=action_repeat, prefill=prefill, initial_updates=initial_updates,
         batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
         device=device, save_agent=save_agent,

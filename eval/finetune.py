@@ -363,10 +363,10 @@ class _Schedule:
 
 
 def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], cache_dir: Path | None) -> dict[str, Any]:
-    """Random and scripted-expert returns on the evaluation seeds, measured without action repeat
-    and with the front camera alone (neither policy looks), so that every run of a task is
-    normalised by the same two numbers."""
-    plain = dataclasses.replace(env_config, action_repeat=1, cameras=schema.DEFAULT_CAMERAS)
+    """Random and scripted-expert returns on the evaluation seeds, measured without action repeat,
+    with the front camera alone and no goal marker (neither policy looks), so that every run of a
+    task is normalised by the same two numbers."""
+    plain = dataclasses.replace(env_config, action_repeat=1, cameras=schema.DEFAULT_CAMERAS, goal_marker=False)
     return task_baselines(run.env, plain, eval_seeds, cache_dir=cache_dir)
 
 
@@ -389,7 +389,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     schedule = _check_schedule(run)
     env_config = EnvConfig(
         image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical(),
-        action_repeat=schedule.action_repeat, cameras=_agent_cameras(run),
+        action_repeat=schedule.action_repeat, cameras=_agent_cameras(run), goal_marker=run.goal_marker,
     )
     eval_seeds = eval_episode_seeds(run.eval_episodes)
     baselines = _measure_baselines(run, env_config, eval_seeds, baselines_dir)

@@ -78,9 +78,10 @@ measure and ``per_task``: one dict per task with the counts and measures of that
 
 TASK_COLUMNS = ("task", "goal", "episodes", "successes", "failures", *MEASURES)
 """Keys of every per-task dict of a row's ``per_task`` list; ``goal`` is ``shown`` or ``hidden``
-(whether a frame shows where the goal is, :attr:`lamp_data.tasks.TaskSpec.goal_visible`), or
-None where the catalogue does not say: on hidden-goal tasks no reward read from frames can tell
-a success from a near miss."""
+(whether a frame shows where the goal is, :attr:`lamp_data.tasks.TaskSpec.goal_visible`),
+``marked`` where a hidden goal was drawn by the env's goal marker in every episode
+(``EnvConfig.goal_marker``), or None where the catalogue does not say: on hidden-goal tasks
+without the marker no reward read from frames can tell a success from a near miss."""
 
 BOOTSTRAP_REPS = 1000
 """Bootstrap replicates of the macro-average intervals."""
@@ -104,6 +105,8 @@ class _ScoredEpisode:
     """Index of the first successful frame (None: never, or not known)."""
     policy: str = "unknown"
     """The policy that recorded the episode, with its noise (``noisy-expert (noise 0.3)``)."""
+    goal_marker: bool = False
+    """Whether the env drew a marker at hidden goals when the episode was recorded."""
 
     @property
     def own_reward(self) -> np.ndarray:
@@ -234,9 +237,11 @@ def _macro(by_task: dict[str, _EpisodeValues], reps: int, seed: int) -> dict[str
     return result
 
 
-def _goal(task: str) -> str | None:
-    """``shown`` / ``hidden``: whether a frame of ``task`` shows its goal (None: not known)."""
-    return TASKS[task].goal_label if task in TASKS else None
+def _goal(task: str, episodes: Sequence[_ScoredEpisode]) -> str | None:
+    """``shown`` / ``hidden`` / ``marked``: whether the frames of ``task``'s ``episodes`` show its
+    goal (None: not known)."""
+    label = TASKS[task].goal_label if task in TASKS else None
+    return "marked" if label == "hidden" and all(episode.goal_marker for episode in episodes) else label
 
 
 def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:
@@ -296,6 +301,7 @@ def _scored_episodes(
     info = dataset.reward_set_info(fingerprint)
     prompts = dataset.reward_set_prompts(fingerprint)
     wanted = set(tasks) if tasks is not None else None
+    goal_marker = bool((dataset.info.get("env", {}).get("config") or {}).get("goal_marker", False))
     read = []
     for episode in iter_episodes(dataset, reward_set=fingerprint):
         meta = episode["meta"]
@@ -323,7 +329,7 @@ def _scored_episodes(
                 f"reward set {fingerprint}: no prompt matches the instruction '{instruction}' of task "
                 f"'{task}' (relabel with a prompt set that holds the task instructions)"
             )
-        episodes.append(_ScoredEpisode(rewards, success, own, competitors, task, first, policy))
+        episodes.append(_ScoredEpisode(rewards, success, own, competitors, task, first, policy, goal_marker))
     return info, episodes
 
 
@@ -362,7 +368,7 @@ def _row(fingerprint: str, models: set[str], datasets: int, episodes: list[_Scor
     for episode in episodes:
         by_task.setdefault(str(episode.task), []).append(episode)
     values = {task: _EpisodeValues.of(group) for task, group in sorted(by_task.items())}
-    per_task = [{"task": task, "goal": _goal(task), **_measures(by_task[task], task_values)} for task, task_values in values.items()]
+    per_task = [{"task": task, "goal": _goal(task, by_task[task]), **_measures(by_task[task], task_values)} for task, task_values in values.items()]
     macro = _macro(values, reps, seed)
     successes = sum(episode.success for episode in episodes)
     row = {

@@ -89,6 +89,8 @@ class RunSettings:
     """Camera image side in pixels."""
     episode_length: int = 150
     """Env steps per episode."""
+    goal_marker: bool = False
+    """Draw a marker at the goal of tasks whose goal the frame would not show (``EnvConfig.goal_marker``)."""
     preset: str = "cpu"
     """Agent preset for scratch runs (a pretrained run keeps its checkpoint's config)."""
     replay_ratio: float | None = None
@@ -149,8 +151,12 @@ class RunConfig(RunSettings):
     """Anything else recorded with the run (not part of its identity)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, stored in ``run.json``."""
-        return asdict(self)
+        """JSON-able form, stored in ``run.json``; ``goal_marker`` is left out while off, so
+        such a run's record and identity are what they were before the option existed."""
+        value = asdict(self)
+        if not self.goal_marker:
+            del value["goal_marker"]
+        return value
 
     def identity(self) -> str:
         """Hash of the fields that decide the run's result; a resumed run must match it."""

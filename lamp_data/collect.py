@@ -97,6 +97,8 @@ class CollectConfig:
     """Episodes per shard."""
     canonical: bool = False
     """Turn domain randomization off."""
+    goal_marker: bool = False
+    """Draw a marker at the goal of tasks whose goal the frame would not show (``EnvConfig.goal_marker``)."""
     noise: float = 0.2
     """Gaussian action noise of the noisy-expert policy."""
     vlm: str | None = None
@@ -134,7 +136,7 @@ class CollectConfig:
         randomization = RandomizationConfig.canonical() if self.canonical else RandomizationConfig()
         return EnvConfig(
             image_size=self.image_size, episode_length=self.episode_length, randomization=randomization,
-            action_repeat=self.action_repeat, cameras=self.cameras,
+            action_repeat=self.action_repeat, cameras=self.cameras, goal_marker=self.goal_marker,
         )
 
     def run_record(self) -> dict[str, Any]:
@@ -333,7 +335,7 @@ class _ShardRecorder:
 def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str, Any]:
     """The :class:`CollectConfig` fields the dataset at ``out`` was collected with, ``{}`` if
     ``out`` holds no dataset: env, image size, cameras, episode length, action repeat, randomization
-    (``canonical``), seed and shard size, plus the policy (and noise) recorded for ``run``."""
+    (``canonical``), goal marker, seed and shard size, plus the policy (and noise) recorded for ``run``."""
     out = Path(out)
     if not layout.is_dataset(out):
         return {}
@@ -348,6 +350,7 @@ def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str,
         "episode_length": env_config.episode_length,
         "action_repeat": env_config.action_repeat,
         "canonical": not env_config.randomization.enabled,
+        "goal_marker": env_config.goal_marker,
         "seed": collection.get("seed"),
         "shard_episodes": collection.get("shard_episodes"),
     }
@@ -395,7 +398,7 @@ def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -
     env = _with_action_repeat(info.get("env", {}))
     checks = [
         ("env", env.get("name"), wanted["env"]["name"]),
-        ("env config (image size, episode length, randomization, action repeat, cameras)", env.get("config"), wanted["env"]["config"]),
+        ("env config (image size, episode length, randomization, action repeat, cameras, goal marker)", env.get("config"), wanted["env"]["config"]),
         ("env spec", env.get("spec"), wanted["env"]["spec"]),
         ("seed", info.get("collection", {}).get("seed"), wanted["collection"]["seed"]),
     ]

@@ -133,6 +133,7 @@ def test_sigkill_at_random_moments_then_resume_is_exact(tmp_path):
         (["--image-size", "32"], "different env config"),
         (["--policy", "expert"], "run 'collect' in .* was recorded with"),
         (["--cameras", "front,wrist"], "different env config .*cameras"),
+        (["--goal-marker"], "different env config .*goal marker"),
         (["--cameras", "front,top"], "unknown camera 'top' \\(known: front, wrist\\)"),
         (["--cameras", "wrist"], "the front camera must be among the cameras"),
     ],
@@ -279,6 +280,26 @@ def test_collects_on_the_embedded_simulator(tmp_path):
     assert episodes[0][schema.IMAGE].shape == (9, 32, 32, 3) and episodes[0][schema.ACTION].shape == (8, 4)
     assert all(e["meta"]["task"] in open_dataset(out).info["task_split"]["pretrain"] for e in episodes)
     assert episodes[0][schema.IMAGE].std() > 0 and verify_dataset(out).ok
+
+
+def test_goal_marker_is_recorded_and_kept_when_extending(tmp_path):
+    out = tmp_path / "reach"
+    runner = CliRunner()
+    options = ["--env", "mw-reach", "--episode-length", "4", "--image-size", "32", "--policy", "expert"]
+    assert runner.invoke(lamp_data_cli, ["collect", *options, "--goal-marker", "--episodes", "1", "--out", str(out)]).exit_code == 0
+    extended = runner.invoke(lamp_data_cli, ["collect", "--episodes", "2", "--out", str(out)])
+    assert extended.exit_code == 0, extended.output
+    info = open_dataset(out).info
+    assert info["env"]["config"]["goal_marker"] is True and info["env"]["spec"]["config"]["goal_marker"] is True
+    plain = tmp_path / "plain"
+    assert runner.invoke(lamp_data_cli, ["collect", *options, "--episodes", "2", "--out", str(plain)]).exit_code == 0
+    assert "goal_marker" not in open_dataset(plain).info["env"]["config"]
+    assert "goal marker)" in runner.invoke(lamp_data_cli, ["info", str(out)]).output
+    assert "goal marker" not in runner.invoke(lamp_data_cli, ["info", str(plain)]).output
+    marked, unmarked = list(iter_episodes(out)), list(iter_episodes(plain))
+    for with_marker, without in zip(marked, unmarked):
+        np.testing.assert_array_equal(with_marker[schema.STATE], without[schema.STATE])
+        assert not np.array_equal(with_marker[schema.IMAGE], without[schema.IMAGE])
 
 
 def test_unknown_env_suggests_close_names(tmp_path):

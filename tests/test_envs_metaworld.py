@@ -71,6 +71,35 @@ def test_goal_and_layout_change_with_the_seed_on_a_single_task_env():
     assert len(goals) == 3
 
 
+def test_goal_marker_draws_hidden_goals_only_and_leaves_physics_alone():
+    actions = np.random.default_rng(2).uniform(-1, 1, (6, 4))
+    runs = {}
+    for task in ("reach", "door-close"):
+        for marker in (False, True):
+            env = make_env(f"mw-{task}", image_size=64, episode_length=6, goal_marker=marker)
+            runs[task, marker] = _rollout(env, 7, actions)
+            if marker and task == "reach":
+                simulator = env._simulator
+                marker_id = simulator.marker_id
+                np.testing.assert_allclose(simulator.env.data.geom_xpos[marker_id], simulator.env._target_pos)
+                assert simulator.env.model.geom_rgba[marker_id, 3] > 0
+            env.close()
+    for task in ("reach", "door-close"):
+        plain, marked = runs[task, False], runs[task, True]
+        np.testing.assert_array_equal(plain[2], marked[2])  # states
+        np.testing.assert_array_equal(plain[4], marked[4])  # qpos
+    changed = (runs["reach", False][1] != runs["reach", True][1]).any(-1)
+    assert changed.all(axis=0).sum() >= 4, "the marker is in sight in every frame of reach"
+    np.testing.assert_array_equal(runs["door-close", False][1], runs["door-close", True][1])
+
+
+def test_goal_marker_is_recorded_only_when_on():
+    assert "goal_marker" not in EnvConfig().to_dict()
+    on = EnvConfig(goal_marker=True)
+    assert on.to_dict()["goal_marker"] is True and EnvConfig.from_dict(on.to_dict()) == on
+    assert EnvConfig.from_dict(EnvConfig().to_dict()).goal_marker is False
+
+
 @pytest.mark.parametrize("task", FINETUNE_TASKS)
 def test_held_out_task_is_solved_by_its_expert_canonical_and_randomized(task):
     for randomization in (CANONICAL, RandomizationConfig()):

@@ -1,5 +1,6 @@
 """Finetuning end to end on the dummy env with the tiny agent, from scratch and pretrained."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -189,6 +190,17 @@ def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_
         finetune(_config(tmp_path / "short", ["scratch"], tasks=("door-close",), env=None, instruction="auto",
                          steps=3, episode_length=3, seq_len=4), progress=False)
     assert not (tmp_path / "short").exists()
+
+
+def test_goal_marker_reaches_the_env_and_the_run_identity(tmp_path):
+    config = _config(tmp_path, ["scratch"], tasks=("pick-place",), env=None, steps=6, eval_every=6, eval_episodes=1,
+                     episode_length=3, seq_len=4, goal_marker=True)
+    [result] = finetune(config, progress=False)
+    info = json.loads((result.folder / RUN_INFO).read_text())
+    assert info["config"]["goal_marker"] is True and info["env_config"]["goal_marker"] is True
+    assert info["env_spec"]["config"]["goal_marker"] is True
+    plain = dataclasses.replace(result.config, goal_marker=False)
+    assert "goal_marker" not in plain.to_dict() and plain.identity() != result.config.identity()
 
 
 def test_schedule_counts_env_steps_with_action_repeat_prefill_and_replay_ratio(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -84,8 +86,12 @@ def test_columns_name_every_row_key():
 
 
 def test_per_task_rows_say_whether_the_frame_shows_the_goal():
-    assert reward_quality._goal("pick-place") == "hidden" and reward_quality._goal("door-close") == "shown"
-    assert reward_quality._goal("reach-dummy") is None
+    plain = _informative_episodes(np.random.default_rng(5))
+    marked = [dataclasses.replace(episode, goal_marker=True) for episode in plain]
+    assert reward_quality._goal("pick-place", plain) == "hidden" and reward_quality._goal("door-close", plain) == "shown"
+    assert reward_quality._goal("pick-place", marked) == "marked" and reward_quality._goal("door-close", marked) == "shown"
+    assert reward_quality._goal("pick-place", marked + plain) == "hidden"
+    assert reward_quality._goal("reach-dummy", marked) is None
 
 
 def _task_episodes(rng: np.random.Generator, task: str, successes: int, failures: int, level: float, informative: bool):

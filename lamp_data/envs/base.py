@@ -82,6 +82,10 @@ class EnvConfig:
     cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS
     """Cameras rendered at every step: ``front`` (the scene camera, ``image``) and optionally
     ``wrist`` (a camera on the gripper, ``image_wrist``), each at ``image_size``."""
+    goal_marker: bool = False
+    """Draw a marker at the goal of tasks whose goal nothing in the frame shows
+    (``lamp_data.tasks.TaskSpec.goal_visible``; Meta-World: ``reach``, ``push``, ``pick-place``...),
+    so that success can be seen in a frame. Other tasks' frames are unchanged."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
@@ -97,14 +101,16 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, recorded in dataset metadata.
 
-        ``cameras`` is left out while it is the front camera alone, so the record of a
-        front-only config (and everything keyed by it: dataset compatibility checks, cached
-        baselines) is the same as before the option existed.
+        ``cameras`` is left out while it is the front camera alone and ``goal_marker`` while it
+        is off, so the record of such a config (and everything keyed by it: dataset compatibility
+        checks, cached baselines) is the same as before those options existed.
         """
         value = asdict(self)
         value["cameras"] = list(self.cameras)
         if self.cameras == schema.DEFAULT_CAMERAS:
             del value["cameras"]
+        if not self.goal_marker:
+            del value["goal_marker"]
         return value
 
     @classmethod

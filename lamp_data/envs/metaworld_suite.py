@@ -37,6 +37,8 @@ from lamp_data.envs.randomization import (
     CAMERA_FOVY,
     CAMERA_LOOKAT,
     DISTRACTOR_POOL,
+    GOAL_MARKER_ALPHA,
+    GOAL_MARKER_NAME,
     SceneRandomizer,
     augment_spec,
     sample_randomization,
@@ -87,9 +89,10 @@ class TaskSimulator:
         task: Meta-World task name without version, e.g. ``"pick-place"``.
         image_size: Square frame side in pixels.
         cameras: Cameras :meth:`render` renders (``front``, ``wrist``).
+        goal_marker: Place the goal marker at the goal drawn at every reset.
     """
 
-    def __init__(self, task: str, image_size: int, cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS):
+    def __init__(self, task: str, image_size: int, cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS, goal_marker: bool = False):
         key = f"{task}-v3"
         self.task = task
         env = _augmented_class(ALL_V3_ENVIRONMENTS[key])(width=image_size, height=image_size)
@@ -109,6 +112,7 @@ class TaskSimulator:
         self.camera_ids = {schema.CAMERA_KEYS[name]: camera_ids[name] for name in schema.check_cameras(cameras)}
         self.policy = ENV_POLICY_MAP[key]()
         self.last_observation: np.ndarray | None = None
+        self.marker_id = env.model.geom(GOAL_MARKER_NAME).id if goal_marker else None
 
     def reset(self, goal_seed: int, randomization: dict[str, Any]) -> np.ndarray:
         """Apply ``randomization``, draw the goal and object layout from ``goal_seed``, reset."""
@@ -117,8 +121,20 @@ class TaskSimulator:
         self.renderer.show_hidden_group(show_backdrop)
         self.env.np_random = np.random.default_rng(goal_seed)
         observation, _ = self.env.reset()
+        if self.marker_id is not None:
+            self._place_marker()
         self.last_observation = observation
         return observation
+
+    def _place_marker(self) -> None:
+        """Show the marker at this episode's goal. A world-body geom's world position is its model
+        position, so writing both shows it in the reset frame without another forward pass (which
+        would change the simulation state the first step starts from)."""
+        model, data = self.env.model, self.env.data
+        goal = np.asarray(self.env._target_pos, np.float64)  # Meta-World keeps the drawn goal only here
+        model.geom_pos[self.marker_id] = goal
+        data.geom_xpos[self.marker_id] = goal
+        model.geom_rgba[self.marker_id, 3] = GOAL_MARKER_ALPHA
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, dict[str, Any]]:
         """One Meta-World step; returns its 39-D observation, reward and info."""
@@ -177,7 +193,8 @@ class MetaWorldEnv(gym.Env):
             while len(self._simulators) >= self.max_cached_tasks:
                 _, evicted = self._simulators.popitem(last=False)
                 evicted.close()
-            simulator = TaskSimulator(task, self.config.image_size, self.config.cameras)
+            marker = self.config.goal_marker and not get_task(task).goal_visible
+            simulator = TaskSimulator(task, self.config.image_size, self.config.cameras, goal_marker=marker)
         self._simulators[task] = simulator
         return simulator
 

@@ -40,6 +40,14 @@ HIDDEN_GROUP = 5
 """Geom group of the backdrop wall; shown only when textures are randomized."""
 
 CAMERA_NAME = "lamp_view"
+GOAL_MARKER_NAME = "lamp_goal_marker"
+"""A sphere that marks the goal of tasks whose goal nothing else shows (``EnvConfig.goal_marker``);
+transparent, and out of sight, unless the env places it."""
+GOAL_MARKER_RADIUS = 0.04
+"""Metres: about the distance within which Meta-World counts an object (or the hand) at its goal."""
+GOAL_MARKER_RGB = (1.0, 0.1, 0.1)
+GOAL_MARKER_ALPHA = 0.5
+"""Half transparent, so that an object inside the marker stays in sight."""
 CAMERA_LOOKAT = (0.0, 0.6, 0.12)
 """Point on the table the camera looks at (metres, world frame)."""
 CAMERA_DISTANCE = 1.35
@@ -135,6 +143,15 @@ def augment_spec(spec: mujoco.MjSpec, image_size: int) -> None:
         geom.contype = 0
         geom.conaffinity = 0
         geom.group = 1
+    marker = spec.worldbody.add_geom()
+    marker.name = GOAL_MARKER_NAME
+    marker.type = mujoco.mjtGeom.mjGEOM_SPHERE
+    marker.size = [GOAL_MARKER_RADIUS, GOAL_MARKER_RADIUS, GOAL_MARKER_RADIUS]
+    marker.pos = [0.0, 0.0, -5.0]
+    marker.rgba = [*GOAL_MARKER_RGB, 0.0]
+    marker.contype = 0
+    marker.conaffinity = 0
+    marker.group = 1
     camera = spec.worldbody.add_camera()
     camera.name = CAMERA_NAME
     position, quat = camera_pose(CAMERA_LOOKAT, CAMERA_DISTANCE, CAMERA_AZIMUTH, CAMERA_ELEVATION)
@@ -289,7 +306,7 @@ class SceneRandomizer:
         table_bodies = {body_names.index(name) for name in _TABLE_BODIES if name in body_names}
         wall_bodies = {body_names.index(name) for name in _WALL_BODIES if name in body_names}
         mocap_bodies = {i for i in range(model.nbody) if model.body_mocapid[i] >= 0}
-        ours = {*self.distractor_ids, model.geom("lamp_backdrop").id}
+        ours = {*self.distractor_ids, model.geom("lamp_backdrop").id, model.geom(GOAL_MARKER_NAME).id}
         visible = [
             g for g in range(model.ngeom) if model.geom_group[g] in (0, 1, 2) and g not in ours
         ]

@@ -93,6 +93,28 @@ def test_goal_marker_draws_hidden_goals_only_and_leaves_physics_alone():
     np.testing.assert_array_equal(runs["door-close", False][1], runs["door-close", True][1])
 
 
+def test_the_goal_marker_leaves_the_clip_planes_of_every_frame_alone():
+    """MuJoCo scales a frame's near and far planes by the model's extent: a marker that grew it
+    would change the pixels of every task, marked or not."""
+    import mujoco
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from lamp_data.envs.randomization import GOAL_MARKER_NAME, augment_spec
+
+    path = ALL_V3_ENVIRONMENTS["shelf-place-v3"](width=32, height=32).fullpath
+    compiled = []
+    for keep in (True, False):
+        spec = mujoco.MjSpec.from_file(path)
+        augment_spec(spec, 32)
+        if not keep:
+            spec.geom(GOAL_MARKER_NAME).delete()
+        compiled.append(spec.compile())
+    with_marker, without = compiled
+    assert with_marker.ngeom == without.ngeom + 1
+    assert with_marker.stat.extent == without.stat.extent
+    np.testing.assert_array_equal(with_marker.stat.center, without.stat.center)
+
+
 def test_goal_marker_is_recorded_only_when_on():
     assert "goal_marker" not in EnvConfig().to_dict()
     on = EnvConfig(goal_marker=True)

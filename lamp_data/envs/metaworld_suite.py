@@ -39,6 +39,7 @@ from lamp_data.envs.randomization import (
     DISTRACTOR_POOL,
     GOAL_MARKER_ALPHA,
     GOAL_MARKER_NAME,
+    GOAL_MARKER_RADIUS,
     SceneRandomizer,
     augment_spec,
     sample_randomization,
@@ -133,6 +134,8 @@ class TaskSimulator:
         model, data = self.env.model, self.env.data
         goal = np.asarray(self.env._target_pos, np.float64)  # Meta-World keeps the drawn goal only here
         model.geom_pos[self.marker_id] = goal
+        model.geom_size[self.marker_id] = GOAL_MARKER_RADIUS
+        model.geom_rbound[self.marker_id] = GOAL_MARKER_RADIUS
         data.geom_xpos[self.marker_id] = goal
         model.geom_rgba[self.marker_id, 3] = GOAL_MARKER_ALPHA
 

@@ -146,7 +146,9 @@ def augment_spec(spec: mujoco.MjSpec, image_size: int) -> None:
     marker = spec.worldbody.add_geom()
     marker.name = GOAL_MARKER_NAME
     marker.type = mujoco.mjtGeom.mjGEOM_SPHERE
-    marker.size = [GOAL_MARKER_RADIUS, GOAL_MARKER_RADIUS, GOAL_MARKER_RADIUS]
+    # compiled inside the distractors' bounds, so that the model's extent (and with it the clip
+    # planes of every frame) is what it was without the marker; the env sizes it when it places it
+    marker.size = [0.03, 0.03, 0.03]
     marker.pos = [0.0, 0.0, -5.0]
     marker.rgba = [*GOAL_MARKER_RGB, 0.0]
     marker.contype = 0

@@ -12,7 +12,8 @@ so a pretraining worker spanning ~40 tasks holds only a few at a time.
 
 Meta-World's single-task envs freeze their goal; here ``_freeze_rand_vec`` is off and the
 goal is drawn from a generator seeded by the reset seed, and the goal is observable to the
-scripted expert (never to the agent: the agent's state is proprioception only).
+scripted expert (never to the agent: the agent's state is proprioception only, and its frames show
+the goal where the scene draws something there, or where ``config.goal_marker`` marks it).
 """
 
 from __future__ import annotations

@@ -78,6 +78,11 @@ def test_rlbench_without_coppeliasim_fails_with_one_line_naming_the_extra():
     assert "\n" not in str(error.value) and "CoppeliaSim" in str(error.value)
 
 
+def test_rlbench_refuses_the_goal_marker_before_loading_the_simulator():
+    with pytest.raises(LampError, match="goal marker is a Meta-World option"):
+        make_env("rlbench-push_button", EnvConfig(goal_marker=True))
+
+
 @pytest.mark.parametrize("name,size", [("dummy", 16), ("mw-button-press-topdown", 32)])
 def test_action_repeat_steps_the_simulator_k_times_and_keeps_the_contract(name, size):
     config = EnvConfig(image_size=size, episode_length=5, randomization=RandomizationConfig.canonical())

@@ -79,6 +79,8 @@ class RLBenchEnv(gym.Env):
         if spec.backend != "rlbench":
             raise LampError(f"task '{task}' is not an RLBench task")
         config = config or EnvConfig()
+        if config.goal_marker:
+            raise LampError("the goal marker is a Meta-World option: RLBench scenes draw their own targets")
         api = _import_rlbench()
         self._api = api
         self.task = task

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
         return
     rows = reward_quality_table(reward_dirs, tasks=tasks if args.split == "pretrain" else None)
     table = reward_quality_markdown(rows)
-    shown = tasks if args.goal_marker else [task for task in tasks if get_task(task).goal_visible]
+    shown = [task for task in tasks if args.goal_marker or get_task(task).goal_visible]
     shown_rows = reward_quality_table(reward_dirs, tasks=shown) if shown and len(shown) < len(tasks) else None
     if shown_rows:
         table += (f"\n\n**The {len(shown)} tasks whose goal the frame shows.** "

@@ -20,7 +20,7 @@ import sys
 import click
 
 from lamp_cli.defaults import field_default
-from lamp_data.collect import CollectConfig, collect as collect_episodes, resolve_config
+from lamp_data.collect import CollectConfig, collect as collect_episodes, recorded_options, resolve_config
 from lamp_data.errors import LampError
 from lamp_data.executors import EXECUTORS, ExecutorConfig
 
@@ -164,7 +164,7 @@ def info(path, as_json) -> None:
     frame_bytes = card["bytes"] - reward_bytes
     rows = [
         ("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']} steps, seed {card['seed']}"
-                + (", goal marker" if (dataset.info.get("env", {}).get("config") or {}).get("goal_marker") else "") + ")"),
+                + (", goal marker" if recorded_options(path).get("goal_marker") else "") + ")"),
         ("cameras", ", ".join(card["cameras"])),
         ("episodes", f"{card['episodes']} in {card['shards']} shards, {card['steps']} steps"),
         ("success rate", f"{card['success_rate']:.1%}"),

@@ -2,7 +2,7 @@
 
 A reward set is ``DATASET/rewards/<fingerprint>/``: one reward model's scores of every frame
 of a dataset against every prompt. On a dataset of held-out-task episodes (expert and
-noisy-expert successes, near-misses and random failures) four measures say how useful the rewards
+noisy-expert successes, near-misses and random failures) five measures say how useful the rewards
 would be, each computed **per task** and reported per task and as a macro-average over tasks:
 
 * ``progress_spearman`` — in successful episodes, Spearman's rank correlation
@@ -19,6 +19,10 @@ would be, each computed **per task** and reported per task and as a macro-averag
   often do, is a failure, since its last frame shows it unfinished). Computed within a task,
   so a reward whose level only says which task is shown (prompts of different tasks have
   different offsets) scores chance, however success and task are mixed in the data.
+* ``near_miss_auroc`` — the same AUROC with only the failures of the scripted expert (noisy or
+  not) as negatives: attempts that stopped short or were done and undone. Random episodes are
+  the easy failures (an arm that wanders against a finished task), so ``success_auroc`` can be
+  high while the reward cannot tell a success from a near miss; this measure says whether it can.
 * ``instruction_rank`` — at the final frame of successful episodes, the mean rank percentile of
   the episode's own instruction among the prompts of other tasks: the fraction of those prompts
   it outscores (ties count half). 1.0 means the own instruction always wins, 0.5 is chance.
@@ -58,8 +62,11 @@ from lamp_data.provenance import provenance
 from lamp_data.store import iter_episodes, layout, open_dataset
 from lamp_data.tasks import PRETRAIN, TASKS, list_tasks
 
-MEASURES = ("progress_spearman", "voc", "success_auroc", "instruction_rank", "instruction_top1")
+MEASURES = ("progress_spearman", "voc", "success_auroc", "near_miss_auroc", "instruction_rank", "instruction_top1")
 """The measures of a reward set, per task and macro-averaged."""
+
+NEAR_MISS_POLICIES = ("expert", "noisy-expert")
+"""Recording policies whose failed episodes are near misses (``near_miss_auroc``'s negatives)."""
 
 COLUMNS = (
     "fingerprint",
@@ -165,12 +172,14 @@ class _EpisodeValues:
     """bool [N]"""
     final: np.ndarray
     """float [N] own-instruction reward at the final frame."""
+    attempted: np.ndarray
+    """bool [N] recorded by the scripted expert, with or without noise (its failures are near misses)."""
     values: dict[str, np.ndarray]
     """float [N] per measure that is a mean over episodes: progress, VOC, rank, top-1."""
 
     @classmethod
     def of(cls, episodes: Sequence[_ScoredEpisode]) -> "_EpisodeValues":
-        values = {measure: np.full(len(episodes), np.nan) for measure in MEASURES if measure != "success_auroc"}
+        values = {measure: np.full(len(episodes), np.nan) for measure in MEASURES if not measure.endswith("_auroc")}
         for index, episode in enumerate(episodes):
             if not episode.success:
                 continue
@@ -183,13 +192,16 @@ class _EpisodeValues:
         return cls(
             np.array([episode.success for episode in episodes], bool),
             np.array([float(episode.own_reward[-1]) for episode in episodes]),
+            np.array([episode.policy.split(" (")[0] in NEAR_MISS_POLICIES for episode in episodes], bool),
             values,
         )
 
     def measures(self, sample: np.ndarray | None = None) -> dict[str, float]:
         """Every measure over the episodes (or the resampled indices ``sample``); NaN where undefined."""
         pick = slice(None) if sample is None else sample
-        result = {"success_auroc": _auroc(self.success[pick], self.final[pick])}
+        success, final = self.success[pick], self.final[pick]
+        near = success | self.attempted[pick]
+        result = {"success_auroc": _auroc(success, final), "near_miss_auroc": _auroc(success[near], final[near])}
         for measure, values in self.values.items():
             chosen = values[pick]
             chosen = chosen[~np.isnan(chosen)]
@@ -441,6 +453,8 @@ def undefined_measures_note(row: dict) -> str:
         reasons.append("success_auroc needs failed episodes too (add random episodes)")
     elif row.get("success_auroc", 0.0) is None:
         reasons.append("success_auroc needs successes and failures of the same task (add noisy-expert or random episodes)")
+    elif row.get("near_miss_auroc", 0.0) is None:
+        reasons.append("near_miss_auroc needs failed expert or noisy-expert episodes (add noisy-expert episodes)")
     if row["instruction_rank"] is None:
         reasons.append("instruction_rank needs prompts of other tasks to rank against")
     return "; ".join(reasons)

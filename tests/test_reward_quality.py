@@ -130,6 +130,33 @@ def test_a_reward_that_only_encodes_the_task_scores_chance_auroc():
     assert good["voc"] > 0.9 and good["progress_spearman"] > 0.9
 
 
+def test_near_miss_auroc_only_counts_the_experts_failures():
+    """Successes end high, noisy experts' misses end just as high (done and undone), random
+    episodes end low: success AUROC is high, near-miss AUROC is chance. A reward that also
+    ranks the misses low scores 1.0 on both; without expert failures the measure is undefined."""
+    own = np.zeros(PROMPTS, bool)
+    own[0] = True
+
+    def episode(final: float, success: bool, policy: str) -> _ScoredEpisode:
+        rewards = np.zeros((8, PROMPTS), np.float32)
+        rewards[-1, 0] = final
+        return _ScoredEpisode(rewards, success, own, ~own, "task-a", 7 if success else None, policy)
+
+    successes = [episode(1.0, True, "noisy-expert (noise 0.2)") for _ in range(6)]
+    misses = [episode(1.0, False, "noisy-expert (noise 0.2)") for _ in range(6)] + [episode(1.0, False, "expert")]
+    randoms = [episode(0.0, False, "random") for _ in range(12)]
+    row = _measures(successes + misses + randoms)
+    assert row["success_auroc"] == (6 * 12 + 0.5 * 6 * 7) / (6 * 19) and row["near_miss_auroc"] == 0.5
+    told_apart = [dataclasses.replace(miss, rewards=miss.rewards - np.float32(2.0)) for miss in misses]
+    row = _measures(successes + told_apart + randoms)
+    assert row["success_auroc"] == 1.0 and row["near_miss_auroc"] == 1.0
+    row = _measures(successes + randoms)
+    assert row["success_auroc"] == 1.0 and row["near_miss_auroc"] is None
+    table_row = reward_quality._row("no-misses", {"synthetic"}, 1, successes + randoms, reps=50, seed=0)
+    assert table_row["near_miss_auroc"] is None and table_row["near_miss_auroc_ci"] is None
+    assert "near_miss_auroc needs failed expert or noisy-expert episodes" in reward_quality.undefined_measures_note(table_row)
+
+
 def test_rank_auroc_matches_sklearn_with_ties():
     from sklearn.metrics import roc_auc_score
 

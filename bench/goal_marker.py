@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
+
+from report import command_line, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -53,9 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from PIL import Image
 
-    from lamp_data.atomic import atomic_open, atomic_write_json
+    from lamp_data.atomic import atomic_open
     from lamp_data.progress import progress_bar
-    from lamp_data.provenance import provenance
     from lamp_data.tasks import GOAL_HIDDEN_METAWORLD
 
     tasks = args.tasks or sorted(GOAL_HIDDEN_METAWORLD)
@@ -77,25 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"\nthe marker is out of sight in both frames of: {', '.join(unseen) or 'none'}")
     if args.report:
-        command = "python bench/goal_marker.py " + " ".join(shlex.quote(part) for part in (argv or sys.argv[1:]))
-        args.report.parent.mkdir(parents=True, exist_ok=True)
         columns = 4
+        write_report(
+            args.report, "Where the goal marker shows", command_line("goal_marker.py", argv),
+            f"Scripted expert, seed {args.seed}, {args.steps} steps, {args.image_size} px, randomized scene; the same "
+            "episode without and with `goal_marker`. Pixels: how many of the frame's pixels the marker changes "
+            f"(0: the goal is outside the camera's view or hidden behind something). `{args.report.with_suffix('.png').name}`: first and last "
+            f"frame of every task with the marker, {columns} tasks per row in the order of the table, shown at twice the size.\n\n"
+            f"{table}\n\nOut of sight in both frames: {', '.join(unseen) or 'none'}.\n",
+            {"rows": rows},
+        )
         blank = np.zeros_like(tiles[0])
         padded = tiles + [blank] * (-len(tiles) % columns)
         grid = np.concatenate([np.concatenate(padded[i:i + columns], axis=1) for i in range(0, len(padded), columns)], axis=0)
         with atomic_open(args.report.with_suffix(".png"), "wb") as handle:
             Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(handle, format="PNG")
-        with atomic_open(args.report.with_suffix(".md")) as handle:
-            handle.write(
-                "# Where the goal marker shows\n\n"
-                f"Regenerate:\n\n    {command}\n\n"
-                f"Scripted expert, seed {args.seed}, {args.steps} steps, {args.image_size} px, randomized scene; the same "
-                "episode without and with `goal_marker`. Pixels: how many of the frame's pixels the marker changes "
-                f"(0: the goal is outside the camera's view or hidden behind something). `{args.report.with_suffix('.png').name}`: first and last "
-                f"frame of every task with the marker, {columns} tasks per row in the order of the table, shown at twice the size.\n\n"
-                f"{table}\n\nOut of sight in both frames: {', '.join(unseen) or 'none'}.\n"
-            )
-        atomic_write_json(args.report.with_suffix(".json"), {"command": command, "rows": rows, "provenance": provenance()})
     changed_physics = [row["task"] for row in rows if not row["physics_unchanged"]]
     if changed_physics:
         print(f"the goal marker changed states or success flags of: {', '.join(changed_physics)}", file=sys.stderr)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
+
+from report import command_line, write_report
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -28,10 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resets", type=int, default=8, help="Goal seeds tried per task.")
     parser.add_argument("--report", type=Path, help="Write REPORT.md and REPORT.json.")
     args = parser.parse_args(argv)
-    from lamp_data.atomic import atomic_open, atomic_write_json
     from lamp_data.envs.goals import goal_visibility
     from lamp_data.progress import progress_bar
-    from lamp_data.provenance import provenance
     from lamp_data.tasks import get_task, list_tasks
 
     tasks = [get_task(name) for name in args.tasks] if args.tasks else list_tasks(backend="metaworld")
@@ -49,18 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"\n{len(hidden)} of {len(rows)} tasks hide their goal: {', '.join(hidden)}")
     if args.report:
-        command = "python bench/goal_visibility.py " + " ".join(shlex.quote(part) for part in (argv or sys.argv[1:]))
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(args.report.with_suffix(".md")) as handle:
-            handle.write(
-                "# Which Meta-World tasks show their goal in the frame\n\n"
-                f"Regenerate:\n\n    {command}\n\n"
-                "`fixed`: the goal is the same every episode; `shown`: something drawn keeps a constant offset "
-                "from the randomized goal; `hidden`: only a goal-marker site, which rendering hides, marks it. "
-                "On hidden-goal tasks a frame cannot tell a success from a near miss.\n\n"
-                f"{table}\n\n{len(hidden)} of {len(rows)} tasks hide their goal.\n"
-            )
-        atomic_write_json(args.report.with_suffix(".json"), {"command": command, "rows": rows, "provenance": provenance()})
+        write_report(
+            args.report, "Which Meta-World tasks show their goal in the frame", command_line("goal_visibility.py", argv),
+            "`fixed`: the goal is the same every episode; `shown`: something drawn keeps a constant offset "
+            "from the randomized goal; `hidden`: only a goal-marker site, which rendering hides, marks it. "
+            "On hidden-goal tasks a frame cannot tell a success from a near miss.\n\n"
+            f"{table}\n\n{len(hidden)} of {len(rows)} tasks hide their goal.\n",
+            {"rows": rows},
+        )
     disagree = [row["task"] for row in rows if not row["agrees"]]
     if disagree:
         print(f"the catalogue's goal_visible disagrees with the simulator for: {', '.join(disagree)}", file=sys.stderr)

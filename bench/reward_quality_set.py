@@ -22,9 +22,9 @@ Running it again reuses what is already recorded and scored.
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
+
+from report import command_line, write_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -69,8 +69,6 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
     """Record, score and report; ``command`` is what the report says regenerates it (this
     script's own command line by default)."""
     args = parse_args(argv)
-    from lamp_data.atomic import atomic_open, atomic_write_json
-    from lamp_data.provenance import provenance
     from lamp_data.relabel import relabel
     from lamp_data.store import layout
     from lamp_data.tasks import get_task
@@ -98,12 +96,8 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
                   + reward_quality_markdown(shown_rows).split("\n\n")[0])
     print(table)
     if args.report:
-        command = command or "python bench/reward_quality_set.py " + " ".join(shlex.quote(part) for part in (argv or sys.argv[1:]))
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(args.report.with_suffix(".md")) as handle:
-            handle.write(f"# Reward quality: {args.split if not args.tasks else ', '.join(args.tasks)} tasks\n\n"
-                         f"Regenerate:\n\n    {command}\n\n{table}")
-        atomic_write_json(args.report.with_suffix(".json"), {"command": command, "rows": rows, "rows_goal_visible": shown_rows, "provenance": provenance()})
+        write_report(args.report, f"Reward quality: {args.split if not args.tasks else ', '.join(args.tasks)} tasks",
+                     command or command_line("reward_quality_set.py", argv), table, {"rows": rows, "rows_goal_visible": shown_rows})
 
 
 if __name__ == "__main__":

@@ -401,7 +401,8 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         candidates = _instruction_candidates(run, env)
         lang_dim = encoders.embed(run.text_encoder, candidates[0]).shape[0]
         agent, pretrained = _build_agent(run, env, lang_dim)
-        replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=schedule.seq_len, seed=run.seed)
+        replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=schedule.seq_len, seed=run.seed,
+                               prioritize_ends=agent.config.prioritize_ends)
         writer.begin(
             {
                 "pretrained": pretrained,

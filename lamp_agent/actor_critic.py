@@ -29,6 +29,14 @@ class Actor(nn.Module):
         std = (self.std_max - self.std_min) * torch.sigmoid(raw_std + 2.0) + self.std_min
         return torch.distributions.Normal(torch.tanh(mean), std)
 
+    @torch.no_grad()
+    def scale_output_(self, scale: float) -> None:
+        """Multiply the output layer's weights by ``scale`` and zero its bias (a small scale starts
+        the policy near mean 0 with the same spread for every input)."""
+        output = self.net[-1]
+        output.weight.mul_(scale)
+        output.bias.zero_()
+
     @staticmethod
     def clip(sample: torch.Tensor) -> torch.Tensor:
         """Clip to [-1, 1], passing the gradient straight through."""

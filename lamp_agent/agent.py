@@ -28,6 +28,7 @@ from lamp_agent.frontend import CnnFrontend
 from lamp_agent.mwm import MaskedWorldModelFrontend
 from lamp_agent.networks import ConvDecoder, ConvEncoder, TwoHotSymlog, mlp, zero_init_
 from lamp_agent.p2e import Ensemble
+from lamp_agent.precision import resolve_precision
 from lamp_agent.rssm import RSSM
 from lamp_data import schema
 from lamp_data.devices import check_device
@@ -81,6 +82,8 @@ class Agent:
         self.device = torch.device(check_device(device))
         if config.precision == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise LampError("precision 'bf16' was asked for but this GPU has no bfloat16 support; use fp32")
+        self.precision, self.precision_reason = resolve_precision(config.precision, str(self.device))
+        """The precision updates run in (``fp32`` or ``bf16``; ``auto`` resolved for this machine), and why."""
         self.seed = int(seed)
         self.step = 0
         self.phase = "pretrain"
@@ -119,14 +122,20 @@ class Agent:
         zero_init_(reward_head[-1])
         policy_in = feat_dim + lang_dim
         critic = Critic(policy_in, config.mlp_units, config.mlp_layers, config.reward_bins)
+        # built in this order, so that one seed gives the same weights as in earlier releases
+        continue_head = mlp(feat_dim, 1, config.mlp_units, config.mlp_layers)
+        ensemble = Ensemble(feat_dim + action_dim, rssm.stoch_dim, config.ensemble_size, config.ensemble_units, config.ensemble_layers)
+        actor = Actor(policy_in, action_dim, config.mlp_units, config.mlp_layers, config.action_std_min, config.action_std_max)
+        if config.actor_init_scale != 1.0:
+            actor.scale_output_(config.actor_init_scale)
         return nn.ModuleDict(
             {
                 "frontend": frontend,
                 "rssm": rssm,
                 "reward": reward_head,
-                "continue": mlp(feat_dim, 1, config.mlp_units, config.mlp_layers),
-                "ensemble": Ensemble(feat_dim + action_dim, rssm.stoch_dim, config.ensemble_size, config.ensemble_units, config.ensemble_layers),
-                "actor": Actor(policy_in, action_dim, config.mlp_units, config.mlp_layers, config.action_std_min, config.action_std_max),
+                "continue": continue_head,
+                "ensemble": ensemble,
+                "actor": actor,
                 "critic": critic,
                 "slow_critic": critic.copy(),
                 "intrinsic_stats": RewardScale(config.reward_norm_decay),
@@ -155,6 +164,8 @@ class Agent:
         representation = self.nets["frontend"].representation_parameters()
         if representation:
             self.optimizers["representation"] = adam(representation, config.mae_lr)
+        self.optimizer_steps = {name: 0 for name in self.optimizers}
+        """Steps each optimizer has taken since it was built (the learning-rate warm-up's clock)."""
 
     def prepare_finetune(self) -> None:
         """Switch to LAMP's finetuning: the critic is linearly probed, everything else finetuned.
@@ -318,18 +329,24 @@ class Agent:
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """bfloat16 autocast of forward passes when ``precision`` is ``bf16``, else nothing."""
-        if self.config.precision == "bf16":
+        if self.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _clip_step(self, name: str, loss: torch.Tensor, clip: float) -> None:
         optimizer = self.optimizers[name]
+        warmup = self.config.lr_warmup
+        if warmup:
+            factor = min(1.0, (self.optimizer_steps[name] + 1) / warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * factor
         with torch.autocast(self.device.type, enabled=False):  # autocast is for forward passes only
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             parameters = [p for group in optimizer.param_groups for p in group["params"]]
             nn.utils.clip_grad_norm_(parameters, clip)
             optimizer.step()
+        self.optimizer_steps[name] += 1
 
     def train_step(self, batch: dict[str, torch.Tensor], *, mode: str = "pretrain", policy: bool = True) -> dict[str, float]:
         """One update of every part of the agent on a batch of sequences.
@@ -385,7 +402,11 @@ class Agent:
         embed = frontend.embed(observed).view(batch_size, length, -1)
         posterior, prior = rssm.observe(embed, action, is_first)
         feat = rssm.feat(posterior)
-        decoder = frontend.decoder_losses(flat(feat), observed)
+        pick = None
+        if config.image_loss_fraction < 1.0:
+            frames = batch_size * length
+            pick = torch.randperm(frames, device=device)[: max(1, round(config.image_loss_fraction * frames))]
+        decoder = frontend.decoder_losses(flat(feat), observed, pick)
         reward_logits = self.reward_logits(feat, lang_seq)
         reward_loss = self.reward_dist.loss(reward_logits, target).mean()
         continue_loss = F.binary_cross_entropy_with_logits(nets["continue"](feat).squeeze(-1), (~is_terminal).float())
@@ -412,10 +433,17 @@ class Agent:
             metrics["ensemble_loss"] = ensemble_loss.item()
 
         if policy:
-            metrics.update(self._train_actor_critic({key: flat(value.detach()) for key, value in posterior.items()}, flat(lang_seq), mode))
+            replayed = None
+            if mode == "finetune" and config.repval_loss > 0:
+                replayed = {"feat": feat, "lang": lang_seq, "reward": target, "is_terminal": is_terminal}
+            metrics.update(self._train_actor_critic({key: flat(value.detach()) for key, value in posterior.items()}, flat(lang_seq), mode, replayed))
         return metrics
 
-    def _train_actor_critic(self, start: dict[str, torch.Tensor], lang: torch.Tensor, mode: str) -> dict[str, float]:
+    def _train_actor_critic(self, start: dict[str, torch.Tensor], lang: torch.Tensor, mode: str,
+                            replayed: dict[str, torch.Tensor] | None = None) -> dict[str, float]:
+        """Actor and critic on trajectories imagined from every ``start`` state; with ``replayed``
+        (the batch's ``[B, L]`` features, prompts, rewards and terminal flags, in finetuning),
+        the critic also learns DreamerV3's replay value loss on the recorded sequences."""
         config, nets = self.config, self.nets
         rssm, actor, critic = nets["rssm"], nets["actor"], nets["critic"]
 
@@ -448,6 +476,8 @@ class Agent:
         with torch.no_grad():
             slow_values = nets["slow_critic"].value(critic_in)
         critic_loss = (weight * (critic.dist.loss(logits, returns.detach()) + critic.dist.loss(logits, slow_values))).mean()
+        if replayed is not None:
+            critic_loss = critic_loss + config.repval_loss * self._replay_value_loss(replayed, returns[0].detach())
         self._clip_step("critic", critic_loss, config.ac_grad_clip)
         with torch.no_grad():
             for slow, fast in zip(nets["slow_critic"].parameters(), critic.parameters()):
@@ -461,6 +491,30 @@ class Agent:
         if "intrinsic" in rewards:
             metrics["intrinsic_reward"] = rewards["intrinsic"].mean().item()
         return metrics
+
+    def _replay_value_loss(self, replayed: dict[str, torch.Tensor], imagined: torch.Tensor) -> torch.Tensor:
+        """DreamerV3's ``repval``: the critic's loss on lambda-returns along the replayed sequences.
+
+        Step ``t`` of a sequence holds the reward received on arriving at it, so the return of
+        step ``t`` is ``r[t+1] + gamma * (1 - terminal[t+1]) * ((1 - lambda) * boot[t+1] + lambda * R[t+1])``
+        with ``boot`` the imagined lambda-return from each replayed state (``imagined``, flat
+        ``[B * L]``) and ``R[L-1] = boot[L-1]``; the slow critic regularises it as in imagination.
+        """
+        config, critic = self.config, self.nets["critic"]
+        feat, lang = replayed["feat"].detach(), replayed["lang"]
+        batch_size, length = feat.shape[:2]
+        boot = imagined.view(batch_size, length).float()
+        reward = replayed["reward"][:, 1:].float()
+        discount = config.discount * (~replayed["is_terminal"][:, 1:]).float()
+        returns = [boot[:, -1]]
+        for step in reversed(range(length - 1)):
+            returns.append(reward[:, step] + discount[:, step] * ((1 - config.lambda_) * boot[:, step + 1] + config.lambda_ * returns[-1]))
+        target = torch.stack(returns[::-1][:-1], 1)
+        critic_in = torch.cat([feat[:, :-1], lang[:, :-1]], -1)
+        logits = critic(critic_in).float()
+        with torch.no_grad():
+            slow_values = self.nets["slow_critic"].value(critic_in)
+        return (critic.dist.loss(logits, target) + critic.dist.loss(logits, slow_values)).mean()
 
     @torch.no_grad()
     def open_loop(self, batch: dict[str, torch.Tensor], context: int) -> dict[str, np.ndarray]:
@@ -506,7 +560,10 @@ class Agent:
             views = torch.cat(value.split(3, -1), -2)  # [..., H, W, 3V] -> [..., H, V * W, 3]
             return (views * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 
-        return {"truth": as_uint8(truth), "model": as_uint8(predicted), "error": as_uint8((truth - predicted).abs())}
+        truth_image, model_image = as_uint8(truth), as_uint8(predicted)
+        # the error shown is the difference of the two images shown, computed in integers
+        error = np.abs(truth_image.astype(np.int16) - model_image.astype(np.int16)).astype(np.uint8)
+        return {"truth": truth_image, "model": model_image, "error": error}
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
@@ -514,7 +571,8 @@ class Agent:
         return write_checkpoint(
             path,
             {name: value.detach().to("cpu").contiguous() for name, value in self.nets.state_dict().items()},
-            {"optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}, "rng": self._rng},
+            {"optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}, "rng": self._rng,
+             "optimizer_steps": dict(self.optimizer_steps)},
             {
                 "preset": self.config.preset,
                 "config": self.config.to_dict(),
@@ -551,6 +609,7 @@ class Agent:
             agent.nets.load_state_dict(tensors, strict=True)
             for name, optimizer in agent.optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][name])
+            agent.optimizer_steps.update({name: int(steps) for name, steps in state.get("optimizer_steps", {}).items() if name in agent.optimizers})
             agent._rng = {
                 stream: {key: value.cpu() for key, value in generators.items() if key == "cpu" or agent.device.type == "cuda"}
                 for stream, generators in state["rng"].items()

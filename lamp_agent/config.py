@@ -22,14 +22,17 @@ from lamp_data import schema
 from lamp_data.errors import LampError, check_number
 from lamp_data.text_names import MINILM
 
-PRESETS = ("tiny", "cpu", "small", "paper")
-"""Names of the bundled presets."""
+PRESETS = ("tiny", "cpu", "cpu-v1", "small", "paper")
+"""Names of the bundled presets (``cpu-v1``: the ``cpu`` preset before its experiment-chosen
+settings, kept so that runs made with it stay reproducible)."""
 
 FRONTENDS = ("cnn", "mwm")
 """Visual front-ends: a CNN encoder/decoder, or Masked World Models' conv-stem ViT autoencoder."""
 
-PRECISIONS = ("fp32", "bf16")
-"""Training precisions: plain float32, or bfloat16 autocast of the forward passes."""
+PRECISIONS = ("fp32", "bf16", "auto")
+"""Training precisions: plain float32, bfloat16 autocast of the forward passes, or ``auto``:
+bf16 where the hardware computes it natively (a GPU with bf16 support, a CPU with AMX or
+AVX512-BF16), else fp32 (:func:`lamp_agent.precision.resolve_precision`)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,12 @@ class AgentConfig:
     """Learning rate of the world model."""
     model_grad_clip: float = 1000.0
     """Gradient norm clip of the world model."""
+    lr_warmup: int = 0
+    """Updates over which every learning rate rises linearly from ``lr / lr_warmup`` to ``lr``
+    (DreamerV3: 1000); counted per optimizer, so finetuning warms up afresh. 0: no warm-up."""
+    image_loss_fraction: float = 1.0
+    """Share of a batch's frames the image (or MAE feature) decoder reconstructs each update, drawn
+    at random; the loss is their mean, an unbiased estimate of the whole batch's. 1: every frame."""
 
     ensemble_size: int = 10
     """Plan2Explore heads (paper: 10)."""
@@ -141,10 +150,22 @@ class AgentConfig:
     """Smallest standard deviation of the actor's Gaussian."""
     action_std_max: float = 1.0
     """Largest standard deviation of the actor's Gaussian."""
+    actor_init_scale: float = 1.0
+    """Factor on the initial weights of the actor's output layer (its bias starts at zero when
+    this is not 1): small values start every action's mean near 0 and its spread near the same
+    value, whatever the input."""
+    repval_loss: float = 0.0
+    """Weight of DreamerV3's replay value loss in finetuning: the critic also regresses, on the
+    replayed sequences, lambda-returns of the recorded rewards bootstrapped with the imagined
+    returns from each replayed state. 0: the critic learns in imagination only."""
     slow_critic_fraction: float = 0.02
     """EMA rate of the slow target critic."""
     return_norm_decay: float = 0.99
     """EMA decay of the 5th/95th return percentiles used to scale advantages."""
+
+    prioritize_ends: bool = False
+    """Finetuning replay: draw a window's start uniformly over every frame of the episode and clip
+    it to the last window, so episode ends are replayed more often (MWM, DreamerV2)."""
 
     replay_ratio: float = 64.0
     """Replayed steps per env step (DreamerV3's train ratio): one update replays
@@ -207,6 +228,14 @@ class AgentConfig:
             raise LampError("prefill and initial_updates must be non-negative")
         if self.mae_reward_weight < 0:
             raise LampError(f"mae_reward_weight must be non-negative, got {self.mae_reward_weight}")
+        if self.lr_warmup < 0:
+            raise LampError(f"lr_warmup must be non-negative, got {self.lr_warmup}")
+        if not 0.0 < self.image_loss_fraction <= 1.0:
+            raise LampError(f"image_loss_fraction must be in (0, 1], got {self.image_loss_fraction}")
+        if not self.actor_init_scale > 0:
+            raise LampError(f"actor_init_scale must be positive, got {self.actor_init_scale}")
+        if self.repval_loss < 0:
+            raise LampError(f"repval_loss must be non-negative, got {self.repval_loss}")
 
     @property
     def updates_per_env_step(self) -> float:
@@ -314,8 +343,9 @@ def _upgrade(value: dict[str, Any]) -> dict[str, Any]:
 def load_preset(name: str, **overrides: Any) -> AgentConfig:
     """A bundled preset, or a YAML file of config fields, with ``overrides`` applied.
 
-    A preset may start from a bundled preset with ``base: <preset>`` and change some fields;
-    the config's ``preset`` field records the name given (a file's stem).
+    A preset may start from a bundled preset or another file with ``base: <preset>`` (a file
+    named relative to the one that names it) and change some fields; the config's ``preset``
+    field records the name given (a file's stem).
 
     Args:
         name: A preset name from :data:`PRESETS` (``tiny`` for tests, ``cpu`` for CPU runs,
@@ -334,6 +364,8 @@ def load_preset(name: str, **overrides: Any) -> AgentConfig:
         if not isinstance(values, dict):
             raise LampError(f"agent preset file {path} must hold a mapping of config fields")
         base = values.pop("base", None)
+        if base and str(base).endswith((".yaml", ".yml")) and not Path(str(base)).is_absolute():
+            base = path.parent / str(base)  # a base file is named relative to the file that names it
         start = load_preset(str(base)).to_dict() if base else {}
         return AgentConfig.from_dict({**start, **values, "preset": path.stem, **overrides})
     if name not in PRESETS:

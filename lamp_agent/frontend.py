@@ -57,9 +57,13 @@ class CnnFrontend(nn.Module):
         token = self.token(torch.cat([symlog(observed["state"]), observed["lang"]], -1))
         return torch.cat([self.image_encoder(observed["image"]), token], -1)
 
-    def decoder_losses(self, feat: torch.Tensor, observed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-sample reconstruction losses ``[N]``: image MSE (summed over pixels), symlog state MSE."""
-        image_loss = (self.image_decoder(feat) - image_to_input(observed["image"])).square().sum((1, 2, 3))
+    def decoder_losses(self, feat: torch.Tensor, observed: dict[str, torch.Tensor], pick: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-sample reconstruction losses: image MSE (summed over pixels) ``[N]``, or ``[len(pick)]``
+        for the frames ``pick`` indexes alone; symlog state MSE ``[N]``."""
+        image, image_feat = observed["image"], feat
+        if pick is not None:
+            image, image_feat = image[pick], feat[pick]
+        image_loss = (self.image_decoder(image_feat) - image_to_input(image)).square().sum((1, 2, 3))
         state_loss = (self.state_decoder(feat) - symlog(observed["state"])).square().sum(-1)
         return {"image": image_loss, "state": state_loss}
 

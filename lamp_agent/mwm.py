@@ -177,10 +177,13 @@ class MaskedWorldModelFrontend(nn.Module):
         """``[N, embed_dim]``: every token projected small, then flattened."""
         return self.token_proj(observed["features"]).flatten(1)
 
-    def decoder_losses(self, feat: torch.Tensor, observed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per-sample losses ``[N]``: MSE to the MAE features (summed), symlog state MSE."""
-        target = observed["features"].flatten(1)
-        feature_loss = (self.feature_decoder(feat) - target).square().sum(-1)
+    def decoder_losses(self, feat: torch.Tensor, observed: dict[str, torch.Tensor], pick: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-sample losses: MSE to the MAE features (summed) ``[N]``, or ``[len(pick)]`` for the
+        frames ``pick`` indexes alone; symlog state MSE ``[N]``."""
+        target, feature_feat = observed["features"].flatten(1), feat
+        if pick is not None:
+            target, feature_feat = target[pick], feat[pick]
+        feature_loss = (self.feature_decoder(feature_feat) - target).square().sum(-1)
         state_loss = (self.state_decoder(feat) - symlog(observed["state"])).square().sum(-1)
         return {"features": feature_loss, "state": state_loss}
 

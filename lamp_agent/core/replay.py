@@ -228,13 +228,16 @@ class EpisodeReplay:
         capacity_steps: Frames kept; the oldest episodes are dropped beyond it.
         seq_len: Steps per sampled window.
         seed: Seed of window sampling.
+        prioritize_ends: Draw a window's start over every frame of its episode and clip it to the
+            last full window, so the ends of episodes are replayed more often (MWM, DreamerV2).
     """
 
-    def __init__(self, capacity_steps: int, seq_len: int, seed: int = 0):
+    def __init__(self, capacity_steps: int, seq_len: int, seed: int = 0, prioritize_ends: bool = False):
         if capacity_steps < 1 or seq_len < 1:
             raise LampError("replay capacity and seq_len must be at least 1")
         self.capacity_steps = capacity_steps
         self.seq_len = seq_len
+        self.prioritize_ends = prioritize_ends
         self._rng = np.random.default_rng(seed)
         self._episodes: deque[dict[str, np.ndarray]] = deque()
         self._steps = 0
@@ -281,7 +284,8 @@ class EpisodeReplay:
         return {key: torch.from_numpy(np.stack([episode[key][: self.seq_len] for episode in chosen])) for key in keys}
 
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        """A batch of ``batch_size`` windows, each drawn uniformly over all valid start frames."""
+        """A batch of ``batch_size`` windows, each drawn uniformly over all valid start frames
+        (with ``prioritize_ends``, over all frames, clipped to the last valid start)."""
         counts = np.array([max(len(e[schema.IS_FIRST]) - self.seq_len + 1, 0) for e in self._episodes], np.int64)
         if counts.sum() == 0:
             raise LampError(f"replay holds no episode of at least {self.seq_len} frames yet")
@@ -289,7 +293,10 @@ class EpisodeReplay:
         windows = []
         for pick in picks:
             episode = self._episodes[pick]
-            start = int(self._rng.integers(counts[pick]))
+            if self.prioritize_ends:
+                start = min(int(self._rng.integers(len(episode[schema.IS_FIRST]))), int(counts[pick]) - 1)
+            else:
+                start = int(self._rng.integers(counts[pick]))
             windows.append({key: value[start : start + self.seq_len] for key, value in episode.items()})
         keys = [key for key in windows[0] if all(key in window for window in windows)]
         return {key: torch.from_numpy(np.stack([window[key] for window in windows])) for key in keys}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import tempfile
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from lamp_data.errors import StorageError
+from lamp_data.errors import LampError, StorageError
 
 WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM})
 """errno values of a write the filesystem refused (rather than of some other failing call)."""
@@ -100,3 +101,26 @@ def is_temporary(path: str | os.PathLike) -> bool:
     """True for the leftovers of an interrupted atomic write."""
     name = Path(path).name
     return name.startswith(".") and name.endswith(".tmp")
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: str | os.PathLike, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (created if needed) while the block runs.
+
+    The OS releases the lock when the holder dies, so a killed process never leaves a stale one.
+
+    Args:
+        lock_file: The lock file; its folder is created if needed.
+        busy: The message of the :class:`LampError` raised when another process holds the lock.
+    """
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LampError(busy) from None
+        yield
+    finally:
+        os.close(handle)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from lamp_data.errors import LampError
 from lamp_data.executors import ExecutorConfig, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
 from lamp_data.prefetch import Prefetcher
 from lamp_data.progress import progress_bar
+from lamp_data.provenance import portable_argv
 from lamp_data.prompts import PromptSet, load_prompt_set
 from lamp_data.store import RewardSetWriter, iter_episodes, layout, open_dataset
 from lamp_data.store.writer import recover_orphans, writer_lock
@@ -276,7 +276,7 @@ def _start_ray_scorers(stack: contextlib.ExitStack, executor: ExecutorConfig, da
     described: list[RewardSetDescribed] = []
     pool.start(lambda event: described.append(event) if isinstance(event, RewardSetDescribed) else None)
     first = described[0]
-    info = {**first.info, "provenance": {**first.info["provenance"], "argv": list(sys.argv)}}
+    info = {**first.info, "provenance": {**first.info["provenance"], "argv": portable_argv()}}
     return _RayScorers(pool, RewardSetDescribed(first.fingerprint, info, first.prompts))
 
 

@@ -16,6 +16,7 @@ from lamp_cli.data import main as lamp_data_cli
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError, MissingExtraError
 from lamp_data.executors import ExecutorConfig
+from lamp_data.provenance import portable_argv
 from lamp_data.relabel import relabel
 from lamp_data.store import iter_episodes, open_dataset, verify_dataset
 from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
@@ -180,7 +181,7 @@ def test_relabel_on_ray_equals_local_relabel_and_inline_rewards_and_resumes(clus
     expected = reward_files(tmp_path / "local")
     assert len(expected) == 2 + 2 * 3 and reward_files(tmp_path / "ray") == expected
     info = open_dataset(tmp_path / "ray").reward_set_info(on_ray.fingerprint)
-    assert info["provenance"]["model_spec"] == spec and info["provenance"]["argv"] == list(sys.argv)
+    assert info["provenance"]["model_spec"] == spec and info["provenance"]["argv"] == portable_argv()
 
     reward_dir = tmp_path / "ray" / "rewards" / on_ray.fingerprint
     (reward_dir / "collect-00000002.json").unlink()  # a run killed between a tar and its sidecar

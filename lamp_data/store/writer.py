@@ -11,7 +11,6 @@ deletes a tar.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.atomic import atomic_path, atomic_write_json, exclusive_lock
 from lamp_data.errors import LampError, StorageError
 from lamp_data.provenance import stable_hash
 import lamp_data.store.layout as layout
@@ -145,17 +144,8 @@ def writer_lock(path: str | Path) -> Iterator[None]:
     The lock is released by the OS when the holder dies, so a killed ``collect`` never leaves
     a stale lock behind.
     """
-    lock_path = layout.lock_path(path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LampError(f"another process is writing to {path}; wait for it to finish") from None
+    with exclusive_lock(layout.lock_path(path), f"another process is writing to {path}; wait for it to finish"):
         yield
-    finally:
-        os.close(handle)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from lamp_cli.lazy import LazyGroup
     lazy_commands={
         "demo": "lamp_cli.eval_demo:demo",
         "finetune": "lamp_cli.eval_finetune:finetune",
+        "grid": "lamp_cli.eval_grid:grid",
         "leaderboard": "lamp_cli.eval_report:leaderboard",
         "reward-quality": "lamp_cli.eval_report:reward_quality",
     },
@@ -25,3 +26,7 @@ from lamp_cli.lazy import LazyGroup
 @click.version_option(package_name="lamp-toolkit")
 def main() -> None:
     """Evaluate pretrained agents and reward models."""
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,15 @@ def mean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
 AGGREGATES: dict[str, Callable[..., np.ndarray | float]] = {"iqm": iqm, "mean": mean}
 """Aggregate statistics by name; each takes ``(values, axis=None)``."""
 
+MIN_IQM_RUNS = 4
+"""Fewest runs an IQM is reported for: with fewer, trimming a quarter from each end removes no
+run, so the IQM is the mean and is called so."""
+
+
+def aggregate_for(runs: int) -> str:
+    """The aggregate a table of ``runs`` runs reports: ``iqm`` from :data:`MIN_IQM_RUNS` runs on, else ``mean``."""
+    return "iqm" if runs >= MIN_IQM_RUNS else "mean"
+
 
 @dataclass(frozen=True)
 class Interval:

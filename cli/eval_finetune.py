@@ -10,9 +10,11 @@ Examples::
     lamp-eval finetune --task pick-place --task door-close --init scratch --init runs/lamp/checkpoint \\
         --seeds 0-4 --steps 100000 --device cuda --out /shared/ft --executor ray --address auto --gpus-per-run 0.5
 
-Re-running the same command skips finished runs and restarts interrupted ones from step 0. With
-``--executor ray`` the runs go out one at a time per actor of a Ray cluster (the runs folder on a
-filesystem every node sees), with the same skipping and restarts and the same results.
+Re-running the same command skips finished runs and continues interrupted ones from the checkpoint
+each wrote after its last evaluation (``--keep-checkpoints`` keeps more than the newest); a second
+process working into the same runs is refused with one line. With ``--executor ray`` the runs go out
+one at a time per actor of a Ray cluster (the runs folder on a filesystem every node sees), with the
+same skipping and continuing and the same results.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--text-encoder", default=field_default(FinetuneConfig, "text_encoder"), show_default=True, help="'minilm' or a local model folder.")
 @click.option("--device", default=field_default(FinetuneConfig, "device"), show_default=True, help="Torch device.")
 @click.option("--save-agent", is_flag=True, help="Also save every finetuned agent in its run folder.")
+@click.option("--keep-checkpoints", type=click.IntRange(min=1), default=field_default(FinetuneConfig, "keep_checkpoints"), show_default=True,
+              help="Checkpoints an unfinished run keeps to continue from (all are removed when it finishes).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: torch's). Use 1 for tiny presets or on a busy machine.")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=field_default(ExecutorConfig, "kind"), show_default=True,
@@ -76,7 +80,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--num-cpus-per-run", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True, help="CPUs Ray reserves for each run.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
              image_size, episode_length, goal_marker, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
-             save_agent, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
+             save_agent, keep_checkpoints, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
     if threads:
         import torch
@@ -92,7 +96,7 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
         env=env, image_size=image_size, episode_length=episode_length, goal_marker=goal_marker, preset=preset, method=method,
         replay_ratio=replay_ratio, action_repeat=action_repeat, prefill=prefill, initial_updates=initial_updates,
         batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
-        device=device, save_agent=save_agent,
+        device=device, save_agent=save_agent, keep_checkpoints=keep_checkpoints,
     )
     results = run_finetune(config, progress=not no_progress, executor=scheduling)
     for result in results:

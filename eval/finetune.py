@@ -13,13 +13,21 @@ set at any step. Evaluations happen at step 0, every ``eval_every`` env steps, a
 Instruction tuning (``"auto"``) spends real env steps, which count toward the budget, and its
 episodes go into the replay like any other.
 
-Resuming: a finished run (same config) is skipped; an interrupted run restarts from step 0 in a
-fresh staging folder. Runs are deterministic given their seed, so the restart reproduces the
-run that was cut off, and no result ever mixes two attempts.
+The training itself, playing episodes and paying for updates on the replay-ratio schedule, is
+:class:`lamp_agent.online.OnlineTrainer`; this module queues the runs, writes their folders and
+evaluates.
+
+Resuming: a finished run (same config) is skipped; an interrupted run continues from the
+checkpoint it wrote after its last evaluation (``resume/`` in its staging folder; the newest
+``keep_checkpoints`` are kept and all are removed when the run finishes), and ends with the same
+logs as a run never interrupted. A run without a checkpoint starts again from step 0. Each run
+folder is locked while a process works on it: a second ``finetune`` into the same ``--out``
+is refused with one line before it writes anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -30,26 +38,36 @@ from typing import Any
 
 import numpy as np
 
-from lamp_agent import Agent, load_preset
-from lamp_agent.checkpoint import read_checkpoint_config
-from lamp_agent.config import AgentConfig
+from lamp_agent import Agent
+from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint_config
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import EpisodeReplay
-from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
+from lamp_agent.online import (
+    SCHEDULE_FIELDS,
+    SCRATCH,
+    OnlineTrainer,
+    Schedule,
+    agent_config_of,
+    build_agent,
+    open_loop_grid,
+    remove_resume_state,
+    saved_extra,
+)
 from lamp_data import schema
-from lamp_data.atomic import atomic_path
+from lamp_data.atomic import atomic_path, exclusive_lock
 from lamp_data.devices import check_device
 from lamp_data.envs import ENVS, EnvConfig, RandomizationConfig, make_env
 from lamp_data.errors import LampError
 from lamp_data.executors import ExecutorConfig, session, worker_count, worker_pool
 from lamp_data.progress import progress_bar
 from lamp_data.prompts import DEFAULT_PROMPT_SET
-from lamp_data.rollout import EpisodeBuilder, RandomPolicy, env_steps_taken, run_episode
+from lamp_data.rollout import EpisodeBuilder, run_episode
 from lamp_data.store.reader import prompt_set_name
 from lamp_data.tasks import HELDOUT, TASKS, get_task
 from lamp_data.text import TextEncoder
 from lamp_eval.baselines import task_baselines
 from lamp_eval.runs import (
+    RESUME_DIR,
     ROLLOUT_GIF,
     RUN_INFO,
     TENSORBOARD_DIR,
@@ -61,11 +79,10 @@ from lamp_eval.runs import (
     RunWriter,
     eval_episode_seeds,
     read_run_info,
+    run_lock_path,
     train_episode_seed,
 )
 
-SCRATCH = "scratch"
-"""``--init`` value for an agent trained from random initialisation."""
 AUTO_INSTRUCTION = "auto"
 """``--instruction`` value that picks the best of the task's paraphrases."""
 BASELINES_DIR = ".baselines"
@@ -216,19 +233,7 @@ def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int]
 
 
 OPEN_LOOP_PNG = "open_loop.png"
-"""The world model's open-loop predictions at the end of a run (see :func:`open_loop_grid`)."""
-
-
-def open_loop_grid(agent: Any, replay: Any, lang: np.ndarray, sequences: int = 3) -> np.ndarray | None:
-    """The world model's open-loop predictions on the newest ``sequences`` training episodes
-    (:func:`lamp_agent.open_loop.open_loop_image`); None while no episode is long enough."""
-    if replay.seq_len <= OPEN_LOOP_CONTEXT:
-        return None
-    try:
-        batch = _with_lang(replay.newest(sequences), lang)
-    except LampError:
-        return None
-    return open_loop_image(agent.open_loop(batch, OPEN_LOOP_CONTEXT))
+"""The world model's open-loop predictions at the end of a run (see :func:`lamp_agent.online.open_loop_grid`)."""
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -270,9 +275,14 @@ class _TextEncoders:
         return self._embeddings[key]
 
 
-def _check_schedule(run: RunConfig) -> "_Schedule":
+def run_schedule(run: RunConfig) -> Schedule:
+    """The run's training schedule: its agent config's, with the run's overrides."""
+    return Schedule.of({name: getattr(run, name) for name in SCHEDULE_FIELDS}, agent_config_of(run.init, run.preset))
+
+
+def _check_schedule(run: RunConfig) -> Schedule:
     """The run's training schedule, refused when its sequences or instruction trials do not fit."""
-    schedule = _Schedule.of(run, _agent_config(run))
+    schedule = run_schedule(run)
     decisions = math.ceil(run.episode_length / schedule.action_repeat)
     if schedule.seq_len > decisions + 1:
         raise LampError(
@@ -288,78 +298,12 @@ def _check_schedule(run: RunConfig) -> "_Schedule":
     return schedule
 
 
-def _agent_config(run: RunConfig) -> Any:
-    """The agent config a run will train with: its preset's (scratch) or its checkpoint's."""
-    if run.init == SCRATCH:
-        return load_preset(run.preset)
-    return AgentConfig.from_dict(read_checkpoint_config(run.init)["config"])
-
-
 def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
     """The camera views a run's agent encodes, and so the cameras its env renders: the
     checkpoint's (front alone for one saved without a record of them), or the preset's."""
     if run.init == SCRATCH:
-        return _agent_config(run).cameras or schema.DEFAULT_CAMERAS
+        return agent_config_of(run.init, run.preset).cameras or schema.DEFAULT_CAMERAS
     return schema.check_cameras(read_checkpoint_config(run.init).get("cameras") or schema.DEFAULT_CAMERAS)
-
-
-def _build_agent(run: RunConfig, env: Any, lang_dim: int) -> tuple[Any, bool]:
-    """The agent a run starts from, ready to finetune; returns ``(agent, pretrained)``."""
-    image_size = int(env.observation_space["image"].shape[0])
-    state_dim = int(env.observation_space["state"].shape[0])
-    action_dim = int(env.action_space.shape[0])
-    if run.init == SCRATCH:
-        agent = Agent(
-            load_preset(run.preset), image_size=image_size, state_dim=state_dim, action_dim=action_dim,
-            lang_dim=lang_dim, device=run.device, seed=run.seed,
-        )
-        return agent, False
-    agent = Agent.load(run.init, device=run.device)
-    wanted = {"image_size": image_size, "state_dim": state_dim, "action_dim": action_dim, "lang_dim": lang_dim}
-    mismatched = [f"{key} {agent.sizes[key]} (env/encoder: {value})" for key, value in wanted.items() if agent.sizes[key] != value]
-    if mismatched:
-        raise LampError(f"checkpoint {run.init} does not fit task '{run.task}': {', '.join(mismatched)}")
-    agent.reseed(run.seed)
-    agent.prepare_finetune()
-    return agent, True
-
-
-def _training_batch(replay: Any, batch_size: int, lang: np.ndarray) -> dict[str, Any]:
-    return _with_lang(replay.sample(batch_size), lang)
-
-
-def _with_lang(batch: dict[str, Any], lang: np.ndarray) -> dict[str, Any]:
-    """A replay batch with the instruction's embedding as ``lang`` ``[B, L]``."""
-    import torch
-
-    batch = {key: torch.as_tensor(value) for key, value in batch.items()}
-    count = next(iter(batch.values())).shape[0]
-    batch["lang"] = torch.as_tensor(lang, dtype=torch.float32).unsqueeze(0).expand(count, -1).contiguous()
-    return batch
-
-
-@dataclass(frozen=True)
-class _Schedule:
-    """How a run spends its env steps on updates (the agent config's, or the run's overrides)."""
-
-    replay_ratio: float
-    action_repeat: int
-    prefill: int
-    initial_updates: int
-    batch_size: int
-    seq_len: int
-
-    @classmethod
-    def of(cls, run: RunConfig, agent_config: Any) -> "_Schedule":
-        def pick(name: str) -> Any:
-            value = getattr(run, name)
-            return getattr(agent_config, name) if value is None else value
-
-        return cls(**{name: pick(name) for name in ("replay_ratio", "action_repeat", "prefill", "initial_updates", "batch_size", "seq_len")})
-
-    @property
-    def updates_per_env_step(self) -> float:
-        return self.replay_ratio / (self.batch_size * self.seq_len)
 
 
 def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], cache_dir: Path | None) -> dict[str, Any]:
@@ -371,8 +315,14 @@ def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], c
 
 
 def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, advance: Any = None, save_agent: bool = False,
-                 baselines_dir: Path | None = None) -> RunResult:
-    """Do one run from step 0 and finish its folder.
+                 baselines_dir: Path | None = None, keep_checkpoints: int = 1) -> RunResult:
+    """Do one run, from its last checkpoint if an interrupted attempt left one, and finish its folder.
+
+    After every evaluation the run checkpoints, at the end of the training episode under way,
+    everything it needs to go on (:meth:`lamp_agent.online.OnlineTrainer.save`, plus the
+    evaluations and training records so far, the next evaluation step and the time spent) into
+    ``resume/`` of its staging folder; a continued run takes the same steps and updates and
+    writes the same logs as one never interrupted.
 
     Args:
         run: The run's config.
@@ -381,6 +331,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         advance: Called with the number of env steps just taken, for progress bars.
         save_agent: Also save the finetuned agent into the run folder.
         baselines_dir: Cache folder of the tasks' random and expert returns.
+        keep_checkpoints: Checkpoints kept while the run goes on (the newest ones).
     """
     import torch
 
@@ -392,6 +343,8 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         action_repeat=schedule.action_repeat, cameras=_agent_cameras(run), goal_marker=run.goal_marker,
     )
     eval_seeds = eval_episode_seeds(run.eval_episodes)
+    resume_dir = writer.staging / RESUME_DIR
+    checkpoint = latest_checkpoint(resume_dir) if writer.interrupted() else None
     baselines = _measure_baselines(run, env_config, eval_seeds, baselines_dir)
     env = make_env(run.env, env_config)
     eval_env = make_env(run.env, env_config)
@@ -399,60 +352,95 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     try:
         torch.manual_seed(run.seed)
         candidates = _instruction_candidates(run, env)
-        lang_dim = encoders.embed(run.text_encoder, candidates[0]).shape[0]
-        agent, pretrained = _build_agent(run, env, lang_dim)
+        embed = functools.partial(encoders.embed, run.text_encoder)
+        lang_dim = embed(candidates[0]).shape[0]
+        if checkpoint is None:
+            agent, pretrained = build_agent(run.init, run.preset, env, lang_dim, run.device, run.seed)
+        else:
+            agent, pretrained = Agent.load(checkpoint, device=run.device), run.init != SCRATCH
         replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=schedule.seq_len, seed=run.seed,
                                prioritize_ends=agent.config.prioritize_ends)
-        writer.begin(
-            {
-                "pretrained": pretrained,
-                "agent_config": agent.config.to_dict(),
-                "schedule": dataclasses.asdict(schedule),
-                "updates_per_env_step": schedule.updates_per_env_step,
-                "eval_seeds": eval_seeds,
-                "train_seed_rule": TRAIN_SEED_RULE,
-                "env_config": env_config.to_dict(),
-                "env_spec": env.spec_dict() if hasattr(env, "spec_dict") else {"name": run.env},
-                "baselines": baselines,
-                "trainable_parameters": sum(p.numel() for p in agent.nets.parameters() if p.requires_grad),
-            }
-        )
+        trainer = OnlineTrainer(agent, env, replay, schedule, run.seed, functools.partial(train_episode_seed, run.seed), advance)
+        if checkpoint is None:
+            writer.begin(
+                {
+                    "pretrained": pretrained,
+                    "agent_config": agent.config.to_dict(),
+                    "precision": {"used": agent.precision, "why": agent.precision_reason},
+                    "schedule": dataclasses.asdict(schedule),
+                    "updates_per_env_step": schedule.updates_per_env_step,
+                    "eval_seeds": eval_seeds,
+                    "train_seed_rule": TRAIN_SEED_RULE,
+                    "env_config": env_config.to_dict(),
+                    "env_spec": env.spec_dict() if hasattr(env, "spec_dict") else {"name": run.env},
+                    "baselines": baselines,
+                    "trainable_parameters": sum(p.numel() for p in agent.nets.parameters() if p.requires_grad),
+                }
+            )
+            instruction, tried = trainer.choose_instruction(candidates, embed)
+            trainer.instruct(embed(instruction))
+            resumed = {"evaluations": [], "training": [], "wall_seconds": 0.0, "checkpoint_seconds": 0.0, "checkpoints": 0, "resumes": 0}
+        else:
+            resumed = _resumed_state(writer, trainer, resume_dir, checkpoint, embed)
+            instruction, tried = resumed["instruction"], resumed["tried"]
+            writer.restore([Evaluation.from_dict(line) for line in resumed["evaluations"]], resumed["training"])
+            advance(trainer.env_steps)
+        lang = embed(instruction)
+        writer.info.update(instruction_used=instruction, instructions_tried=tried)
         from torch.utils.tensorboard import SummaryWriter
 
-        tensorboard = SummaryWriter(str(writer.folder / TENSORBOARD_DIR))
-        loop = _TrainingLoop(run, agent, env, replay, schedule, advance)
-        instruction, tried = loop.choose_instruction(candidates, encoders)
-        lang = encoders.embed(run.text_encoder, instruction)
-        loop.instruct(lang)
-        writer.info.update(instruction_used=instruction, instructions_tried=tried)
+        tensorboard = SummaryWriter(str(writer.folder / TENSORBOARD_DIR), purge_step=trainer.env_steps if checkpoint else None)
         frames: list[np.ndarray] = []
 
         def evaluate_now(at_end: bool) -> None:
-            evaluation = evaluate(agent, eval_env, lang, loop.env_steps, eval_seeds, frames=frames if at_end else None)
+            evaluation = evaluate(agent, eval_env, lang, trainer.env_steps, eval_seeds, frames=frames if at_end else None)
             writer.log(evaluation)
-            tensorboard.add_scalar("eval/success_rate", evaluation.success_rate, loop.env_steps)
-            tensorboard.add_scalar("eval/return_mean", evaluation.return_mean, loop.env_steps)
+            tensorboard.add_scalar("eval/success_rate", evaluation.success_rate, trainer.env_steps)
+            tensorboard.add_scalar("eval/return_mean", evaluation.return_mean, trainer.env_steps)
             grid = open_loop_grid(agent, replay, lang)
             if grid is not None:
-                tensorboard.add_image("world_model/open_loop", grid, loop.env_steps, dataformats="HWC")
+                tensorboard.add_image("world_model/open_loop", grid, trainer.env_steps, dataformats="HWC")
                 if at_end:
                     write_png(writer.folder / OPEN_LOOP_PNG, grid)
-            period = loop.flush_metrics()
+            period = trainer.flush_metrics()
             if period is not None:
                 writer.log_training(period)
                 for name, value in period.items():
                     if name != "step" and value is not None:
-                        tensorboard.add_scalar(f"train/{name}", value, loop.env_steps)
+                        tensorboard.add_scalar(f"train/{name}", value, trainer.env_steps)
             tensorboard.flush()
 
-        evaluate_now(loop.env_steps >= run.steps)
-        next_eval = (loop.env_steps // run.eval_every + 1) * run.eval_every
-        while loop.env_steps < run.steps:
-            loop.step()
-            at_end = loop.env_steps >= run.steps
-            if at_end or loop.env_steps >= next_eval:
+        if checkpoint is None:
+            evaluate_now(trainer.env_steps >= run.steps)
+            next_eval = (trainer.env_steps // run.eval_every + 1) * run.eval_every
+        else:
+            next_eval = int(resumed["next_eval"])
+        evaluated = checkpoint is None
+
+        def between_steps() -> bool:
+            nonlocal next_eval, evaluated
+            at_end = trainer.env_steps >= run.steps
+            if at_end or trainer.env_steps >= next_eval:
                 evaluate_now(at_end)
-                next_eval = (loop.env_steps // run.eval_every + 1) * run.eval_every
+                next_eval = (trainer.env_steps // run.eval_every + 1) * run.eval_every
+                evaluated = True
+            return at_end
+
+        while trainer.env_steps < run.steps:
+            trainer.play_episode(between_steps)
+            if evaluated and trainer.env_steps < run.steps:
+                saving = time.perf_counter()
+                extra = {
+                    "instruction": instruction, "tried": tried, "next_eval": next_eval,
+                    "evaluations": [evaluation.to_dict() for evaluation in writer.evaluations], "training": list(writer.training),
+                    "wall_seconds": resumed["wall_seconds"] + time.perf_counter() - started,
+                    "checkpoint_seconds": resumed["checkpoint_seconds"], "checkpoints": resumed["checkpoints"] + 1,
+                    "resumes": resumed["resumes"],
+                }
+                trainer.save(resume_dir, extra, keep_checkpoints)
+                resumed["checkpoint_seconds"] += time.perf_counter() - saving
+                resumed["checkpoints"] += 1
+                evaluated = False
         tensorboard.close()
         write_rollout_gif(writer.folder / ROLLOUT_GIF, frames, run.gif_frames)
         if save_agent:
@@ -465,19 +453,33 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             "final_success_rate": float(rates[-1]),
             "success_auc": area_under_curve(steps, rates),
             "final_return_mean": writer.evaluations[-1].return_mean,
-            "env_steps": loop.env_steps,
-            "train_episodes": loop.episodes,
-            "train_seeds": loop.seeds_used,
-            "updates": loop.updates,
-            "wall_seconds": round(time.perf_counter() - started, 1),
+            "env_steps": trainer.env_steps,
+            "train_episodes": trainer.episodes,
+            "train_seeds": trainer.seeds_used,
+            "updates": trainer.updates,
+            "wall_seconds": round(resumed["wall_seconds"] + time.perf_counter() - started, 1),
+            "checkpoints": resumed["checkpoints"],
+            "checkpoint_seconds": round(resumed["checkpoint_seconds"], 1),
+            "resumes": resumed["resumes"],
         }
         folder = writer.finish(summary)
+        remove_resume_state(folder / RESUME_DIR)
         return RunResult(run, folder, False, summary["final_success_rate"], instruction, summary)
     finally:
         if tensorboard is not None:
             tensorboard.close()
         env.close()
         eval_env.close()
+
+
+def _resumed_state(writer: RunWriter, trainer: OnlineTrainer, resume_dir: Path, checkpoint: Path, embed: Any) -> dict[str, Any]:
+    """Put ``trainer`` back where ``checkpoint`` left it; returns this module's state saved with it
+    (instruction, evaluations, training records, next evaluation, time spent), one resume more."""
+    writer.info = read_run_info(writer.staging / RUN_INFO)
+    extra = saved_extra(checkpoint)
+    trainer.instruct(embed(extra["instruction"]))
+    trainer.restore(resume_dir, checkpoint)
+    return {**extra, "resumes": int(extra.get("resumes", 0)) + 1}
 
 
 TRAIN_SEED_RULE = f"run seed * {TRAIN_SEED_STRIDE} + training episode index"
@@ -493,119 +495,6 @@ def _instruction_candidates(run: RunConfig, env: Any) -> tuple[str, ...]:
         _, info = env.reset(seed=train_episode_seed(run.seed, 0))
         registered = (str(info["instruction"]),)
     return registered if run.instruction == AUTO_INSTRUCTION else registered[:1]
-
-
-class _TrainingLoop:
-    """Steps one training env, fills the replay with whole episodes and trains on a schedule.
-
-    The first ``prefill`` env steps take uniformly random actions; once they are done and an
-    episode is in the replay, ``initial_updates`` world-model updates run at once, then every env
-    step pays for ``replay_ratio / (batch_size * seq_len)`` updates of the whole agent.
-    """
-
-    def __init__(self, run: RunConfig, agent: Any, env: Any, replay: Any, schedule: _Schedule, advance: Any):
-        self.run, self.agent, self.env, self.replay = run, agent, env, replay
-        self.schedule, self.advance = schedule, advance
-        self.env_steps = 0
-        self.episodes = 0
-        self.updates = 0
-        self._owed = 0.0
-        self._episode: EpisodeBuilder | None = None
-        self._observation: dict[str, np.ndarray] | None = None
-        self._prefill_policy = RandomPolicy(env, np.random.default_rng(run.seed))
-        self._policy: Any = None
-        self._lang: np.ndarray | None = None
-        self._has_data = False
-        self._initial_done = schedule.initial_updates == 0
-        self._metric_sums: dict[str, tuple[float, int]] = {}
-        self._period_updates = 0
-        self._period_returns: list[float] = []
-        self.seeds_used: list[int] = []
-        """Reset seed of every training episode begun."""
-
-    def _next_seed(self) -> int:
-        seed = train_episode_seed(self.run.seed, len(self.seeds_used))
-        self.seeds_used.append(seed)
-        return seed
-
-    def choose_instruction(self, candidates: tuple[str, ...], encoders: _TextEncoders) -> tuple[str, list[dict[str, Any]]]:
-        """With one candidate, return it; else run one greedy episode per candidate (counted in
-        the budget, added to the replay) and keep the one with the highest return."""
-        if len(candidates) == 1:
-            return candidates[0], []
-        tried = []
-        for text in candidates:
-            lang = encoders.embed(self.run.text_encoder, text)
-            played = run_policy_episode(self.agent, self.env, lang, self._next_seed(), explore=False)
-            self._add_episode(played)
-            self.env_steps += played.env_steps
-            self.advance(played.env_steps)
-            tried.append({"instruction": text, "return": played.total_reward, "success": played.success})
-        best = max(tried, key=lambda entry: entry["return"])
-        return str(best["instruction"]), tried
-
-    def instruct(self, lang: np.ndarray) -> None:
-        """Train and act on the instruction embedded as ``lang`` from now on."""
-        self._lang = lang
-        self._policy = AgentPolicy(self.agent, lang[None], explore=True)
-
-    def _add_episode(self, played: EpisodeBuilder) -> None:
-        self.replay.add_episode(played.episode())
-        self.episodes += 1
-        self._has_data = True
-        self._period_returns.append(played.total_reward)
-
-    def _train(self, policy: bool = True) -> None:
-        batch = _training_batch(self.replay, self.schedule.batch_size, self._lang)
-        metrics = self.agent.train_step(batch, mode="finetune", policy=policy)
-        for name, value in metrics.items():
-            total, count = self._metric_sums.get(name, (0.0, 0))
-            self._metric_sums[name] = (total + float(value), count + 1)
-        self._period_updates += 1
-        self.updates += 1
-
-    def flush_metrics(self) -> dict[str, Any] | None:
-        """Means of the training metrics since the last call, or None before anything happened."""
-        if not self._period_updates and not self._period_returns:
-            return None
-        record: dict[str, Any] = {
-            "step": self.env_steps, "updates": self.updates, "episodes": self.episodes,
-            "train_return_mean": float(np.mean(self._period_returns)) if self._period_returns else None,
-        }
-        if self._period_updates:
-            record.update({name: total / count for name, (total, count) in sorted(self._metric_sums.items())})
-        self._metric_sums, self._period_updates, self._period_returns = {}, 0, []
-        return record
-
-    def step(self) -> None:
-        """One decision (``action_repeat`` env steps) on the instruction, then the updates it pays for."""
-        if self._episode is None:
-            seed = self._next_seed()
-            self._observation, info = self.env.reset(seed=seed)
-            self._episode = EpisodeBuilder(self._observation, info, seed)
-            self._prefill_policy.reset(info)
-            self._policy.reset(info)
-        acting = self._prefill_policy if self.env_steps < self.schedule.prefill else self._policy
-        action = acting(self._observation)
-        observation, reward, terminated, truncated, info = self.env.step(action)
-        self._episode.add(action, observation, reward, terminated, info)
-        self._observation = observation
-        taken = env_steps_taken(info)
-        self.env_steps += taken
-        self.advance(taken)
-        if terminated or truncated:
-            self._add_episode(self._episode)
-            self._episode = None
-        if not self._has_data or self.env_steps < self.schedule.prefill:
-            return
-        if not self._initial_done:
-            self._initial_done = True
-            for _ in range(self.schedule.initial_updates):
-                self._train(policy=False)
-        self._owed += self.schedule.updates_per_env_step * taken
-        while self._owed >= 1.0:
-            self._train()
-            self._owed -= 1.0
 
 
 @dataclass(frozen=True)
@@ -631,8 +520,8 @@ class EnvStepsTaken:
 class _RunWorker:
     """A finetune worker: sentence encoders shared by its runs; does one run per unit."""
 
-    def __init__(self, out: str, device: str, save_agent: bool):
-        self.out, self.device, self.save_agent = out, device, save_agent
+    def __init__(self, out: str, device: str, save_agent: bool, keep_checkpoints: int = 1):
+        self.out, self.device, self.save_agent, self.keep_checkpoints = out, device, save_agent, keep_checkpoints
         self.encoders: _TextEncoders | None = None
 
     def start(self, emit: Any) -> None:
@@ -641,13 +530,15 @@ class _RunWorker:
         self.encoders = _TextEncoders(self.device)
 
     def do(self, run: RunConfig, emit: Any) -> RunResult:
-        """Do ``run`` from step 0 into its folder (a run already finished there is read back)."""
+        """Do ``run`` into its folder, from its last checkpoint if it has one (a run already
+        finished there is read back)."""
         writer = RunWriter(self.out, run)
         if writer.finished():  # an attempt that finished before its worker died
             return _finished_result(run, writer, skipped=False)
         emit(RunStarted(run.method, run.task, run.seed))
         return finetune_run(run, writer, self.encoders, advance=lambda steps: emit(EnvStepsTaken(steps)),
-                            save_agent=self.save_agent, baselines_dir=Path(self.out) / BASELINES_DIR)
+                            save_agent=self.save_agent, baselines_dir=Path(self.out) / BASELINES_DIR,
+                            keep_checkpoints=self.keep_checkpoints)
 
     def close(self) -> None:
         """Nothing to free."""
@@ -656,9 +547,10 @@ class _RunWorker:
 def finetune(config: FinetuneConfig, progress: bool = True, executor: ExecutorConfig | None = None) -> list[RunResult]:
     """Run every task × init × seed of ``config`` that has not finished yet.
 
-    Finished runs with the same config are skipped (and reported as skipped); unfinished ones
-    restart from step 0. Inputs are all checked before the first run starts. Each run depends
-    only on its config, so where it runs does not change its result.
+    Finished runs with the same config are skipped (and reported as skipped); interrupted ones
+    continue from their last checkpoint, or from step 0 without one. Inputs are all checked, and
+    every pending run's folder locked, before the first run starts. Each run depends only on its
+    config, so where it runs does not change its result.
 
     Args:
         config: The queue.
@@ -672,7 +564,7 @@ def finetune(config: FinetuneConfig, progress: bool = True, executor: ExecutorCo
 
     Raises:
         LampError: unknown task or env, missing or unfitting checkpoint, a finished run with a
-            different config in the way, bad numbers.
+            different config in the way, bad numbers, a run another process is working on.
     """
     executor = executor or ExecutorConfig()
     if not executor.is_ray:  # on Ray each worker checks the device of its own node
@@ -689,7 +581,14 @@ def finetune(config: FinetuneConfig, progress: bool = True, executor: ExecutorCo
         else:
             pending.append(run)
     position = {id(run): index for index, run in enumerate(runs)}
-    with progress_bar("finetune", sum(run.steps for run in pending), unit="env steps", enabled=progress) as bar:
+    locks = contextlib.ExitStack()
+    for run in pending:
+        locks.enter_context(exclusive_lock(
+            run_lock_path(config.out, run),
+            f"another lamp-eval finetune is working on {run.method} · {run.task} · seed {run.seed} in {config.out}; "
+            "wait for it to finish (rerun the same command then to continue), or give another --out",
+        ))
+    with locks, progress_bar("finetune", sum(run.steps for run in pending), unit="env steps", enabled=progress) as bar:
 
         def show(event: Any) -> None:
             if isinstance(event, RunStarted):
@@ -698,7 +597,7 @@ def finetune(config: FinetuneConfig, progress: bool = True, executor: ExecutorCo
                 bar.advance(event.count)
 
         if pending:
-            worker_factory = functools.partial(_RunWorker, config.out, config.device, config.save_agent)
+            worker_factory = functools.partial(_RunWorker, config.out, config.device, config.save_agent, config.keep_checkpoints)
             with session(executor):
                 count = worker_count(executor, len(pending), executor.gpus_per_worker)
                 with worker_pool(executor, worker_factory, count, "finetune", executor.gpus_per_worker) as workers:

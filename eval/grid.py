@@ -24,6 +24,7 @@ rewritten from the runs finished so far, marking what is still missing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import subprocess
 import sys
@@ -34,9 +35,21 @@ from typing import Any
 
 import yaml
 
+from lamp_agent.config import load_preset
 from lamp_data.atomic import exclusive_lock
 from lamp_data.errors import LampError
-from lamp_eval.runs import RUN_INFO, STATUS_FINISHED, FinetuneConfig, RunConfig, RunSettings, read_run_info, run_folder, staging_folder
+from lamp_eval.runs import (
+    DEFAULT_ENV_PREFIX,
+    RESUME_DIR,
+    RUN_INFO,
+    STATUS_FINISHED,
+    FinetuneConfig,
+    RunConfig,
+    RunSettings,
+    read_run_info,
+    run_folder,
+    staging_folder,
+)
 
 GRID_FORMAT_VERSION = 1
 """Version of the grid file format."""
@@ -46,8 +59,6 @@ LOGS_DIR = "logs"
 """Folder of every run process's output under a grid's ``--out``."""
 LOCK_FILE = ".grid.lock"
 """Held by the ``lamp-eval grid`` process that runs a grid's ``--out``."""
-RESUME_DIR = "resume"
-"""Folder inside an unfinished run's staging folder holding its checkpoints (see :mod:`lamp_eval.finetune`)."""
 SCRATCH = "scratch"
 _NOT_SETTINGS = ("preset", "gif_frames")
 """RunSettings fields a grid's ``settings`` may not set (the preset is per method)."""
@@ -78,7 +89,7 @@ class Grid:
     methods: tuple[GridMethod, ...]
     """The methods, in the file's order (the report's order)."""
     settings: dict[str, Any]
-    """``lamp-eval finetune`` settings (``RunSettings`` fields) every run shares."""
+    """``lamp-eval finetune`` settings every run shares (``RunSettings`` fields, ``env``, ``env_prefix``)."""
     description: str = ""
     """Title of the report."""
     compare: tuple[tuple[str, str], ...] = ()
@@ -161,7 +172,7 @@ def load_grid(path: str | os.PathLike) -> Grid:
     if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
         raise LampError(f"grid file {path}: 'seeds' must be a list of whole numbers")
     settings = values.get("settings") or {}
-    allowed = {item.name for item in dataclasses.fields(RunSettings)} - set(_NOT_SETTINGS)
+    allowed = ({item.name for item in dataclasses.fields(RunSettings)} | {"env", "env_prefix"}) - set(_NOT_SETTINGS)
     if not isinstance(settings, dict) or set(settings) - allowed:
         bad = sorted(set(settings) - allowed) if isinstance(settings, dict) else ["(not a mapping)"]
         raise LampError(f"grid file {path}: settings {', '.join(bad)} are not lamp-eval finetune settings "
@@ -190,9 +201,9 @@ def load_grid(path: str | os.PathLike) -> Grid:
                 description=str(values.get("description") or ""), compare=tuple((str(a), str(b)) for a, b in compare),
                 runs=_resolve(str(values["runs"]), folder) if values.get("runs") else None)
     for method in grid.methods:
-        if method.init != SCRATCH and not Path(method.init).exists():
-            continue  # a pretrained arm made later: its runs wait (see plan_grid)
-        grid.finetune_config(method, "unused")  # refuses bad settings, seeds and presets
+        grid.finetune_config(method, "unused")  # refuses bad settings and seeds
+        if method.init == SCRATCH:
+            load_preset(method.preset)  # refuses an unknown or bad preset
     return grid
 
 
@@ -238,6 +249,8 @@ def run_command(grid_run: GridRun, runs_folder: Path, threads: int) -> list[str]
         sys.executable, "-m", "lamp_cli.eval", "finetune", "--task", run.task, "--init", run.init, "--preset", run.preset,
         "--method", run.method, "--seeds", str(run.seed), "--out", str(runs_folder), "--threads", str(threads), "--no-progress",
     ]
+    if run.env != f"{DEFAULT_ENV_PREFIX}{run.task}":
+        command += ["--env", run.env]
     for name, value in sorted(grid_run_settings(run).items()):
         option = "--" + name.replace("_", "-")
         if isinstance(value, bool):
@@ -311,6 +324,22 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, workers: int = 2, threads: i
     return GridResult(tuple(planned), tuple(started), tuple(failed), report)
 
 
+def _child_setup(niceness: int, parent: int) -> None:
+    """In a run process before it starts: lower its priority, and on Linux have the kernel kill it
+    when the grid process dies (a killed grid leaves no run working on behind it; the next
+    ``lamp-eval grid`` continues that run from its checkpoint)."""
+    if niceness:
+        os.nice(niceness)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the grid died before the line above took effect
+            os._exit(1)
+
+
 def _ready(item: GridRun) -> bool:
     return item.method.init == SCRATCH or Path(item.method.init).exists()
 
@@ -330,7 +359,7 @@ def _run_processes(pending: list[GridRun], out: Path, runs_folder: Path, workers
                 item = queue.pop(0)
                 log = open(logs / item.log_name, "a")
                 process = subprocess.Popen(run_command(item, runs_folder, threads), stdout=log, stderr=subprocess.STDOUT, env=environment,
-                                           preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
+                                           preexec_fn=functools.partial(_child_setup, niceness, os.getpid()))
                 running[item.name] = (process, time.monotonic(), log, item)
                 echo(f"started  {item.name} ({'continues' if item.status == 'partial' else 'from step 0'})")
             time.sleep(1.0)

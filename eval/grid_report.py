@@ -98,7 +98,7 @@ def grid_summary(grid: Any, runs: list[Run], planned: list[Any], seed: int = 0) 
                 row["statistic"] = statistic
                 for score in SCORE_NAMES:
                     row[score] = _interval({task: _scores(mine, score)}, statistic, seed)
-                row.update(_stability(mine), _cost(mine))
+                row.update({**_stability(mine), **_cost(mine)})
             cells.append(row)
     pooled = []
     for method in methods:

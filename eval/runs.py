@@ -47,6 +47,8 @@ RUN_LOG = "log.jsonl"
 TRAIN_LOG = "train.jsonl"
 TENSORBOARD_DIR = "tb"
 ROLLOUT_GIF = "rollout.gif"
+RESUME_DIR = "resume"
+"""Folder in an unfinished run's staging folder holding its checkpoints and replayed episodes."""
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
 SUPPORTED_RUN_VERSIONS = (RUN_FORMAT_VERSION,)
@@ -194,6 +196,8 @@ class FinetuneConfig(RunSettings):
     """Method label instead of the one derived from the checkpoint (only with one init)."""
     save_agent: bool = False
     """Also save each finetuned agent in its run folder."""
+    keep_checkpoints: int = 1
+    """Checkpoints an unfinished run keeps to continue from (the newest; all go when it finishes)."""
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -210,6 +214,8 @@ class FinetuneConfig(RunSettings):
         super().__post_init__()
         if self.method is not None and len(set(self.inits)) > 1:
             raise LampError("--method names one method; give a single --init with it")
+        if self.keep_checkpoints < 1:
+            raise LampError(f"keep-checkpoints must be at least 1, got {self.keep_checkpoints}")
 
     def env_name(self, task: str) -> str:
         """The env a task runs in."""
@@ -230,6 +236,12 @@ def run_folder(out: str | os.PathLike, config: RunConfig) -> Path:
 def staging_folder(final: Path) -> Path:
     """Hidden folder a run is written in before it is renamed to ``final``."""
     return final.parent / f".{final.name}.partial"
+
+
+def run_lock_path(out: str | os.PathLike, config: RunConfig) -> Path:
+    """The lock file a process holds while it works on a run: ``.seed-<k>.lock`` beside its folder."""
+    final = run_folder(out, config)
+    return final.parent / f".{final.name}.lock"
 
 
 @dataclass(frozen=True)
@@ -384,6 +396,29 @@ class RunWriter:
                 "choose another --out or remove that folder"
             )
         return info.get("status") == STATUS_FINISHED
+
+    def interrupted(self) -> bool:
+        """True when an unfinished attempt at this very run (same identity) left its staging folder."""
+        info_path = self.staging / RUN_INFO
+        if not info_path.is_file():
+            return False
+        try:
+            info = read_run_info(info_path)
+        except LampError:
+            return False
+        return info.get("identity") == self.config.identity() and info.get("status") == STATUS_RUNNING
+
+    def restore(self, evaluations: list["Evaluation"], training: list[dict[str, Any]]) -> None:
+        """Continue an interrupted attempt whose checkpoint holds ``evaluations`` and ``training``:
+        ``log.jsonl`` and ``train.jsonl`` are rewritten to exactly those (what the attempt logged
+        after its checkpoint is done again)."""
+        self.evaluations, self.training = [], []
+        for path in (self.staging / RUN_LOG, self.staging / TRAIN_LOG):
+            path.unlink(missing_ok=True)
+        for evaluation in evaluations:
+            self.log(evaluation)
+        for record in training:
+            self.log_training(record)
 
     def begin(self, details: dict[str, Any]) -> None:
         """Start (or restart) the run and write ``run.json`` with status ``running``."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,23 @@ def latest_checkpoint(run: str | Path) -> Path | None:
         raise DamagedDataError(
             f"damaged {pointer}: it names {name!r}, not a checkpoint folder inside {pointer.parent}; remove it to start over"
         )
+    if (Path(run) / CHECKPOINTS_DIR / name).is_symlink():
+        raise DamagedDataError(f"damaged {pointer}: {name} is a link, not a checkpoint folder of this run; remove it to start over")
     return Path(run) / CHECKPOINTS_DIR / name
+
+
+def rotate_checkpoints(run: str | Path, newest: str | Path, keep: int, step: int) -> None:
+    """Make ``newest`` (a finished checkpoint folder in ``<run>/checkpoints/``) the run's latest,
+    then remove all but the newest ``keep`` checkpoints.
+
+    Checkpoint folders are named so that their names sort by age (``step-<zero-padded step>``);
+    only real folders with a ``config.json`` are counted or removed, never what a link points to.
+    """
+    folder = Path(run) / CHECKPOINTS_DIR
+    atomic_write_json(folder / LATEST_FILE, {"format_version": CHECKPOINT_FORMAT_VERSION, "checkpoint": Path(newest).name, "step": step})
+    finished = sorted(path for path in folder.glob("step-*") if not path.is_symlink() and (path / CONFIG_FILE).is_file())
+    for old in finished[: max(len(finished) - keep, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

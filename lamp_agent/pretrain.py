@@ -28,7 +28,6 @@ Run folder::
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ import numpy as np
 import torch
 
 from lamp_agent.agent import Agent
-from lamp_agent.checkpoint import CHECKPOINTS_DIR, CONFIG_FILE, LATEST_FILE, latest_checkpoint
+from lamp_agent.checkpoint import CHECKPOINTS_DIR, latest_checkpoint, rotate_checkpoints
 from lamp_agent.config import PretrainConfig, load_preset
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import HindsightPrompts, ShardReplay
@@ -150,13 +149,7 @@ def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) ->
 def _save_checkpoint(agent: Agent, out: Path, keep: int) -> Path:
     folder = out / CHECKPOINTS_DIR / f"step-{agent.step:08d}"
     agent.save(folder)
-    atomic_write_json(
-        out / CHECKPOINTS_DIR / LATEST_FILE,
-        {"format_version": CHECKPOINT_FORMAT_VERSION, "checkpoint": folder.name, "step": agent.step},
-    )
-    finished = sorted(p for p in (out / CHECKPOINTS_DIR).glob("step-*") if (p / CONFIG_FILE).is_file())
-    for old in finished[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    rotate_checkpoints(out, folder, keep, step=agent.step)
     return folder
 
 

@@ -5,7 +5,7 @@ An episode in memory is a flat dict of numpy arrays with the reserved keys of
 ``T + 1`` rows (the first observation plus one per action), actions and env rewards with ``T``
 rows, the success flag and ``is_first`` / ``is_last`` / ``is_terminal`` with ``T + 1`` rows.
 :class:`EpisodeBuilder` makes it step by step (a training loop that interleaves env steps with
-updates uses it directly); :func:`run_episode` plays a whole episode with a :class:`Policy`.
+updates passes them as ``on_step``); :func:`run_episode` plays an episode with a :class:`Policy`.
 
 A policy is an object with ``reset(info)`` at each episode start and ``policy(observation) ->
 action``. The built-in ones are found by name in :data:`POLICIES` (``random``, ``expert``,
@@ -22,6 +22,7 @@ that env-step budgets are spent in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -68,6 +69,8 @@ class EpisodeBuilder:
         """The env reward of every step so far."""
         self.successes = [False]
         self.terminal = False
+        self.done = False
+        """True once the env ended the episode (terminated or truncated)."""
         self.env_steps = 0
         """Simulator steps taken so far (more than the recorded steps under action repeat)."""
 
@@ -116,17 +119,27 @@ class EpisodeBuilder:
         }
 
 
-def run_episode(env: Any, policy: Policy, seed: int, max_steps: int | None = None) -> EpisodeBuilder:
-    """Play one episode from ``env.reset(seed=seed)`` until it ends or ``max_steps`` steps.
+StepCallback = Callable[["EpisodeBuilder", dict[str, Any], bool], bool | None]
+"""``on_step(builder, info, done)``, called after each recorded step with the step's info and
+whether the env ended the episode there; returning True stops the episode after that step."""
+
+
+def run_episode(env: Any, policy: Policy, seed: int, max_steps: int | None = None, on_step: StepCallback | None = None) -> EpisodeBuilder:
+    """Play one episode from ``env.reset(seed=seed)`` until it ends, ``max_steps`` steps, or ``on_step`` stops it.
+
+    What happens between steps (a training loop's updates, an evaluation, a progress bar) is
+    the caller's ``on_step``, so every episode of the project is played here.
 
     Args:
         env: A Gymnasium env of the project's contract (image and state observations).
         policy: What acts; ``policy.reset`` gets the reset info.
         seed: The env reset seed.
         max_steps: At most this many recorded steps; None: until the env ends the episode.
+        on_step: Called after every step (see :data:`StepCallback`).
 
     Returns:
-        The builder holding the finished episode (``.episode()`` is the stored dict).
+        The builder holding the episode (``.episode()`` is the stored dict; :attr:`EpisodeBuilder.done`
+        tells whether the env ended it).
     """
     observation, info = env.reset(seed=seed)
     policy.reset(info)
@@ -135,7 +148,10 @@ def run_episode(env: Any, policy: Policy, seed: int, max_steps: int | None = Non
         action = np.asarray(policy(observation), np.float32)
         observation, reward, terminated, truncated, step_info = env.step(action)
         builder.add(action, observation, reward, terminated, step_info)
-        if terminated or truncated:
+        builder.done = bool(terminated or truncated)
+        if on_step is not None and on_step(builder, step_info, builder.done):
+            break
+        if builder.done:
             break
     return builder
 

@@ -97,7 +97,7 @@ def test_channels_last_agent_round_trips_through_a_checkpoint(tmp_path):
 
 
 def test_unknown_precision_is_a_lamp_error_and_old_configs_get_fp32():
-    with pytest.raises(LampError, match="precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(LampError, match="precision must be one of fp32, bf16, auto, got 'fp16'"):
         load_preset("tiny", precision="fp16")
     old = {key: value for key, value in load_preset("tiny").to_dict().items() if key not in ("precision", "channels_last")}
     config = AgentConfig.from_dict(old)

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "lamp_data", "lamp_agent", "cli", "eval")
 MODEL = "lamp_data/models/lamp-r3m-metaworld"
-PRESETS = ("cpu", "paper", "small", "tiny")
+PRESETS = ("cpu", "cpu-v1", "paper", "small", "tiny")
 
 
 def _sha256(data: bytes) -> str:

@@ -29,7 +29,8 @@ class AgentPolicy:
         self.agent = agent
         self.prompt_embeddings = np.asarray(prompt_embeddings, np.float32)
         self.explore = explore
-        self._rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)
+        """Generator of the per-episode prompt draw (its state is part of a resumable run's)."""
         self._carry: Any = None
         self.prompt_index = 0
         """Index of the prompt the current episode is conditioned on."""
@@ -37,7 +38,7 @@ class AgentPolicy:
     def reset(self, info: dict[str, Any]) -> None:
         """Start an episode: forget the latent state and draw a prompt."""
         self._carry = None
-        self.prompt_index = int(self._rng.integers(len(self.prompt_embeddings)))
+        self.prompt_index = int(self.rng.integers(len(self.prompt_embeddings)))
 
     def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """The actor's action for ``observation``, carrying the latent state to the next call."""

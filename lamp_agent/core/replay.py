@@ -241,6 +241,10 @@ class EpisodeReplay:
         self._rng = np.random.default_rng(seed)
         self._episodes: deque[dict[str, np.ndarray]] = deque()
         self._steps = 0
+        self._added = 0
+        """Episodes added so far; the episodes held are the newest ``len(self)`` of them."""
+        self._saved = 0
+        """Episodes :meth:`save` has written so far."""
 
     def __len__(self) -> int:
         """Episodes held."""
@@ -268,10 +272,53 @@ class EpisodeReplay:
             if vlm_reward.shape != (frames,):
                 raise LampError(f"replay keeps one prompt's vlm_reward [T+1], got {list(vlm_reward.shape)}")
             steps[schema.VLM_REWARD] = vlm_reward
+        self._append(steps)
+
+    def _append(self, steps: dict[str, np.ndarray]) -> None:
         self._episodes.append(steps)
-        self._steps += frames
+        self._added += 1
+        self._steps += len(steps[schema.IS_FIRST])
         while self._steps > self.capacity_steps and len(self._episodes) > 1:
             self._steps -= len(self._episodes.popleft()[schema.IS_FIRST])
+
+    def state(self) -> dict[str, Any]:
+        """The JSON-able state besides the episodes: how many were added and the sampler's generator."""
+        return {"added": self._added, "held": len(self._episodes), "rng": self._rng.bit_generator.state}
+
+    def save(self, folder: str | Path) -> None:
+        """Write every episode added since the last call to ``folder`` (``episode-<index>.npz``,
+        atomically, no pickles); files already there are kept, so many checkpoints share them."""
+        from lamp_data.atomic import atomic_path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        unsaved = self._added - self._saved
+        for offset, steps in enumerate(list(self._episodes)[len(self._episodes) - min(unsaved, len(self._episodes)):]):
+            index = self._added - min(unsaved, len(self._episodes)) + offset
+            with atomic_path(folder / f"episode-{index:07d}.npz") as temporary, open(temporary, "wb") as handle:
+                np.savez_compressed(handle, **steps)
+        self._saved = self._added
+
+    def restore(self, folder: str | Path, state: dict[str, Any]) -> None:
+        """Hold again the episodes a :meth:`state` taken after :meth:`save` describes, read from ``folder``.
+
+        Raises:
+            DamagedDataError: an episode file is missing or does not load.
+        """
+        folder = Path(folder)
+        added, held = int(state["added"]), int(state["held"])
+        self._episodes.clear()
+        self._steps, self._added = 0, added - held
+        for index in range(added - held, added):
+            path = folder / f"episode-{index:07d}.npz"
+            try:
+                with np.load(path, allow_pickle=False) as loaded:
+                    steps = {key: loaded[key] for key in loaded.files}
+            except (OSError, ValueError) as error:
+                raise DamagedDataError(f"replayed episode {path} is missing or damaged ({error}); remove the run's checkpoints to start over") from None
+            self._append(steps)
+        self._saved = added
+        self._rng.bit_generator.state = state["rng"]
 
     def newest(self, count: int) -> dict[str, torch.Tensor]:
         """The first ``seq_len`` frames of each of the newest ``count`` episodes long enough, as a

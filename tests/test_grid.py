@@ -1,0 +1,117 @@
+"""lamp-eval grid: an experiment that finishes however often it is interrupted, and its report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lamp_cli.eval import main as lamp_eval_cli
+from lamp_data.errors import LampError
+from lamp_eval.grid import load_grid, plan_grid, run_command
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = {"steps": 160, "eval_every": 40, "eval_episodes": 2, "image_size": 16, "episode_length": 20, "env": "dummy",
+            "prefill": 40, "initial_updates": 2, "replay_ratio": 8.0}
+
+
+def _write_grid(folder: Path, **changes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wide.yaml").write_text("base: tiny\nhorizon: 6\n")
+    values = {
+        "format_version": 1, "description": "A test grid", "tasks": ["reach-dummy"], "seeds": [0, 1], "settings": SETTINGS,
+        "methods": {"tiny": {"preset": "tiny"}, "wide": {"preset": "wide.yaml"}}, **changes,
+    }
+    path = folder / "grid.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+def _grid_process(grid: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lamp_cli.eval", "grid", str(grid), "--out", str(out), "--workers", "2", "--nice", "0"],
+                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_grid_killed_and_run_again_finishes_every_run_once_and_reports(tmp_path):
+    grid = _write_grid(tmp_path / "exp")
+    out = tmp_path / "exp" / "out"
+    first = _grid_process(grid, out)
+    runs = out / "runs"
+    deadline = time.monotonic() + 240
+    while not list(runs.glob("*/*/.seed-*.partial/resume/checkpoints/latest.json")):  # a run part-way through
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    time.sleep(0.5)  # its runs die with it
+    assert not any("lamp_cli.eval finetune" in line and str(out) in line
+                   for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines())
+    statuses = {item.name: item.status for item in plan_grid(load_grid(grid), out)}
+    assert "partial" in statuses.values()
+    second = _grid_process(grid, out)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    started = [line for line in output.splitlines() if line.startswith("started")]
+    assert len(started) == sum(status != "finished" for status in statuses.values())
+    assert any("(continues)" in line for line in started)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is False and summary["finished"] == summary["planned"] == 4
+    infos = [json.loads(path.read_text()) for path in runs.glob("*/reach-dummy/seed-*/run.json")]
+    assert len(infos) == 4 and all(info["summary"]["resumes"] <= 1 for info in infos)
+    assert sum(info["summary"]["resumes"] for info in infos) >= 1
+    report = (out / "grid.md").read_text()
+    assert "All 4 runs finished." in report and "P(wide > tiny)" in report and "(mean)" in report
+    assert (out / "curves.png").is_file() and len((out / "curves.jsonl").read_text().splitlines()) == 4 * 5
+    third = _grid_process(grid, out)
+    output, _ = third.communicate(timeout=120)
+    assert third.returncode == 0 and "started" not in output and "4 of 4 runs finished" in output
+
+
+def test_the_report_marks_what_is_missing_and_names_the_command(tmp_path):
+    grid = _write_grid(tmp_path / "exp", seeds=[0])
+    out = tmp_path / "exp" / "out"
+    result = CliRunner().invoke(lamp_eval_cli, ["grid", str(grid), "--out", str(out), "--report-only"])
+    assert result.exit_code == 0, result.output
+    report = (out / "grid.md").read_text()
+    assert "**Partial: 0 of 2 runs finished.**" in report and f"lamp-eval grid {grid} --out {out}" in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert [entry["status"] for entry in summary["missing"]] == ["missing", "missing"]
+    assert "model" in summary["provenance"]["cpu"] and not summary["provenance"]["argv"][0].startswith("/")
+
+
+def test_a_pretrained_arm_made_later_waits_and_paths_are_read_relative_to_the_grid_file(tmp_path):
+    grid = _write_grid(tmp_path / "exp", methods={"tiny": {"preset": "tiny"}, "lamp": {"init": "pretraining/lamp"}}, runs="../shared-runs")
+    spec = load_grid(grid)
+    assert spec.methods[1].init == os.path.relpath(tmp_path / "exp" / "pretraining" / "lamp")
+    assert spec.runs_folder("anything") == Path(os.path.relpath(tmp_path / "shared-runs"))
+    planned = plan_grid(spec, tmp_path / "out")
+    assert [item.status for item in planned] == ["missing"] * 4
+    command = run_command(planned[0], spec.runs_folder("x"), threads=1)
+    assert command[command.index("--steps") + 1] == "160" and command[command.index("--env") + 1] == "dummy"
+    assert command[command.index("--method") + 1] == "tiny" and "--eval-episodes" in command
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tasks": []}, "'tasks' must be a list"),
+    ({"seeds": ["a"]}, "'seeds' must be a list"),
+    ({"settings": {"stepz": 3}}, "stepz are not lamp-eval finetune settings"),
+    ({"methods": {"a": {"init": "scratch", "preset": "nosuch"}}}, "unknown agent preset 'nosuch'"),
+    ({"compare": [["tiny", "nosuch"]]}, "'compare' must list pairs"),
+    ({"format_version": 9}, "format version 9"),
+    ({"settings": {"steps": 0}}, "steps must be at least 1"),
+])
+def test_a_bad_grid_file_is_one_line_and_exit_2_before_anything_is_written(tmp_path, changes, message):
+    grid = _write_grid(tmp_path / "exp", **changes)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(lamp_eval_cli, ["grid", str(grid), "--out", str(out)])
+    assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1, result.output
+    assert not out.exists()
+    with pytest.raises(LampError):
+        load_grid(grid)

@@ -218,15 +218,14 @@ class MethodSummary:
     norm_improvement: stats.Interval | None = None
     """P(this method beats the baseline) on expert-normalised return (final or AUC, as ranked)."""
 
-    def score_iqm(self, score: str) -> stats.Interval | None:
-        """The IQM interval of ``score`` (one of :data:`SCORES`)."""
-        return {
-            "final": self.final_iqm, "auc": self.auc_iqm, "norm-final": self.norm_final_iqm, "norm-auc": self.norm_auc_iqm,
-        }[score]
+    def score_interval(self, score: str, statistic: str = "iqm") -> stats.Interval | None:
+        """The interval of ``score`` (one of :data:`SCORES`) under ``statistic`` (``iqm`` or ``mean``)."""
+        name = {"final": "final", "auc": "auc", "norm-final": "norm_final", "norm-auc": "norm_auc"}[score]
+        return getattr(self, f"{name}_{statistic}")
 
-    def ranking_value(self, score: str) -> float:
-        """The IQM the leaderboard sorts on (minus infinity when the method has no such score)."""
-        interval = self.score_iqm(score)
+    def ranking_value(self, score: str, statistic: str = "iqm") -> float:
+        """The aggregate the leaderboard sorts on (minus infinity when the method has no such score)."""
+        interval = self.score_interval(score, statistic)
         return -math.inf if interval is None else interval.value
 
 
@@ -258,6 +257,9 @@ class Leaderboard:
     """Whether any evaluation of any run succeeded."""
     runs_without_baselines: int = 0
     """Runs left out of the normalised scores (no baselines, or no expert in them)."""
+    statistic: str = "iqm"
+    """The aggregate over runs the table leads with and ranks by: ``iqm`` when every method has at
+    least :data:`lamp_eval.stats.MIN_IQM_RUNS` runs on every task, else ``mean``."""
     architecture_differences: tuple[ArchitectureDifference, ...] = ()
     """Methods compared on one task with different network sizes."""
 
@@ -275,9 +277,17 @@ class ReportResult:
 
 
 def competition_ranks(board: "Leaderboard") -> list[int]:
-    """Rank of each row, best first; rows with equal ranking values share a rank (1, 1, 3)."""
-    values = [row.ranking_value(board.score) for row in board.rows]
-    return [1 + sum(other > value for other in values) for value in values]
+    """Rank of each row: one more than the number of methods whose confidence interval lies
+    wholly above its own, so methods whose intervals overlap share a rank (the data do not order
+    them) and only a separated interval moves a method down. Rows without the score rank last."""
+    intervals = [row.score_interval(board.score, board.statistic) for row in board.rows]
+
+    def above(other: stats.Interval | None, mine: stats.Interval | None) -> bool:
+        if other is None:
+            return False
+        return mine is None or other.low > mine.high
+
+    return [1 + sum(above(other, mine) for other in intervals) for mine in intervals]
 
 
 def group_runs(runs: list[Run]) -> dict[str, dict[str, list[Run]]]:
@@ -399,9 +409,11 @@ def build_leaderboard(runs: list[Run], config: ReportConfig = ReportConfig()) ->
                 norm_improvement=norm_improvement,
             )
         )
-    rows.sort(key=lambda row: (-row.ranking_value(score), row.method))
+    statistic = stats.aggregate_for(min(len(value) for task_runs in grouped.values() for value in task_runs.values()))
+    rows.sort(key=lambda row: (-row.ranking_value(score, statistic), row.method))
     tasks = tuple(sorted({run.task for run in runs}))
     return Leaderboard(
+        statistic=statistic,
         config=config,
         rows=tuple(rows),
         tasks=tasks,
@@ -536,16 +548,15 @@ def tie_note(board: Leaderboard) -> str:
     ties = tied_ranks(board)
     if not ties:
         return ""
-    rows = {row.method: row for row in board.rows}
-    listed = []
-    for rank, methods in ties.items():
-        interval = rows[methods[0]].score_iqm(board.score)
-        value = "n/a" if interval is None else f"{interval.value:.3f}"
-        listed.append(f"{_join(methods)} share rank {rank} (IQM {value})")
+    listed = [f"{_join(methods)} share rank {rank}" for rank, methods in ties.items()]
     return (
-        f"Ties: {'; '.join(listed)}. The IQM of the {RANKED_BY[board.score]} does not separate them, "
-        "so they are listed alphabetically."
+        f"Ties: {'; '.join(listed)}. Their {board.config.confidence:.0%} intervals of the {_statistic_name(board)} of the "
+        f"{RANKED_BY[board.score]} overlap, so the data do not order them; they are listed by point estimate."
     )
+
+
+def _statistic_name(board: Leaderboard) -> str:
+    return "IQM" if board.statistic == "iqm" else "mean"
 
 
 def single_run_methods(board: Leaderboard) -> list[str]:
@@ -601,40 +612,48 @@ def _task_cell(summary: dict[str, float] | None) -> str:
     return f"success {success}, norm. {normalised} (n={summary['runs']})"
 
 
+def _statistics(board: Leaderboard) -> tuple[str, ...]:
+    """The aggregates the table shows: IQM and mean, or the mean alone when a method has fewer than
+    :data:`lamp_eval.stats.MIN_IQM_RUNS` runs on a task (an IQM of so few trims nothing)."""
+    return ("iqm", "mean") if board.statistic == "iqm" else ("mean",)
+
+
 def _table_header(board: Leaderboard, escape: bool) -> list[str]:
     level = f"{board.config.confidence:.0%}"
     versus = f"P({'&gt;' if escape else '>'} {html.escape(board.config.baseline) if escape else board.config.baseline})"
     tasks = [html.escape(task) for task in board.tasks] if escape else list(board.tasks)
-    return [
-        "rank", "method", "runs",
-        f"success final IQM [{level} CI]", "success final mean", "success AUC IQM", "success AUC mean", f"success {versus}",
-        f"norm. final IQM [{level} CI]", "norm. final mean", "norm. AUC IQM", "norm. AUC mean", f"norm. {versus}",
-        *tasks,
-    ]
+    names = {"iqm": "IQM", "mean": "mean"}
+    columns = []
+    for kind in ("success", "norm."):
+        for form in ("final", "AUC"):
+            for index, statistic in enumerate(_statistics(board)):
+                ci = f" [{level} CI]" if index == 0 and form == "final" else ""
+                columns.append(f"{kind} {form} {names[statistic]}{ci}")
+        columns.append(f"{kind} {versus}")
+    return ["rank", "method", "runs", *columns, *tasks]
 
 
 def _table_cells(board: Leaderboard, rank: int, row: MethodSummary, method: str) -> list[str]:
     """One row's cells; a shared rank reads ``2 (tie)`` and a one-run method's estimates ``(n=1)``."""
     tied = any(row.method in methods for methods in tied_ranks(board).values())
     single = row.method in single_run_methods(board)
-    return [
-        f"{rank} (tie)" if tied else str(rank), method, str(row.runs),
-        *(_format_interval(interval, single) for interval in (row.final_iqm, row.final_mean, row.auc_iqm, row.auc_mean)),
-        _format_interval(row.improvement),
-        *(
-            _format_interval(interval, single)
-            for interval in (row.norm_final_iqm, row.norm_final_mean, row.norm_auc_iqm, row.norm_auc_mean)
-        ),
-        _format_interval(row.norm_improvement),
-        *(_task_cell(row.per_task.get(task)) for task in board.tasks),
-    ]
+    cells = [f"{rank} (tie)" if tied else str(rank), method, str(row.runs)]
+    for scores, improvement in ((("final", "auc"), row.improvement), (("norm-final", "norm-auc"), row.norm_improvement)):
+        for score in scores:
+            cells += [_format_interval(row.score_interval(score, statistic), single) for statistic in _statistics(board)]
+        cells.append(_format_interval(improvement))
+    return cells + [_task_cell(row.per_task.get(task)) for task in board.tasks]
 
 
 def _method_explanation(board: Leaderboard) -> str:
     level = f"{board.config.confidence:.0%}"
     form = "final evaluation" if _time_form(board.score) == "final" else "area under the curve"
+    fewer = "" if board.statistic == "iqm" else (
+        f" A method has fewer than {stats.MIN_IQM_RUNS} runs on a task, where an IQM trims nothing, so the table gives means."
+    )
     return (
-        f"Ranked by the IQM of the {RANKED_BY[board.score]}. Expert-normalised return: the mean dense return "
+        f"Ranked by the {_statistic_name(board)} of the {RANKED_BY[board.score]}; methods whose intervals overlap share "
+        f"a rank.{fewer} Expert-normalised return: the mean dense return "
         "on the evaluation seeds, 0 for a uniform random policy and 1 for the scripted expert on the same seeds. "
         f"Intervals: {level} stratified bootstrap over runs within tasks ({board.config.reps} replicates). "
         f"P(> {board.config.baseline}) compares the {form}. Per-task cells: mean ± std over seeds of the final "
@@ -867,7 +886,8 @@ img.gif {{ width: 128px; image-rendering: pixelated; }}
 </style></head><body>
 <h1>Finetuning on held-out tasks</h1>
 {f'<p><strong>{html.escape(opening)}</strong> {pointer}</p>' if opening else ''}
-<p>Ranked by the IQM of the {RANKED_BY[board.score]} over all runs of all tasks; intervals are {level} stratified
+<p>Ranked by the {_statistic_name(board)} of the {RANKED_BY[board.score]} over all runs of all tasks (methods whose
+intervals overlap share a rank); intervals are {level} stratified
 bootstrap confidence intervals ({board.config.reps} replicates, runs resampled within tasks).
 Expert-normalised return is the mean dense return on the evaluation seeds, scaled so that a uniform random
 policy scores 0 and the task's scripted expert scores 1 on the same seeds.

@@ -219,6 +219,9 @@ def record_episode(env: Any, config: CollectConfig, index: int, policy: Policy |
     }
     if policy is None and records_noise(config.policy):
         meta["noise"] = config.noise
+    describe = getattr(acting, "episode_meta", None)
+    if describe is not None:  # what a policy says about its episode (an agent: the prompt it acted on)
+        meta.update({key: value for key, value in describe().items() if key not in meta})
     return played.episode(), meta
 
 

@@ -33,7 +33,11 @@ from lamp_data.registry import Registry
 
 
 class Policy(Protocol):
-    """Acts in an env: ``reset(info)`` at each episode start, then ``policy(observation) -> action``."""
+    """Acts in an env: ``reset(info)`` at each episode start, then ``policy(observation) -> action``.
+
+    A policy may also have ``episode_meta() -> dict``, what a recorded episode's meta says of it
+    (an agent: the index of the prompt it acted on); ``collect`` adds it to the episode's meta.
+    """
 
     def reset(self, info: dict[str, Any]) -> None:
         """Start an episode; ``info`` is what ``env.reset`` returned with the first observation."""

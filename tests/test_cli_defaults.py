@@ -20,6 +20,7 @@ from lamp_data.relabel import relabel
 from lamp_data.reward_training.config import RewardModelTrainConfig
 from lamp_data.view import view_episode
 from lamp_eval.demo import DemoConfig
+from lamp_eval.grid import run_grid
 from lamp_eval.report import ReportConfig
 from lamp_eval.runs import FinetuneConfig
 
@@ -63,7 +64,7 @@ SOURCES = {
             name: (FinetuneConfig, name)
             for name in ("steps", "instruction", "eval_every", "eval_episodes", "preset", "method", "env_prefix", "env",
                          "image_size", "episode_length", "replay_ratio", "action_repeat", "prefill", "initial_updates",
-                         "batch_size", "seq_len", "text_encoder", "device", "save_agent")
+                         "batch_size", "seq_len", "text_encoder", "device", "save_agent", "keep_checkpoints")
         },
         "seeds": (FinetuneConfig, "seeds", parse_seeds),
         "executor": (ExecutorConfig, "kind"),
@@ -79,6 +80,7 @@ SOURCES = {
         "no_gifs": (ReportConfig, "gifs", _negated),
     },
     "lamp-eval demo": {name: (DemoConfig, name) for name in ("task", "reward_model", "seed")},
+    "lamp-eval grid": {name: (run_grid, name) for name in ("workers", "threads", "niceness")},
 }
 """Command -> option -> where its default is defined: (config class or function, field or
 parameter[, how to turn the option's default into that value])."""

@@ -214,6 +214,24 @@ def test_tied_methods_share_a_rank(tmp_path):
     assert markdown_table(board).count("| 1 (tie) | `") == 2
 
 
+def test_methods_whose_intervals_overlap_share_a_rank_and_a_separated_one_ranks_below(tmp_path):
+    from lamp_eval.report import competition_ranks, markdown_table
+
+    rng = np.random.default_rng(3)
+    finals = {"best": [1.0] * 6, "close": [1.0, 1.0, 1.0, 1.0, 0.5, 0.5], "poor": [0.0] * 6}
+    for method, rates in finals.items():
+        for seed, rate in enumerate(rates):
+            write_synthetic_run(tmp_path, method, "pick-place", seed, rate, rng)
+    board = build_leaderboard(find_runs([tmp_path]), ReportConfig(score="final", reps=500))
+    assert [row.method for row in board.rows] == ["best", "close", "poor"] and board.statistic == "iqm"
+    best, close, _ = board.rows
+    assert best.final_iqm.value > close.final_iqm.value and not best.final_iqm.excludes(close.final_iqm)
+    assert competition_ranks(board) == [1, 1, 3]
+    table = markdown_table(board)
+    assert "| 1 (tie) | `best` |" in table and "| 1 (tie) | `close` |" in table and "| 3 | `poor` |" in table
+    assert "best and close share rank 1" in table and "intervals of the IQM" in table
+
+
 BASELINES = {
     "format_version": 1, "env": "mw-pick-place", "env_config": {}, "seeds": eval_episode_seeds(4),
     "random": {"return_mean": -10.0, "success_rate": 0.0, "returns": [-10.0] * 4, "successes": [False] * 4},
@@ -338,8 +356,12 @@ def test_no_success_report_points_at_curves_and_notes_ties_and_single_runs(tmp_p
     assert "<td>2 (tie)</td><td><code>p2e</code></td>" in page
     assert "p2e and scratch share rank 2" in markdown and "p2e and scratch share rank 2" in page
     # one run per task: the estimates are marked n=1 instead of showing a degenerate interval
+    header = markdown.splitlines()[2].split(" | ")
     lamp_cells = next(line for line in markdown.splitlines() if line.startswith("| 1 | `lamp[r3m-abc]`")).split(" | ")
-    assert lamp_cells[3] == "0.000 (n=1)" and lamp_cells[8].endswith("(n=1)") and "[" not in lamp_cells[8]
+    normalised = header.index("norm. final mean [95% CI]")
+    assert lamp_cells[3] == "0.000 (n=1)" and lamp_cells[normalised].endswith("(n=1)") and "[" not in lamp_cells[normalised]
+    # fewer than 4 runs per task: the table gives means, not IQMs that would trim nothing
+    assert "IQM" not in markdown.splitlines()[2] and "the table gives means" in markdown
     note = "lamp[r3m-abc] has one run per task (n=1)"
     assert note in markdown and note in page
     assert "(n=1) |" not in next(line for line in markdown.splitlines() if "`p2e`" in line)

@@ -40,6 +40,10 @@ class AgentPolicy:
         self._carry = None
         self.prompt_index = int(self.rng.integers(len(self.prompt_embeddings)))
 
+    def episode_meta(self) -> dict[str, Any]:
+        """What a recorded episode's meta says of the policy: the index of the prompt it acted on."""
+        return {"prompt_index": self.prompt_index}
+
     def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         """The actor's action for ``observation``, carrying the latent state to the next call."""
         action, self._carry = self.agent.policy_step(

@@ -65,7 +65,7 @@ from lamp_data.rollout import EpisodeBuilder, run_episode
 from lamp_data.store.reader import prompt_set_name
 from lamp_data.tasks import HELDOUT, TASKS, get_task
 from lamp_data.text import TextEncoder
-from lamp_eval.baselines import task_baselines
+from lamp_eval.baselines import normalised_return, task_baselines
 from lamp_eval.runs import (
     RESUME_DIR,
     ROLLOUT_GIF,
@@ -122,13 +122,16 @@ def check_task(task: str, config: FinetuneConfig) -> None:
         )
 
 
-def check_init(init: str) -> None:
-    """``init`` must be ``scratch`` or a readable agent checkpoint folder."""
+def check_init(init: str, image_size: int | None = None) -> None:
+    """``init`` must be ``scratch`` or a readable agent checkpoint folder, trained on frames of
+    ``image_size`` pixels when that is given (checked before anything is written)."""
     if init == SCRATCH:
         return
     if not Path(init).exists():
         raise LampError(f"checkpoint {init} does not exist (give a checkpoint folder or 'scratch')")
-    read_checkpoint_config(init)
+    trained = read_checkpoint_config(init).get("sizes", {}).get("image_size")
+    if image_size is not None and trained is not None and int(trained) != image_size:
+        raise LampError(f"checkpoint {init} was trained on {trained}-px frames, not {image_size}; pass --image-size {trained}")
 
 
 def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
@@ -137,7 +140,7 @@ def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
         check_task(task, config)
         ENVS.get(config.env_name(task))
     for init in config.inits:
-        check_init(init)
+        check_init(init, config.image_size)
     labels = {init: config.method or method_label(init) for init in dict.fromkeys(config.inits)}
     by_label: dict[str, str] = {}
     for init, label in labels.items():
@@ -397,6 +400,9 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             writer.log(evaluation)
             tensorboard.add_scalar("eval/success_rate", evaluation.success_rate, trainer.env_steps)
             tensorboard.add_scalar("eval/return_mean", evaluation.return_mean, trainer.env_steps)
+            normalised = normalised_return(evaluation.return_mean, baselines)
+            if math.isfinite(normalised):
+                tensorboard.add_scalar("eval/normalised_return", normalised, trainer.env_steps)
             grid = open_loop_grid(agent, replay, lang)
             if grid is not None:
                 tensorboard.add_image("world_model/open_loop", grid, trainer.env_steps, dataformats="HWC")

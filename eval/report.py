@@ -32,7 +32,7 @@ opens by pointing at the normalised-return and return curves.
 Files written into the report folder: ``leaderboard.{csv,md,html,json}``, ``per_task.csv``,
 ``curves.{png,svg}`` (all tasks pooled: success and, where baselines exist, normalised return),
 ``curves_per_task.{png,svg}``, ``normalised_per_task.{png,svg}`` (where baselines exist),
-``returns_per_task.{png,svg}`` (the raw mean dense return), and ``gifs/<task>__<method>.gif``
+``returns_per_task.{png,svg}`` (the raw mean dense return), and ``gifs/<task>__<method>__seed-<k>.gif``
 (the lowest seed's last evaluation). ``leaderboard.html`` embeds every image as base64 and an
 "about this report" block (versions, run folders, time, plus whatever the caller adds), so the
 page can be mailed or published alone.
@@ -792,17 +792,24 @@ def _save_figure(figure: Any, stem: Path) -> list[Path]:
 
 
 def _copy_gifs(grouped: dict[str, dict[str, list[Run]]], out: Path) -> dict[tuple[str, str], Path]:
+    """One rollout GIF per task and method, from its lowest seed that saved one, named
+    ``gifs/<task>__<method>__seed-<k>.gif`` so the file says which run it shows."""
     copied = {}
     for method, task_runs in grouped.items():
         for task, runs in task_runs.items():
-            source = next((run.gif for run in runs if run.gif is not None), None)
-            if source is None:
+            run = next((run for run in runs if run.gif is not None), None)
+            if run is None:
                 continue
-            target = out / "gifs" / f"{safe_name(task)}__{safe_name(method)}.gif"
+            target = out / "gifs" / f"{safe_name(task)}__{safe_name(method)}__seed-{run.seed}.gif"
             with atomic_path(target) as temporary:
-                shutil.copyfile(source, temporary)
+                shutil.copyfile(run.gif, temporary)
             copied[(task, method)] = target
     return copied
+
+
+def _gif_caption(task: str, method: str, path: Path) -> str:
+    """``task · method · seed k`` of a GIF :func:`_copy_gifs` wrote."""
+    return f"{task} · {method} · seed {path.stem.rpartition('__seed-')[2]}"
 
 
 def _data_uri(path: Path, mime: str) -> str:
@@ -853,8 +860,10 @@ def html_page(
         cells = []
         for method in methods:
             path = gifs.get((task, method))
+            caption = html.escape(_gif_caption(task, method, path)) if path else ""
             cells.append(
-                f'<td><img class="gif" alt="{html.escape(task)} {html.escape(method)}" src="{_data_uri(path, "image/gif")}"></td>'
+                f'<td><figure><img class="gif" alt="{caption}" src="{_data_uri(path, "image/gif")}">'
+                f"<figcaption>{caption}</figcaption></figure></td>"
                 if path else "<td>–</td>"
             )
         gif_rows.append(f"<tr><th>{html.escape(task)}</th>{''.join(cells)}</tr>")

@@ -130,7 +130,9 @@ def test_leaderboard_from_finetune_runs(finished, tmp_path):
     out, _ = finished
     result = leaderboard([out], tmp_path / "report", ReportConfig(reps=200))
     assert {row.method for row in result.leaderboard.rows} == {"scratch", "lamp[r3m-abc123]"}
-    assert (tmp_path / "report" / "gifs" / "reach-dummy__scratch.gif").is_file()
+    assert (tmp_path / "report" / "gifs" / "reach-dummy__scratch__seed-0.gif").is_file()
+    page = (tmp_path / "report" / "leaderboard.html").read_text()
+    assert "<figcaption>reach-dummy · scratch · seed 0</figcaption>" in page
     assert len(find_runs([out])) == 2
 
 
@@ -278,3 +280,10 @@ def test_a_two_camera_checkpoint_finetunes_in_an_env_that_renders_both_views(tmp
     del config["cameras"]
     (tmp_path / "one" / "config.json").write_text(json.dumps(config))
     assert Agent.load(tmp_path / "one").cameras == ("front",)
+
+
+def test_a_checkpoint_of_another_frame_size_is_refused_before_anything_is_written(checkpoints, tmp_path):
+    out = tmp_path / "runs"
+    with pytest.raises(LampError, match="trained on 16-px frames, not 32; pass --image-size 16"):
+        finetune(_config(out, [checkpoints["lamp"]], image_size=32), progress=False)
+    assert not out.exists()

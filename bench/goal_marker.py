@@ -29,18 +29,15 @@ def _play(task: str, marker: bool, seed: int, steps: int, image_size: int):
     import numpy as np
 
     from lamp_data.envs import make_env
+    from lamp_data.rollout import ExpertPolicy, run_episode
 
     env = make_env(f"mw-{task}", image_size=image_size, episode_length=steps, goal_marker=marker)
     try:
-        observation, _ = env.reset(seed=seed)
-        first, states, successes = observation["image"], [observation["state"]], []
-        for _ in range(steps):
-            observation, _, _, _, info = env.step(env.expert_action())
-            states.append(observation["state"])
-            successes.append(info["success"])
-        return first, observation["image"], np.array(states), np.array(successes)
+        played = run_episode(env, ExpertPolicy(env), seed, max_steps=steps)
     finally:
         env.close()
+    frames = played.frames["image"]
+    return frames[0], frames[-1], np.array(played.states), np.array(played.successes[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from lamp_data.tasks import FINETUNE_TASKS, get_task, list_tasks
 from lamp_data.errors import LampError
 from lamp_data.progress import progress_bar
 from lamp_data.provenance import provenance
+from lamp_data.rollout import ExpertPolicy, run_episode
 
 COLUMNS = 8
 """Time steps shown per task on the contact sheet."""
@@ -42,16 +43,11 @@ def _rollout(task: str, steps: int, image_size: int, seed: int) -> dict[str, Any
 
     env = make_task_env(task, EnvConfig(image_size=image_size, episode_length=steps, randomization=RandomizationConfig()))
     try:
-        observation, info = env.reset(seed=seed)
-        frames = [observation["image"]]
-        success = False
-        for _ in range(steps):
-            observation, _, _, _, step_info = env.step(env.expert_action())
-            frames.append(observation["image"])
-            success = success or step_info["success"]
+        played = run_episode(env, ExpertPolicy(env), seed, max_steps=steps)
     finally:
         env.close()
-    return {"task": task, "seed": seed, "frames": np.stack(frames), "success": success, "randomization": info["randomization"]}
+    return {"task": task, "seed": seed, "frames": np.stack(played.frames["image"]), "success": played.success,
+            "randomization": played.reset_info["randomization"]}
 
 
 def _label(text: str, height: int) -> np.ndarray:

@@ -105,8 +105,7 @@ def grid_summary(grid: Any, runs: list[Run], planned: list[Any], seed: int = 0) 
         mine = [run for run in runs if run.method == method]
         row = {"method": method, "runs": len(mine), "tasks": sorted({run.task for run in mine})}
         if mine:
-            per_task_counts = [len([run for run in mine if run.task == task]) for task in row["tasks"]]
-            statistic = stats.aggregate_for(min(per_task_counts) * len(per_task_counts))
+            statistic = stats.aggregate_for(min(len([run for run in mine if run.task == task]) for task in row["tasks"]))
             row["statistic"] = statistic
             for score in SCORE_NAMES:
                 row[score] = _interval(_per_task(mine, score), statistic, seed)

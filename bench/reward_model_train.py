@@ -28,12 +28,12 @@ def _steps_per_second(episodes, config: training.RewardModelTrainConfig, steps: 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        run = training._build_run(Path(tempfile.mkdtemp()), config, episodes, None)
+        run = training.build_training_run(Path(tempfile.mkdtemp()), config, episodes)
         table = run.model.lang_enc.table
-        training._train_step(run, table)
+        training.train_step(run, table)
         started = time.perf_counter()
         for _ in range(steps):
-            training._train_step(run, table)
+            training.train_step(run, table)
         return steps / (time.perf_counter() - started)
     finally:
         torch.set_num_threads(previous)

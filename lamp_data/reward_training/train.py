@@ -205,7 +205,7 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, names: list[str], path: Pa
 
 
 @dataclass
-class _Run:
+class TrainingRun:
     """What a training run carries between steps and into its checkpoint."""
 
     out: Path
@@ -281,7 +281,13 @@ def _check_out(out: Path, resume: bool) -> dict[str, Any] | None:
     return state
 
 
-def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpisodes, state: dict[str, Any] | None) -> _Run:
+def build_training_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpisodes, state: dict[str, Any] | None = None) -> TrainingRun:
+    """A reward-model training run in ``out``: model, optimizer and history, continued from ``state``
+    (what :func:`_check_out` read) when given.
+
+    Raises:
+        LampError: ``state`` was saved with other settings or data, or for more steps than ``config.steps``.
+    """
     text_encoder = build_text_encoder(config.text_encoder)
     with torch.no_grad():
         text_embeddings = text_encoder(episodes.texts).float()
@@ -304,10 +310,11 @@ def _build_run(out: Path, config: RewardModelTrainConfig, episodes: TrainingEpis
         model.load_state_dict(weights, strict=False)
         _load_optimizer(optimizer, names, out / STATE_DIR / OPTIMIZER_FILE)
         history = list(state["history"])
-    return _Run(out, config, episodes, model, optimizer, names, history, text_encoder.identity())
+    return TrainingRun(out, config, episodes, model, optimizer, names, history, text_encoder.identity())
 
 
-def _train_step(run: _Run, text_embeddings: torch.Tensor) -> dict[str, float]:
+def train_step(run: TrainingRun, text_embeddings: torch.Tensor) -> dict[str, float]:
+    """One optimizer step of ``run`` on a batch sampled for its current step; the step's losses."""
     batch = sample_batch(run.episodes, run.config.batch_size, run.config.seed, run.step, run.config.max_shift, run.config.failure_contrast)
     losses = r3m_losses(run.model, batch, text_embeddings, run.config, run.task_text_mask)
     run.optimizer.zero_grad(set_to_none=True)
@@ -354,11 +361,11 @@ def train_reward_model(
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        run = _build_run(out, config, episodes, state)
+        run = build_training_run(out, config, episodes, state)
         text_embeddings = run.model.lang_enc.table
         with progress_bar("training", total=config.steps, unit="steps", completed=run.step, enabled=progress) as bar:
             while run.step < config.steps:
-                record = _train_step(run, text_embeddings)
+                record = train_step(run, text_embeddings)
                 if run.step % config.checkpoint_every == 0 or run.step == config.steps:
                     run.save()
                 bar.advance(status=_loss_status(record))
@@ -370,7 +377,7 @@ def train_reward_model(
     return out / MODEL_FILE
 
 
-def _card(run: _Run) -> dict[str, Any]:
+def _card(run: TrainingRun) -> dict[str, Any]:
     return {
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "spec": f"r3m:{run.out / MODEL_FILE}",

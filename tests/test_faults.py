@@ -11,7 +11,10 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -354,7 +357,7 @@ def header_claiming(shape) -> bytes:
 
 
 HOSTILE = {
-    "gzip bomb": (lambda name, payload: (tarfile.TarInfo(name), gzip.compress(npy(np.zeros((6, 2048, 2048, 3), np.uint8)), 9))
+    "gzip bomb": (lambda name, payload: (tarfile.TarInfo(name), gzip.compress(npy(np.zeros((6, 1024, 1024, 3), np.uint8)), 9))
                   if name == "ep00000002.image.npy.gz" else None, "decompresses to more than"),
     "frames of another size": (lambda name, payload: (tarfile.TarInfo(name), gzip.compress(npy(np.zeros((6, 32, 32, 3), np.uint8))))
                                if name == "ep00000002.image.npy.gz" else None, "frames are 32x32 px, the dataset records 16 px"),
@@ -387,6 +390,116 @@ def test_hostile_shards_with_matching_sidecars_are_refused_and_named(data, attac
     assert result.exit_code == 1 and "BAD shards/collect-00000002.tar" in result.output and message in result.output
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 40_000  # kB: nothing near the bomb's 75 MB
     assert tar_path.is_file()
+
+
+def gzip_npy(shape, dtype="<f2") -> bytes:
+    """A gzip member holding a ``.npy`` of zeros of ``shape``, compressed a MiB at a time (a bomb
+    of a few hundred MiB costs a second to build and a few hundred kB to store)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [compressor.compress(header.getvalue())]
+    remaining = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    chunk = bytes(1 << 20)
+    while remaining:
+        parts.append(compressor.compress(chunk[: min(len(chunk), remaining)]))
+        remaining -= min(len(chunk), remaining)
+    return b"".join(parts) + compressor.flush()
+
+
+def rewrite_reward_shard(data: Path, name: str, members) -> Path:
+    """Replace reward shard ``name`` by ``members`` (``[(member name, bytes)]``) and give it a
+    matching sidecar, as an attacker with write access could."""
+    tar_path = layout.reward_shard_path(data, FINGERPRINT, name)
+    sidecar = json.loads(tar_path.with_suffix(".json").read_text())
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for member_name, payload in members:
+            info = tarfile.TarInfo(member_name)
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+    tar_path.write_bytes(buffer.getvalue())
+    layout.write_sidecar(tar_path, sidecar["samples"], fingerprint=sidecar["fingerprint"], data_sha256=sidecar["data_sha256"])
+    return tar_path
+
+
+def peak_rss_mb(*args: str) -> tuple[int, float, str]:
+    """Exit code, peak resident memory (MB) and stderr of ``lamp-data ARGS`` run as a child process."""
+    child = subprocess.Popen([sys.executable, "-c", "from lamp_cli.data import main; main()", *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, child.stderr.read().decode()
+
+
+def test_a_reward_shard_bomb_is_refused_in_bounded_memory(data, tmp_path):
+    bomb = gzip_npy((256 << 20 // 6, 3))  # two members of 256 MiB each, from about 0.5 MB
+    tar_path = rewrite_reward_shard(data, "collect-00000002", [("ep00000002.vlm_reward.npy.gz", bomb), ("ep00000003.vlm_reward.npy.gz", bomb)])
+    assert tar_path.stat().st_size < 1 << 20
+    named = "collect-00000002.tar: member ep00000002.vlm_reward.npy.gz is not a field of a rewards shard"
+    code, peak, stderr = peak_rss_mb("verify", str(data))
+    assert code == 1 and peak < 300, (code, peak, stderr)
+    code, peak, stderr = peak_rss_mb("view", str(data), "--episode", "2", "--reward-set", FINGERPRINT, "--prompt", PROMPTS[0],
+                                     "--out", str(tmp_path / "episode.png"))
+    assert code == 1 and peak < 300 and named in stderr and len(stderr.strip().splitlines()) == 1, (code, peak, stderr)
+    assert not (tmp_path / "episode.png").exists()
+    with pytest.raises(DamagedDataError, match=re.escape(named)):
+        check_reward_set(open_dataset(data), FINGERPRINT)
+        list(iter_episodes(data, reward_set=FINGERPRINT))
+
+
+@pytest.mark.parametrize(
+    "member, payload, message",
+    [
+        ("ep00000002.vlm_reward.npy", header_claiming((10**9, 3)), "array header says"),
+        ("ep00000002.vlm_reward.npy", npy(np.zeros((10**5, 3), np.float16)), "more than the 65,572 its episode allows"),
+        ("ep00000002.vlm_reward.json", b"[" * 10**5, "not a field of a rewards shard"),
+    ],
+)
+def test_reward_members_are_decoded_within_their_declared_shape(data, member, payload, message):
+    rewrite_reward_shard(data, "collect-00000002", [(member, payload), ("ep00000003.vlm_reward.npy", npy(np.zeros((6, 3), np.float16)))])
+    report = verify_dataset(data)
+    assert [file for file, _ in report.problems] == [f"rewards/{FINGERPRINT}/collect-00000002.tar"]
+    assert message in report.problems[0][1]
+    with pytest.raises(DamagedDataError, match=message):
+        list(iter_episodes(data, reward_set=FINGERPRINT))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda name, payload: (tarfile.TarInfo(name), b" " * (2 << 20) + payload) if name == "ep00000002.meta.json" else None,
+         "cannot decode ep00000002.meta.json: it holds 2,097,369 bytes, more than the 1,048,576 its episode allows"),
+        (lambda name, payload: (tarfile.TarInfo(name + ".gz"), gzip.compress(payload)) if name == "ep00000003.state.npy" else None,
+         "member ep00000003.state.npy.gz is not a field of a data shard"),
+    ],
+)
+def test_episode_metadata_and_stray_members_are_bounded(data, change, message):
+    rewrite_shard(data, "collect-00000002", change)
+    problems = verify_dataset(data).problems
+    assert problems[0][0] == "shards/collect-00000002.tar" and message in problems[0][1]
+
+
+def test_a_checkpoint_whose_state_archive_is_compressed_is_refused(tmp_path):
+    import zipfile
+
+    from lamp_agent.agent import Agent
+    from lamp_agent.config import load_preset
+    from lamp_data.provenance import file_sha256
+
+    agent = Agent(load_preset("tiny", batch_size=2, seq_len=8), image_size=16, state_dim=4, action_dim=4, lang_dim=8)
+    folder = tmp_path / "agent"
+    agent.save(folder)
+    state = folder / "state.pt"
+    with zipfile.ZipFile(state) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(state, "w") as archive:
+        for info, payload in members:
+            archive.writestr(info.filename, payload, compress_type=zipfile.ZIP_DEFLATED)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["sha256"]["state.pt"] = file_sha256(state)
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(DamagedDataError, match="state.pt member .* is compressed"):
+        Agent.load(folder)
 
 
 def test_latest_json_pointing_outside_its_run_folder_is_refused(tmp_path):

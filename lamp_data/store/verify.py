@@ -13,7 +13,7 @@ from lamp_data.store.reader import (
     check_rewards,
     image_size,
     open_dataset,
-    read_episode_shard,
+    iter_episode_shard,
     read_shard_samples,
 )
 from lamp_data.store.writer import recover_orphans
@@ -87,18 +87,21 @@ def verify_dataset(path: str | Path) -> VerifyReport:
     for sidecar_path in layout.committed_sidecars(dataset.shards_dir):
         tar_path = sidecar_path.with_suffix(".tar")
         report.shards += 1
+        keys: list[str] = []
         try:
             sidecar = layout.read_sidecar(sidecar_path)
-            samples = read_episode_shard(tar_path, sidecar, image_size(dataset.info), cameras)
-            if sidecar["nsamples"] != len(samples) or sidecar["nsteps"] != sum(len(s["action"]) for s in samples):
+            steps = 0
+            for sample in iter_episode_shard(tar_path, sidecar, image_size(dataset.info), cameras):  # one episode in memory at a time
+                keys.append(sample["__key__"])
+                steps += len(sample["action"])
+            if sidecar["nsamples"] != len(keys) or sidecar["nsteps"] != steps:
                 raise DamagedShardError(tar_path, "sample or step count differs from its sidecar")
         except LampError as error:
             report.problems.append((relative(tar_path), str(error)))
             continue
         data_sidecars[sidecar_path.stem] = sidecar
-        report.episodes += len(samples)
-        for sample in samples:
-            key = sample["__key__"]
+        report.episodes += len(keys)
+        for key in keys:
             if key in owners:
                 report.problems.append((relative(tar_path), f"episode {key} is also in shard {owners[key]}"))
             owners[key] = sidecar_path.stem
@@ -120,7 +123,7 @@ def verify_dataset(path: str | Path) -> VerifyReport:
                 continue
             try:
                 sidecar = layout.read_sidecar(sidecar_path)
-                rewards = read_shard_samples(tar_path, sidecar)
+                rewards = read_shard_samples(tar_path, sidecar, kind="rewards", prompt_count=prompt_count)
                 check_rewards(tar_path, rewards, data_sidecars[sidecar_path.stem], prompt_count, sidecar)
             except LampError as error:
                 report.problems.append((relative(tar_path), str(error)))

@@ -33,6 +33,7 @@ from lamp_data.store.reader import (
     check_rewards,
     decode_samples,
     image_size,
+    iter_decoded,
     open_dataset,
 )
 
@@ -217,22 +218,14 @@ def _quarantine_path(dataset: Dataset, tar_path: Path) -> Path:
     return target
 
 
-def _read_orphan(tar_path: Path) -> bytes:
-    try:
-        return tar_path.read_bytes()
-    except OSError as error:
-        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
-
-
 def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The sidecar entries and fields of an orphan data shard; DamagedShardError if it is not complete."""
-    data = _read_orphan(tar_path)
     run, _, first = tar_path.stem.rpartition("-")
     if not run or not first.isdigit():
         raise DamagedShardError(tar_path, "its name is not <run>-<first episode>")
     try:
-        keys = [raw["__key__"] for raw in layout.tar_samples(data)]
-    except Exception as error:  # a truncated or foreign tar
+        keys = layout.tar_keys(tar_path)
+    except (OSError, ValueError) as error:  # a truncated or foreign tar
         raise DamagedShardError(tar_path, f"cannot read the tar ({error})") from error
     expected = [layout.episode_key(int(first) + offset) for offset in range(len(keys))]
     if not keys or keys != expected:
@@ -243,9 +236,8 @@ def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[s
     # steps are not known before decoding: bound each episode by the longest one collect records
     limit = {key: layout.MAX_SAMPLE_STEPS for key in keys}
     size = image_size(dataset.info)
-    samples = decode_samples(tar_path, data, limit, size)
     entries = []
-    for sample in samples:
+    for sample in iter_decoded(tar_path, limit, size):
         meta = sample.get(layout.META)
         try:
             check_episode(sample, None, size, layout.dataset_cameras(dataset.info))
@@ -267,13 +259,12 @@ def _rederive_reward_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict
     if data_sidecar is None:
         raise DamagedShardError(tar_path, "no committed data shard of its name")
     fingerprint = tar_path.parent.name
-    data = _read_orphan(tar_path)
-    steps = {entry["key"]: entry["steps"] for entry in data_sidecar["samples"]}
-    rewards = decode_samples(tar_path, data, steps)
     try:
         prompt_count = len(dataset.reward_set_prompts(fingerprint))
     except LampError as error:
         raise DamagedShardError(tar_path, str(error)) from error
+    steps = {entry["key"]: entry["steps"] for entry in data_sidecar["samples"]}
+    rewards = decode_samples(tar_path, steps, kind="rewards", prompt_count=prompt_count)
     check_rewards(tar_path, rewards, data_sidecar, prompt_count)
     entries = [{"key": entry["key"], "steps": entry["steps"]} for entry in data_sidecar["samples"]]
     return entries, {"fingerprint": fingerprint, "data_sha256": data_sidecar["sha256"]}

@@ -22,12 +22,12 @@ import click
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_data.executors import EXECUTORS, ExecutorConfig
 from lamp_data.prompts import DEFAULT_PROMPT_SET
-from lamp_data.relabel import relabel as relabel_dataset
+from lamp_data.relabel import MAX_BATCH_SIZE, relabel as relabel_dataset
 
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--limit", type=int, default=10, show_default=True, help="Prompts shown (0: all).")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True, help="Prompts shown (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (name, hash, count, prompts).")
 def prompts(name, limit, as_json) -> None:
     """List the prompt sets, or show one (a registered NAME or a .txt/.json file)."""
@@ -62,7 +62,7 @@ def prompts(name, limit, as_json) -> None:
               "clip:/dir[?alpha=0.5&standardize=1], siglip:/dir[?probability=1], xclip:/dir[?stride=2&video_prompt=0].")
 @click.option("--prompts", "prompt_set", default=None, help=f"Prompt-set name or .txt/.json file (default: the dataset's, else {DEFAULT_PROMPT_SET}).")
 @click.option("--device", default=parameter_default(relabel_dataset, "device"), show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
-@click.option("--batch-size", type=int, default=parameter_default(relabel_dataset, "batch_size"), show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=parameter_default(relabel_dataset, "batch_size"), show_default=True,
               help="Frames per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=field_default(ExecutorConfig, "kind"), show_default=True,

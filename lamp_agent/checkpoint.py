@@ -151,11 +151,14 @@ def read_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """
     folder = resolve_checkpoint(path)
     meta = read_checkpoint_config(folder)
+    recorded = meta.get("sha256")
+    if not isinstance(recorded, dict):
+        raise DamagedDataError(f"damaged agent checkpoint {folder}: {CONFIG_FILE} records no sha256 of its files ({recorded!r})")
     for name in (WEIGHTS_FILE, STATE_FILE):
         file = folder / name
         if not file.is_file():
             raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} is missing")
-        if file_sha256(file) != meta.get("sha256", {}).get(name):
+        if file_sha256(file) != recorded.get(name):
             raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
     return folder, meta
 

@@ -47,7 +47,7 @@ from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.collect import CollectSummary, collect, resolve_config
 from lamp_data.devices import check_device
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_path_text
 from lamp_data.prefetch import Prefetcher
 from lamp_data.progress import progress_bar
 from lamp_data.prompts import PromptSet
@@ -214,6 +214,10 @@ def pretrain(
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    check_path_text("--out", config.out)
+    check_path_text("--data", config.data)
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
+        raise LampError(f"seed must be a whole number in [0, 2**63), got {config.seed!r}")
     check_device(config.device)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -385,4 +389,5 @@ def _collect(dataset: Any, agent: Any, policy: AgentPolicy, scorer: Any, run: st
         dataset.path, episodes=_present_episodes(dataset) + episodes, policy="agent",
         shard_episodes=episodes, run=run, device=config.device,
     )
-    return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)
+    return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False,
+                   on_damage=config.on_damage)

@@ -42,6 +42,8 @@ from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
 
 PREFETCH_SHARDS = 1
 """Decoded shards kept ready ahead of the model."""
+MAX_BATCH_SIZE = 65_536
+"""Most frames per forward pass (a batch is held in memory as pixels and features)."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,8 @@ def relabel(
             counts that do not match, or a reward set made with other settings.
     """
     executor = executor or ExecutorConfig()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise LampError(f"batch size must be a whole number between 1 and {MAX_BATCH_SIZE:,}, got {batch_size!r}")
     check_local_path(dataset)
     if executor.is_ray:
         import_ray()

@@ -613,3 +613,27 @@ def orphan_tars(folder: Path) -> list[Path]:
     return sorted(
         path for path in folder.glob("*.tar") if not is_temporary(path) and not sidecar_path(path).exists()
     )
+
+
+def creation_leftovers(folder: Path) -> list[Path] | None:
+    """The files in ``folder`` that creating a dataset writes before its first shard
+    (``meta/info.json``, ``meta/prompts.json``, ``meta/.lock``, the card, an empty reward set's
+    ``info.json`` and ``prompts.json``, temporary files), deepest first; None if it holds anything
+    else (a tar, a sidecar, a link, a file lamp does not write), which is never to be removed."""
+    files_written = {Path(META_DIR, INFO_FILE), Path(META_DIR, PROMPTS_FILE), Path(META_DIR, LOCK_FILE), Path(README_FILE)}
+    folders_made = {Path(META_DIR), Path(SHARDS_DIR), Path(REWARDS_DIR)}
+    files: list[Path] = []
+    for path in sorted(folder.rglob("*"), key=lambda item: -len(item.parts)):
+        relative = path.relative_to(folder)
+        in_reward_set = len(relative.parts) == 3 and relative.parts[0] == REWARDS_DIR
+        if path.is_symlink():
+            return None
+        if path.is_dir():
+            if relative in folders_made or (len(relative.parts) == 2 and relative.parts[0] == REWARDS_DIR):
+                continue
+            return None
+        if is_temporary(path) or relative in files_written or (in_reward_set and path.name in (INFO_FILE, PROMPTS_FILE)):
+            files.append(path)
+            continue
+        return None
+    return files

@@ -10,7 +10,10 @@ from lamp_data.errors import LampError
 import lamp_data.store.layout as layout
 from lamp_data.store.reader import (
     DamagedShardError,
+    Dataset,
+    check_reward_binding,
     check_rewards,
+    check_shard_file,
     image_size,
     open_dataset,
     iter_episode_shard,
@@ -132,3 +135,33 @@ def verify_dataset(path: str | Path) -> VerifyReport:
                 report.warnings.append((relative(sidecar_path), "does not record the sha256 of the data shard it scores "
                                                                 "(written by an older lamp; relabel to bind it)"))
     return report
+
+
+def damaged_shards(dataset: Dataset, reward_set: str | None = None) -> dict[str, str]:
+    """The committed data shards whose bytes differ from their sidecar (size, sha256), and with
+    ``reward_set`` those whose reward shard differs from its own or scores another data shard:
+    shard name -> why. Nothing is decoded, so this costs one read of every shard.
+
+    Raises:
+        DamagedDataError: a sidecar is unreadable (``lamp-data verify --repair`` re-derives it).
+        LampError: no such reward set.
+    """
+    damaged: dict[str, str] = {}
+    data_sidecars = dataset.shard_sidecars()
+    for name, sidecar in data_sidecars.items():
+        try:
+            check_shard_file(layout.shard_path(dataset.path, name), sidecar)
+        except DamagedShardError as error:
+            damaged[name] = str(error)
+    if reward_set is None:
+        return damaged
+    for name, sidecar in dataset.reward_shard_sidecars(reward_set).items():
+        if name in damaged or name not in data_sidecars:
+            continue
+        tar_path = layout.reward_shard_path(dataset.path, reward_set, name)
+        try:
+            check_reward_binding(tar_path, sidecar, data_sidecars[name])
+            check_shard_file(tar_path, sidecar)
+        except DamagedShardError as error:
+            damaged[name] = str(error)
+    return damaged

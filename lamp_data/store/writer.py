@@ -106,6 +106,8 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         assert self._stack is not None
         if exc_type is not None:
+            with contextlib.suppress(Exception):  # marks the tar stream closed, so nothing writes to the file once it is gone
+                self._tar.close()
             self._stack.__exit__(exc_type, exc, traceback)
             return
         with self._stack:  # a failing close (disk full) removes the temporary file, like any error

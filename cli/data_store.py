@@ -120,19 +120,23 @@ def _unknown_env(name: str, known: list[str]) -> str:
 @click.command()
 @click.argument("path", type=click.Path())
 @click.option("--repair", is_flag=True,
-              help="First re-derive the sidecars of complete tars found without one and move the others to quarantine/.")
+              help="First repair what can be: seal info files the shards agree with, re-derive lost sidecars, move what "
+                   "cannot be repaired to quarantine/ (nothing is deleted) and say what to run to make it again.")
 def verify(path, repair) -> None:
     """Check every shard and reward shard against its sidecar; exit 1 if any is damaged."""
     from lamp_data.store import verify_dataset
 
     if repair:
-        from lamp_data.store import open_dataset
-        from lamp_data.store.writer import recover_orphans, writer_lock
+        from lamp_data.repair import repair_dataset
 
-        dataset = open_dataset(path)
-        with writer_lock(dataset.path):
-            recovery = recover_orphans(dataset)
-        _print_recovery(str(dataset.path), recovery.rederived, recovery.quarantined)
+        repaired = repair_dataset(path)
+        out = str(repaired.path)
+        for file in repaired.sealed:
+            click.echo(f"sealed {out}/{file}: the shards agree with it")
+        _print_recovery(out, repaired.rederived, repaired.quarantined)
+        for what in repaired.lost:
+            click.echo(f"not made again by any command: {what}")
+        click.echo(repaired.summary())
     report = verify_dataset(path)
     for file, reason in report.warnings:
         click.echo(f"warning: {file}: {reason}", err=True)
@@ -143,6 +147,8 @@ def verify(path, repair) -> None:
         + ("ok" if report.ok else f"{len(report.problems)} problems")
     )
     if not report.ok:
+        if not repair:
+            click.echo(f"`lamp-data verify {path} --repair` repairs what can be and says how to make the rest again")
         sys.exit(DAMAGED)
 
 

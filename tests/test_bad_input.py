@@ -14,7 +14,7 @@ from lamp_cli.data import main as data_cli
 from lamp_cli.eval import main as eval_cli
 from lamp_data.collect import CollectConfig, collect
 from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds
-from test_agent_pretrain import FINGERPRINT, PROMPTS, ColourScorer
+from test_agent_pretrain import FINGERPRINT, ColourScorer
 from test_faults import tree
 
 NOT_UTF8 = os.fsdecode(b"runs-\xff")
@@ -117,7 +117,7 @@ CASES = [
     ("unknown command option", data_cli, lambda w: ["verify", f"{w}/data", "--bogus"], 2, "No such option '--bogus'; see 'lamp-data verify --help'"),
     ("verify without a path", data_cli, lambda w: ["verify"], 2, "Missing argument 'PATH'"),
     ("view --episode -1", data_cli, lambda w: ["view", f"{w}/data", "--out", f"{w}/e.png", "--episode", "-1"], 2, "Invalid value for '--episode'"),
-    ("relabel without --vlm", data_cli, lambda w: ["relabel", f"{w}/data"], 2, "Missing option '--vlm'"),
+    ("relabel without --vlm or --rewards", data_cli, lambda w: ["relabel", f"{w}/data"], 2, "give the reward model \\(--vlm SPEC\\), or the reward set"),
     ("pretrain without --data", agent_cli, lambda w: ["pretrain", "--rewards", FINGERPRINT, "--steps", "2", "--out", f"{w}/pre"], 2,
      "Missing option '--data'"),
     ("pretrain --on-damage maybe", agent_cli, lambda w: ["pretrain", "--data", f"{w}/data", "--rewards", FINGERPRINT, "--steps", "2",

@@ -293,10 +293,16 @@ def test_a_hand_edited_info_json_is_damaged_data(data, command):
     one_line_error(CliRunner().invoke(data_cli, command + [str(data)]), 1, "damaged .*info.json: not valid JSON")
 
 
-def test_files_written_before_checksums_still_load_with_a_note(data):
+def test_info_files_without_a_checksum_are_refused_until_repair_seals_them(data):
     info_path = data / "meta" / "info.json"
     info = json.loads(info_path.read_text())
     del info["checksum"]
+    info["collection"]["image_size"] = 32  # an edit that removing the checksum would let through
+    info_path.write_text(json.dumps(info))
+    one_line_error(CliRunner().invoke(data_cli, ["verify", str(data)]), 1, "info.json: it has no checksum .*--repair")
+    one_line_error(CliRunner().invoke(data_cli, COLLECT + ["--episodes", "7", "--out", str(data)]), 1, "no checksum")
+    one_line_error(CliRunner().invoke(data_cli, ["verify", str(data), "--repair"]), 1, "frames of 16x16 px, not 32; nothing was changed")
+    info["collection"]["image_size"] = 16
     info_path.write_text(json.dumps(info))
     reward_info = data / "rewards" / FINGERPRINT / "info.json"
     value = json.loads(reward_info.read_text())
@@ -306,10 +312,12 @@ def test_files_written_before_checksums_still_load_with_a_note(data):
         sidecar = json.loads(sidecar_path.read_text())
         del sidecar["data_sha256"]
         sidecar_path.write_text(json.dumps(sidecar))
+    repaired = CliRunner().invoke(data_cli, ["verify", str(data), "--repair"])
+    assert repaired.exit_code == 0 and f"sealed {data}/meta/info.json" in repaired.output, repaired.output
+    assert f"sealed {data}/rewards/{FINGERPRINT}/info.json" in repaired.output
     report = verify_dataset(data)
     assert report.ok and len(list(iter_episodes(data, reward_set=FINGERPRINT))) == 5
-    notes = [reason for _, reason in report.warnings]
-    assert sum("no checksum" in note for note in notes) == 2 and sum("data shard it scores" in note for note in notes) == 3
+    assert sum("data shard it scores" in note for _, note in report.warnings) == 3
 
 
 def test_a_renamed_shard_is_detected(data):
@@ -578,3 +586,95 @@ def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
     result = CliRunner().invoke(data_cli, COLLECT + ["--episodes", "7", "--out", str(data), "--executor", "ray"])
     one_line_error(result, 1, "cannot start a local Ray instance: The current node timed out during startup.; check")
     assert tree(data) == before
+
+
+# ---------------------------------------------------------------- concurrency: writers and readers
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pids of the worker processes ``parent`` spawned (multiprocessing's ``spawn_main``)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_collect_whose_main_process_is_killed(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from lamp_cli.data import main; main()", "collect", "--env", "dummy", "--episodes", "8",
+         "--shard-episodes", "4", "--episode-length", "10000", "--image-size", "16", "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            writing = [path for path in (out / "shards").glob(".*.tmp")] if (out / "shards").is_dir() else []
+            if len(writing) == 2:
+                break
+            time.sleep(0.05)
+        workers = _spawned_workers(process.pid)
+        assert len(workers) == 2 and process.poll() is None, "the workers never started writing"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        time.sleep(1.0)  # an episode of 10,000 steps takes longer than this
+        assert not [pid for pid in workers if _running(pid)]
+        listing = sorted(path.name for path in (out / "shards").iterdir())
+        time.sleep(1.0)
+        assert sorted(path.name for path in (out / "shards").iterdir()) == listing and not list((out / "shards").glob("*.json"))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in _spawned_workers(process.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_verify_tells_a_shard_being_committed_from_a_damaged_one(data):
+    from lamp_data.store.writer import writer_lock
+
+    (data / "shards" / "collect-00000002.json").unlink()  # as between a writer's tar and its sidecar
+    for suffix in (".tar", ".json"):  # whose rewards come after it
+        (data / "rewards" / FINGERPRINT / f"collect-00000002{suffix}").unlink()
+    with writer_lock(data):
+        report = verify_dataset(data)
+        assert report.ok and ("shards/collect-00000002.tar", report.warnings[0][1]) in report.warnings
+        assert "being written" in report.warnings[0][1]
+    assert not verify_dataset(data).ok  # no writer: a tar without its sidecar is a problem
+
+
+def test_a_disk_full_collect_prints_one_line_and_nothing_else(tmp_path):
+    script = (
+        "import errno, sys\n"
+        "from lamp_data.store import writer\n"
+        "real, calls = writer.ShardWriter.add, []\n"
+        "def add(self, sample, summary):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 2:\n"
+        "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "    real(self, sample, summary)\n"
+        "writer.ShardWriter.add = add\n"
+        "from lamp_cli.data import main\n"
+        "main(sys.argv[1:], prog_name='lamp-data')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, *COLLECT, "--episodes", "4", "--out", str(tmp_path / "data")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: cannot write") and "No space left on device" in result.stderr

@@ -461,19 +461,32 @@ def seal_info(info: dict[str, Any]) -> dict[str, Any]:
     return {**info, CHECKSUM: info_checksum(info)}
 
 
+def info_seal(info: dict[str, Any]) -> str:
+    """``"sealed"`` if ``info`` carries the checksum of its fields, ``"missing"`` if it carries
+    none (written by an older lamp, or the checksum was removed), ``"changed"`` if it differs."""
+    recorded = info.get(CHECKSUM)
+    if recorded is None:
+        return "missing"
+    return "sealed" if recorded == info_checksum(info) else "changed"
+
+
+REPAIR_HINT = "`lamp-data verify --repair` on the dataset checks its shards against it and seals it, or restore it from a copy"
+
+
 def check_info(path: Path, info: Any) -> dict[str, Any]:
-    """``info`` read from ``path`` if it is a JSON object whose checksum (if it has one) matches.
+    """``info`` read from ``path`` if it is a JSON object that carries the checksum of its fields.
 
     Raises:
-        DamagedDataError: not an object, or changed after it was written.
+        DamagedDataError: not an object, changed after it was written, or without a checksum
+            (one removed would let an edited file through).
     """
     if not isinstance(info, dict):
         raise DamagedDataError(f"damaged {path}: it does not hold a JSON object")
-    recorded = info.get(CHECKSUM)
-    if recorded is not None and recorded != info_checksum(info):
-        raise DamagedDataError(
-            f"damaged {path}: its fields do not match its checksum (changed after lamp wrote it); restore it from a copy"
-        )
+    seal = info_seal(info)
+    if seal == "changed":
+        raise DamagedDataError(f"damaged {path}: its fields do not match its checksum (changed after lamp wrote it); {REPAIR_HINT}")
+    if seal == "missing":
+        raise DamagedDataError(f"damaged {path}: it has no checksum (written by an older lamp, or the checksum was removed); {REPAIR_HINT}")
     return info
 
 
@@ -544,7 +557,9 @@ def read_sidecar(path: Path) -> dict[str, Any]:
                 raise ValueError(f"missing '{field}'")
         _check_sidecar_fields(sidecar)
     except (OSError, ValueError) as error:
-        raise DamagedDataError(f"sidecar {path} is unreadable: {error}") from error
+        raise DamagedDataError(
+            f"sidecar {path} is unreadable: {error}; `lamp-data verify --repair` on the dataset re-derives it from its tar"
+        ) from error
     name = sidecar.get("name", path.stem)
     if name != path.stem:
         raise DamagedDataError(

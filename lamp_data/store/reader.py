@@ -386,7 +386,8 @@ def check_reward_binding(tar_path: Path, reward_sidecar: dict[str, Any], data_si
     if bound is not None and bound != data_sidecar["sha256"]:
         raise DamagedShardError(
             tar_path, "it scores another data shard than the one of its name (sha256 differs: copied from another "
-            "dataset, or the data shard was rewritten); relabel the dataset"
+            f"dataset, or the data shard was rewritten); `lamp-data relabel {tar_path.parent.parent.parent} --rewards "
+            f"{tar_path.parent.name}` scores it again"
         )
     mine = [(entry["key"], entry["steps"]) for entry in reward_sidecar["samples"]]
     theirs = [(entry["key"], entry["steps"]) for entry in data_sidecar["samples"]]

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.atomic import atomic_path, atomic_write_json, exclusive_lock
-from lamp_data.errors import LampError, StorageError
+from lamp_data.atomic import atomic_path, atomic_write_json, exclusive_lock, fsync_dir, is_locked
+from lamp_data.errors import DamagedDataError, LampError, StorageError
 from lamp_data.provenance import stable_hash
 import lamp_data.store.layout as layout
 from lamp_data.store.card import write_dataset_card
@@ -151,6 +151,11 @@ def writer_lock(path: str | Path) -> Iterator[None]:
         yield
 
 
+def writer_active(path: str | Path) -> bool:
+    """True if a process holds the dataset's writer lock now (a collect or relabel is writing)."""
+    return is_locked(layout.lock_path(path))
+
+
 @dataclass
 class Recovery:
     """What :func:`recover_orphans` did (or, with ``dry_run``, would do), as dataset-relative paths."""
@@ -183,7 +188,7 @@ def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
             recovery.removed.append(_relative(dataset, leftover))
             if not dry_run:
                 leftover.unlink(missing_ok=True)
-    data_sidecars = dataset.shard_sidecars()
+    data_sidecars = _readable_sidecars(dataset.shards_dir)
     for folder in folders:
         for tar_path in layout.orphan_tars(folder):
             try:
@@ -192,11 +197,8 @@ def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
                 else:
                     samples, extra = _rederive_reward_shard(dataset, tar_path, data_sidecars)
             except DamagedShardError as error:
-                target = _quarantine_path(dataset, tar_path)
+                target = set_aside(dataset, tar_path, dry_run=dry_run)
                 recovery.quarantined.append((_relative(dataset, tar_path), _relative(dataset, target), error.reason))
-                if not dry_run:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tar_path, target)
                 continue
             recovery.rederived.append(_relative(dataset, tar_path))
             if not dry_run:
@@ -206,17 +208,42 @@ def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
     return recovery
 
 
+def _readable_sidecars(folder: Path) -> dict[str, dict[str, Any]]:
+    """Shard name -> sidecar, for the committed shards in ``folder`` whose sidecar parses."""
+    sidecars = {}
+    for path in layout.committed_sidecars(folder):
+        try:
+            sidecars[path.stem] = layout.read_sidecar(path)
+        except DamagedDataError:
+            continue  # verify names it; lamp-data verify --repair sets it aside
+    return sidecars
+
+
 def _relative(dataset: Dataset, path: Path) -> str:
     return str(path.relative_to(dataset.path))
 
 
-def _quarantine_path(dataset: Dataset, tar_path: Path) -> Path:
-    """A free path for ``tar_path`` under ``quarantine/``, mirroring its place in the dataset."""
-    target = layout.quarantine_dir(dataset.path) / tar_path.relative_to(dataset.path)
+def set_aside(dataset: Dataset, path: Path, *, dry_run: bool = False) -> Path:
+    """Move a file or folder of the dataset to a free path under ``quarantine/`` that mirrors its
+    place (``shards/x.tar`` -> ``quarantine/shards/x.tar``, then ``x.1.tar``, ...) and return that
+    path; nothing is deleted. With ``dry_run`` only the path is returned.
+
+    Raises:
+        StorageError: the move failed.
+    """
+    relative = path.relative_to(dataset.path)
+    target = layout.quarantine_dir(dataset.path) / relative
     number = 1
-    while target.exists():
-        target = target.with_name(f"{tar_path.stem}.{number}.tar")
+    while target.exists() or target.is_symlink():
+        target = target.with_name(f"{path.stem}.{number}{path.suffix}")
         number += 1
+    if not dry_run:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            fsync_dir(path.parent)
+        except OSError as error:
+            raise StorageError(path, error) from error
     return target
 
 

@@ -571,6 +571,23 @@ def test_pretrain_fails_on_a_damaged_shard_by_default_and_skips_it_when_told(dat
     assert list(recorded["skipped"]) == ["collect-00000002"] and "sha256" in recorded["skipped"]["collect-00000002"]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_pretrain_names_a_damaged_shard_that_its_first_updates_would_not_read(data, tmp_path, damage):
+    shard = data / "shards" / "collect-00000004.tar"  # the last shard: a 2-update run need not read it
+    payload = bytearray(shard.read_bytes())
+    if damage == "truncated":
+        del payload[4000:]
+    else:
+        payload[1500] ^= 0x01
+    shard.write_bytes(bytes(payload))
+    with pytest.raises(DamagedDataError, match="1 damaged shard.*collect-00000004.*--repair.*--on-damage skip"):
+        pretrain_run(data, tmp_path / "fail")
+    assert not (tmp_path / "fail" / "checkpoints").exists()
+    summary = pretrain_run(data, tmp_path / "skip", on_damage="skip")
+    assert summary.step == 2 and list(summary.skipped_shards) == ["collect-00000004"]
+    assert list(json.loads((tmp_path / "skip" / "skipped_shards.json").read_text())["skipped"]) == ["collect-00000004"]
+
+
 def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
     from lamp_data.executors import ray as ray_executor
 

@@ -8,7 +8,7 @@ Examples::
     lamp-data collect --episodes 100 --out data/mw2 --image-size 128 --cameras front,wrist   # LAMP's two views
     lamp-data collect --episodes 10000 --out /shared/mw --executor ray --address auto   # a Ray cluster
     lamp-data verify data/mw          # exit 0 ok, 1 damaged data, 2 bad input
-    lamp-data verify data/mw --repair # re-derive lost sidecars of complete shards, quarantine the rest
+    lamp-data verify data/mw --repair # repair what can be, set aside the rest, print the commands that make it again
     lamp-data info data/mw --json
 """
 

@@ -27,9 +27,14 @@ deleted, since an agent's episodes cannot be re-recorded.
 
 Integrity: every sidecar records its own shard name (a renamed shard is refused), the sha256 and
 size of its tar, and a reward shard's sidecar also the sha256 of the data shard it scores
-(``data_sha256``), so a reward set copied from another dataset is refused. ``meta/info.json`` and a
-reward set's ``info.json`` carry a ``checksum`` of their other fields; files written before
-checksums (no ``data_sha256``, no ``checksum``) still load, and ``verify`` notes them.
+(``data_sha256``), so a reward set copied from another dataset is refused (reward sidecars written
+before it still load, and ``verify`` notes them). ``meta/info.json`` and a reward set's
+``info.json`` carry a ``checksum`` of their other fields; one without it is refused like one that
+does not match it, until ``lamp-data verify --repair`` (:mod:`lamp_data.repair`) has checked the
+shards against it and sealed it.
+
+Tars are read by streaming their members (:func:`iter_tar_members`), each decoded within the size
+its episode's declared shape gives it (:func:`member_limit`, :func:`decode_field`).
 """
 
 from __future__ import annotations

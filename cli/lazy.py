@@ -21,6 +21,10 @@ import click
 from lamp_data.errors import BAD_INPUT, DAMAGED, LampError
 
 
+_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""What click raises to show a command's help when it is called without arguments (click >= 8.2)."""
+
+
 class LazyGroup(click.Group):
     """A group that imports each command's module only when the command is run or listed."""
 
@@ -41,12 +45,16 @@ class LazyGroup(click.Group):
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.ClickException as error:
+            if isinstance(error, _HELP):
+                raise
             _fail_usage(error, info_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.ClickException as error:
+            if isinstance(error, _HELP):
+                raise
             _fail_usage(error, ctx.command_path)
         except LampError as error:
             _fail(str(error), error.exit_code)

@@ -214,3 +214,8 @@ def test_a_creation_that_fails_leaves_nothing_and_the_same_command_then_works(tm
     (stranger / "notes.txt").write_text("mine")
     result = CliRunner().invoke(data_cli, [*COLLECT, "--out", str(stranger)], prog_name="lamp-data")
     assert result.exit_code == 2 and "not a dataset" in result.stderr and (stranger / "notes.txt").read_text() == "mine"
+
+
+def test_a_group_called_without_a_command_still_shows_its_help():
+    result = CliRunner().invoke(data_cli, [], prog_name="lamp-data")
+    assert "Usage: lamp-data [OPTIONS] COMMAND" in result.output and "Error" not in result.output

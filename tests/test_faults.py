@@ -431,16 +431,32 @@ def rewrite_reward_shard(data: Path, name: str, members) -> Path:
     return tar_path
 
 
+PEAK_RSS = (
+    "import atexit, os, sys\n"
+    "def record():\n"
+    "    peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+    "    open(os.environ['LAMP_TEST_PEAK'], 'w').write(peak.split()[1])\n"
+    "atexit.register(record)\n"
+    "from lamp_cli.data import main\n"
+    "main(sys.argv[1:], prog_name='lamp-data')\n"
+)
+"""Runs ``lamp-data`` and writes its peak resident memory in kB (``VmHWM``, its own: a child's
+``ru_maxrss`` starts from its parent's, a test process of a gigabyte or more) to ``$LAMP_TEST_PEAK``."""
+
+
 def peak_rss_mb(*args: str) -> tuple[int, float, str]:
     """Exit code, peak resident memory (MB) and stderr of ``lamp-data ARGS`` run as a child process."""
-    child = subprocess.Popen([sys.executable, "-c", "from lamp_cli.data import main; main()", *args],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, child.stderr.read().decode()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        peak = Path(folder) / "peak"
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, "LAMP_TEST_PEAK": str(peak)}, timeout=300)
+        return result.returncode, int(peak.read_text()) / 1024, result.stderr.decode()
 
 
 def test_a_reward_shard_bomb_is_refused_in_bounded_memory(data, tmp_path):
-    bomb = gzip_npy((256 << 20 // 6, 3))  # two members of 256 MiB each, from about 0.5 MB
+    bomb = gzip_npy(((256 << 20) // 6, 3))  # two members of 256 MiB each, from about 0.25 MB each
     tar_path = rewrite_reward_shard(data, "collect-00000002", [("ep00000002.vlm_reward.npy.gz", bomb), ("ep00000003.vlm_reward.npy.gz", bomb)])
     assert tar_path.stat().st_size < 1 << 20
     named = "collect-00000002.tar: member ep00000002.vlm_reward.npy.gz is not a field of a rewards shard"

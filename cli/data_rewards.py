@@ -6,6 +6,8 @@ Examples::
     lamp-data prompts lamp-metaworld --limit 20         # show the first prompts of one
     lamp-data prompts my_prompts.txt --json             # check a prompt file, print it as JSON
     lamp-data relabel data/mw --vlm r3m:resnet50
+    lamp-data relabel data/mw --rewards r3m-1a2b3c4d5e6f        # score a set's damaged or missing shards again
+    lamp-data relabel data/mw --rewards r3m-1a2b3c4d5e6f --force # score all of them again
     lamp-data relabel data/mw --vlm r3m:/models/r3m.pt --prompts lamp-metaworld --batch-size 128
     lamp-data relabel data/mw --vlm "clip:/models/clip?alpha=0.5&standardize=1" --device cuda
     lamp-data relabel data/mw --vlm "siglip:google/siglip-base-patch16-224?probability=1"
@@ -22,12 +24,12 @@ import click
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_data.executors import EXECUTORS, ExecutorConfig
 from lamp_data.prompts import DEFAULT_PROMPT_SET
-from lamp_data.relabel import relabel as relabel_dataset
+from lamp_data.relabel import MAX_BATCH_SIZE, relabel as relabel_dataset
 
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--limit", type=int, default=10, show_default=True, help="Prompts shown (0: all).")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True, help="Prompts shown (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (name, hash, count, prompts).")
 def prompts(name, limit, as_json) -> None:
     """List the prompt sets, or show one (a registered NAME or a .txt/.json file)."""
@@ -58,11 +60,15 @@ def prompts(name, limit, as_json) -> None:
 
 @click.command()
 @click.argument("path", type=click.Path())
-@click.option("--vlm", required=True, help="Reward model spec: r3m:resnet50, r3m:/path/model.pt[?image_size=224], "
+@click.option("--rewards", "reward_set", default=None,
+              help="Fingerprint of a reward set of the dataset to score into (its damaged or missing shards), with the model "
+                   "and prompts it records unless --vlm / --prompts are given.")
+@click.option("--force", is_flag=True, help="Score every shard again, replacing the reward shards already there.")
+@click.option("--vlm", default=None, help="Reward model spec (required without --rewards): r3m:resnet50, r3m:/path/model.pt[?image_size=224], "
               "clip:/dir[?alpha=0.5&standardize=1], siglip:/dir[?probability=1], xclip:/dir[?stride=2&video_prompt=0].")
 @click.option("--prompts", "prompt_set", default=None, help=f"Prompt-set name or .txt/.json file (default: the dataset's, else {DEFAULT_PROMPT_SET}).")
 @click.option("--device", default=parameter_default(relabel_dataset, "device"), show_default=True, help="Torch device: cpu, cuda, cuda:1 ...")
-@click.option("--batch-size", type=int, default=parameter_default(relabel_dataset, "batch_size"), show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), default=parameter_default(relabel_dataset, "batch_size"), show_default=True,
               help="Frames per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--executor", type=click.Choice(EXECUTORS), default=field_default(ExecutorConfig, "kind"), show_default=True,
@@ -71,16 +77,18 @@ def prompts(name, limit, as_json) -> None:
 @click.option("--workers", type=int, default=field_default(ExecutorConfig, "workers"), help="Ray actors (default: one per GPU with --device cuda, else per CPU slot).")
 @click.option("--num-cpus-per-worker", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True,
               help="CPUs Ray reserves per actor.")
-def relabel(path, vlm, prompt_set, device, batch_size, as_json, executor, address, workers, num_cpus_per_worker) -> None:
-    """Score every frame of a dataset into rewards/<fingerprint>/ (resumable, idempotent)."""
+def relabel(path, reward_set, force, vlm, prompt_set, device, batch_size, as_json, executor, address, workers, num_cpus_per_worker) -> None:
+    """Score every frame of a dataset into rewards/<fingerprint>/ (resumable, idempotent; damaged
+    or foreign reward shards are moved to quarantine/ and scored again)."""
     scheduling = ExecutorConfig(kind=executor, address=address, workers=workers, cpus_per_worker=num_cpus_per_worker)
     summary = relabel_dataset(path, vlm, prompt_set, device=device, batch_size=batch_size, progress=not as_json,
-                              executor=scheduling)
+                              executor=scheduling, reward_set=reward_set, force=force)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2))
         return
     click.echo(
         f"{summary.dataset}: reward set {summary.fingerprint} ({summary.prompts} prompts of {summary.prompt_set}); "
-        f"{summary.shards_written} shards written, {summary.shards_skipped} already present; "
+        f"{summary.shards_written} shards written ({summary.shards_replaced} of them replacing damaged or forced ones), "
+        f"{summary.shards_skipped} already present; "
         f"{summary.frames} frames at {summary.frames_per_second:.1f} frames/s"
     )

@@ -8,7 +8,7 @@ Examples::
     lamp-data collect --episodes 100 --out data/mw2 --image-size 128 --cameras front,wrist   # LAMP's two views
     lamp-data collect --episodes 10000 --out /shared/mw --executor ray --address auto   # a Ray cluster
     lamp-data verify data/mw          # exit 0 ok, 1 damaged data, 2 bad input
-    lamp-data verify data/mw --repair # re-derive lost sidecars of complete shards, quarantine the rest
+    lamp-data verify data/mw --repair # repair what can be, set aside the rest, print the commands that make it again
     lamp-data info data/mw --json
 """
 
@@ -19,8 +19,8 @@ import sys
 
 import click
 
-from lamp_cli.defaults import field_default
-from lamp_data.collect import CollectConfig, collect as collect_episodes, recorded_options, resolve_config
+from lamp_cli.defaults import field_default, parameter_default
+from lamp_data.collect import ON_DAMAGE, CollectConfig, collect as collect_episodes, recorded_options, resolve_config
 from lamp_data.errors import LampError
 from lamp_data.executors import EXECUTORS, ExecutorConfig
 
@@ -61,8 +61,11 @@ DAMAGED = 1
 @click.option("--address", default=field_default(ExecutorConfig, "address"), help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
 @click.option("--num-cpus-per-worker", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True,
               help="CPUs Ray reserves per actor.")
+@click.option("--on-damage", type=click.Choice(ON_DAMAGE), default=parameter_default(collect_episodes, "on_damage"), show_default=True,
+              help="A damaged shard in the dataset: refuse to extend it (lamp-data verify --repair sets such shards aside), "
+                   "or extend it as it is.")
 def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras, episode_length, action_repeat, shard_episodes,
-            canonical, goal_marker, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker) -> None:
+            canonical, goal_marker, noise, vlm, prompt_set, device, run_name, executor, address, num_cpus_per_worker, on_damage) -> None:
     """Record episodes into a sharded dataset; running it again resumes or extends it.
 
     Options left out when extending a dataset are read from it (env, image size, cameras,
@@ -82,7 +85,7 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
         image_size=image_size, cameras=cameras, episode_length=episode_length, action_repeat=action_repeat, shard_episodes=shard_episodes,
         canonical=canonical, goal_marker=goal_marker, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
-    summary = collect_episodes(out, config, progress=True, executor=scheduling)
+    summary = collect_episodes(out, config, progress=True, executor=scheduling, on_damage=on_damage)
     Console(stderr=False).print(
         f"{escape(summary.out)}: {summary.episodes_total} episodes "
         f"({summary.episodes_written} new in {summary.shards_written} shards, "
@@ -93,6 +96,8 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
         highlight=False,
     )
     _print_recovery(summary.out, summary.rederived, summary.quarantined)
+    for name, reason in summary.damaged:
+        click.echo(f"left damaged shard {name} as it is (--on-damage skip): {reason}", err=True)
 
 
 def _print_recovery(out: str, rederived, quarantined) -> None:
@@ -115,19 +120,23 @@ def _unknown_env(name: str, known: list[str]) -> str:
 @click.command()
 @click.argument("path", type=click.Path())
 @click.option("--repair", is_flag=True,
-              help="First re-derive the sidecars of complete tars found without one and move the others to quarantine/.")
+              help="First repair what can be: seal info files the shards agree with, re-derive lost sidecars, move what "
+                   "cannot be repaired to quarantine/ (nothing is deleted) and say what to run to make it again.")
 def verify(path, repair) -> None:
     """Check every shard and reward shard against its sidecar; exit 1 if any is damaged."""
     from lamp_data.store import verify_dataset
 
     if repair:
-        from lamp_data.store import open_dataset
-        from lamp_data.store.writer import recover_orphans, writer_lock
+        from lamp_data.repair import repair_dataset
 
-        dataset = open_dataset(path)
-        with writer_lock(dataset.path):
-            recovery = recover_orphans(dataset)
-        _print_recovery(str(dataset.path), recovery.rederived, recovery.quarantined)
+        repaired = repair_dataset(path)
+        out = str(repaired.path)
+        for file in repaired.sealed:
+            click.echo(f"sealed {out}/{file}: the shards agree with it")
+        _print_recovery(out, repaired.rederived, repaired.quarantined)
+        for what in repaired.lost:
+            click.echo(f"not made again by any command: {what}")
+        click.echo(repaired.summary())
     report = verify_dataset(path)
     for file, reason in report.warnings:
         click.echo(f"warning: {file}: {reason}", err=True)
@@ -138,6 +147,8 @@ def verify(path, repair) -> None:
         + ("ok" if report.ok else f"{len(report.problems)} problems")
     )
     if not report.ok:
+        if not repair:
+            click.echo(f"`lamp-data verify {path} --repair` repairs what can be and says how to make the rest again")
         sys.exit(DAMAGED)
 
 

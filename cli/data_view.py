@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from lamp_data.view import FRAMES_ON_SHEET, GIF_FPS
+from lamp_data.view import FRAMES_ON_SHEET, GIF_FPS, MAX_FPS, MAX_FRAMES_ON_SHEET
 
 
 @click.command()
@@ -22,8 +22,8 @@ from lamp_data.view import FRAMES_ON_SHEET, GIF_FPS
 @click.option("--episode", type=click.IntRange(min=0), default=None, help="Episode number (default: the first stored).")
 @click.option("--reward-set", default=None, help="Fingerprint of a reward set to draw VLM rewards from (lamp-data info lists them).")
 @click.option("--prompt", "prompts", multiple=True, help="A prompt of the reward set, repeatable (default: the episode's instruction).")
-@click.option("--frames", type=click.IntRange(min=1), default=FRAMES_ON_SHEET, show_default=True, help="Frames on a contact sheet.")
-@click.option("--fps", type=click.IntRange(min=1), default=GIF_FPS, show_default=True, help="Episode frames per second of a GIF.")
+@click.option("--frames", type=click.IntRange(1, MAX_FRAMES_ON_SHEET), default=FRAMES_ON_SHEET, show_default=True, help="Frames on a contact sheet.")
+@click.option("--fps", type=click.IntRange(1, MAX_FPS), default=GIF_FPS, show_default=True, help="Episode frames per second of a GIF.")
 def view(path, out, episode, reward_set, prompts, frames, fps) -> None:
     """Draw an episode's frames with its task reward and VLM reward curves under them."""
     from lamp_data.view import view_episode

@@ -16,6 +16,9 @@ import click
 from lamp_cli.defaults import field_default
 from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as make_leaderboard, markdown_table
 
+MAX_REPS = 100_000
+"""Most bootstrap replicates: the bootstrap holds one resampled score per replicate and method."""
+
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=str))
@@ -26,12 +29,27 @@ from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as ma
               help="Rank by the final success rate, the area under the success curve, or the same two of the "
                    "expert-normalised return (0 random policy, 1 scripted expert); auto: success if any run "
                    "ever succeeded, else normalised return.")
-@click.option("--reps", default=field_default(ReportConfig, "reps"), show_default=True, help="Bootstrap replicates.")
-@click.option("--seed", default=field_default(ReportConfig, "seed"), show_default=True, help="Seed of the bootstrap.")
+@click.option("--reps", type=click.IntRange(100, MAX_REPS), default=field_default(ReportConfig, "reps"), show_default=True,
+              help=f"Bootstrap replicates (100 to {MAX_REPS:,}).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=field_default(ReportConfig, "seed"), show_default=True,
+              help="Seed of the bootstrap.")
 @click.option("--no-gifs", is_flag=True, help="Leave the rollout GIFs out.")
-def leaderboard(runs: tuple[str, ...], out: str, baseline: str, score: str, reps: int, seed: int, no_gifs: bool) -> None:
+@click.pass_context
+def leaderboard(ctx: click.Context, runs: tuple[str, ...], out: str, baseline: str, score: str, reps: int, seed: int, no_gifs: bool) -> None:
     """Rank methods over every finished run found under RUNS."""
+    from pathlib import Path
+
+    from lamp_data.errors import LampError, check_path_text
+    from lamp_eval.runs import find_runs
+
+    check_path_text("--out", out)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise LampError(f"--out {out} is a file; give a folder for the report")
     config = ReportConfig(baseline=baseline, score=score, reps=reps, seed=seed, gifs=not no_gifs)
+    if ctx.get_parameter_source("baseline") is not click.core.ParameterSource.DEFAULT:
+        methods = sorted({run.method for run in find_runs(list(runs))})
+        if baseline not in methods:
+            raise LampError(f"--baseline {baseline} is not a method of these runs (methods: {', '.join(methods)})")
     result = make_leaderboard(list(runs), out, config)
     click.echo(markdown_table(result.leaderboard))
     click.echo(f"wrote {len(result.files)} files to {result.out} (open {result.out / 'leaderboard.html'})")

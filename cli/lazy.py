@@ -5,7 +5,9 @@ Commands live in their own modules and are named here as ``"module:attribute"``,
 a missing extra, a damaged file) is printed as one line on stderr with its exit code: 2 for
 bad input, 1 for damaged data or a failing environment (see :mod:`lamp_data.errors`). An
 ``OSError`` that no stage turned into a :class:`~lamp_data.errors.StorageError` (disk full,
-permissions) and a ``MemoryError`` get one line and exit code 1 as well.
+permissions) and a ``MemoryError`` get one line and exit code 1 as well. A usage error (an
+unknown option, a missing one, a value of the wrong type or out of range) is one line too,
+pointing to the command's ``--help``, with exit code 2 rather than click's usage block.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from typing import Any
 
 import click
 
-from lamp_data.errors import DAMAGED, LampError
+from lamp_data.errors import BAD_INPUT, DAMAGED, LampError
+
+
+_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+"""What click raises to show a command's help when it is called without arguments (click >= 8.2)."""
 
 
 class LazyGroup(click.Group):
@@ -35,9 +41,21 @@ class LazyGroup(click.Group):
             return getattr(importlib.import_module(module_name), attribute)
         return super().get_command(ctx, name)
 
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.ClickException as error:
+            if isinstance(error, _HELP):
+                raise
+            _fail_usage(error, info_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.ClickException as error:
+            if isinstance(error, _HELP):
+                raise
+            _fail_usage(error, ctx.command_path)
         except LampError as error:
             _fail(str(error), error.exit_code)
         except OSError as error:
@@ -45,6 +63,14 @@ class LazyGroup(click.Group):
             _fail(f"{where}{error.strerror or error}", DAMAGED)
         except MemoryError:
             _fail("out of memory; use smaller sizes (--episodes, --episode-length, --image-size) or a larger machine", DAMAGED)
+
+
+def _fail_usage(error: click.ClickException, command: str | None) -> None:
+    """One line for a usage error (click's own message), pointing to the command's help."""
+    context = getattr(error, "ctx", None)
+    where = context.command_path if context is not None else command
+    hint = f"; see '{where} --help'" if where and isinstance(error, click.UsageError) else ""
+    _fail(error.format_message().rstrip(".") + hint, error.exit_code if not isinstance(error, click.UsageError) else BAD_INPUT)
 
 
 def _fail(message: str, code: int) -> None:

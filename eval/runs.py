@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
-from lamp_data.errors import LampError, check_number
+from lamp_data.errors import DamagedDataError, LampError, check_number, check_path_text
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import RUN_FORMAT_VERSION
 from lamp_data.text_names import MINILM
@@ -118,10 +118,20 @@ class RunSettings:
         for name in ("steps", "eval_every", "eval_episodes", "gif_frames"):
             if getattr(self, name) < 1:
                 raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.eval_every > self.steps:
+            raise LampError(
+                f"eval-every {self.eval_every} is more than the {self.steps} steps of a run: it would evaluate only at the "
+                f"start and the end; give --eval-every at most {self.steps}"
+            )
         if self.replay_ratio is not None:
             check_number("replay ratio", self.replay_ratio)
         if self.replay_ratio is not None and not self.replay_ratio > 0:
             raise LampError(f"replay ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
+        if self.replay_ratio is not None and self.replay_ratio * self.steps < 1:
+            raise LampError(
+                f"replay ratio {self.replay_ratio} replays less than one step over the {self.steps}-step budget, "
+                "so no update would ever run; give a ratio of at least 1/steps"
+            )
         if self.action_repeat is not None and self.action_repeat < 1:
             raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
         for name, least, words in (("prefill", 0, "non-negative"), ("initial_updates", 0, "non-negative"),
@@ -216,6 +226,9 @@ class FinetuneConfig(RunSettings):
             raise LampError("--method names one method; give a single --init with it")
         if self.keep_checkpoints < 1:
             raise LampError(f"keep-checkpoints must be at least 1, got {self.keep_checkpoints}")
+        check_path_text("--out", self.out)
+        for init in self.inits:
+            check_path_text("--init", init)
 
     def env_name(self, task: str) -> str:
         """The env a task runs in."""
@@ -470,14 +483,32 @@ class RunWriter:
 
 
 def read_run_info(path: Path) -> dict[str, Any]:
-    """Read and version-check a ``run.json``."""
+    """Read and version-check a ``run.json``.
+
+    Raises:
+        DamagedDataError: it cannot be read, is not a JSON object, or a finished run's record
+            lacks its method, task, seed, config or summary.
+        LampError: a format version this toolkit does not read.
+    """
     try:
         info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise LampError(f"cannot read run info {path}: {error}") from None
+    except OSError as error:
+        raise LampError(f"cannot read run info {path}: {error.strerror or error}") from None
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise DamagedDataError(f"damaged run info {path}: not valid JSON ({error})") from None
+    if not isinstance(info, dict):
+        raise DamagedDataError(f"damaged run info {path}: it does not hold a JSON object")
     version = info.get("format_version")
     if version not in SUPPORTED_RUN_VERSIONS:
         raise LampError(f"{path} has run format version {version}; this toolkit reads {SUPPORTED_RUN_VERSIONS}")
+    if info.get("status") == STATUS_FINISHED:
+        kinds = {"method": str, "task": str, "seed": int, "config": dict, "summary": dict}
+        wrong = [name for name, kind in kinds.items() if not isinstance(info.get(name), kind) or isinstance(info.get(name), bool)]
+        if wrong:
+            raise DamagedDataError(
+                f"damaged run info {path}: a finished run records its {', '.join(kinds)}, this one lacks {', '.join(wrong)}; "
+                "remove the run folder and run it again"
+            )
     return info
 
 
@@ -487,14 +518,16 @@ def read_run_log(path: Path) -> list[Evaluation]:
     try:
         lines = path.read_text().splitlines()
     except OSError as error:
-        raise LampError(f"cannot read run log {path}: {error}") from None
+        raise LampError(f"cannot read run log {path}: {error.strerror or error}") from None
+    except ValueError:
+        raise DamagedDataError(f"damaged run log {path}: not UTF-8 text") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             evaluations.append(Evaluation.from_dict(json.loads(line)))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise LampError(f"damaged run log {path} at line {number}") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            raise DamagedDataError(f"damaged run log {path} at line {number}") from None
     return sorted(evaluations, key=lambda evaluation: evaluation.step)
 
 

@@ -19,6 +19,7 @@ import io
 import json
 import pickle
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -150,23 +151,54 @@ def read_checkpoint(path: str | Path) -> tuple[Path, dict[str, Any]]:
     """
     folder = resolve_checkpoint(path)
     meta = read_checkpoint_config(folder)
+    recorded = meta.get("sha256")
+    if not isinstance(recorded, dict):
+        raise DamagedDataError(f"damaged agent checkpoint {folder}: {CONFIG_FILE} records no sha256 of its files ({recorded!r})")
     for name in (WEIGHTS_FILE, STATE_FILE):
         file = folder / name
         if not file.is_file():
             raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} is missing")
-        if file_sha256(file) != meta.get("sha256", {}).get(name):
+        if file_sha256(file) != recorded.get(name):
             raise DamagedDataError(f"damaged agent checkpoint {folder}: {name} does not match its recorded sha256")
     return folder, meta
+
+
+def check_state_archive(folder: Path) -> None:
+    """Check that the members of the zip archive ``state.pt`` are all stored uncompressed, as
+    ``torch.save`` writes them: then nothing in it expands past the file's own size (a file that
+    is no zip archive is left to ``torch.load``, which refuses anything but tensors and numbers).
+
+    Raises:
+        DamagedDataError: a member is compressed, or the archive does not parse.
+    """
+    path = folder / STATE_FILE
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise DamagedDataError(f"damaged agent checkpoint {folder}: {STATE_FILE} is not a torch archive ({error})") from None
+    for member in members:
+        if member.compress_type != zipfile.ZIP_STORED or member.file_size != member.compress_size:
+            raise DamagedDataError(
+                f"damaged agent checkpoint {folder}: {STATE_FILE} member {member.filename} is compressed "
+                f"({member.compress_size:,} bytes that expand to {member.file_size:,}); lamp stores every member as it is"
+            )
 
 
 def read_checkpoint_tensors(folder: Path, device: torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The weights and the training state of a checkpoint checked by :func:`read_checkpoint`, on ``device``.
 
+    The weights are bounded by their file (safetensors checks every tensor's offsets against it)
+    and the training state by its own (:func:`check_state_archive`).
+
     Raises:
-        DamagedDataError: the training state does not load as tensors and numbers only.
+        DamagedDataError: the training state is compressed or does not load as tensors and numbers only.
         safetensors.SafetensorError: the weights file does not parse.
     """
     tensors = load_file(str(folder / WEIGHTS_FILE), device=str(device))
+    check_state_archive(folder)
     try:
         state = torch.load(folder / STATE_FILE, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as error:

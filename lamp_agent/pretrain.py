@@ -47,7 +47,7 @@ from lamp_data import schema
 from lamp_data.atomic import atomic_path, atomic_write_json
 from lamp_data.collect import CollectSummary, collect, resolve_config
 from lamp_data.devices import check_device
-from lamp_data.errors import LampError
+from lamp_data.errors import DamagedDataError, LampError, check_path_text
 from lamp_data.prefetch import Prefetcher
 from lamp_data.progress import progress_bar
 from lamp_data.prompts import PromptSet
@@ -55,6 +55,7 @@ from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.store import DamagedShardError, iter_episodes, layout, open_dataset
 from lamp_data.store.reader import check_reward_binding, prompt_set_name
+from lamp_data.store.verify import damaged_shards
 from lamp_data.text import TextEncoder
 from lamp_data.vlm.scoring import make_scorer
 
@@ -214,12 +215,23 @@ def pretrain(
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    check_path_text("--out", config.out)
+    check_path_text("--data", config.data)
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
+        raise LampError(f"seed must be a whole number in [0, 2**63), got {config.seed!r}")
     check_device(config.device)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise LampError(f"run folder {out} is a file")
     dataset = open_dataset(config.data)
     reward_info = check_reward_set(dataset, config.rewards, config.on_damage)
+    damaged = damaged_shards(dataset, config.rewards)  # every shard, not only those the first updates happen to read
+    if damaged and config.on_damage == "fail":
+        name = sorted(damaged)[0]
+        raise DamagedDataError(
+            f"{len(damaged)} damaged shard(s) in {dataset.path}, {', '.join(sorted(damaged))}: {damaged[name]}; "
+            f"`lamp-data verify {dataset.path} --repair` sets them aside, or pass --on-damage skip to train without them"
+        )
     prompts = dataset.reward_set_prompts(config.rewards)
     collection = resolve_config(dataset.path)
     latest = latest_checkpoint(out)
@@ -288,7 +300,9 @@ def pretrain(
     writer = SummaryWriter(str(out / "tb"), purge_step=agent.step)
     metrics: dict[str, float] = {}
     episodes_collected = shards_written = 0
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = dict(damaged)
+    if skipped:
+        atomic_write_json(out / SKIPPED_FILE, {"format_version": CHECKPOINT_FORMAT_VERSION, "skipped": skipped})
     wait_seconds = 0.0
     started = time.perf_counter()
     checkpoint = latest
@@ -385,4 +399,5 @@ def _collect(dataset: Any, agent: Any, policy: AgentPolicy, scorer: Any, run: st
         dataset.path, episodes=_present_episodes(dataset) + episodes, policy="agent",
         shard_episodes=episodes, run=run, device=config.device,
     )
-    return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False)
+    return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False,
+                   on_damage=config.on_damage)

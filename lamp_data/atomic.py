@@ -124,3 +124,19 @@ def exclusive_lock(lock_file: str | os.PathLike, busy: str) -> Iterator[None]:
         yield
     finally:
         os.close(handle)
+
+
+def is_locked(lock_file: str | os.PathLike) -> bool:
+    """True if a process holds :func:`exclusive_lock` on ``lock_file`` now (nothing is created,
+    and the answer may change the moment after)."""
+    try:
+        handle = os.open(lock_file, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(handle)
+    return False

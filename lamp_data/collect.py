@@ -23,11 +23,12 @@ under its own ``run`` name.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,18 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_json
-from lamp_data.devices import check_device
+from lamp_data.devices import check_device, check_device_name
 from lamp_data.envs import DEFAULT_ENV, ENVS, make_env
 from lamp_data.envs.base import MAX_EPISODE_LENGTH, MAX_IMAGE_SIZE, EnvConfig, RandomizationConfig
-from lamp_data.errors import LampError, check_number
+from lamp_data.errors import DamagedDataError, LampError, check_number
 from lamp_data.executors import ExecutorConfig, WorkerReady, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
 from lamp_data.progress import ProgressBar, progress_bar
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.rollout import POLICIES, Policy, records_noise, run_episode
 from lamp_data.store import layout
+from lamp_data.prompts import load_prompt_set
 from lamp_data.store.reader import iter_episodes, open_dataset
+from lamp_data.store.verify import damaged_shards
 from lamp_data.store.writer import (
     RewardSetWriter,
     ShardWriter,
@@ -56,6 +59,7 @@ from lamp_data.store.writer import (
     writer_lock,
 )
 from lamp_data.tasks import BACKENDS, SPLITS, list_tasks
+from lamp_data.vlm.base import check_reward_spec
 from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
 
 LIMITS = {
@@ -67,6 +71,8 @@ LIMITS = {
 }
 """Largest accepted value of each count. Episode keys have eight digits; an episode is held in
 memory while it is recorded, so its length and image size bound the memory a worker needs."""
+ON_DAMAGE = ("fail", "skip")
+"""What collect does with an existing dataset's damaged shards: refuse to extend it, or extend it as it is."""
 MAX_EPISODE_FRAME_BYTES = 4 << 30
 """Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes per camera."""
 
@@ -129,7 +135,8 @@ class CollectConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise LampError(f"seed must be a whole number in [0, 2**63), got {self.seed!r}")
         check_number("noise", self.noise, low=0.0)
-        self.env_config()  # image size within the renderer's bounds
+        check_device_name(self.device)
+        self.env_config()  # image size within the renderer's bounds, a whole decision per episode
 
     def env_config(self) -> EnvConfig:
         """The env config this collection builds its envs with."""
@@ -176,6 +183,8 @@ class CollectSummary:
     """Tars found without a sidecar that decoded completely; their sidecar was written again."""
     quarantined: tuple[tuple[str, str, str], ...] = ()
     """(tar, its place under ``quarantine/``, why) for tars without a sidecar that did not decode."""
+    damaged: tuple[tuple[str, str], ...] = ()
+    """(shard, why) for the damaged shards an ``on_damage="skip"`` call left as they were."""
 
     @property
     def steps_per_second(self) -> float:
@@ -385,7 +394,7 @@ def _check_output(out: Path) -> None:
     """Refuse output paths that are files or non-dataset folders, before writing anything."""
     if out.exists() and not out.is_dir():
         raise LampError(f"output path {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()) and not layout.is_dataset(out):
+    if out.is_dir() and any(out.iterdir()) and not layout.is_dataset(out) and layout.creation_leftovers(out) is None:
         raise LampError(f"{out} is a non-empty folder that is not a dataset; choose an empty or new folder")
     ancestor = out
     while not ancestor.exists():
@@ -476,6 +485,7 @@ def collect(
     scorer_factory: Callable[[], EpisodeScorer] | None = None,
     progress: bool = True,
     executor: ExecutorConfig | None = None,
+    on_damage: str = "fail",
 ) -> CollectSummary:
     """Make the dataset at ``out`` hold episodes ``0..config.episodes-1``, resuming if it exists.
 
@@ -491,12 +501,18 @@ def collect(
         progress: Show a live progress bar.
         executor: Where the workers run and how many (default: one, in this process); see
             :mod:`lamp_data.executors`.
+        on_damage: An existing dataset's committed shards are checked first (size and sha256
+            against their sidecars): ``"fail"`` refuses to extend a dataset with a damaged one,
+            ``"skip"`` extends it and lists them in the summary (they stay as they are).
 
     Raises:
         LampError: bad settings, an unusable ``out``, or a dataset made with another env, env
             config or seed (nothing is written or removed then).
+        DamagedDataError: with ``on_damage="fail"``, a damaged shard (nothing is written then).
     """
     executor = executor or ExecutorConfig()
+    if on_damage not in ON_DAMAGE:
+        raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {on_damage!r}")
     check_local_path(out)
     out = Path(out)
     layout.check_run_name(config.run)
@@ -510,9 +526,12 @@ def collect(
         raise LampError("an in-process policy collects with workers=1")
     if config.vlm is not None and config.prompts is None and scorer_factory is None:
         raise LampError("inline rewards need a prompt set: give --prompts with --vlm")
-    ENVS.get(config.env)  # unknown env -> LampError naming the known ones
     if config.vlm is not None and not executor.is_ray:
         check_device(config.device)
+    if config.vlm is not None and scorer_factory is None:
+        check_reward_spec(config.vlm)  # unknown family, a model file that is not there
+        load_prompt_set(config.prompts)  # unknown prompt set
+    ENVS.get(config.env)  # unknown env -> LampError naming the known ones
     _check_output(out)
     existing = open_dataset(out) if layout.is_dataset(out) else None
 
@@ -529,50 +548,97 @@ def collect(
     if existing is not None:
         _check_compatible(existing.info, wanted, out)
 
+    with _undone_on_failure(out, creating=existing is None):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LampError(f"cannot create {out}: {error.strerror}") from error
+        with session(executor), writer_lock(out):
+            damaged: dict[str, str] = {}
+            if existing is None:
+                _remove_leftovers(out)  # of a creation that failed before its first shard
+                dataset = create_dataset(out, wanted)
+            else:
+                dataset = open_dataset(out)
+                _check_compatible(dataset.info, wanted, out)
+                damaged = damaged_shards(dataset)
+                if damaged and on_damage == "fail":
+                    first = sorted(damaged)[0]
+                    raise DamagedDataError(
+                        f"{out} has {len(damaged)} damaged shard(s), {', '.join(sorted(damaged))} ({damaged[first]}); "
+                        f"`lamp-data verify {out} --repair` sets them aside, then collect records their episodes again; "
+                        "or pass --on-damage skip to extend the dataset as it is"
+                    )
+            recovery = recover_orphans(dataset)
+            units, present = _plan(dataset, config)
+            if config.vlm is not None or scorer_factory is not None:
+                units += [_Unit("score", name) for name in dataset.shard_sidecars() if name not in damaged]
+            total = present + sum(len(unit.indices) for unit in units)
+            with progress_bar("collect", total, unit="episodes", completed=present, enabled=progress) as bar:
+                tally = _Tally(dataset, config, bar)
+                if units:
+                    worker_factory = functools.partial(_ShardRecorder, str(dataset.path.resolve()), config, policy, scorer_factory)
+                    with worker_pool(executor, worker_factory, worker_count(executor, len(units)), "collect") as workers:
+                        workers.start(tally)
+                        if existing is not None:  # once every worker has built its env and model
+                            _record_run(dataset, config, wanted)
+                        for _ in workers.run(units, tally):
+                            pass
+                    if executor.is_ray:
+                        recover_orphans(dataset)  # leftovers of attempts killed and retried
+                elif existing is not None:
+                    _record_run(dataset, config, wanted)
+            return CollectSummary(
+                out=str(dataset.path),
+                episodes_total=present + tally.episodes,
+                episodes_written=tally.episodes,
+                shards_written=tally.shards,
+                reward_shards_written=tally.reward_shards,
+                leftovers_removed=len(recovery.removed),
+                steps=tally.steps,
+                seconds=(tally.last_commit or time.perf_counter()) - tally.started,
+                timed_steps=tally.steps - tally.steps_before_start,
+                success_rate=tally.successes / tally.episodes if tally.episodes else 0.0,
+                rederived=tuple(recovery.rederived),
+                quarantined=tuple(recovery.quarantined),
+                damaged=tuple(sorted(damaged.items())),
+            )
+
+
+def _record_run(dataset: Any, config: CollectConfig, wanted: dict[str, Any]) -> None:
+    """Record this run and the episode count in an existing dataset's ``meta/info.json``."""
+    info = dict(dataset.info)
+    info["runs"] = {**info.get("runs", {}), **wanted["runs"]}
+    info["collection"] = {**info["collection"], "episodes": max(config.episodes, info["collection"].get("episodes", 0))}
+    update_info(dataset, info)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Remove what a creation that failed before its first shard left in ``out`` (never a shard,
+    never the lock this process holds)."""
+    for path in layout.creation_leftovers(out) or []:
+        if path != layout.lock_path(out):
+            path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _undone_on_failure(out: Path, creating: bool) -> Iterator[None]:
+    """When this call creates the dataset and fails before its first shard is committed, remove
+    what it wrote (and the folder, if it made it), so the same command can simply run again."""
+    made_folder = creating and not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise LampError(f"cannot create {out}: {error.strerror}") from error
-    with session(executor), writer_lock(out):
-        if existing is None:
-            dataset = create_dataset(out, wanted)
-        else:
-            dataset = open_dataset(out)
-            _check_compatible(dataset.info, wanted, out)
-        recovery = recover_orphans(dataset)
-        units, present = _plan(dataset, config)
-        if existing is not None:
-            info = dict(dataset.info)
-            info["runs"] = {**info.get("runs", {}), **wanted["runs"]}
-            info["collection"] = {**info["collection"], "episodes": max(config.episodes, info["collection"].get("episodes", 0))}
-            update_info(dataset, info)
-        if config.vlm is not None or scorer_factory is not None:
-            units += [_Unit("score", name) for name in dataset.shard_sidecars()]
-        total = present + sum(len(unit.indices) for unit in units)
-        with progress_bar("collect", total, unit="episodes", completed=present, enabled=progress) as bar:
-            tally = _Tally(dataset, config, bar)
-            if units:
-                worker_factory = functools.partial(_ShardRecorder, str(dataset.path.resolve()), config, policy, scorer_factory)
-                with worker_pool(executor, worker_factory, worker_count(executor, len(units)), "collect") as workers:
-                    workers.start(tally)
-                    for _ in workers.run(units, tally):
-                        pass
-                if executor.is_ray:
-                    recover_orphans(dataset)  # leftovers of attempts killed and retried
-        return CollectSummary(
-            out=str(dataset.path),
-            episodes_total=present + tally.episodes,
-            episodes_written=tally.episodes,
-            shards_written=tally.shards,
-            reward_shards_written=tally.reward_shards,
-            leftovers_removed=len(recovery.removed),
-            steps=tally.steps,
-            seconds=(tally.last_commit or time.perf_counter()) - tally.started,
-            timed_steps=tally.steps - tally.steps_before_start,
-            success_rate=tally.successes / tally.episodes if tally.episodes else 0.0,
-            rederived=tuple(recovery.rederived),
-            quarantined=tuple(recovery.quarantined),
-        )
+        yield
+    except BaseException:
+        leftovers = layout.creation_leftovers(out) if creating and out.is_dir() else None
+        if leftovers is not None:
+            for path in leftovers:
+                if made_folder or path != layout.lock_path(out):
+                    path.unlink(missing_ok=True)
+            folders = sorted((path for path in out.rglob("*") if path.is_dir()), key=lambda path: -len(path.parts))
+            for folder in folders + ([out] if made_folder else []):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only when empty
+        raise
 
 
 class _Tally:

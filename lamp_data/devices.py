@@ -8,6 +8,20 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 """Device types the toolkit runs on."""
 
 
+def check_device_name(name: str) -> str:
+    """``name`` if it names a device type the toolkit runs on (``cpu``, ``cuda``, ``cuda:1``,
+    ``mps``), without importing torch or asking whether this machine has it.
+
+    Raises:
+        LampError: any other name.
+    """
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(rf"(?:{'|'.join(DEVICE_TYPES)})(?::\d+)?", name):
+        raise LampError(f"unknown device {name!r}: use cpu, cuda, cuda:N or mps")
+    return name
+
+
 def check_device(name: str) -> str:
     """``name`` if torch can use that device on this machine, else :class:`LampError` saying why.
 

@@ -86,3 +86,21 @@ def check_number(name: str, value: object, *, low: float | None = None, high: fl
         bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise LampError(f"{name} must be in {bounds}, got {value!r}")
     return number
+
+
+def check_path_text(name: str, path: str | os.PathLike) -> str:
+    """``path`` as text if it is valid UTF-8, the only paths lamp can record in its JSON files.
+
+    A name with bytes that are not UTF-8 (Python carries them as lone surrogates) would fail
+    only when the first record is written, half-way through a command; it is refused up front.
+
+    Raises:
+        LampError: naming the path with its odd bytes escaped.
+    """
+    text = os.fsdecode(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+        raise LampError(f"{name} {shown} is not valid UTF-8; lamp records its paths as text: rename it or choose another") from None
+    return text

@@ -37,11 +37,15 @@ from lamp_data.progress import progress_bar
 from lamp_data.provenance import portable_argv
 from lamp_data.prompts import PromptSet, load_prompt_set
 from lamp_data.store import RewardSetWriter, iter_episodes, layout, open_dataset
-from lamp_data.store.writer import recover_orphans, writer_lock
+from lamp_data.store.reader import prompt_set_name
+from lamp_data.store.verify import damaged_reward_shards
+from lamp_data.store.writer import recover_orphans, set_aside, writer_lock
 from lamp_data.vlm.scoring import EpisodeScorer, make_scorer
 
 PREFETCH_SHARDS = 1
 """Decoded shards kept ready ahead of the model."""
+MAX_BATCH_SIZE = 65_536
+"""Most frames per forward pass (a batch is held in memory as pixels and features)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class RelabelSummary:
     """Frames scored by this run."""
     seconds: float
     """Wall time of the scoring loop."""
+    shards_replaced: int = 0
+    """Reward shards scored again: damaged ones (moved to ``quarantine/`` first) or, forced, all."""
 
     @property
     def frames_per_second(self) -> float:
@@ -167,28 +173,38 @@ class _ShardScorer:
 
 def relabel(
     dataset: str | Path,
-    vlm: str | EpisodeScorer,
+    vlm: str | EpisodeScorer | None = None,
     prompts: str | PromptSet | None = None,
     *,
     device: str = "cpu",
     batch_size: int = 64,
     progress: bool = True,
     executor: ExecutorConfig | None = None,
+    reward_set: str | None = None,
+    force: bool = False,
 ) -> RelabelSummary:
     """Score every committed shard of ``dataset`` with ``vlm`` into a reward set.
+
+    A reward shard already committed is kept, unless its bytes differ from its sidecar or it
+    scores another data shard than the one of its name (copied from another dataset, or the data
+    shard was recorded again): that one is moved to ``quarantine/`` and scored again.
 
     Args:
         dataset: The dataset folder.
         vlm: Reward model spec, e.g. ``r3m:/models/model.pt`` or ``clip:/models/clip?alpha=0.5``,
             or an already built :class:`~lamp_data.vlm.scoring.EpisodeScorer` (its own prompt
-            set is used; ``prompts``, ``device`` and ``batch_size`` are then ignored).
-        prompts: Prompt-set name or file; default: the dataset's ``meta/prompts.json`` if it has
-            one, else :data:`lamp_data.prompts.DEFAULT_PROMPT_SET`.
+            set is used; ``prompts``, ``device`` and ``batch_size`` are then ignored); None with
+            ``reward_set``: the model that reward set records.
+        prompts: Prompt-set name or file; default: ``reward_set``'s prompts if given, else the
+            dataset's ``meta/prompts.json`` if it has one, else :data:`lamp_data.prompts.DEFAULT_PROMPT_SET`.
         device: Torch device of the model.
         batch_size: Frames per forward pass.
         progress: Show a progress bar.
         executor: Where the model runs (default: this process); with ``ray``, one reward-model
             actor per GPU or CPU slot of the cluster (see :mod:`lamp_data.executors`).
+        reward_set: The fingerprint of a reward set of the dataset to score into; the model and
+            prompts must give that fingerprint.
+        force: Score every shard again, replacing the reward shards already committed.
 
     Returns:
         What was written and skipped, and the throughput.
@@ -198,6 +214,10 @@ def relabel(
             counts that do not match, or a reward set made with other settings.
     """
     executor = executor or ExecutorConfig()
+    if vlm is None and reward_set is None:
+        raise LampError("give the reward model (--vlm SPEC), or the reward set to score again (--rewards FINGERPRINT)")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise LampError(f"batch size must be a whole number between 1 and {MAX_BATCH_SIZE:,}, got {batch_size!r}")
     check_local_path(dataset)
     if executor.is_ray:
         import_ray()
@@ -205,28 +225,47 @@ def relabel(
     shards = data.shards()
     if not shards:
         raise LampError(f"{data.path} has no committed shards to relabel")
+    if reward_set is not None:
+        recorded = data.reward_set_info(reward_set)
+        if vlm is None:
+            vlm = (recorded.get("provenance") or {}).get("model_spec") or recorded.get("model_spec")
+            if not vlm:
+                raise LampError(f"reward set {reward_set} records no model spec; give the model with --vlm")
+        if prompts is None:
+            prompts = PromptSet(prompt_set_name(recorded) or "prompts", tuple(data.reward_set_prompts(reward_set)),
+                                f"recorded in {layout.reward_set_prompts_path(data.path, reward_set)}")
     with contextlib.ExitStack() as stack:
         workers = None
         if not isinstance(vlm, str):
             if executor.is_ray:
                 raise LampError("a scorer built in this process cannot run on Ray; give the reward model spec instead")
             scorer, prompt_set = vlm, vlm.prompt_set
-            reward_set = RewardSetDescribed(scorer.fingerprint, scorer.info, tuple(scorer.prompts))
+            described = RewardSetDescribed(scorer.fingerprint, scorer.info, tuple(scorer.prompts))
         else:
             prompt_set = load_prompt_set(prompts) if prompts is not None else (dataset_prompt_set(data) or load_prompt_set(None))
             if executor.is_ray:
                 workers = _start_ray_scorers(stack, executor, data, vlm, prompt_set, device, batch_size)
-                reward_set = workers.reward_set
+                described = workers.reward_set
             else:
                 scorer = make_scorer(vlm, prompt_set, device=device, batch_size=batch_size)
-                reward_set = RewardSetDescribed(scorer.fingerprint, scorer.info, tuple(scorer.prompts))
-        fingerprint = reward_set.fingerprint
+                described = RewardSetDescribed(scorer.fingerprint, scorer.info, tuple(scorer.prompts))
+        fingerprint = described.fingerprint
+        if reward_set is not None and fingerprint != reward_set:
+            raise LampError(
+                f"the reward model {described.info['provenance']['model_spec']} with these prompts gives reward set "
+                f"{fingerprint}, not {reward_set}: its weights or settings changed since that set was made"
+            )
         stack.enter_context(writer_lock(data.path))
         writer = None
         recover_orphans(data)
         shards = data.shards()
+        replaced: dict[str, str] = {}
         if layout.reward_set_info_path(data.path, fingerprint).is_file():
-            writer = RewardSetWriter(data, fingerprint, reward_set.info, list(reward_set.prompts))
+            writer = RewardSetWriter(data, fingerprint, described.info, list(described.prompts))
+            replaced = {name: "scored again (--force)" for name in data.reward_shard_sidecars(fingerprint)} if force else \
+                damaged_reward_shards(data, fingerprint)
+            for name in replaced:
+                _uncommit(data, fingerprint, name, set_aside_old=not force)
         pending = [shard for shard in shards if writer is None or not writer.has_shard(shard.name)]
         total_frames = sum(shard.nsteps + shard.nsamples for shard in pending)
         episodes = frames = 0
@@ -238,7 +277,7 @@ def relabel(
                 scored = _score_locally(scorer, data, pending, bar.advance)
             for shard, rewards in scored:
                 if writer is None:
-                    writer = RewardSetWriter(data, fingerprint, reward_set.info, list(reward_set.prompts))
+                    writer = RewardSetWriter(data, fingerprint, described.info, list(described.prompts))
                 writer.write_shard(shard.name, rewards)
                 episodes += len(rewards)
                 frames += sum(len(values) for values in rewards.values())
@@ -246,12 +285,13 @@ def relabel(
     return RelabelSummary(
         dataset=str(data.path),
         fingerprint=fingerprint,
-        model_spec=reward_set.info["provenance"]["model_spec"],
+        model_spec=described.info["provenance"]["model_spec"],
         prompt_set=prompt_set.name,
         prompts=len(prompt_set),
         shards_total=len(shards),
         shards_written=len(pending),
         shards_skipped=len(shards) - len(pending),
+        shards_replaced=len(replaced),
         episodes=episodes,
         frames=frames,
         seconds=seconds,
@@ -278,6 +318,19 @@ def _start_ray_scorers(stack: contextlib.ExitStack, executor: ExecutorConfig, da
     first = described[0]
     info = {**first.info, "provenance": {**first.info["provenance"], "argv": portable_argv()}}
     return _RayScorers(pool, RewardSetDescribed(first.fingerprint, info, first.prompts))
+
+
+def _uncommit(dataset: Any, fingerprint: str, name: str, set_aside_old: bool) -> None:
+    """Take a committed reward shard out of its set before it is written again: its sidecar goes
+    first (so it no longer counts), then, for a damaged one, its tar is moved to ``quarantine/``."""
+    tar_path = layout.reward_shard_path(dataset.path, fingerprint, name)
+    sidecar_path = layout.sidecar_path(tar_path)
+    if set_aside_old:
+        set_aside(dataset, sidecar_path)
+        if tar_path.exists():
+            set_aside(dataset, tar_path)
+    else:
+        sidecar_path.unlink()
 
 
 def _no_events(event: Any) -> None:

@@ -18,6 +18,7 @@ submodules, so their parameters are part of the reward model's weights hash, and
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -119,6 +120,22 @@ class TextEncoder:
         return embeddings
 
 
+def tokenizer_definition(tokenizer: Any, **call: Any) -> str | None:
+    """A fast tokenizer's full definition (its ``tokenizer.json``) as it stands once called with
+    ``call``, the truncation and padding with which prompts are tokenized; None for a slow one.
+
+    A fast tokenizer keeps the truncation and padding of its last call in that definition, so it
+    is read from a copy called once with ``call``: the same whatever the tokenizer was called with
+    before, and the same as it stands after the model tokenized its prompts (the state every
+    fingerprint recorded so far was taken in).
+    """
+    if getattr(tokenizer, "backend_tokenizer", None) is None:
+        return None
+    probe = copy.deepcopy(tokenizer)
+    probe("", **call)
+    return probe.backend_tokenizer.to_str()
+
+
 def quiet_transformers() -> None:
     """Silence transformers' warnings and download progress bars (errors still show)."""
     from transformers.utils import logging as transformers_logging
@@ -158,17 +175,26 @@ class TransformerTextEncoder(nn.Module):
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
 
+    @property
+    def text_call(self) -> dict[str, Any]:
+        """How prompts are tokenized: truncated to ``max_length``, one at a time, no padding."""
+        return {"truncation": True, "max_length": self.max_length}
+
+    @functools.cached_property
+    def tokenizer_digest(self) -> str:
+        """A hash of the tokenizer's definition as :attr:`text_call` leaves it (:func:`tokenizer_definition`)."""
+        definition = tokenizer_definition(self.tokenizer, **self.text_call)
+        return stable_hash(definition if definition is not None else json.dumps(sorted(self.tokenizer.get_vocab().items())))
+
     def identity(self) -> dict[str, Any]:
         """What, besides the weights, decides the embeddings: tokenizer and pooling."""
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        tokenizer = backend.to_str() if backend is not None else json.dumps(sorted(self.tokenizer.get_vocab().items()))
-        return {"kind": type(self.model).__name__, "tokenizer": stable_hash(tokenizer), "pooling": "mean over all tokens, one prompt per batch", "max_length": self.max_length}
+        return {"kind": type(self.model).__name__, "tokenizer": self.tokenizer_digest, "pooling": "mean over all tokens, one prompt per batch", "max_length": self.max_length}
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         device = next(self.model.parameters()).device
         rows = []
         for text in texts:
-            tokens = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_length).to(device)
+            tokens = self.tokenizer(text, return_tensors="pt", **self.text_call).to(device)
             rows.append(self.model(**tokens).last_hidden_state[0].mean(0))
         if not rows:
             return torch.zeros(0, self.dim, device=device)

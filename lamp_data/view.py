@@ -26,6 +26,10 @@ GIF_FPS = 15
 """Episode frames per second of the animation."""
 MAX_GIF_FRAMES = 200
 """Longer episodes are subsampled to at most this many animation frames."""
+MAX_FRAMES_ON_SHEET = 64
+"""Most frames a contact sheet shows (each one widens the figure)."""
+MAX_FPS = 100
+"""Fastest animation: GIF frame delays are counted in hundredths of a second."""
 FORMATS = (".png", ".gif")
 _LEGEND_CHARACTERS = 48
 
@@ -84,8 +88,10 @@ def view_episode(
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise LampError(f"output must end in {' or '.join(FORMATS)}, got '{out.name}'")
-    if frames < 1 or fps < 1:
-        raise LampError(f"frames and fps must be at least 1, got {frames} and {fps}")
+    if not 1 <= frames <= MAX_FRAMES_ON_SHEET:
+        raise LampError(f"frames must be between 1 and {MAX_FRAMES_ON_SHEET}, got {frames}")
+    if not 1 <= fps <= MAX_FPS:
+        raise LampError(f"fps must be between 1 and {MAX_FPS} (GIF frame delays are hundredths of a second), got {fps}")
     if prompts and reward_set is None:
         raise LampError("prompts select columns of a reward set: give the reward set's fingerprint too")
     episodes = index_episodes(dataset, reward_set=reward_set)

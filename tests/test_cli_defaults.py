@@ -13,7 +13,7 @@ from lamp_agent.config import AgentConfig, PretrainConfig
 from lamp_cli import agent, data, eval as eval_cli
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_cli.eval_finetune import parse_seeds
-from lamp_data.collect import CollectConfig
+from lamp_data.collect import CollectConfig, collect
 from lamp_data.envs.showcase import render_showcase
 from lamp_data.executors import ExecutorConfig
 from lamp_data.relabel import relabel
@@ -39,6 +39,7 @@ SOURCES = {
         "address": (ExecutorConfig, "address"),
         "workers": (ExecutorConfig, "workers"),
         "num_cpus_per_worker": (ExecutorConfig, "cpus_per_worker"),
+        "on_damage": (collect, "on_damage"),
     },
     "lamp-data relabel": {
         "device": (relabel, "device"),

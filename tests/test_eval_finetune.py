@@ -190,7 +190,7 @@ def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_
     assert steps_logged[0] == len(candidates) * 3 and steps_logged[-1] == steps
     with pytest.raises(LampError, match="leaves nothing"):
         finetune(_config(tmp_path / "short", ["scratch"], tasks=("door-close",), env=None, instruction="auto",
-                         steps=3, episode_length=3, seq_len=4), progress=False)
+                         steps=3, eval_every=3, episode_length=3, seq_len=4), progress=False)
     assert not (tmp_path / "short").exists()
 
 

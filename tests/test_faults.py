@@ -11,7 +11,10 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -290,10 +293,16 @@ def test_a_hand_edited_info_json_is_damaged_data(data, command):
     one_line_error(CliRunner().invoke(data_cli, command + [str(data)]), 1, "damaged .*info.json: not valid JSON")
 
 
-def test_files_written_before_checksums_still_load_with_a_note(data):
+def test_info_files_without_a_checksum_are_refused_until_repair_seals_them(data):
     info_path = data / "meta" / "info.json"
     info = json.loads(info_path.read_text())
     del info["checksum"]
+    info["collection"]["image_size"] = 32  # an edit that removing the checksum would let through
+    info_path.write_text(json.dumps(info))
+    one_line_error(CliRunner().invoke(data_cli, ["verify", str(data)]), 1, "info.json: it has no checksum .*--repair")
+    one_line_error(CliRunner().invoke(data_cli, COLLECT + ["--episodes", "7", "--out", str(data)]), 1, "no checksum")
+    one_line_error(CliRunner().invoke(data_cli, ["verify", str(data), "--repair"]), 1, "frames of 16x16 px, not 32; nothing was changed")
+    info["collection"]["image_size"] = 16
     info_path.write_text(json.dumps(info))
     reward_info = data / "rewards" / FINGERPRINT / "info.json"
     value = json.loads(reward_info.read_text())
@@ -303,10 +312,12 @@ def test_files_written_before_checksums_still_load_with_a_note(data):
         sidecar = json.loads(sidecar_path.read_text())
         del sidecar["data_sha256"]
         sidecar_path.write_text(json.dumps(sidecar))
+    repaired = CliRunner().invoke(data_cli, ["verify", str(data), "--repair"])
+    assert repaired.exit_code == 0 and f"sealed {data}/meta/info.json" in repaired.output, repaired.output
+    assert f"sealed {data}/rewards/{FINGERPRINT}/info.json" in repaired.output
     report = verify_dataset(data)
     assert report.ok and len(list(iter_episodes(data, reward_set=FINGERPRINT))) == 5
-    notes = [reason for _, reason in report.warnings]
-    assert sum("no checksum" in note for note in notes) == 2 and sum("data shard it scores" in note for note in notes) == 3
+    assert sum("data shard it scores" in note for _, note in report.warnings) == 3
 
 
 def test_a_renamed_shard_is_detected(data):
@@ -354,7 +365,7 @@ def header_claiming(shape) -> bytes:
 
 
 HOSTILE = {
-    "gzip bomb": (lambda name, payload: (tarfile.TarInfo(name), gzip.compress(npy(np.zeros((6, 2048, 2048, 3), np.uint8)), 9))
+    "gzip bomb": (lambda name, payload: (tarfile.TarInfo(name), gzip.compress(npy(np.zeros((6, 1024, 1024, 3), np.uint8)), 9))
                   if name == "ep00000002.image.npy.gz" else None, "decompresses to more than"),
     "frames of another size": (lambda name, payload: (tarfile.TarInfo(name), gzip.compress(npy(np.zeros((6, 32, 32, 3), np.uint8))))
                                if name == "ep00000002.image.npy.gz" else None, "frames are 32x32 px, the dataset records 16 px"),
@@ -387,6 +398,132 @@ def test_hostile_shards_with_matching_sidecars_are_refused_and_named(data, attac
     assert result.exit_code == 1 and "BAD shards/collect-00000002.tar" in result.output and message in result.output
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 40_000  # kB: nothing near the bomb's 75 MB
     assert tar_path.is_file()
+
+
+def gzip_npy(shape, dtype="<f2") -> bytes:
+    """A gzip member holding a ``.npy`` of zeros of ``shape``, compressed a MiB at a time (a bomb
+    of a few hundred MiB costs a second to build and a few hundred kB to store)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [compressor.compress(header.getvalue())]
+    remaining = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    chunk = bytes(1 << 20)
+    while remaining:
+        parts.append(compressor.compress(chunk[: min(len(chunk), remaining)]))
+        remaining -= min(len(chunk), remaining)
+    return b"".join(parts) + compressor.flush()
+
+
+def rewrite_reward_shard(data: Path, name: str, members) -> Path:
+    """Replace reward shard ``name`` by ``members`` (``[(member name, bytes)]``) and give it a
+    matching sidecar, as an attacker with write access could."""
+    tar_path = layout.reward_shard_path(data, FINGERPRINT, name)
+    sidecar = json.loads(tar_path.with_suffix(".json").read_text())
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for member_name, payload in members:
+            info = tarfile.TarInfo(member_name)
+            info.size = len(payload)
+            archive.addfile(info, io.BytesIO(payload))
+    tar_path.write_bytes(buffer.getvalue())
+    layout.write_sidecar(tar_path, sidecar["samples"], fingerprint=sidecar["fingerprint"], data_sha256=sidecar["data_sha256"])
+    return tar_path
+
+
+PEAK_RSS = (
+    "import atexit, os, sys\n"
+    "def record():\n"
+    "    peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+    "    open(os.environ['LAMP_TEST_PEAK'], 'w').write(peak.split()[1])\n"
+    "atexit.register(record)\n"
+    "from lamp_cli.data import main\n"
+    "main(sys.argv[1:], prog_name='lamp-data')\n"
+)
+"""Runs ``lamp-data`` and writes its peak resident memory in kB (``VmHWM``, its own: a child's
+``ru_maxrss`` starts from its parent's, a test process of a gigabyte or more) to ``$LAMP_TEST_PEAK``."""
+
+
+def peak_rss_mb(*args: str) -> tuple[int, float, str]:
+    """Exit code, peak resident memory (MB) and stderr of ``lamp-data ARGS`` run as a child process."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        peak = Path(folder) / "peak"
+        result = subprocess.run([sys.executable, "-c", PEAK_RSS, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, "LAMP_TEST_PEAK": str(peak)}, timeout=300)
+        return result.returncode, int(peak.read_text()) / 1024, result.stderr.decode()
+
+
+def test_a_reward_shard_bomb_is_refused_in_bounded_memory(data, tmp_path):
+    bomb = gzip_npy(((256 << 20) // 6, 3))  # two members of 256 MiB each, from about 0.25 MB each
+    tar_path = rewrite_reward_shard(data, "collect-00000002", [("ep00000002.vlm_reward.npy.gz", bomb), ("ep00000003.vlm_reward.npy.gz", bomb)])
+    assert tar_path.stat().st_size < 1 << 20
+    named = "collect-00000002.tar: member ep00000002.vlm_reward.npy.gz is not a field of a rewards shard"
+    code, peak, stderr = peak_rss_mb("verify", str(data))
+    assert code == 1 and peak < 300, (code, peak, stderr)
+    code, peak, stderr = peak_rss_mb("view", str(data), "--episode", "2", "--reward-set", FINGERPRINT, "--prompt", PROMPTS[0],
+                                     "--out", str(tmp_path / "episode.png"))
+    assert code == 1 and peak < 300 and named in stderr and len(stderr.strip().splitlines()) == 1, (code, peak, stderr)
+    assert not (tmp_path / "episode.png").exists()
+    with pytest.raises(DamagedDataError, match=re.escape(named)):
+        check_reward_set(open_dataset(data), FINGERPRINT)
+        list(iter_episodes(data, reward_set=FINGERPRINT))
+
+
+@pytest.mark.parametrize(
+    "member, payload, message",
+    [
+        ("ep00000002.vlm_reward.npy", header_claiming((10**9, 3)), "array header says"),
+        ("ep00000002.vlm_reward.npy", npy(np.zeros((10**5, 3), np.float16)), "more than the 65,572 its episode allows"),
+        ("ep00000002.vlm_reward.json", b"[" * 10**5, "not a field of a rewards shard"),
+    ],
+)
+def test_reward_members_are_decoded_within_their_declared_shape(data, member, payload, message):
+    rewrite_reward_shard(data, "collect-00000002", [(member, payload), ("ep00000003.vlm_reward.npy", npy(np.zeros((6, 3), np.float16)))])
+    report = verify_dataset(data)
+    assert [file for file, _ in report.problems] == [f"rewards/{FINGERPRINT}/collect-00000002.tar"]
+    assert message in report.problems[0][1]
+    with pytest.raises(DamagedDataError, match=message):
+        list(iter_episodes(data, reward_set=FINGERPRINT))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda name, payload: (tarfile.TarInfo(name), b" " * (2 << 20) + payload) if name == "ep00000002.meta.json" else None,
+         "cannot decode ep00000002.meta.json: it holds 2,097,369 bytes, more than the 1,048,576 its episode allows"),
+        (lambda name, payload: (tarfile.TarInfo(name + ".gz"), gzip.compress(payload)) if name == "ep00000003.state.npy" else None,
+         "member ep00000003.state.npy.gz is not a field of a data shard"),
+    ],
+)
+def test_episode_metadata_and_stray_members_are_bounded(data, change, message):
+    rewrite_shard(data, "collect-00000002", change)
+    problems = verify_dataset(data).problems
+    assert problems[0][0] == "shards/collect-00000002.tar" and message in problems[0][1]
+
+
+def test_a_checkpoint_whose_state_archive_is_compressed_is_refused(tmp_path):
+    import zipfile
+
+    from lamp_agent.agent import Agent
+    from lamp_agent.config import load_preset
+    from lamp_data.provenance import file_sha256
+
+    agent = Agent(load_preset("tiny", batch_size=2, seq_len=8), image_size=16, state_dim=4, action_dim=4, lang_dim=8)
+    folder = tmp_path / "agent"
+    agent.save(folder)
+    state = folder / "state.pt"
+    with zipfile.ZipFile(state) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(state, "w") as archive:
+        for info, payload in members:
+            archive.writestr(info.filename, payload, compress_type=zipfile.ZIP_DEFLATED)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["sha256"]["state.pt"] = file_sha256(state)
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(DamagedDataError, match="state.pt member .* is compressed"):
+        Agent.load(folder)
 
 
 def test_latest_json_pointing_outside_its_run_folder_is_refused(tmp_path):
@@ -450,6 +587,23 @@ def test_pretrain_fails_on_a_damaged_shard_by_default_and_skips_it_when_told(dat
     assert list(recorded["skipped"]) == ["collect-00000002"] and "sha256" in recorded["skipped"]["collect-00000002"]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_pretrain_names_a_damaged_shard_that_its_first_updates_would_not_read(data, tmp_path, damage):
+    shard = data / "shards" / "collect-00000004.tar"  # the last shard: a 2-update run need not read it
+    payload = bytearray(shard.read_bytes())
+    if damage == "truncated":
+        del payload[4000:]
+    else:
+        payload[1500] ^= 0x01
+    shard.write_bytes(bytes(payload))
+    with pytest.raises(DamagedDataError, match="1 damaged shard.*collect-00000004.*--repair.*--on-damage skip"):
+        pretrain_run(data, tmp_path / "fail")
+    assert not (tmp_path / "fail" / "checkpoints").exists()
+    summary = pretrain_run(data, tmp_path / "skip", on_damage="skip")
+    assert summary.step == 2 and list(summary.skipped_shards) == ["collect-00000004"]
+    assert list(json.loads((tmp_path / "skip" / "skipped_shards.json").read_text())["skipped"]) == ["collect-00000004"]
+
+
 def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
     from lamp_data.executors import ray as ray_executor
 
@@ -465,3 +619,95 @@ def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
     result = CliRunner().invoke(data_cli, COLLECT + ["--episodes", "7", "--out", str(data), "--executor", "ray"])
     one_line_error(result, 1, "cannot start a local Ray instance: The current node timed out during startup.; check")
     assert tree(data) == before
+
+
+# ---------------------------------------------------------------- concurrency: writers and readers
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """Pids of the worker processes ``parent`` spawned (multiprocessing's ``spawn_main``)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_collect_whose_main_process_is_killed(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from lamp_cli.data import main; main()", "collect", "--env", "dummy", "--episodes", "8",
+         "--shard-episodes", "4", "--episode-length", "10000", "--image-size", "16", "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            writing = [path for path in (out / "shards").glob(".*.tmp")] if (out / "shards").is_dir() else []
+            if len(writing) == 2:
+                break
+            time.sleep(0.05)
+        workers = _spawned_workers(process.pid)
+        assert len(workers) == 2 and process.poll() is None, "the workers never started writing"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        time.sleep(1.0)  # an episode of 10,000 steps takes longer than this
+        assert not [pid for pid in workers if _running(pid)]
+        listing = sorted(path.name for path in (out / "shards").iterdir())
+        time.sleep(1.0)
+        assert sorted(path.name for path in (out / "shards").iterdir()) == listing and not list((out / "shards").glob("*.json"))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in _spawned_workers(process.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_verify_tells_a_shard_being_committed_from_a_damaged_one(data):
+    from lamp_data.store.writer import writer_lock
+
+    (data / "shards" / "collect-00000002.json").unlink()  # as between a writer's tar and its sidecar
+    for suffix in (".tar", ".json"):  # whose rewards come after it
+        (data / "rewards" / FINGERPRINT / f"collect-00000002{suffix}").unlink()
+    with writer_lock(data):
+        report = verify_dataset(data)
+        assert report.ok and ("shards/collect-00000002.tar", report.warnings[0][1]) in report.warnings
+        assert "being written" in report.warnings[0][1]
+    assert not verify_dataset(data).ok  # no writer: a tar without its sidecar is a problem
+
+
+def test_a_disk_full_collect_prints_one_line_and_nothing_else(tmp_path):
+    script = (
+        "import errno, sys\n"
+        "from lamp_data.store import writer\n"
+        "real, calls = writer.ShardWriter.add, []\n"
+        "def add(self, sample, summary):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 2:\n"
+        "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "    real(self, sample, summary)\n"
+        "writer.ShardWriter.add = add\n"
+        "from lamp_cli.data import main\n"
+        "main(sys.argv[1:], prog_name='lamp-data')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, *COLLECT, "--episodes", "4", "--out", str(tmp_path / "data")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: cannot write") and "No space left on device" in result.stderr

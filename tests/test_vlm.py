@@ -194,3 +194,17 @@ def test_the_in_domain_model_is_shipped_in_the_package():
     path = shipped_model_path("lamp-r3m-metaworld")
     assert path.is_file() and path.is_relative_to(Path(lamp_data.__file__).parent)
     assert (path.parent / "model_card.md").is_file() and (path.parent / "README.md").is_file()
+
+
+@pytest.mark.parametrize("family", ["r3m", "clip", "siglip", "xclip"])
+def test_the_fingerprint_does_not_depend_on_what_the_tokenizer_did_before(models, family):
+    fresh = load_reward_model(f"{family}:{models[family]}")
+    before = fresh.spec()  # taken before any prompt is tokenized
+    fresh.episode_rewards(frames(size=32), fresh.embed_prompts(PROMPTS), batch_size=4)
+    assert fresh.spec() == before
+
+    other = load_reward_model(f"{family}:{models[family]}")
+    tokenizer = other.model.lang_enc.tokenizer if family == "r3m" else other.tokenizer
+    tokenizer(["a", "a much longer prompt"], padding="max_length", max_length=9, truncation=True)  # another call first
+    assert other.spec() == before
+    assert make_scorer(f"{family}:{models[family]}", PROMPTS).info["model"] == before  # what scoring has always recorded

@@ -97,6 +97,11 @@ class EnvConfig:
             raise LampError(f"episode length must be between 1 and {MAX_EPISODE_LENGTH:,} steps, got {self.episode_length:,}")
         if self.action_repeat < 1:
             raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
+        if self.action_repeat > self.episode_length:
+            raise LampError(
+                f"an episode of {self.episode_length} env steps is shorter than one decision at action repeat "
+                f"{self.action_repeat}; give an episode length of at least {self.action_repeat}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, recorded in dataset metadata.

@@ -1,9 +1,11 @@
 """Workers on this machine: one in this process, or several spawned worker processes.
 
 Worker processes take units from a shared queue, one at a time, and send their progress events
-and results back through another. A worker checks before each event that the process that
-started it is still there: when the driver is killed, its workers stop without committing
-anything more (a resumed stage must not race orphans).
+and results back through another. When the driver dies, its workers die with it: on Linux the
+kernel kills them at once (``PR_SET_PDEATHSIG``; the pool is started from the driver's main
+thread, whose end it follows), and everywhere a worker checks before each event that the
+process that started it is still there, so they never commit anything more (a resumed stage
+must not race orphans; what they were writing is a temporary file the resume removes).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -168,6 +171,10 @@ def _worker_main(worker_factory: Callable[[], Worker], units: Any, messages: Any
     def alive() -> bool:
         return os.getppid() == parent_pid
 
+    _die_with_parent()
+    if not alive():  # the driver died before the line above
+        return
+
     def emit(event: Any) -> None:
         if not alive():
             raise SystemExit(1)
@@ -193,3 +200,18 @@ def _worker_main(worker_factory: Callable[[], Worker], units: Any, messages: Any
         messages.put(_Failed(f"{type(error).__name__}: {error}", False))
         raise
     messages.put(_Stopped())
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this process the moment the thread that started it ends (Linux
+    only; elsewhere the worker notices at its next event)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG in <linux/prctl.h>
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(set_parent_death_signal, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

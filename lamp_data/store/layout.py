@@ -27,9 +27,14 @@ deleted, since an agent's episodes cannot be re-recorded.
 
 Integrity: every sidecar records its own shard name (a renamed shard is refused), the sha256 and
 size of its tar, and a reward shard's sidecar also the sha256 of the data shard it scores
-(``data_sha256``), so a reward set copied from another dataset is refused. ``meta/info.json`` and a
-reward set's ``info.json`` carry a ``checksum`` of their other fields; files written before
-checksums (no ``data_sha256``, no ``checksum``) still load, and ``verify`` notes them.
+(``data_sha256``), so a reward set copied from another dataset is refused (reward sidecars written
+before it still load, and ``verify`` notes them). ``meta/info.json`` and a reward set's
+``info.json`` carry a ``checksum`` of their other fields; one without it is refused like one that
+does not match it, until ``lamp-data verify --repair`` (:mod:`lamp_data.repair`) has checked the
+shards against it and sealed it.
+
+Tars are read by streaming their members (:func:`iter_tar_members`), each decoded within the size
+its episode's declared shape gives it (:func:`member_limit`, :func:`decode_field`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import math
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +73,10 @@ MAX_FIELD_BYTES = 4 << 30
 """Largest decoded size of one sample file when nothing tighter is known."""
 NPY_HEADER_BYTES = 1 << 16
 """Room for a ``.npy`` header on top of its array data."""
+MAX_META_BYTES = 1 << 20
+"""Largest ``meta.json`` of an episode (a few hundred bytes as collect writes it)."""
+INFLATE_CHUNK = 1 << 20
+"""Bytes decompressed at a time into a frame array."""
 
 META = "meta"
 """Sample field holding the episode's JSON metadata."""
@@ -105,6 +115,13 @@ ACTION_ROWS = (schema.ACTION, schema.REWARD)
 
 REWARD_FILE = "vlm_reward.npy"
 """File extension of the per-episode reward array in reward shards."""
+META_FILE = FIELD_FILES[META]
+FRAME_FILES = frozenset({FIELD_FILES[schema.IMAGE], *CAMERA_FIELD_FILES.values()})
+"""The gzip-compressed fields: frames of every camera. No other file of a shard may be compressed."""
+DATA_MEMBERS = frozenset({*FIELD_FILES.values(), *CAMERA_FIELD_FILES.values()})
+"""File extensions a data shard's samples may hold."""
+REWARD_MEMBERS = frozenset({REWARD_FILE})
+"""File extensions a reward shard's samples may hold."""
 
 FRAME_COMPRESSLEVEL = 6
 """gzip level for frames. On Meta-World frames level 6 stores about 7 % of the raw bytes (level 1:
@@ -249,82 +266,155 @@ def encode_array(array: np.ndarray, compress: bool = False) -> bytes:
     return data
 
 
-def decode_field(extension: str, data: bytes, max_bytes: int = MAX_FIELD_BYTES) -> Any:
+def member_limit(extension: str, steps: int | None, image_size: int | None = None, prompt_count: int | None = None) -> int:
+    """Most bytes a sample file ``<key>.<extension>`` may decode to, from the shape and dtype its
+    episode must have: frames ``uint8 [steps + 1, image_size, image_size, 3]``, rewards ``float16
+    [steps + 1, prompt_count]``, metadata :data:`MAX_META_BYTES`; :data:`MAX_FIELD_BYTES` for
+    what is not known (``steps`` of a tar that lost its sidecar, a dataset without an image size).
+    Files stored without compression never decode to more than they hold."""
+    if extension == META_FILE:
+        return MAX_META_BYTES
+    rows = (steps + 1) if steps is not None else None
+    if extension in FRAME_FILES and rows is not None and image_size:
+        return min(rows * image_size**2 * 3, MAX_FIELD_BYTES) + NPY_HEADER_BYTES
+    if extension == REWARD_FILE and rows is not None and prompt_count:
+        return rows * prompt_count * 2 + NPY_HEADER_BYTES
+    return MAX_FIELD_BYTES
+
+
+def decode_field(extension: str, data: bytes | memoryview, max_bytes: int = MAX_FIELD_BYTES) -> Any:
     """Decode one sample file by its extension (``.npy``, ``.npy.gz``, ``.json``), never unpickling.
 
-    Decompression stops at ``max_bytes``, and a ``.npy`` header must describe exactly the bytes
-    that follow it, so a small crafted file cannot claim gigabytes of memory.
+    A ``.npy`` header must describe exactly the bytes that follow it and at most ``max_bytes``;
+    a gzip-compressed one is checked before its array is allocated and decompressed into it in
+    chunks, so neither a crafted header nor a small file that decompresses to gigabytes takes
+    more memory than ``max_bytes``.
 
     Raises:
         ValueError: an unknown extension, or a file that is malformed or larger than ``max_bytes``.
     """
-    if extension.endswith(".gz"):
-        data = _gunzip(data, max_bytes)
-        extension = extension[:-3]
+    if len(data) > max_bytes:
+        raise ValueError(f"holds {len(data):,} bytes, more than the {max_bytes:,} its episode allows")
+    if extension.endswith(".npy.gz"):
+        return _gunzip_npy(data, max_bytes)
     if extension.endswith(".npy"):
         return _load_npy(data, max_bytes)
     if extension.endswith(".json"):
-        return json.loads(data)
+        return json.loads(bytes(data))
     raise ValueError(f"unknown field type '{extension}'")
 
 
-def _gunzip(data: bytes, max_bytes: int) -> bytes:
-    """One gzip member, decompressed to at most ``max_bytes``."""
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    output = decompressor.decompress(data, max_bytes + 1)
-    if len(output) > max_bytes:
-        raise ValueError(f"decompresses to more than {max_bytes:,} bytes, more than its sidecar and image size allow")
-    if not decompressor.eof or decompressor.unused_data:
-        raise ValueError("gzip data is truncated or has trailing bytes")
-    return output
-
-
-def _load_npy(data: bytes, max_bytes: int) -> np.ndarray:
-    """An array from ``.npy`` bytes whose header matches the data's size; no object arrays."""
-    stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version in ((2, 0), (3, 0)):
-        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise ValueError(f"unsupported .npy version {version}")
+def _npy_header(head: bytes | memoryview) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of the ``.npy`` header at the start of ``head``; no object arrays."""
+    stream = io.BytesIO(bytes(head[:NPY_HEADER_BYTES]))
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except EOFError:
+        raise ValueError(f"the .npy header is cut short or longer than {NPY_HEADER_BYTES:,} bytes") from None
     if dtype.hasobject:
         raise ValueError("object arrays are refused (they would need unpickling)")
-    size = math.prod(int(n) for n in shape) * dtype.itemsize
-    if size > max_bytes or size != len(data) - stream.tell():
-        raise ValueError(f"array header says {shape} {dtype} ({size:,} bytes), the file holds {len(data) - stream.tell():,}")
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    if fortran_order and len(shape) > 1:
+        raise ValueError("Fortran-ordered arrays are not written by lamp")
+    return tuple(int(n) for n in shape), dtype, stream.tell()
 
 
-def tar_samples(data: bytes) -> list[dict[str, bytes]]:
-    """The samples of a shard's tar bytes: ``[{"__key__": key, extension: bytes, ...}, ...]``.
+def _array_bytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    return math.prod(shape) * dtype.itemsize
 
-    Members are grouped by key (the name up to its first ``.``) in order, as WebDataset does.
+
+def _load_npy(data: bytes | memoryview, max_bytes: int) -> np.ndarray:
+    """An array from ``.npy`` bytes whose header matches the data's size."""
+    shape, dtype, offset = _npy_header(data)
+    size = _array_bytes(shape, dtype)
+    if size > max_bytes or size != len(data) - offset:
+        raise ValueError(f"array header says {shape} {dtype} ({size:,} bytes), the file holds {len(data) - offset:,}")
+    return np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset).reshape(shape).copy()
+
+
+def _gunzip_npy(data: bytes | memoryview, max_bytes: int) -> np.ndarray:
+    """The array of one gzip member holding a ``.npy``: its header is read first, the array of
+    the size it declares (at most ``max_bytes``) allocated, and the rest decompressed into it in
+    chunks of :data:`INFLATE_CHUNK` bytes, never past it."""
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        head = decompressor.decompress(data, NPY_HEADER_BYTES)
+        shape, dtype, offset = _npy_header(head)
+        size = _array_bytes(shape, dtype)
+        if size + offset > max_bytes:
+            raise ValueError(f"decompresses to more than {max_bytes:,} bytes (its header says {shape} {dtype}), "
+                             "more than its sidecar and image size allow")
+        array = np.empty(shape, dtype)
+        target = memoryview(array.reshape(-1).view(np.uint8)) if size else memoryview(bytearray())
+        filled = len(head) - offset
+        if filled > size:
+            raise ValueError(f"decompresses to more than its header's {size:,} bytes")
+        target[:filled] = head[offset:]
+        while True:
+            chunk = decompressor.decompress(decompressor.unconsumed_tail, min(INFLATE_CHUNK, size - filled + 1))
+            if not chunk:
+                break
+            if filled + len(chunk) > size:
+                raise ValueError(f"decompresses to more than its header's {size:,} bytes")
+            target[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    except zlib.error as error:
+        raise ValueError(f"not valid gzip data ({error})") from None
+    if filled != size or not decompressor.eof or decompressor.unused_data or decompressor.unconsumed_tail:
+        raise ValueError("gzip data is truncated or has trailing bytes")
+    return array
+
+
+@dataclass(frozen=True)
+class TarMember:
+    """A regular file of a shard's tar: ``<key>.<extension>``, ``size`` bytes."""
+
+    key: str
+    extension: str
+    size: int
+    member: tarfile.TarInfo
+
+
+def iter_tar_members(archive: tarfile.TarFile) -> Iterator[TarMember]:
+    """The members of an open tar in order, each a regular file named ``<key>.<extension>``.
 
     Raises:
-        ValueError: a member that is not a regular file (symlink, folder, device), a name with a
-            path in it, a key seen twice, or a tar that does not parse.
+        ValueError: a member that is not a regular file (symlink, folder, device) or a name with
+            a path in it.
     """
-    samples: list[dict[str, bytes]] = []
-    seen: set[str] = set()
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-        for member in archive:
-            if not member.isreg():
-                raise ValueError(f"member {member.name!r} is not a regular file")
-            key, _, extension = member.name.partition(".")
-            if not _MEMBER.match(member.name) or not extension:
-                raise ValueError(f"member name {member.name!r} is not <key>.<field>")
-            if not samples or samples[-1]["__key__"] != key:
-                if key in seen:
-                    raise ValueError(f"sample {key!r} appears twice")
-                seen.add(key)
-                samples.append({"__key__": key})
-            if extension in samples[-1]:
-                raise ValueError(f"member {member.name!r} appears twice")
-            handle = archive.extractfile(member)
-            samples[-1][extension] = handle.read() if handle is not None else b""
-    return samples
+    for member in archive:
+        if not member.isreg():
+            raise ValueError(f"member {member.name!r} is not a regular file")
+        key, _, extension = member.name.partition(".")
+        if not _MEMBER.match(member.name) or not extension:
+            raise ValueError(f"member name {member.name!r} is not <key>.<field>")
+        yield TarMember(key, extension, member.size, member)
+
+
+def tar_keys(tar_path: Path) -> list[str]:
+    """The sample keys of a tar, in order, from its member headers alone (no file is read).
+
+    Raises:
+        OSError: it cannot be read.
+        ValueError: a member that is not ``<key>.<field>``, a key whose members are not
+            consecutive, or a tar that does not parse.
+    """
+    keys: list[str] = []
+    try:
+        with tarfile.open(tar_path, mode="r:") as archive:
+            for member in iter_tar_members(archive):
+                if not keys or keys[-1] != member.key:
+                    if member.key in keys:
+                        raise ValueError(f"sample {member.key!r} appears twice")
+                    keys.append(member.key)
+    except (tarfile.TarError, EOFError) as error:
+        raise ValueError(str(error) or type(error).__name__) from None
+    return keys
 
 
 def read_json(path: Path) -> Any:
@@ -376,19 +466,32 @@ def seal_info(info: dict[str, Any]) -> dict[str, Any]:
     return {**info, CHECKSUM: info_checksum(info)}
 
 
+def info_seal(info: dict[str, Any]) -> str:
+    """``"sealed"`` if ``info`` carries the checksum of its fields, ``"missing"`` if it carries
+    none (written by an older lamp, or the checksum was removed), ``"changed"`` if it differs."""
+    recorded = info.get(CHECKSUM)
+    if recorded is None:
+        return "missing"
+    return "sealed" if recorded == info_checksum(info) else "changed"
+
+
+REPAIR_HINT = "`lamp-data verify --repair` on the dataset checks its shards against it and seals it, or restore it from a copy"
+
+
 def check_info(path: Path, info: Any) -> dict[str, Any]:
-    """``info`` read from ``path`` if it is a JSON object whose checksum (if it has one) matches.
+    """``info`` read from ``path`` if it is a JSON object that carries the checksum of its fields.
 
     Raises:
-        DamagedDataError: not an object, or changed after it was written.
+        DamagedDataError: not an object, changed after it was written, or without a checksum
+            (one removed would let an edited file through).
     """
     if not isinstance(info, dict):
         raise DamagedDataError(f"damaged {path}: it does not hold a JSON object")
-    recorded = info.get(CHECKSUM)
-    if recorded is not None and recorded != info_checksum(info):
-        raise DamagedDataError(
-            f"damaged {path}: its fields do not match its checksum (changed after lamp wrote it); restore it from a copy"
-        )
+    seal = info_seal(info)
+    if seal == "changed":
+        raise DamagedDataError(f"damaged {path}: its fields do not match its checksum (changed after lamp wrote it); {REPAIR_HINT}")
+    if seal == "missing":
+        raise DamagedDataError(f"damaged {path}: it has no checksum (written by an older lamp, or the checksum was removed); {REPAIR_HINT}")
     return info
 
 
@@ -459,7 +562,9 @@ def read_sidecar(path: Path) -> dict[str, Any]:
                 raise ValueError(f"missing '{field}'")
         _check_sidecar_fields(sidecar)
     except (OSError, ValueError) as error:
-        raise DamagedDataError(f"sidecar {path} is unreadable: {error}") from error
+        raise DamagedDataError(
+            f"sidecar {path} is unreadable: {error}; `lamp-data verify --repair` on the dataset re-derives it from its tar"
+        ) from error
     name = sidecar.get("name", path.stem)
     if name != path.stem:
         raise DamagedDataError(
@@ -528,3 +633,27 @@ def orphan_tars(folder: Path) -> list[Path]:
     return sorted(
         path for path in folder.glob("*.tar") if not is_temporary(path) and not sidecar_path(path).exists()
     )
+
+
+def creation_leftovers(folder: Path) -> list[Path] | None:
+    """The files in ``folder`` that creating a dataset writes before its first shard
+    (``meta/info.json``, ``meta/prompts.json``, ``meta/.lock``, the card, an empty reward set's
+    ``info.json`` and ``prompts.json``, temporary files), deepest first; None if it holds anything
+    else (a tar, a sidecar, a link, a file lamp does not write), which is never to be removed."""
+    files_written = {Path(META_DIR, INFO_FILE), Path(META_DIR, PROMPTS_FILE), Path(META_DIR, LOCK_FILE), Path(README_FILE)}
+    folders_made = {Path(META_DIR), Path(SHARDS_DIR), Path(REWARDS_DIR)}
+    files: list[Path] = []
+    for path in sorted(folder.rglob("*"), key=lambda item: -len(item.parts)):
+        relative = path.relative_to(folder)
+        in_reward_set = len(relative.parts) == 3 and relative.parts[0] == REWARDS_DIR
+        if path.is_symlink():
+            return None
+        if path.is_dir():
+            if relative in folders_made or (len(relative.parts) == 2 and relative.parts[0] == REWARDS_DIR):
+                continue
+            return None
+        if is_temporary(path) or relative in files_written or (in_reward_set and path.name in (INFO_FILE, PROMPTS_FILE)):
+            files.append(path)
+            continue
+        return None
+    return files

@@ -1,10 +1,12 @@
 """Reading a dataset: the folder handle, checked shard reads, the episode iterator and the
 indexable episode view (:func:`index_episodes`).
 
-Every shard is read whole into memory, its sha256 and size compared with the sidecar, and
-only then parsed (:func:`~lamp_data.store.layout.tar_samples`: regular files only, no paths),
-each file decoded within the size its sidecar and the dataset's image size allow, so a
-truncated, bit-flipped or crafted shard never yields a single sample: it raises
+Every shard's size and sha256 are compared with its sidecar first; only then is the tar parsed,
+streamed member by member (regular files named ``<key>.<field>`` only, the fields of its kind
+only), each file read only if its stored size and decoded only within the size that its
+sidecar's step count, the dataset's image size and the reward set's prompt count give it
+(:func:`~lamp_data.store.layout.member_limit`), so a truncated, bit-flipped or crafted shard
+never yields a single sample to a reader, and nothing it claims takes more memory: it raises
 :class:`DamagedShardError` naming the shard, or with ``on_error="skip"`` is skipped with a warning.
 A reward shard must also score the data shard that is there (its sidecar's ``data_sha256``).
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import hashlib
 import json
 import operator
 import tarfile
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.errors import DamagedDataError, LampError
+from lamp_data.errors import DamagedDataError, LampError, StorageError
 import lamp_data.store.layout as layout
 from lamp_data.store.layout import ShardInfo
 
@@ -183,73 +184,153 @@ def open_dataset(path: str | Path | Dataset) -> Dataset:
     return Dataset(folder, layout.check_info(info_path, info))
 
 
-def read_shard_samples(tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None) -> list[dict[str, Any]]:
-    """Check a shard against its sidecar and return its decoded samples, in order.
+SHARD_MEMBERS = {"data": layout.DATA_MEMBERS, "rewards": layout.REWARD_MEMBERS}
+"""The file extensions each kind of shard may hold."""
+
+
+def check_shard_file(tar_path: Path, sidecar: dict[str, Any]) -> None:
+    """Check a shard's size and sha256 (read in chunks) against its sidecar.
+
+    Raises:
+        DamagedShardError: it cannot be read, or its size or sha256 differ.
+    """
+    try:
+        size = tar_path.stat().st_size
+        if size == sidecar["bytes"]:
+            digest, size = layout.file_digest(tar_path)
+    except (OSError, StorageError) as error:
+        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
+    if size != sidecar["bytes"]:
+        raise DamagedShardError(tar_path, f"{size} bytes, sidecar says {sidecar['bytes']} (truncated?)")
+    if digest != sidecar["sha256"]:
+        raise DamagedShardError(tar_path, "sha256 does not match its sidecar (corrupted bytes)")
+
+
+def iter_shard_samples(
+    tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None, *, kind: str = "data", prompt_count: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Check a shard against its sidecar (:func:`check_shard_file`), then yield its decoded samples
+    one at a time, in order (:func:`iter_decoded`).
 
     Each sample maps field names (``image``, ``meta``, ...) to decoded values and carries
     ``__key__``. Every file is decoded within what its sidecar entry's step count allows (frames
-    of ``image_size`` pixels, if given).
+    of ``image_size`` pixels, rewards of ``prompt_count`` columns, if given).
 
     Raises:
         DamagedShardError: size, checksum, members, sample keys, or decoding do not match.
     """
-    try:
-        data = tar_path.read_bytes()
-    except OSError as error:
-        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
-    if len(data) != sidecar["bytes"]:
-        raise DamagedShardError(tar_path, f"{len(data)} bytes, sidecar says {sidecar['bytes']} (truncated?)")
-    if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
-        raise DamagedShardError(tar_path, "sha256 does not match its sidecar (corrupted bytes)")
-    return decode_samples(tar_path, data, {entry["key"]: entry["steps"] for entry in sidecar["samples"]}, image_size)
+    check_shard_file(tar_path, sidecar)
+    yield from iter_decoded(tar_path, {entry["key"]: entry["steps"] for entry in sidecar["samples"]}, image_size,
+                            kind=kind, prompt_count=prompt_count)
 
 
-def decode_samples(tar_path: Path, data: bytes, steps: dict[str, int], image_size: int | None = None) -> list[dict[str, Any]]:
-    """Parse and decode the tar bytes ``data`` of a shard whose samples have ``steps`` (key -> step
-    count), in order; see :func:`read_shard_samples`.
+def read_shard_samples(
+    tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None, *, kind: str = "data", prompt_count: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every sample of :func:`iter_shard_samples`, decoded before any is returned.
 
     Raises:
-        DamagedShardError: the members or keys differ from ``steps``, or a file does not decode.
+        DamagedShardError: size, checksum, members, sample keys, or decoding do not match.
     """
+    return list(iter_shard_samples(tar_path, sidecar, image_size, kind=kind, prompt_count=prompt_count))
+
+
+def iter_decoded(
+    tar_path: Path, steps: dict[str, int] | None, image_size: int | None = None, *, kind: str = "data", prompt_count: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream the tar of a shard whose samples have ``steps`` (key -> step count, in order; None
+    for a tar without a sidecar, whose keys are not known) and yield its samples one at a time.
+
+    Only the fields of ``kind`` (:data:`SHARD_MEMBERS`) are accepted; each member is read only if
+    its stored size, and decoded only within the size :func:`~lamp_data.store.layout.member_limit`
+    gives it from its episode's step count, so at most one sample is held in memory, and never
+    more of it than its declared shapes.
+
+    Raises:
+        DamagedShardError: the tar does not parse, its keys differ from ``steps``, it holds a
+            member of another kind, or a file does not decode within its limit.
+    """
+    allowed = SHARD_MEMBERS[kind]
+    expected = list(steps) if steps is not None else None
+    seen: set[str] = set()
+    sample: dict[str, Any] | None = None
     try:
-        raw_samples = layout.tar_samples(data)
+        with tarfile.open(tar_path, mode="r:") as archive:
+            for member in layout.iter_tar_members(archive):
+                key, extension = member.key, member.extension
+                if sample is None or sample["__key__"] != key:
+                    if sample is not None:
+                        yield sample
+                    if key in seen:
+                        raise DamagedShardError(tar_path, f"sample {key!r} appears twice")
+                    if expected is not None and (len(seen) >= len(expected) or expected[len(seen)] != key):
+                        wanted = expected[len(seen)] if len(seen) < len(expected) else "no more samples"
+                        raise DamagedShardError(tar_path, f"holds sample {key} where its sidecar lists {wanted}")
+                    seen.add(key)
+                    sample = {"__key__": key}
+                if extension not in allowed:
+                    raise DamagedShardError(tar_path, f"member {key}.{extension} is not a field of a {kind} shard")
+                field = extension.split(".", 1)[0]
+                if field in sample:
+                    raise DamagedShardError(tar_path, f"member {key}.{extension} appears twice")
+                limit = layout.member_limit(extension, steps[key] if steps is not None else None, image_size, prompt_count)
+                if member.size > limit:
+                    raise DamagedShardError(tar_path, f"cannot decode {key}.{extension}: it holds {member.size:,} bytes, "
+                                                      f"more than the {limit:,} its episode allows")
+                handle = archive.extractfile(member.member)
+                data = handle.read() if handle is not None else b""
+                try:
+                    sample[field] = layout.decode_field(extension, data, limit)
+                except Exception as error:  # any decoding failure means the shard is damaged
+                    raise DamagedShardError(tar_path, f"cannot decode {key}.{extension} ({type(error).__name__}: {error})") from error
+                del data
     except (tarfile.TarError, ValueError, EOFError) as error:
         raise DamagedShardError(tar_path, f"cannot read the tar ({error})") from error
-    keys = [raw["__key__"] for raw in raw_samples]
-    if keys != list(steps):
-        raise DamagedShardError(tar_path, f"holds {len(keys)} samples, its sidecar lists {len(steps)} different ones")
-    samples = []
-    for raw in raw_samples:
-        key = raw["__key__"]
-        frames = (steps[key] + 1) * image_size**2 * 3 + layout.NPY_HEADER_BYTES if image_size else layout.MAX_FIELD_BYTES
-        sample = {"__key__": key}
-        for extension, value in raw.items():
-            if extension.startswith("__"):
-                continue
-            try:
-                sample[extension.split(".", 1)[0]] = layout.decode_field(extension, value, frames)
-            except Exception as error:  # any decoding failure means the shard is damaged
-                raise DamagedShardError(tar_path, f"cannot decode {key}.{extension} ({type(error).__name__}: {error})") from error
-        samples.append(sample)
-    return samples
+    except OSError as error:
+        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
+    if sample is not None:
+        yield sample
+    if expected is not None and len(seen) != len(expected):
+        raise DamagedShardError(tar_path, f"holds {len(seen)} samples, its sidecar lists {len(expected)}")
+
+
+def decode_samples(tar_path: Path, steps: dict[str, int] | None, image_size: int | None = None, *, kind: str = "data",
+                   prompt_count: int | None = None) -> list[dict[str, Any]]:
+    """Every sample of :func:`iter_decoded`, in order.
+
+    Raises:
+        DamagedShardError: as :func:`iter_decoded`.
+    """
+    return list(iter_decoded(tar_path, steps, image_size, kind=kind, prompt_count=prompt_count))
+
+
+def iter_episode_shard(
+    tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None, cameras: tuple[str, ...] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """:func:`iter_shard_samples` for a data shard, each episode checked by :func:`check_episode`
+    (against ``cameras``, the dataset's, if given) before it is yielded.
+
+    Raises:
+        DamagedShardError: the shard or one of its episodes does not match its sidecar.
+    """
+    entries = iter(sidecar["samples"])
+    for sample in iter_shard_samples(tar_path, sidecar, image_size):
+        try:
+            check_episode(sample, next(entries)["steps"], image_size, cameras)
+        except ValueError as error:
+            raise DamagedShardError(tar_path, str(error)) from error
+        yield sample
 
 
 def read_episode_shard(
     tar_path: Path, sidecar: dict[str, Any], image_size: int | None = None, cameras: tuple[str, ...] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`read_shard_samples` for a data shard, with every episode checked by :func:`check_episode`
-    (against ``cameras``, the dataset's, if given).
+    """Every episode of :func:`iter_episode_shard`, all checked before any is returned.
 
     Raises:
         DamagedShardError: the shard or one of its episodes does not match its sidecar.
     """
-    samples = read_shard_samples(tar_path, sidecar, image_size)
-    for sample, entry in zip(samples, sidecar["samples"]):
-        try:
-            check_episode(sample, entry["steps"], image_size, cameras)
-        except ValueError as error:
-            raise DamagedShardError(tar_path, str(error)) from error
-    return samples
+    return list(iter_episode_shard(tar_path, sidecar, image_size, cameras))
 
 
 def check_episode(
@@ -305,7 +386,8 @@ def check_reward_binding(tar_path: Path, reward_sidecar: dict[str, Any], data_si
     if bound is not None and bound != data_sidecar["sha256"]:
         raise DamagedShardError(
             tar_path, "it scores another data shard than the one of its name (sha256 differs: copied from another "
-            "dataset, or the data shard was rewritten); relabel the dataset"
+            f"dataset, or the data shard was rewritten); `lamp-data relabel {tar_path.parent.parent.parent} --rewards "
+            f"{tar_path.parent.name}` scores it again"
         )
     mine = [(entry["key"], entry["steps"]) for entry in reward_sidecar["samples"]]
     theirs = [(entry["key"], entry["steps"]) for entry in data_sidecar["samples"]]
@@ -527,6 +609,6 @@ def _read_rewards(
     if name not in reward_sidecars:
         raise LampError(f"reward set {fingerprint} has no committed shard for data shard {name} (run relabel or collect to fill it)")
     check_reward_binding(reward_path, reward_sidecars[name], data_sidecar)
-    rewards = read_shard_samples(reward_path, reward_sidecars[name])
+    rewards = read_shard_samples(reward_path, reward_sidecars[name], kind="rewards", prompt_count=prompt_count)
     check_rewards(reward_path, rewards, data_sidecar, prompt_count)
     return {sample["__key__"]: sample["vlm_reward"] for sample in rewards}

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.atomic import atomic_path, atomic_write_json, exclusive_lock
-from lamp_data.errors import LampError, StorageError
+from lamp_data.atomic import atomic_path, atomic_write_json, exclusive_lock, fsync_dir, is_locked
+from lamp_data.errors import DamagedDataError, LampError, StorageError
 from lamp_data.provenance import stable_hash
 import lamp_data.store.layout as layout
 from lamp_data.store.card import write_dataset_card
@@ -33,6 +33,7 @@ from lamp_data.store.reader import (
     check_rewards,
     decode_samples,
     image_size,
+    iter_decoded,
     open_dataset,
 )
 
@@ -105,6 +106,8 @@ class ShardWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         assert self._stack is not None
         if exc_type is not None:
+            with contextlib.suppress(Exception):  # marks the tar stream closed, so nothing writes to the file once it is gone
+                self._tar.close()
             self._stack.__exit__(exc_type, exc, traceback)
             return
         with self._stack:  # a failing close (disk full) removes the temporary file, like any error
@@ -148,6 +151,11 @@ def writer_lock(path: str | Path) -> Iterator[None]:
         yield
 
 
+def writer_active(path: str | Path) -> bool:
+    """True if a process holds the dataset's writer lock now (a collect or relabel is writing)."""
+    return is_locked(layout.lock_path(path))
+
+
 @dataclass
 class Recovery:
     """What :func:`recover_orphans` did (or, with ``dry_run``, would do), as dataset-relative paths."""
@@ -180,7 +188,7 @@ def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
             recovery.removed.append(_relative(dataset, leftover))
             if not dry_run:
                 leftover.unlink(missing_ok=True)
-    data_sidecars = dataset.shard_sidecars()
+    data_sidecars = _readable_sidecars(dataset.shards_dir)
     for folder in folders:
         for tar_path in layout.orphan_tars(folder):
             try:
@@ -189,11 +197,8 @@ def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
                 else:
                     samples, extra = _rederive_reward_shard(dataset, tar_path, data_sidecars)
             except DamagedShardError as error:
-                target = _quarantine_path(dataset, tar_path)
+                target = set_aside(dataset, tar_path, dry_run=dry_run)
                 recovery.quarantined.append((_relative(dataset, tar_path), _relative(dataset, target), error.reason))
-                if not dry_run:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tar_path, target)
                 continue
             recovery.rederived.append(_relative(dataset, tar_path))
             if not dry_run:
@@ -203,36 +208,53 @@ def recover_orphans(dataset: Dataset, *, dry_run: bool = False) -> Recovery:
     return recovery
 
 
+def _readable_sidecars(folder: Path) -> dict[str, dict[str, Any]]:
+    """Shard name -> sidecar, for the committed shards in ``folder`` whose sidecar parses."""
+    sidecars = {}
+    for path in layout.committed_sidecars(folder):
+        try:
+            sidecars[path.stem] = layout.read_sidecar(path)
+        except DamagedDataError:
+            continue  # verify names it; lamp-data verify --repair sets it aside
+    return sidecars
+
+
 def _relative(dataset: Dataset, path: Path) -> str:
     return str(path.relative_to(dataset.path))
 
 
-def _quarantine_path(dataset: Dataset, tar_path: Path) -> Path:
-    """A free path for ``tar_path`` under ``quarantine/``, mirroring its place in the dataset."""
-    target = layout.quarantine_dir(dataset.path) / tar_path.relative_to(dataset.path)
+def set_aside(dataset: Dataset, path: Path, *, dry_run: bool = False) -> Path:
+    """Move a file or folder of the dataset to a free path under ``quarantine/`` that mirrors its
+    place (``shards/x.tar`` -> ``quarantine/shards/x.tar``, then ``x.1.tar``, ...) and return that
+    path; nothing is deleted. With ``dry_run`` only the path is returned.
+
+    Raises:
+        StorageError: the move failed.
+    """
+    relative = path.relative_to(dataset.path)
+    target = layout.quarantine_dir(dataset.path) / relative
     number = 1
-    while target.exists():
-        target = target.with_name(f"{tar_path.stem}.{number}.tar")
+    while target.exists() or target.is_symlink():
+        target = target.with_name(f"{path.stem}.{number}{path.suffix}")
         number += 1
+    if not dry_run:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            fsync_dir(path.parent)
+        except OSError as error:
+            raise StorageError(path, error) from error
     return target
-
-
-def _read_orphan(tar_path: Path) -> bytes:
-    try:
-        return tar_path.read_bytes()
-    except OSError as error:
-        raise DamagedShardError(tar_path, f"cannot read ({error})") from error
 
 
 def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The sidecar entries and fields of an orphan data shard; DamagedShardError if it is not complete."""
-    data = _read_orphan(tar_path)
     run, _, first = tar_path.stem.rpartition("-")
     if not run or not first.isdigit():
         raise DamagedShardError(tar_path, "its name is not <run>-<first episode>")
     try:
-        keys = [raw["__key__"] for raw in layout.tar_samples(data)]
-    except Exception as error:  # a truncated or foreign tar
+        keys = layout.tar_keys(tar_path)
+    except (OSError, ValueError) as error:  # a truncated or foreign tar
         raise DamagedShardError(tar_path, f"cannot read the tar ({error})") from error
     expected = [layout.episode_key(int(first) + offset) for offset in range(len(keys))]
     if not keys or keys != expected:
@@ -243,9 +265,8 @@ def _rederive_data_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict[s
     # steps are not known before decoding: bound each episode by the longest one collect records
     limit = {key: layout.MAX_SAMPLE_STEPS for key in keys}
     size = image_size(dataset.info)
-    samples = decode_samples(tar_path, data, limit, size)
     entries = []
-    for sample in samples:
+    for sample in iter_decoded(tar_path, limit, size):
         meta = sample.get(layout.META)
         try:
             check_episode(sample, None, size, layout.dataset_cameras(dataset.info))
@@ -267,13 +288,12 @@ def _rederive_reward_shard(dataset: Dataset, tar_path: Path, data_sidecars: dict
     if data_sidecar is None:
         raise DamagedShardError(tar_path, "no committed data shard of its name")
     fingerprint = tar_path.parent.name
-    data = _read_orphan(tar_path)
-    steps = {entry["key"]: entry["steps"] for entry in data_sidecar["samples"]}
-    rewards = decode_samples(tar_path, data, steps)
     try:
         prompt_count = len(dataset.reward_set_prompts(fingerprint))
     except LampError as error:
         raise DamagedShardError(tar_path, str(error)) from error
+    steps = {entry["key"]: entry["steps"] for entry in data_sidecar["samples"]}
+    rewards = decode_samples(tar_path, steps, kind="rewards", prompt_count=prompt_count)
     check_rewards(tar_path, rewards, data_sidecar, prompt_count)
     entries = [{"key": entry["key"], "steps": entry["steps"]} for entry in data_sidecar["samples"]]
     return entries, {"fingerprint": fingerprint, "data_sha256": data_sidecar["sha256"]}

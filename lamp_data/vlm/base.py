@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -120,17 +121,43 @@ REWARD_MODELS.register("siglip", "lamp_data.vlm.siglip:load_siglip", description
 REWARD_MODELS.register("xclip", "lamp_data.vlm.xclip:load_xclip", description="X-CLIP video-text reward of the clip ending at each frame")
 
 
-def load_reward_model(spec: str, device: str = "cpu") -> RewardModel:
-    """Load a reward model from ``"family:argument"`` or a shipped model's name (see the module docstring)."""
+def parse_reward_spec(spec: str) -> tuple[str, str]:
+    """The family and its argument of ``"family:argument"`` or of a shipped model's name, the
+    family checked against :data:`REWARD_MODELS` (nothing is loaded).
+
+    Raises:
+        LampError: a spec of another form, or an unknown family.
+    """
     family, separator, argument = spec.partition(":")
     shipped = SHIPPED_MODELS.get(spec.partition("?")[0]) if not separator else None
     if shipped is not None:
-        family, argument = shipped.family, spec
-    elif not separator or not argument:
+        return shipped.family, spec
+    if not separator or not argument:
         raise LampError(
             f"reward model spec '{spec}' must look like 'family:name-or-path' (families: {', '.join(REWARD_MODELS.names())}) "
             f"or name a shipped model ({', '.join(sorted(SHIPPED_MODELS))})"
         )
+    if family not in REWARD_MODELS:
+        raise LampError(f"unknown reward model family '{family}' in '{spec}' (known: {', '.join(REWARD_MODELS.names())})")
+    return family, argument
+
+
+def check_reward_spec(spec: str) -> None:
+    """Refuse a reward model spec that cannot load, before anything is written: another form, an
+    unknown family, or a file or folder it names (a path: ``/``, ``.`` or ``~`` first) that is not there.
+
+    Raises:
+        LampError: saying which.
+    """
+    _, argument = parse_reward_spec(spec)
+    target = argument.partition("?")[0]
+    if target.startswith(("/", ".", "~")) and not Path(target).expanduser().exists():
+        raise LampError(f"reward model spec '{spec}': {target} does not exist")
+
+
+def load_reward_model(spec: str, device: str = "cpu") -> RewardModel:
+    """Load a reward model from ``"family:argument"`` or a shipped model's name (see the module docstring)."""
+    family, argument = parse_reward_spec(spec)
     return REWARD_MODELS.create(family, argument, device)
 
 

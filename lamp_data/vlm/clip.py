@@ -77,7 +77,7 @@ class CLIPRewardModel(PretrainedRewardModel):
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
         rows = []
         for start in range(0, len(texts), TEXT_BATCH):
-            tokens = self.tokenizer(texts[start : start + TEXT_BATCH], padding=True, truncation=True, max_length=self.model.config.text_config.max_position_embeddings, return_tensors="pt").to(self.device)
+            tokens = self.tokenize(texts[start : start + TEXT_BATCH]).to(self.device)
             features = self.model.get_text_features(**tokens)
             features = getattr(features, "pooler_output", features)
             rows.append(torch.nn.functional.normalize(features.float(), dim=-1))

@@ -8,6 +8,7 @@ prepares images, but in torch on the model's device and without PIL, so batches 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash
-from lamp_data.text import quiet_transformers
+from lamp_data.text import quiet_transformers, tokenizer_definition
 from lamp_data.vlm.base import RewardModel, state_dict_digest
 
 INTERPOLATIONS = {2: "bilinear", 3: "bicubic"}
@@ -55,10 +56,11 @@ def load_pretrained(model_class: Any, target: str, label: str, model_type: str) 
     return model.eval(), tokenizer, source
 
 
-def tokenizer_digest(tokenizer: Any) -> str:
-    """A hash of a tokenizer's full definition (its ``tokenizer.json``, else its vocabulary)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return stable_hash(backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items()))
+def tokenizer_digest(tokenizer: Any, **call: Any) -> str:
+    """A hash of a tokenizer's full definition as called with ``call``
+    (:func:`~lamp_data.text.tokenizer_definition`), else of its vocabulary."""
+    definition = tokenizer_definition(tokenizer, **call)
+    return stable_hash(definition if definition is not None else sorted(tokenizer.get_vocab().items()))
 
 
 def processor_config(source: str) -> dict[str, Any]:
@@ -133,6 +135,15 @@ class PretrainedRewardModel(RewardModel):
     its image preprocessing (:func:`image_settings`; :meth:`preprocess` applies it), and the
     identity of all three for the fingerprint (:meth:`identity`)."""
 
+    @property
+    def text_call(self) -> dict[str, Any]:
+        """How the family's tokenizer is called on prompts (truncation and padding)."""
+        return {"padding": True, "truncation": True, "max_length": self.model.config.text_config.max_position_embeddings}
+
+    def tokenize(self, texts: list[str]) -> Any:
+        """Token tensors of ``texts``, as :attr:`text_call` says."""
+        return self.tokenizer(texts, **self.text_call, return_tensors="pt")
+
     def __init__(self, model: Any, tokenizer: Any, preprocessing: dict[str, Any], standardize: bool = False):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -142,6 +153,11 @@ class PretrainedRewardModel(RewardModel):
         self.weights_digest = state_dict_digest(model)
         self._mean = torch.tensor(preprocessing["mean"], device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(preprocessing["std"], device=self.device).view(1, 3, 1, 1)
+
+    @functools.cached_property
+    def tokenizer_digest(self) -> str:
+        """:func:`tokenizer_digest` of the tokenizer as :attr:`text_call` leaves it."""
+        return tokenizer_digest(self.tokenizer, **self.text_call)
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``[N, H, W, 3]`` → normalised ``[N, 3, h, w]``, as the model's image processor."""
@@ -155,7 +171,7 @@ class PretrainedRewardModel(RewardModel):
             "family": self.family,
             "weights": self.weights_digest,
             "architecture": type(self.model).__name__,
-            "tokenizer": tokenizer_digest(self.tokenizer),
+            "tokenizer": self.tokenizer_digest,
             "standardize": "per episode and prompt" if self.standardize else "none",
         }
 

@@ -60,6 +60,11 @@ class SiglipRewardModel(CLIPRewardModel):
         self.probability = probability
         self.max_length = int(model.config.text_config.max_position_embeddings)
 
+    @property
+    def text_call(self) -> dict[str, Any]:
+        """SigLIP was trained on prompts padded to its full length, without an attention mask."""
+        return {"padding": "max_length", "truncation": True, "max_length": self.max_length}
+
     def spec(self) -> dict[str, Any]:
         return {
             **super().spec(),
@@ -73,7 +78,7 @@ class SiglipRewardModel(CLIPRewardModel):
     def _encode_text(self, texts: list[str]) -> torch.Tensor:
         rows = []
         for start in range(0, len(texts), TEXT_BATCH):
-            tokens = self.tokenizer(texts[start : start + TEXT_BATCH], padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
+            tokens = self.tokenize(texts[start : start + TEXT_BATCH])
             features = self.model.get_text_features(input_ids=tokens["input_ids"].to(self.device))
             features = getattr(features, "pooler_output", features)
             rows.append(torch.nn.functional.normalize(features.float(), dim=-1))

@@ -105,7 +105,7 @@ class XCLIPRewardModel(PretrainedRewardModel):
     def embed_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         rows = []
         for start in range(0, len(prompts), TEXT_BATCH):
-            tokens = self.tokenizer(list(prompts[start : start + TEXT_BATCH]), padding=True, truncation=True, max_length=self.model.config.text_config.max_position_embeddings, return_tensors="pt").to(self.device)
+            tokens = self.tokenize(list(prompts[start : start + TEXT_BATCH])).to(self.device)
             features = self.model.get_text_features(**tokens)
             rows.append(getattr(features, "pooler_output", features).float())
         text = torch.cat(rows)

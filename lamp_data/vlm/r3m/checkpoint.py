@@ -86,7 +86,8 @@ def read_r3m_checkpoint(path: str | os.PathLike) -> tuple[R3MConfig, dict[str, t
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise LampError(f"cannot read R3M checkpoint {path}: {str(error).splitlines()[0]}") from error
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise LampError(f"cannot read R3M checkpoint {path}: {reason}") from error
     if not isinstance(payload, dict) or not isinstance(payload.get("r3m"), dict):
         raise LampError(f"{path} is not an R3M checkpoint (no 'r3m' state dict)")
     state = _strip_module(payload["r3m"])

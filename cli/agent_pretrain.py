@@ -12,7 +12,7 @@ Examples::
 import click
 
 from lamp_agent.config import PRECISIONS, AgentConfig, PretrainConfig
-from lamp_agent.core import ON_DAMAGE
+from lamp_data.errors import ON_DAMAGE
 from lamp_cli.defaults import field_default
 
 

@@ -20,8 +20,8 @@ import sys
 import click
 
 from lamp_cli.defaults import field_default, parameter_default
-from lamp_data.collect import ON_DAMAGE, CollectConfig, collect as collect_episodes, recorded_options, resolve_config
-from lamp_data.errors import LampError
+from lamp_data.collect import CollectConfig, collect as collect_episodes, recorded_options, resolve_config
+from lamp_data.errors import ON_DAMAGE, LampError
 from lamp_data.executors import EXECUTORS, ExecutorConfig
 
 DAMAGED = 1

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from lamp_agent import Agent
-from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint_config
+from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint, read_checkpoint_config
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import EpisodeReplay
 from lamp_agent.online import (
@@ -129,7 +129,8 @@ def check_init(init: str, image_size: int | None = None) -> None:
         return
     if not Path(init).exists():
         raise LampError(f"checkpoint {init} does not exist (give a checkpoint folder or 'scratch')")
-    trained = read_checkpoint_config(init).get("sizes", {}).get("image_size")
+    _, meta = read_checkpoint(init)  # its files against their recorded sha256, before anything is written
+    trained = meta.get("sizes", {}).get("image_size")
     if image_size is not None and trained is not None and int(trained) != image_size:
         raise LampError(f"checkpoint {init} was trained on {trained}-px frames, not {image_size}; pass --image-size {trained}")
 

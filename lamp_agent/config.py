@@ -17,9 +17,8 @@ from typing import Any
 
 import yaml
 
-from lamp_agent.core import ON_DAMAGE
 from lamp_data import schema
-from lamp_data.errors import LampError, check_number
+from lamp_data.errors import LampError, check_number, check_on_damage
 from lamp_data.text_names import MINILM
 
 PRESETS = ("tiny", "cpu", "cpu-v1", "small", "paper")
@@ -314,8 +313,7 @@ class PretrainConfig:
             raise LampError("collect_every and checkpoint_every must be non-negative")
         if self.log_every < 1 or self.keep_checkpoints < 1:
             raise LampError("log_every and keep_checkpoints must be at least 1")
-        if self.on_damage not in ON_DAMAGE:
-            raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {self.on_damage!r}")
+        check_on_damage(self.on_damage)
 
     @property
     def chunk(self) -> int:

@@ -40,7 +40,7 @@ from lamp_data.atomic import atomic_write_json
 from lamp_data.devices import check_device, check_device_name
 from lamp_data.envs import DEFAULT_ENV, ENVS, make_env
 from lamp_data.envs.base import MAX_EPISODE_LENGTH, MAX_IMAGE_SIZE, EnvConfig, RandomizationConfig
-from lamp_data.errors import DamagedDataError, LampError, check_number
+from lamp_data.errors import DamagedDataError, LampError, check_number, check_on_damage
 from lamp_data.executors import ExecutorConfig, WorkerReady, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
 from lamp_data.progress import ProgressBar, progress_bar
 from lamp_data.provenance import provenance, stable_hash
@@ -71,8 +71,6 @@ LIMITS = {
 }
 """Largest accepted value of each count. Episode keys have eight digits; an episode is held in
 memory while it is recorded, so its length and image size bound the memory a worker needs."""
-ON_DAMAGE = ("fail", "skip")
-"""What collect does with an existing dataset's damaged shards: refuse to extend it, or extend it as it is."""
 MAX_EPISODE_FRAME_BYTES = 4 << 30
 """Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes per camera."""
 
@@ -511,8 +509,7 @@ def collect(
         DamagedDataError: with ``on_damage="fail"``, a damaged shard (nothing is written then).
     """
     executor = executor or ExecutorConfig()
-    if on_damage not in ON_DAMAGE:
-        raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {on_damage!r}")
+    check_on_damage(on_damage)
     check_local_path(out)
     out = Path(out)
     layout.check_run_name(config.run)

@@ -68,6 +68,18 @@ class MissingExtraError(LampError):
         self.extra = extra
 
 
+ON_DAMAGE = ("fail", "skip")
+"""What a stage does with a damaged shard: stop with an error naming it, or go on without it (a
+stream leaves it out and records it; collect extends a dataset as it is)."""
+
+
+def check_on_damage(value: str) -> str:
+    """``value`` if it is one of :data:`ON_DAMAGE`; LampError otherwise."""
+    if value not in ON_DAMAGE:
+        raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {value!r}")
+    return value
+
+
 def check_number(name: str, value: object, *, low: float | None = None, high: float | None = None) -> float:
     """``value`` as a float if it is a finite real number within ``[low, high]``; LampError otherwise.
 

@@ -27,9 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lamp_agent.core import ON_DAMAGE
 from lamp_data import schema
-from lamp_data.errors import DamagedDataError, LampError
+from lamp_data.errors import DamagedDataError, LampError, check_on_damage
 from lamp_data.store import Dataset, iter_episodes, open_dataset
 
 PromptChooser = Callable[[dict, int, np.random.Generator], int]
@@ -120,8 +119,7 @@ class ShardReplay(torch.utils.data.IterableDataset):
         super().__init__()
         if seq_len < 1 or batch_size < 1 or shuffle_buffer < 1:
             raise LampError("seq_len, batch_size and shuffle_buffer must be at least 1")
-        if on_damage not in ON_DAMAGE:
-            raise LampError(f"on_damage must be one of {', '.join(ON_DAMAGE)}, got {on_damage!r}")
+        check_on_damage(on_damage)
         self.on_damage = on_damage
         self.skipped: dict[str, str] = {}
         self.dataset = open_dataset(dataset)

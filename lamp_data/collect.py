@@ -52,6 +52,7 @@ from lamp_data.store.writer import (
     create_dataset,
     encode_episode,
     recover_orphans,
+    shard_entry,
     update_info,
     writer_lock,
 )
@@ -313,8 +314,7 @@ class _ShardRecorder:
             for index in unit.indices:
                 episode, meta = record_episode(self.env, self.config, index, self.policy)
                 key = layout.episode_key(index)
-                summary = {"key": key, "episode": index, "steps": meta["steps"], "task": meta["task"], "success": meta["success"]}
-                shard.add(encode_episode(key, episode, meta), summary)
+                shard.add(encode_episode(key, episode, meta), shard_entry(key, meta))
                 if self.scorer is not None:
                     rewards[key] = self.scorer.score(episode[schema.IMAGE])
                 emit(EpisodeRecorded(meta["steps"], meta["success"]))

@@ -236,26 +236,53 @@ def test_an_imported_dataset_is_relabelled_and_viewed(dataset, tmp_path):
     assert view.prompts == [episodes[4]["meta"]["instruction"]] and view.path.is_file()
 
 
-def test_sources_written_by_others(tmp_path, monkeypatch):
-    import gymnasium as gym
+def robomimic_file(path: Path, size: tuple[int, int]) -> Path:
+    """A file laid out as robomimic's image datasets are: two demos of 9 and 12 steps, no next_obs."""
     import h5py
-    import minari
-    from minari.data_collector import EpisodeBuffer
 
     rng = np.random.default_rng(1)
-    robomimic = tmp_path / "image.hdf5"
-    with h5py.File(robomimic, "w") as handle:
+    with h5py.File(path, "w") as handle:
         data = handle.create_group("data")
         data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": {}})
         for index, steps in enumerate((9, 12)):
             demo = data.create_group(f"demo_{index}")
             demo.attrs["num_samples"] = steps
-            demo["obs/agentview_image"] = rng.integers(0, 255, (steps, 24, 20, 3), np.uint8)
+            demo["obs/agentview_image"] = rng.integers(0, 255, (steps, *size, 3), np.uint8)
             demo["obs/robot0_eef_pos"] = rng.normal(size=(steps, 3))
             demo["obs/object"] = rng.normal(size=(steps, 10))
             demo["actions"] = rng.uniform(-1, 1, (steps, 7))
             demo["rewards"] = np.zeros(steps)
             demo["dones"] = np.zeros(steps)
+    return path
+
+
+def test_pretraining_takes_an_imported_dataset(tmp_path):
+    from lamp_agent import PretrainConfig
+    from lamp_agent.pretrain import embedding_cache_path, pretrain
+
+    imported = import_dataset(robomimic_file(tmp_path / "lift.hdf5", (16, 16)), tmp_path / "lift", "hdf5",
+                              instruction="lift the cube", progress=False)
+    prompts = ["lift the cube", "open the door"]
+    writer = RewardSetWriter(imported.out, FINGERPRINT, {"model": {"family": "fake"}}, prompts)
+    rng = np.random.default_rng(2)
+    for shard in open_dataset(imported.out).shards():
+        writer.write_shard(shard.name, {e["__key__"]: rng.normal(size=(len(e[schema.IMAGE]), 2)) for e in iter_episodes(imported.out, shards=[shard.name])})
+    cache = embedding_cache_path(prompts, "minilm", tmp_path / "run" / "lang")  # fixed embeddings: no text encoder
+    cache.parent.mkdir(parents=True)
+    np.save(cache, rng.normal(size=(2, 384)).astype(np.float32))
+    summary = pretrain(PretrainConfig(data=str(imported.out), rewards=FINGERPRINT, out=str(tmp_path / "run"), steps=2, preset="tiny",
+                                      agent_overrides={"batch_size": 2, "seq_len": 4}), progress=False)
+    assert summary.step == 2 and np.isfinite(summary.metrics["model_loss"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning:minari")  # minari asks for an env the hand-made dataset has none of
+def test_sources_written_by_others(tmp_path, monkeypatch):
+    import gymnasium as gym
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    rng = np.random.default_rng(1)
+    robomimic = robomimic_file(tmp_path / "image.hdf5", (24, 20))
     back = import_dataset(robomimic, tmp_path / "lift", "hdf5", image_size=16, instruction="lift the cube", progress=False)
     episodes = list(iter_episodes(back.out))
     assert [len(e[schema.ACTION]) for e in episodes] == [8, 11]  # no next_obs: the last action has no frame after it

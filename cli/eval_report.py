@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from lamp_cli.defaults import field_default
-from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as make_leaderboard, markdown_table
+from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as make_leaderboard
 
 
 @click.command()
@@ -31,9 +31,11 @@ from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as ma
 @click.option("--no-gifs", is_flag=True, help="Leave the rollout GIFs out.")
 def leaderboard(runs: tuple[str, ...], out: str, baseline: str, score: str, reps: int, seed: int, no_gifs: bool) -> None:
     """Rank methods over every finished run found under RUNS."""
+    from lamp_eval.board_table import leaderboard_lines
+
     config = ReportConfig(baseline=baseline, score=score, reps=reps, seed=seed, gifs=not no_gifs)
     result = make_leaderboard(list(runs), out, config)
-    click.echo(markdown_table(result.leaderboard))
+    click.echo("\n".join(leaderboard_lines(result.leaderboard, result.out / "leaderboard.md")))
     click.echo(f"wrote {len(result.files)} files to {result.out} (open {result.out / 'leaderboard.html'})")
 
 

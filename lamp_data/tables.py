@@ -10,9 +10,9 @@ a report file)::
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,13 +83,30 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: i
     lines = [_line([columns[i].name for i in kept], [widths[i] for i in kept], [columns[i].align for i in kept])]
     lines.append(_line(["-" * widths[i] for i in kept], [widths[i] for i in kept], ["<"] * len(kept)))
     for row in rows:
-        cells = [textwrap.wrap(str(row[i]), widths[i], break_on_hyphens=False) or [""] if columns[i].wrap else [str(row[i])]
-                 for i in kept]
+        cells = [wrap(str(row[i]), widths[i]) if columns[i].wrap else [str(row[i])] for i in kept]
         for depth in range(max(len(cell) for cell in cells)):
             lines.append(_line([cell[depth] if depth < len(cell) else "" for cell in cells], [widths[i] for i in kept],
                                [columns[i].align for i in kept]))
     dropped = [columns[i].name for i in range(len(columns)) if i not in kept]
     return lines, dropped
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` characters, broken after spaces and commas (so a
+    label like ``lamp[r3m-1a2b,lamp-metaworld]`` breaks at its comma), a longer word cut."""
+    lines: list[str] = []
+    current = ""
+    for piece in (part for part in re.split(r"(?<=[\s,])", text) if part):
+        if current and len((current + piece).rstrip()) > width:
+            lines.append(current.rstrip())
+            current = ""
+        while len(piece.rstrip()) > width:
+            lines.append(piece[:width])
+            piece = piece[width:]
+        current += piece if current or piece.strip() else ""
+    if current.strip():
+        lines.append(current.rstrip())
+    return lines or [""]
 
 
 def _line(cells: list[str], widths: list[int], aligns: list[str]) -> str:

@@ -195,13 +195,25 @@ def _episode_record(
     }
 
 
+def _describe_set(set_info: dict[str, Any]) -> str:
+    """``lamp-r3m-metaworld (r3m), 234 prompts of 'instructions'``: a reward set's model and prompts."""
+    from lamp_data.store.reader import prompt_set_name
+
+    provenance = set_info.get("provenance") if isinstance(set_info.get("provenance"), dict) else {}
+    model = set_info.get("model") if isinstance(set_info.get("model"), dict) else {}
+    spec = set_info.get("model_spec") or provenance.get("model_spec") or model.get("spec")
+    family = model.get("family")
+    named = " ".join(str(part) for part in (spec, f"({family})" if family else None) if part) or "unnamed model"
+    prompts = f"{set_info.get('prompt_count')} prompts"
+    name = prompt_set_name(set_info)
+    return f"{named}, {prompts}" + (f" of '{name}'" if name else "")
+
+
 def _card_rows(card: dict[str, Any], info: dict[str, Any], set_infos: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     tasks = ", ".join(f"{task} ({count})" for task, count in card["tasks"].items()) or "–"
     runs = ", ".join(f"{run}: {record['episodes']} ({record.get('policy', '?')})" for run, record in card["runs"].items()) or "–"
-    sets = "; ".join(
-        f"{fingerprint}: {json.dumps(set_info.get('model'), sort_keys=True)}, {set_info.get('prompt_count')} prompts"
-        for fingerprint, set_info in set_infos.items()
-    ) or "none (lamp-data relabel adds one)"
+    sets = "; ".join(f"{fingerprint}: {_describe_set(set_info)}" for fingerprint, set_info in set_infos.items()) \
+        or "none (lamp-data relabel adds one)"
     rows = [
         ("dataset", card["path"]),
         ("env", f"{card['env']} ({card['image_size']} px, {card['episode_length']}-step episodes, seed {card['seed']})"),

@@ -17,6 +17,7 @@ import click
 
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_data.formats import FORMATS, ExportOptions, export_dataset, import_dataset
+from lamp_data.formats.base import PIXEL_FORMATS
 
 FORMAT_NAMES = FORMATS.names()
 
@@ -36,12 +37,14 @@ FORMAT_NAMES = FORMATS.names()
 @click.option("--images", is_flag=True, help="LeRobot: lossless PNG frames inside the parquet files instead of mp4 videos.")
 @click.option("--crf", type=click.IntRange(0, 51), default=field_default(ExportOptions, "crf"), show_default=True,
               help="LeRobot videos: H.264 quality (lower keeps more).")
+@click.option("--pix-fmt", "pixel_format", type=click.Choice(PIXEL_FORMATS), default=field_default(ExportOptions, "pixel_format"),
+              show_default=True, help="LeRobot videos: yuv420p (LeRobot's own, plays in browsers) or yuv444p (full colour resolution).")
 @click.option("--dataset-id", default=field_default(ExportOptions, "dataset_id"),
               help="Minari: the dataset id recorded (default lamp/<out folder name>-v0).")
-def export(path, format_name, out, reward_sets, prompts, own_instruction, all_prompts, fps, images, crf, dataset_id) -> None:
+def export(path, format_name, out, reward_sets, prompts, own_instruction, all_prompts, fps, images, crf, pixel_format, dataset_id) -> None:
     """Write a dataset's episodes (frames, state, actions, success, instructions, chosen VLM reward
     columns) in another robot-learning format."""
-    options = ExportOptions(fps=fps, video=not images, crf=crf, dataset_id=dataset_id)
+    options = ExportOptions(fps=fps, video=not images, crf=crf, pixel_format=pixel_format, dataset_id=dataset_id)
     summary = export_dataset(path, out, format_name, reward_sets=reward_sets, prompts=prompts, own_instruction=own_instruction,
                              all_prompts=all_prompts, options=options)
     click.echo(f"{summary.out}: {summary.episodes} episodes, {summary.steps} steps as {summary.format_name} ({summary.seconds:.1f} s)")

@@ -58,7 +58,7 @@ SOURCES = {
     "lamp-data render": {name: (render_showcase, name) for name in ("steps", "image_size", "seed")},
     "lamp-data view": {"frames": (view_episode, "frames"), "fps": (view_episode, "fps")},
     "lamp-data browse": {name: (browse_dataset, name) for name in ("frames", "max_episodes")},
-    "lamp-data export": {name: (ExportOptions, name) for name in ("fps", "crf", "dataset_id")},
+    "lamp-data export": {name: (ExportOptions, name) for name in ("fps", "crf", "pixel_format", "dataset_id")},
     "lamp-data import": {"shard_episodes": (import_dataset, "shard_episodes")},
     "lamp-agent pretrain": {
         name: (PretrainConfig, name)

@@ -203,6 +203,12 @@ def test_lerobot_export_reads_as_the_v3_spec_says_and_comes_back_within_codec_lo
                 assert abs(time - (begin + timestamp)) < 1e-4
                 errors.append(np.abs(frame.astype(int) - stored[key][offset].astype(int)).mean())
     assert max(errors) < 12, "frames differ by more than H.264 at crf 18 loses on 32 px frames"
+    full_colour = export_dataset(dataset, tmp_path / "yuv444", "lerobot", options=ExportOptions(pixel_format="yuv444p"), progress=False)
+    assert json.loads((full_colour.out / "meta/info.json").read_text())["features"]["observation.images.front"]["info"]["video.pix_fmt"] == "yuv444p"
+    sharper = import_dataset(full_colour.out, tmp_path / "sharper", "lerobot", progress=False)
+    sharper_errors = [np.abs(e[schema.IMAGE].astype(int) - s[schema.IMAGE].astype(int)).mean()
+                      for e, s in zip(iter_episodes(sharper.out), iter_episodes(dataset))]
+    assert max(sharper_errors) < max(errors) / 2  # full colour resolution: what small colourful frames lose most
     back = import_dataset(out, tmp_path / "back", "lerobot", progress=False)
     assert verify_dataset(back.out).ok
     for stored, episode in zip(iter_episodes(dataset), iter_episodes(back.out)):

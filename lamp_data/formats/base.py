@@ -32,6 +32,8 @@ RECORD_FORMAT_VERSION = 1
 """Version of the lamp record an export carries (:meth:`ExchangeHeader.record`)."""
 OWN_INSTRUCTION = None
 """The ``prompt`` of a reward column that scores each episode against its own instruction."""
+PIXEL_FORMATS = ("yuv420p", "yuv444p")
+"""Pixel formats of exported H.264 videos."""
 CAMERAS = tuple(schema.CAMERA_KEYS)
 """Camera names as exports spell them (``front``, ``wrist``): keys, feature and dataset names."""
 
@@ -163,6 +165,15 @@ class ExportOptions:
     PNG images inside the parquet files."""
     crf: int = 18
     """LeRobot videos: the H.264 constant rate factor (0 lossless luma .. 51; lower keeps more detail)."""
+    pixel_format: str = "yuv420p"
+    """LeRobot videos: ``yuv420p`` (LeRobot's own, plays in browsers; halves colour resolution, which
+    costs small, colourful frames most) or ``yuv444p`` (full colour resolution)."""
+
+    def __post_init__(self) -> None:
+        if self.pixel_format not in PIXEL_FORMATS:
+            raise LampError(f"pixel format must be one of {', '.join(PIXEL_FORMATS)}, got '{self.pixel_format}'")
+        if not 1 <= self.fps <= 1000 or not 0 <= self.crf <= 51:
+            raise LampError(f"fps must be in [1, 1000] and crf in [0, 51], got {self.fps} and {self.crf}")
     dataset_id: str | None = None
     """Minari: the dataset id recorded (default :func:`default_dataset_id` of the export's name)."""
 

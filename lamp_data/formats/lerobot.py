@@ -20,7 +20,7 @@ export says so. What an export holds::
     meta/stats.json          per feature: min, max, mean, std, count, q01, q10, q50, q90, q99
                              (images: per channel, scaled to [0, 1], shape [3, 1, 1])
     data/chunk-000/file-000.parquet   one row per frame (a new file past data_files_size_in_mb)
-    videos/observation.images.<camera>/chunk-000/file-000.mp4   H.264, yuv420p, one file for many
+    videos/observation.images.<camera>/chunk-000/file-000.mp4   H.264 (yuv420p, or yuv444p), one file for many
                              episodes, each between its from_timestamp and to_timestamp
     README.md                a dataset card whose configs read data/*/*.parquet
 
@@ -91,7 +91,6 @@ VLM_REWARD = "vlm_reward"
 LAMP_COLUMN = "lamp"
 """Column of the episodes table holding each episode's lamp record."""
 VIDEO_CODEC = "libx264"
-PIXEL_FORMAT = "yuv420p"
 GOP = 2
 """Frames between key frames, as LeRobot encodes (random access to any frame stays cheap)."""
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
@@ -172,11 +171,14 @@ class _FileCursor:
 class _VideoWriter:
     """One camera's mp4 files: episodes appended back to back, a new file past the size limit."""
 
-    def __init__(self, root: Path, key: str, fps: int, crf: int, size: tuple[int, int]):
-        self.root, self.key, self.fps, self.crf = root, key, fps, crf
+    def __init__(self, root: Path, key: str, options: ExportOptions, size: tuple[int, int]):
+        self.root, self.key, self.fps, self.crf, self.pixel_format = root, key, options.fps, options.crf, options.pixel_format
         self.height, self.width = size
-        if self.height % 2 or self.width % 2:
-            raise LampError(f"H.264 video ({PIXEL_FORMAT}) needs even frame sizes, frames are {self.width}x{self.height}; export images instead (--images)")
+        if self.pixel_format == "yuv420p" and (self.height % 2 or self.width % 2):
+            raise LampError(
+                f"H.264 video in yuv420p needs even frame sizes, frames are {self.width}x{self.height}; "
+                "export with --pix-fmt yuv444p or --images"
+            )
         self.cursor = _FileCursor()
         self.container: Any = None
         self.stream: Any = None
@@ -189,7 +191,7 @@ class _VideoWriter:
         self.first_path = self.first_path or self.path
         self.container = av.open(str(self.path), mode="w", format="mp4")
         self.stream = self.container.add_stream(VIDEO_CODEC, rate=self.fps, options={"crf": str(self.crf), "g": str(GOP)})
-        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, PIXEL_FORMAT
+        self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, self.pixel_format
 
     def add(self, frames: np.ndarray) -> dict[str, Any]:
         """Append an episode's frames; returns its ``videos/<key>/...`` entries of the episodes table."""
@@ -314,7 +316,7 @@ class _Writer:
         self.features.update({name: dict(feature) for name, feature in _DEFAULT_FEATURES.items()})
         if self.options.video:
             self.videos = {
-                name: _VideoWriter(self.root, IMAGE_PREFIX + name, self.options.fps, self.options.crf, (int(height), int(width)))
+                name: _VideoWriter(self.root, IMAGE_PREFIX + name, self.options, (int(height), int(width)))
                 for name in self.header.cameras
             }
         columns = [(name, _IMAGE_TYPE if feature["dtype"] == "image" else _arrow_type(feature))

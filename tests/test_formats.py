@@ -345,11 +345,16 @@ def test_bad_import_and_a_missing_extra(dataset, tmp_path, monkeypatch):
     assert result.exit_code == 2 and "is not a LeRobot dataset (meta/info.json has no codebase_version)" in result.output
     with pytest.raises(LampError, match="is not a file"):
         import_dataset(dataset, tmp_path / "y", "hdf5", progress=False)
-    assert list(tmp_path.iterdir()) == []
+    export_dataset(dataset, tmp_path / "tiny.hdf5", "hdf5", progress=False)
+    for options, message in (({"image_size": 16}, "leave out --image-size"), ({"camera": "wrist"}, "leave out --camera")):
+        with pytest.raises(LampError, match=message):
+            import_dataset(tmp_path / "tiny.hdf5", tmp_path / "y", "hdf5", progress=False, **options)
+    assert [path.name for path in tmp_path.iterdir()] == ["tiny.hdf5"]
     monkeypatch.delitem(sys.modules, "lamp_data.formats.robomimic", raising=False)
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(MissingExtraError, match=r"format 'hdf5' needs the 'hdf5' extra: pip install 'lamp-toolkit\[hdf5\]'"):
         export_dataset(dataset, tmp_path / "z.hdf5", "hdf5", progress=False)
+    assert not (tmp_path / "z.hdf5").exists()
 
 
 def test_export_and_import_as_subprocesses(dataset, tmp_path):

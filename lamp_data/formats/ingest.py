@@ -115,6 +115,8 @@ def import_dataset(
     if not source.count:
         raise LampError(f"{src} holds no episodes")
     header = source.header
+    if source.own_export and image_size is not None:
+        raise LampError("a lamp export comes back with its own frames; leave out --image-size")
     chosen = _chosen_cameras(source, camera)
     sets, notes = _reward_sets(header)
     with atomic_folder(out) as folder, progress_bar(f"import {format_name}", source.count, unit="episodes", enabled=progress) as bar:

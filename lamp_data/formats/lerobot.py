@@ -55,7 +55,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lamp_data import schema
 from lamp_data.errors import LampError
 from lamp_data.formats.base import (
     ExchangeEpisode,
@@ -295,6 +294,7 @@ class _Writer:
     stats: list[dict[str, dict[str, list]]] = field(default_factory=list)
     videos: dict[str, _VideoWriter] = field(default_factory=dict)
     data: _FileCursor = field(default_factory=_FileCursor)
+    arrow_schema: Any = None
     parquet: Any = None
     data_path: Path | None = None
     frames: int = 0
@@ -321,7 +321,7 @@ class _Writer:
             }
         columns = [(name, _IMAGE_TYPE if feature["dtype"] == "image" else _arrow_type(feature))
                    for name, feature in self.features.items() if feature["dtype"] != "video"]
-        self.schema = pa.schema(columns)
+        self.arrow_schema = pa.schema(columns)
 
     def add(self, episode: ExchangeEpisode) -> None:
         if not self.features:
@@ -346,16 +346,16 @@ class _Writer:
         if VLM_REWARD in self.features:
             columns[VLM_REWARD] = np.asarray(episode.vlm_reward, np.float32)
         arrays = []
-        for name in self.schema.names:
+        for name in self.arrow_schema.names:
             if name.startswith(IMAGE_PREFIX):
                 images = episode.frames[name[len(IMAGE_PREFIX):]]
                 arrays.append(pa.array([{"bytes": _png(frame), "path": None} for frame in images], _IMAGE_TYPE))
-            elif isinstance(self.schema.field(name).type, pa.FixedSizeListType):
+            elif isinstance(self.arrow_schema.field(name).type, pa.FixedSizeListType):
                 values = columns[name]
                 arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1]))
             else:
-                arrays.append(pa.array(columns[name], self.schema.field(name).type))
-        table = pa.Table.from_arrays(arrays, schema=self.schema)
+                arrays.append(pa.array(columns[name], self.arrow_schema.field(name).type))
+        table = pa.Table.from_arrays(arrays, schema=self.arrow_schema)
         entry = self._write_rows(table)
         for name, video in self.videos.items():
             entry.update(video.add(episode.frames[name]))
@@ -383,7 +383,7 @@ class _Writer:
         if self.parquet is None:
             self.data_path = self.root / DATA_PATH.format(chunk_index=self.data.chunk, file_index=self.data.file)
             self.data_path.parent.mkdir(parents=True, exist_ok=True)
-            self.parquet = pq.ParquetWriter(self.data_path, self.schema, compression="snappy")
+            self.parquet = pq.ParquetWriter(self.data_path, self.arrow_schema, compression="snappy")
         self.parquet.write_table(table)
         return {"data/chunk_index": self.data.chunk, "data/file_index": self.data.file}
 

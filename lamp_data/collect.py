@@ -466,7 +466,8 @@ def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -
     for run, record in wanted["runs"].items():
         if run in runs and runs[run] != record:
             raise LampError(
-                f"run '{run}' in {out} was recorded with {runs[run]}, not {record}; give this collection another run name"
+                f"run '{run}' in {out} was recorded with other settings: {describe_differences(config_differences(runs[run], record))}; "
+                "give this collection another run name (--run)"
             )
 
 

@@ -22,6 +22,7 @@ from lamp_data.formats import FORMATS, ExportOptions, export_dataset, import_dat
 from lamp_data.relabel import relabel
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset, verify_dataset
 from lamp_data.view import view_episode
+from lamp_data.vlm.scoring import make_scorer
 
 FINGERPRINT = "fake-0001"
 OTHER_PROMPTS = ["open the door", "pick up the cup"]
@@ -57,6 +58,18 @@ def dataset(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def reward_model(tmp_path_factory) -> tuple[str, Path]:
+    """A tiny R3M-style reward model (spec) and a prompt file, to relabel imported datasets with."""
+    from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+
+    folder = tmp_path_factory.mktemp("model")
+    model = save_tiny_r3m(folder / "r3m.pt", image_size=32, text_encoder=str(save_tiny_distilbert(folder / "bert")))
+    prompts = folder / "prompts.txt"
+    prompts.write_text("\n".join(["push the red block", *OTHER_PROMPTS]) + "\n")
+    return f"r3m:{model}", prompts
+
+
 def columns_of(dataset: Path, prompts: list[str]) -> dict[str, np.ndarray]:
     """Episode key -> float32 [T+1, len(prompts)] of the reward set's columns for ``prompts``."""
     available = open_dataset(dataset).reward_set_prompts(FINGERPRINT)
@@ -67,7 +80,7 @@ def columns_of(dataset: Path, prompts: list[str]) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("format_name", FORMATS.names())
-def test_round_trip_gives_back_every_shard_and_reward_byte(dataset, tmp_path, format_name):
+def test_round_trip_gives_back_every_shard_and_reward_byte_and_relabels(dataset, reward_model, tmp_path, format_name):
     out = tmp_path / ("export.hdf5" if format_name == "hdf5" else "export")
     summary = export_dataset(dataset, out, format_name, reward_sets=[FINGERPRINT], all_prompts=True, own_instruction=True,
                              options=LOSSLESS.get(format_name, ExportOptions()), progress=False)
@@ -83,6 +96,11 @@ def test_round_trip_gives_back_every_shard_and_reward_byte(dataset, tmp_path, fo
     assert verify_dataset(back).ok
     assert open_dataset(back).info["imported"]["format"] == format_name
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+    spec, prompt_file = reward_model
+    relabelled = relabel(back, spec, str(prompt_file), progress=False)
+    scorer = make_scorer(spec, str(prompt_file))
+    for original, episode in zip(iter_episodes(dataset), iter_episodes(back, reward_set=relabelled.fingerprint)):
+        assert np.array_equal(episode[schema.VLM_REWARD], scorer.score(original[schema.IMAGE]))  # the same frames, the same rewards
 
 
 def test_minari_export_loads_with_minaris_own_api(dataset, tmp_path, monkeypatch):
@@ -151,7 +169,7 @@ def test_hdf5_export_reads_as_robomimics_layout_with_h5py(dataset, tmp_path):
     assert {k: v for k, v in files(back.out).items() if k.startswith("shards/")} == {k: v for k, v in files(dataset).items() if k.startswith("shards/")}
 
 
-def test_lerobot_export_reads_as_the_v3_spec_says_and_comes_back_within_codec_loss(dataset, tmp_path):
+def test_lerobot_export_reads_as_the_v3_spec_says_and_comes_back_within_codec_loss(dataset, reward_model, tmp_path):
     import av
     import pandas as pd
     import pyarrow.parquet as pq
@@ -211,6 +229,8 @@ def test_lerobot_export_reads_as_the_v3_spec_says_and_comes_back_within_codec_lo
     assert max(sharper_errors) < max(errors) / 2  # full colour resolution: what small colourful frames lose most
     back = import_dataset(out, tmp_path / "back", "lerobot", progress=False)
     assert verify_dataset(back.out).ok
+    spec, prompt_file = reward_model
+    assert relabel(back.out, spec, str(prompt_file), progress=False).episodes == 5
     for stored, episode in zip(iter_episodes(dataset), iter_episodes(back.out)):
         assert episode["meta"] == stored["meta"] and episode["__key__"] == stored["__key__"]
         for field in (schema.STATE, schema.ACTION, schema.REWARD, schema.SUCCESS, schema.IS_TERMINAL):

@@ -17,7 +17,7 @@ import click
 
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_data.formats import FORMATS, ExportOptions, export_dataset, import_dataset
-from lamp_data.formats.base import PIXEL_FORMATS
+from lamp_data.formats.base import PIXEL_FORMATS, default_dataset_id
 
 FORMAT_NAMES = FORMATS.names()
 
@@ -52,6 +52,16 @@ def export(path, format_name, out, reward_sets, prompts, own_instruction, all_pr
         click.echo(f"  reward column: {label}")
     for check in summary.checks:
         click.echo(f"  {check}")
+    dataset_id = options.dataset_id or default_dataset_id(summary.out.resolve().name)
+    click.echo("  open it: " + OPEN_WITH[summary.format_name].format(out=summary.out, id=dataset_id))
+
+
+OPEN_WITH = {
+    "minari": 'minari.MinariDataset("{out}/data"), or minari.load_dataset("{id}") with the folder at $MINARI_DATASETS_PATH/{id}',
+    "hdf5": 'h5py.File("{out}")["data/demo_0/obs/front_image"] (robomimic\'s layout)',
+    "lerobot": 'LeRobotDataset("lamp/{out.name}", root="{out}") (lerobot\'s own class, where it is installed)',
+}
+"""How each format's export is opened with its own tools (the line export prints last)."""
 
 
 @click.command("import")

@@ -76,7 +76,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a new hidden temporary folder beside ``path``; on success it is renamed to ``path``.
+    """Yield a new hidden temporary folder beside ``path`` (an absolute path); on success it is
+    renamed to ``path``.
 
     ``path`` must not exist or be an empty folder. On an exception the temporary folder and
     everything in it is removed and ``path`` is left as it was, so a reader never meets a folder
@@ -84,7 +85,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """
     import shutil
 
-    target = Path(path)
+    target = Path(path).absolute()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))

@@ -377,6 +377,18 @@ def test_bad_import_and_a_missing_extra(dataset, tmp_path, monkeypatch):
     assert not (tmp_path / "z.hdf5").exists()
 
 
+@pytest.mark.parametrize("format_name", FORMATS.names())
+def test_relative_paths_work_from_the_current_folder(dataset, tmp_path, monkeypatch, format_name):
+    monkeypatch.chdir(tmp_path)
+    out = "export.hdf5" if format_name == "hdf5" else "export"
+    exported = CliRunner().invoke(main, ["export", str(dataset), "--format", format_name, "--out", out])
+    assert exported.exit_code == 0, exported.output
+    assert "open it: " in exported.output.splitlines()[-1]
+    imported = CliRunner().invoke(main, ["import", "--format", format_name, out, "--out", "back"])
+    assert imported.exit_code == 0, imported.output
+    assert verify_dataset(tmp_path / "back").ok and sorted(path.name for path in tmp_path.iterdir()) == ["back", out]
+
+
 def test_export_and_import_as_subprocesses(dataset, tmp_path):
     out = tmp_path / "tiny.h5"
     run = subprocess.run([LAMP_DATA, "export", str(dataset), "--format", "hdf5", "--out", str(out), "--reward-set", FINGERPRINT],

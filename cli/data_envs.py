@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import json
+import textwrap
 
 import click
 
@@ -33,25 +34,25 @@ def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
         rows = [{**task.to_dict(), "finetune": task.name in finetune} for task in selected]
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from lamp_data.tables import Column, console_width, fit_table
 
-    table = Table(title=f"{len(selected)} tasks")
-    for column in ("task", "backend", "split", "finetune", "family", "goal", "instruction", "objects"):
-        # names stay whole (they are typed back into commands); prose columns fold to the terminal
-        table.add_column(column, no_wrap=column in ("task", "backend", "split", "goal"), overflow="fold")
-    for task in selected:
-        table.add_row(
-            task.name,
-            task.backend,
-            task.split,
-            "yes" if task.name in finetune else "",
-            task.family,
-            task.goal_label or "",
-            task.instruction,
-            ", ".join(task.objects),
-        )
-    Console().print(table)
+    columns = [
+        Column("task"), Column("backend", priority=5), Column("split"), Column("finetune", priority=3),
+        Column("family", priority=4), Column("goal", priority=2), Column("instruction", wrap=True, min_width=36),
+        Column("objects", wrap=True, min_width=16, priority=6),
+    ]
+    rows = [
+        (task.name, task.backend, task.split, "yes" if task.name in finetune else "", task.family, task.goal_label or "",
+         task.instruction, ", ".join(task.objects))
+        for task in selected
+    ]
+    width = console_width()
+    lines, dropped = fit_table(columns, rows, width)
+    click.echo(f"{len(selected)} tasks")
+    click.echo("\n".join(lines))
+    if dropped:
+        note = f"(left out to fit {width} columns: {', '.join(dropped)}; lamp-data tasks --json gives every field)"
+        click.echo(textwrap.fill(note, width))
 
 
 @click.command()

@@ -43,8 +43,11 @@ def prompts(name, limit, as_json) -> None:
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
-        for row in rows:
-            click.echo(f"{row['name']:<16} {row['count']:>6} prompts  {row['hash']}  {row['description']}")
+        from lamp_data.tables import Column, fit_table
+
+        columns = [Column("name"), Column("prompts", align=">"), Column("hash", priority=1), Column("description", wrap=True, min_width=30)]
+        lines, _ = fit_table(columns, [(row["name"], str(row["count"]), row["hash"], row["description"]) for row in rows])
+        click.echo("\n".join(lines))
         return
     prompt_set = load_prompt_set(name)
     if as_json:

@@ -72,9 +72,6 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
     episode length, action repeat, randomization, goal marker, seed, shard size, and the run's policy and noise);
     an option given that differs from the dataset is refused.
     """
-    from rich.console import Console
-    from rich.markup import escape
-
     from lamp_data.envs import ENVS
 
     if env_name is not None and env_name not in ENVS:
@@ -86,14 +83,13 @@ def collect(env_name, episodes, out, workers, policy, seed, image_size, cameras,
         canonical=canonical, goal_marker=goal_marker, noise=noise, vlm=vlm, prompts=prompt_set, device=device, run=run_name,
     )
     summary = collect_episodes(out, config, progress=True, executor=scheduling, on_damage=on_damage)
-    Console(stderr=False).print(
-        f"{escape(summary.out)}: {summary.episodes_total} episodes "
+    click.echo(
+        f"{summary.out}: {summary.episodes_total} episodes "
         f"({summary.episodes_written} new in {summary.shards_written} shards, "
         f"{summary.steps} steps at {summary.steps_per_second:.1f} steps/s, "
         f"success {summary.success_rate:.1%}; {summary.leftovers_removed} interrupted files removed"
         + (f"; {summary.reward_shards_written} reward shards" if summary.reward_shards_written else "")
-        + ")",
-        highlight=False,
+        + ")"
     )
     _print_recovery(summary.out, summary.rederived, summary.quarantined)
     for name, reason in summary.damaged:

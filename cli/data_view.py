@@ -2,6 +2,7 @@
 
 Examples::
 
+    lamp-data view data/mw                                       # the first episode: episode-0.png here
     lamp-data view data/mw --out episode.png                     # the first episode, task reward
     lamp-data view data/mw --episode 12 --out episode.gif        # an animation with a moving cursor
     lamp-data view data/mw --episode 12 --reward-set r3m-1a2b3c4d --out episode.png   # + the instruction's VLM reward
@@ -18,7 +19,8 @@ from lamp_data.view import FRAMES_ON_SHEET, GIF_FPS, MAX_FPS, MAX_FRAMES_ON_SHEE
 
 @click.command()
 @click.argument("path", type=click.Path())
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write: .png (contact sheet) or .gif.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="File to write: .png (contact sheet) or .gif (default: episode-<K>.png in the current folder).")
 @click.option("--episode", type=click.IntRange(min=0), default=None, help="Episode number (default: the first stored).")
 @click.option("--reward-set", default=None, help="Fingerprint of a reward set to draw VLM rewards from (lamp-data info lists them).")
 @click.option("--prompt", "prompts", multiple=True, help="A prompt of the reward set, repeatable (default: the episode's instruction).")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from lamp_cli.defaults import field_default
-from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as make_leaderboard, markdown_table
+from lamp_eval.report import AUTO_SCORE, SCORES, ReportConfig, leaderboard as make_leaderboard
 
 MAX_REPS = 100_000
 """Most bootstrap replicates: the bootstrap holds one resampled score per replicate and method."""
@@ -40,18 +40,20 @@ def leaderboard(ctx: click.Context, runs: tuple[str, ...], out: str, baseline: s
     from pathlib import Path
 
     from lamp_data.errors import LampError, check_path_text
+    from lamp_eval.board_table import leaderboard_lines
     from lamp_eval.runs import find_runs
 
     check_path_text("--out", out)
     if Path(out).exists() and not Path(out).is_dir():
         raise LampError(f"--out {out} is a file; give a folder for the report")
+
     config = ReportConfig(baseline=baseline, score=score, reps=reps, seed=seed, gifs=not no_gifs)
     if ctx.get_parameter_source("baseline") is not click.core.ParameterSource.DEFAULT:
         methods = sorted({run.method for run in find_runs(list(runs))})
         if baseline not in methods:
             raise LampError(f"--baseline {baseline} is not a method of these runs (methods: {', '.join(methods)})")
     result = make_leaderboard(list(runs), out, config)
-    click.echo(markdown_table(result.leaderboard))
+    click.echo("\n".join(leaderboard_lines(result.leaderboard, result.out / "leaderboard.md")))
     click.echo(f"wrote {len(result.files)} files to {result.out} (open {result.out / 'leaderboard.html'})")
 
 

@@ -94,6 +94,19 @@ SCALE_NOTE = (
 """What the demo's numbers can and cannot tell, said in the terminal and on the report page."""
 
 
+PRETRAIN_NOTE = (
+    "Both arms train the world model on the same data with the same seed, so their model losses match step for "
+    "step; α changes only the reward the actor learns from in imagination: α × Plan2Explore's novelty + (1 − α) × "
+    "the language reward of the sampled prompt."
+)
+"""Why the pretraining arms' progress lines show the same model loss."""
+
+
+def arm_name(alpha: float) -> str:
+    """What a pretraining run with P2E share ``alpha`` is: LAMP, or Plan2Explore alone."""
+    return "Plan2Explore only (novelty reward)" if alpha >= 1.0 else f"LAMP ({alpha:g} × novelty + {1 - alpha:g} × language reward)"
+
+
 def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[str, str]:
     """The "about this report" block of the demo's leaderboard page: budget, preset, seeds, scale.
 
@@ -162,6 +175,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from lamp_agent import PretrainConfig, load_preset
     from lamp_agent.pretrain import RUN_FILE, pretrain
     from lamp_eval.finetune import FinetuneConfig, finetune
+    from lamp_eval.board_table import leaderboard_lines
     from lamp_eval.report import leaderboard
 
     import torch
@@ -205,9 +219,11 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     timings["relabel"] = time.perf_counter() - started
 
     started = _stage(console, 4, "Pretrain (" + ", ".join(f"α = {alpha}" for alpha in config.alphas) + ")")
+    console.print(PRETRAIN_NOTE, highlight=False, soft_wrap=True)
     checkpoints = []
     for alpha in config.alphas:
         run = out / "pretrain" / f"alpha-{alpha:g}"
+        console.print(f"α = {alpha:g}: {arm_name(alpha)} -> {run}", highlight=False, soft_wrap=True)
         result = pretrain(
             PretrainConfig(
                 data=str(data), rewards=fingerprint, out=str(run), steps=config.pretrain_steps,
@@ -216,6 +232,15 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
             )
         )
         checkpoints.append(result.checkpoint)
+        metrics = result.metrics
+        if "model_loss" in metrics:
+            console.print(
+                f"α = {alpha:g}: model loss {metrics['model_loss']:.3f} (the same world-model updates in every arm), "
+                f"actor loss {metrics.get('actor_loss', float('nan')):.3f} and imagined reward "
+                f"{metrics.get('imagined_reward', float('nan')):.3f} (these follow α)", highlight=False, soft_wrap=True,
+            )
+        else:
+            console.print(f"α = {alpha:g}: pretrained already (step {result.step})", highlight=False, soft_wrap=True)
     timings["pretrain"] = time.perf_counter() - started
 
     started = _stage(console, 5, f"Finetune on held-out task '{config.task}'")
@@ -238,11 +263,12 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     summary["timings_seconds"] = {key: round(value, 1) for key, value in timings.items()}
     summary["provenance"] = provenance()
     atomic_write_json(out / "demo.json", summary)
-    console.print((report.out / "leaderboard.md").read_text(), markup=False)
-    console.print(
+    lines = leaderboard_lines(report.leaderboard, report.out / "leaderboard.md")
+    lines.append(
         f"Scale: '{config.preset}' networks, {config.episodes} collected episodes, {config.pretrain_steps} pretraining "
         f"updates, {config.finetune_steps} finetuning env steps per run. {SCALE_NOTE}"
     )
-    console.print(f"Report: {summary['report']}")
-    console.print("Stage times (s): " + json.dumps(summary["timings_seconds"]))
+    lines.append(f"Report: {summary['report']}")
+    lines.append("Stage times (s): " + ", ".join(f"{key} {value:g}" for key, value in summary["timings_seconds"].items()))
+    print("\n".join(lines), flush=True)
     return summary

@@ -885,11 +885,11 @@ def html_page(
 <html lang="en"><head><meta charset="utf-8"><title>LAMP finetuning leaderboard</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
+table {{ border-collapse: collapse; margin: 1em 0; display: block; max-width: 100%; overflow-x: auto; }}
 th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; font-size: 0.9em; }}
 th {{ background: #f3f3f3; }}
 table.about th {{ width: 10em; }}
-figure {{ display: inline-block; margin: 0.5em; }}
+figure {{ display: inline-block; margin: 0.5em; max-width: calc(100% - 1em); }}
 img {{ max-width: 100%; }}
 img.gif {{ width: 128px; image-rendering: pixelated; }}
 </style></head><body>

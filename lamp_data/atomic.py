@@ -75,6 +75,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new hidden temporary folder beside ``path`` (an absolute path); on success it is
+    renamed to ``path``.
+
+    ``path`` must not exist or be an empty folder. On an exception the temporary folder and
+    everything in it is removed and ``path`` is left as it was, so a reader never meets a folder
+    written in part.
+    """
+    import shutil
+
+    target = Path(path).absolute()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as error:
+        raise StorageError(target, error) from error
+    try:
+        try:
+            yield temporary_path
+        except OSError as error:
+            if error.errno in WRITE_FAILURES:
+                raise StorageError(target, error) from error
+            raise
+        try:
+            os.chmod(temporary_path, 0o777 & ~_umask())
+            for folder, _, files in os.walk(temporary_path):
+                for name in files:
+                    with open(os.path.join(folder, name), "rb") as written:
+                        os.fsync(written.fileno())
+                fsync_dir(folder)
+            os.replace(temporary_path, target)
+            fsync_dir(target.parent)
+        except OSError as error:
+            raise StorageError(target, error) from error
+    finally:
+        shutil.rmtree(temporary_path, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary file for writing that replaces ``path`` atomically on success."""
     if mode not in ("w", "wb"):

@@ -55,6 +55,7 @@ from lamp_data.store.writer import (
     create_dataset,
     encode_episode,
     recover_orphans,
+    shard_entry,
     update_info,
     writer_lock,
 )
@@ -320,8 +321,7 @@ class _ShardRecorder:
             for index in unit.indices:
                 episode, meta = record_episode(self.env, self.config, index, self.policy)
                 key = layout.episode_key(index)
-                summary = {"key": key, "episode": index, "steps": meta["steps"], "task": meta["task"], "success": meta["success"]}
-                shard.add(encode_episode(key, episode, meta), summary)
+                shard.add(encode_episode(key, episode, meta), shard_entry(key, meta))
                 if self.scorer is not None:
                     rewards[key] = self.scorer.score(episode[schema.IMAGE])
                 emit(EpisodeRecorded(meta["steps"], meta["success"]))
@@ -403,23 +403,78 @@ def _check_output(out: Path) -> None:
         raise LampError(f"cannot write to {ancestor}: permission denied")
 
 
+OPTION_OF_FIELD = {
+    "image_size": "--image-size", "episode_length": "--episode-length", "action_repeat": "--action-repeat",
+    "cameras": "--cameras", "goal_marker": "--goal-marker", "randomization": "--canonical/--randomized",
+}
+"""The ``collect`` option that sets each env config field (what a mismatch message names)."""
+
+
+def _full_env_config(config: Any) -> Any:
+    """Every field of a recorded env config (``to_dict`` leaves default cameras and goal marker out)."""
+    try:
+        parsed = EnvConfig.from_dict(config)
+    except (LampError, TypeError, ValueError, AttributeError):
+        return config
+    return {**asdict(parsed), "cameras": list(parsed.cameras)}
+
+
+def config_differences(existing: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(field, existing value, new value)`` for every leaf in which two JSON-like records differ,
+    nested fields named with dots (``randomization.textures``)."""
+    if isinstance(existing, dict) and isinstance(new, dict):
+        found: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(existing) | set(new), key=str):
+            found += config_differences(existing.get(key), new.get(key), f"{prefix}{key}.")
+        return found
+    return [] if existing == new else [(prefix.rstrip("."), existing, new)]
+
+
+def describe_differences(differences: list[tuple[str, Any, Any]], limit: int = 3) -> str:
+    """``image size 64 in the dataset, 96 asked (--image-size); ...``: the first ``limit`` fields that
+    differ (those nested in one field, such as randomization's, named together)."""
+    def shown(value: Any) -> str:
+        text = ",".join(map(str, value)) if isinstance(value, list) else json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+        return text if len(text) <= 40 else text[:39] + "\u2026"
+
+    grouped: dict[str, list[tuple[str, Any, Any]]] = {}
+    for field, existing, new in differences:
+        grouped.setdefault(field.split(".")[0], []).append((field, existing, new))
+    parts = []
+    for top, items in grouped.items():
+        option = OPTION_OF_FIELD.get(top)
+        where = f" ({option})" if option else ""
+        if len(items) == 1 and items[0][0] == top:
+            parts.append(f"{top.replace('_', ' ')} {shown(items[0][1])} in the dataset, {shown(items[0][2])} asked{where}")
+        else:
+            names = ", ".join(field[len(top) + 1:].replace("_", " ") or top for field, _, _ in items)
+            parts.append(f"{top.replace('_', ' ')} differs in {names}{where}")
+    more = len(parts) - limit
+    return "; ".join(parts[:limit]) + (f"; and {more} more" if more > 0 else "")
+
+
 def _check_compatible(info: dict[str, Any], wanted: dict[str, Any], out: Path) -> None:
-    """LampError naming the first setting in which an existing dataset differs from this run."""
+    """LampError naming the first setting in which an existing dataset differs from this run, and
+    the fields that differ in it."""
     env = _with_action_repeat(info.get("env", {}))
     checks = [
         ("env", env.get("name"), wanted["env"]["name"]),
-        ("env config (image size, episode length, randomization, action repeat, cameras, goal marker)", env.get("config"), wanted["env"]["config"]),
+        ("env config", _full_env_config(env.get("config")), _full_env_config(wanted["env"]["config"])),
         ("env spec", env.get("spec"), wanted["env"]["spec"]),
         ("seed", info.get("collection", {}).get("seed"), wanted["collection"]["seed"]),
     ]
     for what, existing, new in checks:
         if existing != new:
-            raise LampError(f"{out} was collected with a different {what} ({existing} vs {new}); use a new folder")
+            detail = describe_differences(config_differences(existing, new)) if isinstance(existing, dict) else f"{existing} in the dataset, {new} asked"
+            raise LampError(
+                f"{out} was collected with a different {what}: {detail}; leave those options out to extend it, or use a new folder"
+            )
     runs = info.get("runs", {})
     for run, record in wanted["runs"].items():
         if run in runs and runs[run] != record:
             raise LampError(
-                f"run '{run}' in {out} was recorded with {runs[run]}, not {record}; give this collection another run name"
+                f"run '{run}' in {out} was recorded with other settings: {describe_differences(config_differences(runs[run], record))}; "
+                "give this collection another run name (--run)"
             )
 
 

@@ -104,23 +104,47 @@ class EpisodeBuilder:
 
     def episode(self) -> dict[str, np.ndarray]:
         """The stored episode dict of the steps so far (at least one)."""
-        length = len(self.actions)
-        is_first = np.zeros(length + 1, bool)
-        is_first[0] = True
-        is_last = np.zeros(length + 1, bool)
-        is_last[-1] = True
-        is_terminal = np.zeros(length + 1, bool)
-        is_terminal[-1] = self.terminal
-        return {
-            **{key: np.stack(frames).astype(np.uint8) for key, frames in self.frames.items()},
-            schema.STATE: np.stack(self.states).astype(np.float32),
-            schema.ACTION: np.stack(self.actions).astype(np.float32),
-            schema.REWARD: np.asarray(self.rewards, np.float32),
-            schema.SUCCESS: np.asarray(self.successes, bool),
-            schema.IS_FIRST: is_first,
-            schema.IS_LAST: is_last,
-            schema.IS_TERMINAL: is_terminal,
-        }
+        return stored_episode(
+            {key: np.stack(frames) for key, frames in self.frames.items()},
+            np.stack(self.states), np.stack(self.actions), np.asarray(self.rewards), np.asarray(self.successes), self.terminal,
+        )
+
+
+def stored_episode(
+    frames: dict[str, np.ndarray], states: np.ndarray, actions: np.ndarray, rewards: np.ndarray, successes: np.ndarray,
+    terminal: bool,
+) -> dict[str, np.ndarray]:
+    """The stored episode dict from its arrays: frames of each camera's step key and states with
+    ``T + 1`` rows, actions and env rewards with ``T`` rows, the success flag after each frame
+    (``T + 1``), and whether the env terminated it at the end (else it was cut off).
+
+    Raises:
+        LampError: the row counts do not fit one episode of ``T`` steps (``T >= 1``).
+    """
+    length = len(actions)
+    rows = {"states": len(states), "successes": len(successes), **{key: len(value) for key, value in frames.items()}}
+    wrong = {name: count for name, count in rows.items() if count != length + 1}
+    if length < 1 or wrong or len(rewards) != length or schema.IMAGE not in frames:
+        raise LampError(
+            f"an episode needs front-camera frames, T + 1 frames and states and T >= 1 actions and rewards; got {length} actions, "
+            f"{len(rewards)} rewards and rows {rows}"
+        )
+    is_first = np.zeros(length + 1, bool)
+    is_first[0] = True
+    is_last = np.zeros(length + 1, bool)
+    is_last[-1] = True
+    is_terminal = np.zeros(length + 1, bool)
+    is_terminal[-1] = bool(terminal)
+    return {
+        **{key: np.asarray(value).astype(np.uint8, copy=False) for key, value in frames.items()},
+        schema.STATE: np.asarray(states).astype(np.float32, copy=False),
+        schema.ACTION: np.asarray(actions).astype(np.float32, copy=False),
+        schema.REWARD: np.asarray(rewards).astype(np.float32, copy=False),
+        schema.SUCCESS: np.asarray(successes).astype(bool, copy=False),
+        schema.IS_FIRST: is_first,
+        schema.IS_LAST: is_last,
+        schema.IS_TERMINAL: is_terminal,
+    }
 
 
 StepCallback = Callable[["EpisodeBuilder", dict[str, Any], bool], bool | None]

@@ -58,7 +58,7 @@ class EpisodeView:
 
 def view_episode(
     dataset: str | Path,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     episode: int | None = None,
     reward_set: str | None = None,
@@ -70,7 +70,8 @@ def view_episode(
 
     Args:
         dataset: A dataset folder.
-        out: A ``.png`` (contact sheet) or ``.gif`` (animation) file to write.
+        out: A ``.png`` (contact sheet) or ``.gif`` (animation) file to write; default:
+            ``episode-<K>.png`` in the current folder, K the episode's number.
         episode: The episode number (``ep00000012`` is 12); default: the first stored episode.
         reward_set: A reward-set fingerprint (``lamp-data info`` lists them) to draw VLM rewards from.
         prompts: Prompts of that reward set to draw; default: the episode's instruction.
@@ -85,8 +86,8 @@ def view_episode(
         LampError: an unknown output format, no such episode, reward set or prompt, prompts
             without a reward set, or a damaged shard; nothing is written then.
     """
-    out = Path(out)
-    if out.suffix.lower() not in FORMATS:
+    out = Path(out) if out is not None else None
+    if out is not None and out.suffix.lower() not in FORMATS:
         raise LampError(f"output must end in {' or '.join(FORMATS)}, got '{out.name}'")
     if not 1 <= frames <= MAX_FRAMES_ON_SHEET:
         raise LampError(f"frames must be between 1 and {MAX_FRAMES_ON_SHEET}, got {frames}")
@@ -102,6 +103,8 @@ def view_episode(
     else:
         position = episodes.find(layout.episode_key(episode))
     sample = episodes[position]
+    if out is None:
+        out = Path(f"episode-{layout.episode_index(sample['__key__'])}.png")
     columns = _prompt_columns(episodes, sample, prompts)
     meta = sample["meta"]
     curves = {prompt: sample[schema.VLM_REWARD][:, column].astype(np.float32) for prompt, column in columns.items()}

@@ -13,9 +13,11 @@ from lamp_agent.config import AgentConfig, PretrainConfig
 from lamp_cli import agent, data, eval as eval_cli
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_cli.eval_finetune import parse_seeds
+from lamp_data.browse import browse_dataset
 from lamp_data.collect import CollectConfig, collect
 from lamp_data.envs.showcase import render_showcase
 from lamp_data.executors import ExecutorConfig
+from lamp_data.formats import ExportOptions, import_dataset
 from lamp_data.relabel import relabel
 from lamp_data.reward_training.config import RewardModelTrainConfig
 from lamp_data.view import view_episode
@@ -56,6 +58,9 @@ SOURCES = {
     },
     "lamp-data render": {name: (render_showcase, name) for name in ("steps", "image_size", "seed")},
     "lamp-data view": {"frames": (view_episode, "frames"), "fps": (view_episode, "fps")},
+    "lamp-data browse": {name: (browse_dataset, name) for name in ("frames", "max_episodes")},
+    "lamp-data export": {name: (ExportOptions, name) for name in ("fps", "crf", "pixel_format", "dataset_id")},
+    "lamp-data import": {"shard_episodes": (import_dataset, "shard_episodes")},
     "lamp-agent pretrain": {
         name: (PretrainConfig, name)
         for name in ("preset", "alpha", "device", "seed", "collect_every", "checkpoint_every", "text_encoder", "resume", "on_damage")

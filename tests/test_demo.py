@@ -19,8 +19,15 @@ def _micro() -> DemoConfig:
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_and_resumes(tmp_path):
+def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     summary = run_demo(tmp_path / "demo", _micro())
+    lines = capsys.readouterr().out.splitlines()  # output is not a terminal here: tables are laid out for 80 columns
+    header = next(index for index, line in enumerate(lines) if line.startswith("rank  method"))
+    end = next(index for index in range(header + 2, len(lines)) if not lines[index].startswith(" "))
+    assert end > header + 2 and max(len(line) for line in lines[header:end]) <= 80
+    assert any(line.startswith("Both arms train the world model on the same data") for line in lines)
+    assert any(line.startswith("pretrain: 3/3 updates (100%)") for line in lines)  # plain progress lines
+    assert lines[end - 1].split()[-1] == "(n=1)" and lines[-1].startswith("Stage times (s): collect ")
     again = run_demo(tmp_path / "demo", _micro())
     out = tmp_path / "demo"
     assert summary["reward_set"].startswith("r3m-") and summary["reward_model"] == DEFAULT_REWARD_MODEL

@@ -25,6 +25,29 @@ def test_tasks_lists_every_task_as_json():
     assert goals["pick-place"] is False and goals["door-close"] is True and goals["pick_up_cup"] is None
 
 
+def test_tasks_table_piped_fits_80_columns_one_line_per_task_mostly():
+    executable = Path(sys.executable).parent / "lamp-data"
+    completed = subprocess.run([str(executable), "tasks"], capture_output=True, text=True, check=True)  # stdout is a pipe
+    lines = completed.stdout.splitlines()
+    assert lines[0] == f"{len(list_tasks())} tasks" and lines[1].split() == ["task", "split", "instruction"]
+    assert max(len(line) for line in lines) <= 80
+    assert len(lines) < 1.25 * len(list_tasks())  # prose wraps, names never do
+    assert "left out to fit 80 columns: backend, finetune, family, goal, objects" in " ".join(lines[-2:])
+    assert any(line.startswith("button-press-topdown-wall  heldout") for line in lines)
+
+
+def test_fitted_tables_keep_important_columns_wrap_prose_and_name_what_they_leave_out():
+    from lamp_data.tables import Column, fit_table
+
+    columns = [Column("name"), Column("note", wrap=True, min_width=10), Column("extra", priority=1), Column("x", priority=2)]
+    rows = [("alpha", "a rather long note that has to wrap", "e1", "1"), ("beta", "short", "e2", "2")]
+    wide, dropped = fit_table(columns, rows, width=120)
+    assert dropped == [] and wide[2].split() == ["alpha", "a", "rather", "long", "note", "that", "has", "to", "wrap", "e1", "1"]
+    narrow, dropped = fit_table(columns, rows, width=22)
+    assert dropped == ["extra"] and max(map(len, narrow)) <= 22  # the narrow column x fits again once extra is out
+    assert narrow[0].split() == ["name", "note", "x"] and [line.strip() for line in narrow[3:6]] == ["long note", "that has to", "wrap"]
+
+
 def test_tasks_table_filters_by_split():
     result = CliRunner().invoke(main, ["tasks", "--split", "heldout", "--backend", "metaworld"])
     assert result.exit_code == 0

@@ -82,6 +82,7 @@ def test_prompts_cli_lists_and_shows(tmp_path):
     listed = runner.invoke(main, ["prompts"])
     assert listed.exit_code == 0, listed.output
     assert "lamp-metaworld" in listed.output and "unrelated" in listed.output
+    assert max(len(line) for line in listed.output.splitlines()) <= 80  # not a terminal: laid out for 80 columns
     shown = runner.invoke(main, ["prompts", "instructions", "--json"])
     assert shown.exit_code == 0
     value = json.loads(shown.output)

@@ -56,6 +56,17 @@ def test_gif_has_a_frame_per_step_and_default_prompt_is_the_instruction(dataset,
     assert plain.prompts == [] and plain.reward_set is None and plain.path.is_file()
 
 
+def test_without_out_it_writes_episode_k_png_in_the_current_folder(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shown = CliRunner().invoke(main, ["view", str(dataset), "--episode", "3"])
+    first = CliRunner().invoke(main, ["view", str(dataset)])
+    assert shown.exit_code == 0 and first.exit_code == 0, shown.output + first.output
+    assert shown.output.startswith("episode-3.png: ep00000003 (") and first.output.startswith("episode-0.png: ep00000000 (")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["episode-0.png", "episode-3.png"]
+    with Image.open(tmp_path / "episode-3.png") as image:
+        assert image.format == "PNG"
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -597,6 +597,32 @@ def index_episodes(
     return EpisodeIndex(dataset, sidecars, join, cached_shards)
 
 
+def iter_shard_rewards(
+    dataset: str | Path | Dataset, fingerprint: str, *, missing: str = "raise",
+) -> Iterator[tuple[str, dict[str, np.ndarray] | None]]:
+    """The rewards of one reward set, data shard by data shard in :func:`iter_episodes` order:
+    ``(shard name, {episode key: float16 [T+1, P]})``, each checked against the data shard's
+    sidecar as :func:`iter_episodes` checks a joined reward set.
+
+    Args:
+        dataset: A dataset folder or an open :class:`Dataset`.
+        fingerprint: The reward set.
+        missing: ``"raise"`` for a data shard the set has no rewards for, or ``"skip"`` (yields
+            ``(shard name, None)`` for it: an incomplete set, still being relabelled).
+
+    Raises:
+        LampError: no such reward set, or (``missing="raise"``) it has no committed shard for some data shard.
+        DamagedShardError: a reward shard does not match its sidecar or the data shard.
+    """
+    dataset = open_dataset(dataset)
+    join = _RewardJoin(dataset, fingerprint)
+    for name, data_sidecar in dataset.shard_sidecars().items():
+        if missing == "skip" and name not in join.sidecars:
+            yield name, None
+            continue
+        yield name, _read_rewards(dataset, fingerprint, name, data_sidecar, join.sidecars, join.prompt_count)
+
+
 def _read_rewards(
     dataset: Dataset,
     fingerprint: str,

@@ -64,6 +64,12 @@ def encode_episode(key: str, episode: dict[str, np.ndarray], meta: dict[str, Any
     return sample
 
 
+def shard_entry(key: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a data shard's sidecar records of one episode: key, index, steps, task and success
+    (from its metadata, as :func:`encode_episode` stores it)."""
+    return {"key": key, "episode": meta["episode"], "steps": meta["steps"], "task": meta.get("task"), "success": bool(meta.get("success", False))}
+
+
 def json_bytes(value: Any) -> bytes:
     """Canonical JSON bytes (sorted keys), so equal values give equal bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

@@ -44,7 +44,7 @@ from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import HindsightPrompts, ShardReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
-from lamp_data.atomic import atomic_path, atomic_write_json
+from lamp_data.atomic import atomic_write_json
 from lamp_data.collect import CollectSummary, collect, resolve_config
 from lamp_data.devices import check_device
 from lamp_data.errors import DamagedDataError, LampError, check_path_text
@@ -53,10 +53,10 @@ from lamp_data.progress import progress_bar
 from lamp_data.prompts import PromptSet
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
-from lamp_data.store import DamagedShardError, iter_episodes, layout, open_dataset
-from lamp_data.store.reader import check_reward_binding, prompt_set_name
+from lamp_data.store import iter_episodes, layout, open_dataset
+from lamp_data.store.reader import prompt_set_name
 from lamp_data.store.verify import damaged_shards
-from lamp_data.text import TextEncoder
+from lamp_data.text import prompt_embeddings
 from lamp_data.vlm.scoring import make_scorer
 
 RUN_FILE = "run.json"
@@ -98,55 +98,6 @@ class PretrainSummary:
         return self.updates / self.seconds if self.seconds > 0 else 0.0
 
 
-def check_reward_set(dataset: Any, fingerprint: str, on_damage: str = "fail") -> dict[str, Any]:
-    """The reward set's info, after checking it belongs to this dataset's shards.
-
-    Raises:
-        LampError: No such reward set, a reward shard for a shard the dataset lacks, or no
-            shard with rewards at all.
-        DamagedShardError: with ``on_damage="fail"``, a reward shard that scores other bytes or
-            other episodes than the data shard of its name (with ``"skip"`` the stream skips it).
-    """
-    info = dataset.reward_set_info(fingerprint)
-    data_sidecars = dataset.shard_sidecars()
-    reward_sidecars = dataset.reward_shard_sidecars(fingerprint)
-    for name, sidecar in reward_sidecars.items():
-        if name not in data_sidecars:
-            raise LampError(
-                f"reward set {fingerprint} does not match {dataset.path}: it scores shard '{name}', which the dataset lacks"
-            )
-        try:
-            check_reward_binding(layout.reward_shard_path(dataset.path, fingerprint, name), sidecar, data_sidecars[name])
-        except DamagedShardError:
-            if on_damage == "fail":
-                raise
-    if not reward_sidecars:
-        raise LampError(f"reward set {fingerprint} has rewards for none of the shards of {dataset.path}; run lamp-data relabel")
-    prompts = dataset.reward_set_prompts(fingerprint)
-    count = info.get("prompt_count", len(prompts))
-    if count != len(prompts):
-        raise LampError(f"reward set {fingerprint} records {count} prompts but lists {len(prompts)}")
-    return info
-
-
-def embedding_cache_path(prompts: list[str], text_encoder: str, cache_dir: Path) -> Path:
-    """Where :func:`prompt_embeddings` keeps the embeddings of ``prompts`` by ``text_encoder``."""
-    return Path(cache_dir) / f"{stable_hash({'prompts': prompts, 'encoder': text_encoder})}.npy"
-
-
-def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) -> np.ndarray:
-    """float32 ``[P, D]`` embeddings of ``prompts``, computed once and cached in ``cache_dir``."""
-    path = embedding_cache_path(prompts, text_encoder, cache_dir)
-    if path.is_file():
-        cached = np.load(path, allow_pickle=False)
-        if cached.shape[0] == len(prompts):
-            return cached.astype(np.float32)
-    embeddings = TextEncoder(text_encoder).encode(prompts).astype(np.float32)
-    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        np.save(handle, embeddings, allow_pickle=False)
-    return embeddings
-
-
 def _save_checkpoint(agent: Agent, out: Path, keep: int) -> Path:
     folder = out / CHECKPOINTS_DIR / f"step-{agent.step:08d}"
     agent.save(folder)
@@ -156,7 +107,7 @@ def _save_checkpoint(agent: Agent, out: Path, keep: int) -> Path:
 
 def _dims(dataset: Any, fingerprint: str) -> tuple[int, int, int]:
     """(image size, state dim, action dim) of the dataset's first rewarded episode."""
-    shard = sorted(dataset.reward_shard_sidecars(fingerprint))[0]
+    shard = dataset.rewarded_shards(fingerprint)[0]
     episode = next(iter_episodes(dataset, shards=[shard]))
     return int(episode[schema.IMAGE].shape[1]), int(episode[schema.STATE].shape[-1]), int(episode[schema.ACTION].shape[-1])
 
@@ -180,19 +131,12 @@ def _cameras(dataset: Any, agent_config: Any) -> tuple[str, ...]:
 
 def _check_episode_length(dataset: Any, fingerprint: str, seq_len: int) -> None:
     """LampError unless some rewarded episode has at least ``seq_len`` frames (else the stream yields nothing)."""
-    longest = max(
-        (entry["steps"] + 1 for sidecar in dataset.reward_shard_sidecars(fingerprint).values() for entry in sidecar["samples"]),
-        default=0,
-    )
+    longest = dataset.longest_rewarded_episode(fingerprint)
     if longest < seq_len:
         raise LampError(
             f"the longest episode in {dataset.path} has {longest} frames, fewer than the training sequence length "
             f"{seq_len}; collect longer episodes (--episode-length) or use a preset with a shorter seq_len"
         )
-
-
-def _present_episodes(dataset: Any) -> int:
-    return sum(sidecar["nsamples"] for sidecar in dataset.shard_sidecars().values())
 
 
 def pretrain(
@@ -224,7 +168,7 @@ def pretrain(
     if out.exists() and not out.is_dir():
         raise LampError(f"run folder {out} is a file")
     dataset = open_dataset(config.data)
-    reward_info = check_reward_set(dataset, config.rewards, config.on_damage)
+    reward_info = dataset.check_reward_set(config.rewards, config.on_damage)
     damaged = damaged_shards(dataset, config.rewards)  # every shard, not only those the first updates happen to read
     if damaged and config.on_damage == "fail":
         name = sorted(damaged)[0]
@@ -309,7 +253,7 @@ def pretrain(
     try:
         with progress_bar("pretrain", config.steps, unit="updates", completed=agent.step, enabled=progress) as bar:
             while True:
-                if config.collect_every and not _collected(dataset, _collection_run(run_id, agent.step)) and agent.step > 0:
+                if config.collect_every and not dataset.has_run(_collection_run(run_id, agent.step)) and agent.step > 0:
                     bar.update(status="collecting")
                     agent.reseed(int(stable_hash([config.seed, "act", agent.step]), 16) % 2**31, streams=("act",))
                     policy = AgentPolicy(agent, embeddings, seed=int(stable_hash([config.seed, "prompts", agent.step]), 16) % 2**31)
@@ -381,11 +325,6 @@ def _collection_run(run_id: str, step: int) -> str:
     return f"agent-{run_id}-s{step:08d}"
 
 
-def _collected(dataset: Any, run: str) -> bool:
-    """True if the (single, atomically committed) shard of collection ``run`` exists."""
-    return any(name.startswith(f"{run}-") for name in dataset.shard_sidecars())
-
-
 def _collect(dataset: Any, agent: Any, policy: AgentPolicy, scorer: Any, run: str, config: PretrainConfig, episode_length: int) -> CollectSummary:
     """Record one round of episodes with the current policy into the dataset, rewards inline.
 
@@ -396,7 +335,7 @@ def _collect(dataset: Any, agent: Any, policy: AgentPolicy, scorer: Any, run: st
         raise LampError(f"{dataset.path} records no env name, so the agent cannot collect into it")
     episodes = max(1, math.ceil(config.collect_every / (agent.config.updates_per_env_step * episode_length)))
     collect_config = resolve_config(
-        dataset.path, episodes=_present_episodes(dataset) + episodes, policy="agent",
+        dataset.path, episodes=dataset.episode_count() + episodes, policy="agent",
         shard_episodes=episodes, run=run, device=config.device,
     )
     return collect(dataset.path, collect_config, policy=policy, scorer_factory=lambda: scorer, progress=False,

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lamp_data.atomic import atomic_path
 from lamp_data.devices import check_device
 from lamp_data.errors import LampError
 from lamp_data.provenance import stable_hash, update_from_file
@@ -226,3 +227,21 @@ def build_text_encoder(source: str, max_length: int = 128) -> nn.Module:
     if source == MINILM:
         return MiniLMTextEncoder(max_length)
     return TransformerTextEncoder(source, max_length)
+
+
+def embedding_cache_path(prompts: list[str], text_encoder: str, cache_dir: Path) -> Path:
+    """Where :func:`prompt_embeddings` keeps the embeddings of ``prompts`` by ``text_encoder``."""
+    return Path(cache_dir) / f"{stable_hash({'prompts': prompts, 'encoder': text_encoder})}.npy"
+
+
+def prompt_embeddings(prompts: list[str], text_encoder: str, cache_dir: Path) -> np.ndarray:
+    """float32 ``[P, D]`` embeddings of ``prompts``, computed once and cached in ``cache_dir``."""
+    path = embedding_cache_path(prompts, text_encoder, cache_dir)
+    if path.is_file():
+        cached = np.load(path, allow_pickle=False)
+        if cached.shape[0] == len(prompts):
+            return cached.astype(np.float32)
+    embeddings = TextEncoder(text_encoder).encode(prompts).astype(np.float32)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, embeddings, allow_pickle=False)
+    return embeddings

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from lamp_agent import PretrainConfig
 from lamp_agent.pretrain import pretrain
-from lamp_agent.pretrain import embedding_cache_path
+from lamp_data.text import embedding_cache_path
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_data.collect import CollectConfig, collect

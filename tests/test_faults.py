@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 from lamp_agent import PretrainConfig
 from lamp_agent.checkpoint import latest_checkpoint
-from lamp_agent.pretrain import check_reward_set, embedding_cache_path, pretrain
+from lamp_agent.pretrain import pretrain
+from lamp_data.text import embedding_cache_path
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_data.collect import CollectConfig, collect
@@ -278,7 +279,7 @@ def test_a_reward_set_copied_from_another_dataset_is_refused(data, tmp_path):
     with pytest.raises(DamagedDataError, match="rewards/colour-000001/collect-00000000.tar: it scores another data shard"):
         list(iter_episodes(other, reward_set=FINGERPRINT))
     with pytest.raises(DamagedDataError, match="scores another data shard"):
-        check_reward_set(open_dataset(other), FINGERPRINT)
+        open_dataset(other).check_reward_set(FINGERPRINT)
     assert verify_dataset(data).ok
 
 
@@ -467,7 +468,7 @@ def test_a_reward_shard_bomb_is_refused_in_bounded_memory(data, tmp_path):
     assert code == 1 and peak < 300 and named in stderr and len(stderr.strip().splitlines()) == 1, (code, peak, stderr)
     assert not (tmp_path / "episode.png").exists()
     with pytest.raises(DamagedDataError, match=re.escape(named)):
-        check_reward_set(open_dataset(data), FINGERPRINT)
+        open_dataset(data).check_reward_set(FINGERPRINT)
         list(iter_episodes(data, reward_set=FINGERPRINT))
 
 

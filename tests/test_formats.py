@@ -284,7 +284,8 @@ def robomimic_file(path: Path, size: tuple[int, int]) -> Path:
 
 def test_pretraining_takes_an_imported_dataset(tmp_path):
     from lamp_agent import PretrainConfig
-    from lamp_agent.pretrain import embedding_cache_path, pretrain
+    from lamp_agent.pretrain import pretrain
+    from lamp_data.text import embedding_cache_path
 
     imported = import_dataset(robomimic_file(tmp_path / "lift.hdf5", (16, 16)), tmp_path / "lift", "hdf5",
                               instruction="lift the cube", progress=False)

@@ -151,6 +151,10 @@ def test_reward_set_round_trip_and_checks(copy_of):
     assert dataset.reward_sets() == ["fake-0001"]
     assert dataset.reward_set_prompts("fake-0001") == prompts
     assert dataset.reward_set_info("fake-0001")["format_version"] == schema.REWARD_FORMAT_VERSION
+    assert dataset.episode_count() == 7 and dataset.has_run("collect") and not dataset.has_run("agent-0")
+    assert dataset.rewarded_shards("fake-0001") == ["collect-00000000", "collect-00000003"]
+    assert dataset.longest_rewarded_episode("fake-0001") == 6  # 5 steps, 6 frames
+    assert dataset.check_reward_set("fake-0001")["prompt_count"] == 3
     joined = list(iter_episodes(copy_of, reward_set="fake-0001", shards=["collect-00000000"]))
     expected = _fake_rewards(dataset, "collect-00000000", prompts)
     assert all(np.array_equal(e[schema.VLM_REWARD], expected[e["__key__"]]) for e in joined)

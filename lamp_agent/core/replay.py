@@ -144,7 +144,8 @@ class ShardReplay(torch.utils.data.IterableDataset):
     def _my_shards(self, split: int, splits: int) -> list[str]:
         names = sorted(self.dataset.shard_sidecars())
         if self.reward_set is not None:
-            names = [n for n in names if n in self.dataset.reward_shard_sidecars(self.reward_set)]
+            rewarded = set(self.dataset.rewarded_shards(self.reward_set))
+            names = [n for n in names if n in rewarded]
         return [name for i, name in enumerate(names) if i % splits == split]
 
     def _episodes(self, rng: np.random.Generator, split: int, splits: int) -> Iterator[dict[str, Any]]:

@@ -117,6 +117,55 @@ class Dataset:
         folder = self.reward_dir(fingerprint)
         return {path.stem: layout.read_sidecar(path) for path in layout.committed_sidecars(folder)}
 
+    def episode_count(self) -> int:
+        """Episodes in the committed shards."""
+        return sum(sidecar["nsamples"] for sidecar in self.shard_sidecars().values())
+
+    def rewarded_shards(self, fingerprint: str) -> list[str]:
+        """Names of the shards the reward set scores, sorted."""
+        return sorted(self.reward_shard_sidecars(fingerprint))
+
+    def longest_rewarded_episode(self, fingerprint: str) -> int:
+        """Frames of the longest episode the reward set scores (0 if it scores none)."""
+        return max(
+            (entry["steps"] + 1 for sidecar in self.reward_shard_sidecars(fingerprint).values() for entry in sidecar["samples"]),
+            default=0,
+        )
+
+    def has_run(self, run: str) -> bool:
+        """True if a committed shard of collection run ``run`` exists."""
+        return any(name.startswith(f"{run}-") for name in self.shard_sidecars())
+
+    def check_reward_set(self, fingerprint: str, on_damage: str = "fail") -> dict[str, Any]:
+        """The reward set's info, after checking it scores this dataset's shards and lists its prompts.
+
+        Raises:
+            LampError: No such reward set, a reward shard for a shard the dataset lacks, no shard
+                with rewards at all, or a prompt count that does not match its prompt list.
+            DamagedShardError: with ``on_damage="fail"``, a reward shard that scores other bytes or
+                other episodes than the data shard of its name (with ``"skip"`` readers skip it).
+        """
+        info = self.reward_set_info(fingerprint)
+        data_sidecars = self.shard_sidecars()
+        reward_sidecars = self.reward_shard_sidecars(fingerprint)
+        for name, sidecar in reward_sidecars.items():
+            if name not in data_sidecars:
+                raise LampError(
+                    f"reward set {fingerprint} does not match {self.path}: it scores shard '{name}', which the dataset lacks"
+                )
+            try:
+                check_reward_binding(layout.reward_shard_path(self.path, fingerprint, name), sidecar, data_sidecars[name])
+            except DamagedShardError:
+                if on_damage == "fail":
+                    raise
+        if not reward_sidecars:
+            raise LampError(f"reward set {fingerprint} has rewards for none of the shards of {self.path}; run lamp-data relabel")
+        prompts = self.reward_set_prompts(fingerprint)
+        count = info.get("prompt_count", len(prompts))
+        if count != len(prompts):
+            raise LampError(f"reward set {fingerprint} records {count} prompts but lists {len(prompts)}")
+        return info
+
 
 def prompt_set_name(info: dict[str, Any]) -> str | None:
     """The name of the prompt set that ``info`` records, None if it records none.

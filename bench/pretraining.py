@@ -126,15 +126,22 @@ def collected(data: Path, fingerprint: str, run_prefix: str) -> dict[str, float]
     }
 
 
-def _interval(values: list[float]) -> str:
-    return "–" if not values else f"{np.mean(values):.4f}"
+def regenerate_command(args: argparse.Namespace) -> str:
+    """The command that makes (or finishes) both arms with these settings: every option that is not
+    its default, without ``--arms`` or ``--report-only``."""
+    defaults = vars(parse_args(["--out", str(args.out)]))
+    words = ["python", "bench/pretraining.py", "--out", str(args.out)]
+    for name, value in vars(args).items():
+        if name not in ("out", "arms", "report_only") and value != defaults[name]:
+            words += [f"--{name.replace('_', '-')}", str(value)]
+    return " ".join(words)
 
 
 def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, float]) -> Path:
     """``OUT.json`` and ``OUT.md``: commands, reward set, wall times (summed over calls), what each arm collected."""
     from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint_config
     from lamp_data.atomic import atomic_open, atomic_write_json
-    from lamp_data.provenance import portable_argv, provenance
+    from lamp_data.provenance import provenance
 
     record_path = args.out.with_suffix(".json")
     previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
@@ -144,6 +151,8 @@ def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, 
     arms = previous.get("arms", {})
     for arm, command in zip(args.arms, shown["pretrain"]):
         folder = args.out / ARMS[arm][1]
+        if not (folder / "run").is_dir():
+            continue
         latest = latest_checkpoint(folder / "run")
         meta = read_checkpoint_config(latest) if latest else {}
         run_id = meta.get("info", {}).get("pretrain", {}).get("run_id")
@@ -154,7 +163,7 @@ def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, 
         }
     seed = collected(args.out / "seed", fingerprint, SEED_RUN)
     value = {
-        "format_version": 1, "command": "python bench/pretraining.py " + " ".join(portable_argv()[1:]),
+        "format_version": 1, "command": regenerate_command(args),
         "collect": shown["collect"], "relabel": shown["relabel"], "reward_set": fingerprint, "seed_episodes": seed,
         "arms": arms, "wall_seconds": times, "provenance": provenance(),
     }
@@ -164,7 +173,9 @@ def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, 
         got = made.get("collected") or {}
         rows.append(f"| {arm} (α = {made['alpha']:g}) | {made['updates']} / {made['steps']} | {got.get('episodes', 0)} | "
                     f"{got.get('success_rate')} | {got.get('vlm_reward_own_instruction')} | {got.get('vlm_reward_prompt_acted_on')} |")
-    partial = any(made["updates"] < made["steps"] for made in arms.values())
+    for arm in sorted(set(ARMS) - set(arms)):
+        rows.append(f"| {arm} (α = {float(ARMS[arm][0]):g}) | not started | – | – | – | – |")
+    partial = set(arms) != set(ARMS) or any(made["updates"] < made["steps"] for made in arms.values())
     text = f"""# Online pretraining{' (partial: not every arm has finished)' if partial else ''}
 
 Both arms start from the same seed dataset of {args.random} random-policy episodes of the domain-randomized
@@ -173,12 +184,12 @@ and collect their own episodes every {args.collect_every} updates with the polic
 drawn per episode), so LAMP's language reward shapes what LAMP collects. Preset `{args.preset}`, {args.steps}
 updates per arm. Regenerate or finish: `{value['command']}`.
 
-| episodes | updates | episodes | success on their task | VLM reward for the task's instruction | VLM reward for the prompt acted on |
+| episodes of | updates | episodes | success on their task | VLM reward for the task's instruction | VLM reward for the prompt acted on |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Wall time, summed over calls: collect {times['collect'] / 60:.0f} min, relabel {times['relabel'] / 60:.0f} min,
-pretraining {times['pretrain'] / 60:.0f} min (both arms at once).
+pretraining {times['pretrain'] / 60:.0f} min (arms run together, one torch thread each, count once).
 
 Commands:
 

@@ -138,25 +138,23 @@ def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[s
 
 
 REFERENCE_SUMMARY = Path(__file__).resolve().parents[1] / "results" / "reference" / "summary.json"
-"""The committed reference experiment's numbers (``bench/learning.py``), in a source checkout."""
+"""The committed reference experiment's numbers (``lamp-eval grid``), in a source checkout."""
 
 
 def reference_summary(path: Path = REFERENCE_SUMMARY) -> str:
     """One paragraph on the reference experiment, to read the demo's tiny numbers against."""
-    where = "results/reference/reference.md in the repository"
+    where = "results/reference/grid.md in the repository"
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError):
-        return f"the reference experiment (scratch agents at a CPU budget, 3 seeds per task) is {where}"
-    tasks = "; ".join(
-        f"{row['task']} ({row['method']}, {row['runs']} seeds): success IQM {row['success_iqm'][0]:.2f}, "
-        f"normalised return IQM {row['normalised_iqm'][0]:.2f} [{row['normalised_iqm'][1]:.2f}, {row['normalised_iqm'][2]:.2f}]"
-        for row in summary.get("tasks", []) if row.get("normalised_iqm")
+        return f"the reference experiment (LAMP and Plan2Explore pretraining against scratch, held-out tasks) is {where}"
+    cells = "; ".join(
+        f"{cell['task']} {cell['method']} ({cell['runs']} runs): final normalised return {cell['statistic']} "
+        f"{cell['norm-final']['value']:.2f} [{cell['norm-final']['low']:.2f}, {cell['norm-final']['high']:.2f}]"
+        for cell in summary.get("cells", []) if cell.get("norm-final")
     )
-    return (
-        f"{where}: {summary.get('steps')} env steps per run, {summary.get('core_minutes')} CPU-core minutes "
-        f"in all — {tasks}"
-    )
+    partial = f" (partial: {summary.get('finished')} of {summary.get('planned')} runs)" if summary.get("partial") else ""
+    return f"{where}{partial}: {summary.get('settings', {}).get('steps')} env steps per run — {cells}"
 
 
 def _stage(console: Any, number: int, title: str) -> float:

@@ -59,12 +59,13 @@ def test_demo_report_cites_the_reference_experiment(tmp_path):
     from lamp_eval.demo import demo_about, reference_summary
 
     summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"preset": "cpu", "steps": 16000, "core_minutes": 170.5, "tasks": [
-        {"task": "door-close", "method": "scratch", "runs": 3, "success_iqm": [0.4, 0.0, 0.8],
-         "normalised_iqm": [0.61, 0.5, 0.7]},
+    summary.write_text(json.dumps({"settings": {"steps": 16000}, "partial": True, "finished": 7, "planned": 30, "cells": [
+        {"task": "door-close", "method": "lamp", "runs": 5, "statistic": "iqm",
+         "norm-final": {"value": 0.61, "low": 0.5, "high": 0.7}},
+        {"task": "door-close", "method": "p2e", "runs": 0, "statistic": "mean"},
     ]}))
     text = reference_summary(summary)
-    assert "16000 env steps per run, 170.5 CPU-core minutes" in text and "door-close (scratch, 3 seeds)" in text
-    assert "0.61 [0.50, 0.70]" in text
-    assert "results/reference/reference.md" in reference_summary(tmp_path / "missing.json")
+    assert "(partial: 7 of 30 runs): 16000 env steps per run" in text and "door-close lamp (5 runs)" in text
+    assert "iqm 0.61 [0.50, 0.70]" in text and "p2e" not in text
+    assert "results/reference/grid.md" in reference_summary(tmp_path / "missing.json")
     assert "reference" in demo_about(DemoConfig(), "r3m:model.pt", "r3m-abc")

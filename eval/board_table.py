@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lamp_data.tables import Column, console_width, fit_table
-from lamp_eval.report import RANKED_BY, Leaderboard, competition_ranks, report_notes, single_run_methods
+from lamp_eval.report.notes import report_notes, single_run_methods
+from lamp_eval.report.scores import RANKED_BY, Leaderboard, competition_ranks
 
 
 def _interval(interval, single: bool = False) -> str:

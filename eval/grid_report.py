@@ -41,7 +41,7 @@ REACHED, FELL_BELOW = 0.8, 0.6
 
 
 def _scores(runs: list[Run], score: str) -> np.ndarray:
-    from lamp_eval.report import run_score
+    from lamp_eval.report.scores import run_score
 
     return np.array([run_score(run, score) for run in runs], dtype=np.float64)
 
@@ -152,7 +152,7 @@ def _verdict(interval: dict[str, float] | None) -> str:
 
 def curve_lines(runs: list[Run]) -> list[dict[str, Any]]:
     """Every evaluation of every run: task, method, seed, env step, success, return, normalised return."""
-    from lamp_eval.report import run_normalised_returns
+    from lamp_eval.report.scores import run_normalised_returns
 
     lines = []
     for run in sorted(runs, key=lambda run: (run.task, run.method, run.seed)):

@@ -202,7 +202,10 @@ def test_different_budgets_are_flagged(tmp_path):
 
 
 def test_tied_methods_share_a_rank(tmp_path):
-    from lamp_eval.report import build_leaderboard, competition_ranks, find_runs, leaderboard_records, markdown_table
+    from lamp_eval.report import build_leaderboard, markdown_table
+    from lamp_eval.report.scores import competition_ranks
+    from lamp_eval.report.tables import leaderboard_records
+    from lamp_eval.runs import find_runs
 
     rng = np.random.default_rng(5)
     for method in ("scratch", "p2e"):
@@ -215,7 +218,8 @@ def test_tied_methods_share_a_rank(tmp_path):
 
 
 def test_methods_whose_intervals_overlap_share_a_rank_and_a_separated_one_ranks_below(tmp_path):
-    from lamp_eval.report import competition_ranks, markdown_table
+    from lamp_eval.report import markdown_table
+    from lamp_eval.report.scores import competition_ranks
 
     rng = np.random.default_rng(3)
     finals = {"best": [1.0] * 6, "close": [1.0, 1.0, 1.0, 1.0, 0.5, 0.5], "poor": [0.0] * 6}
@@ -272,7 +276,7 @@ def unsuccessful_runs(tmp_path_factory):
 
 
 def test_normalised_scores_by_hand(tmp_path):
-    from lamp_eval.report import is_normalisable, run_normalised_returns, run_score
+    from lamp_eval.report.scores import is_normalisable, run_normalised_returns, run_score
 
     run = read_run(write_return_run(tmp_path, "p2e", "pick-place", 0, [-10.0, -5.0, 0.0, 5.0, 10.0]))
     # (r + 10) / 20
@@ -289,7 +293,7 @@ def test_normalised_scores_by_hand(tmp_path):
 
 
 def test_without_success_auto_ranks_by_normalised_return(unsuccessful_runs, tmp_path):
-    from lamp_eval.report import NO_SUCCESS_NORMALISED
+    from lamp_eval.report.scores import NO_SUCCESS_NORMALISED
 
     runs = find_runs([unsuccessful_runs])
     board = build_leaderboard(runs, ReportConfig(reps=1000))
@@ -376,7 +380,8 @@ def test_any_success_keeps_success_ranking(tmp_path):
     write_synthetic_run(tmp_path, "scratch", "pick-place", 0, 0.5, rng)
     board = build_leaderboard(find_runs([tmp_path]), ReportConfig(reps=200))
     assert board.any_success and board.score == "final" and board.rows[0].method == "scratch"
-    from lamp_eval.report import NO_SUCCESS_NORMALISED, markdown_table
+    from lamp_eval.report import markdown_table
+    from lamp_eval.report.scores import NO_SUCCESS_NORMALISED
 
     assert NO_SUCCESS_NORMALISED not in markdown_table(board)
 

@@ -139,34 +139,20 @@ def _check_episode_length(dataset: Any, fingerprint: str, seq_len: int) -> None:
         )
 
 
-def pretrain(
-    config: PretrainConfig,
-    *,
-    progress: bool = True,
-    scorer_factory: Callable[[], Any] | None = None,
-) -> PretrainSummary:
-    """Pretrain an agent on a dataset's shards and VLM rewards; see the module docstring.
-
-    Args:
-        config: What to train on and where to write.
-        progress: Show a progress bar.
-        scorer_factory: Builds the scorer for inline rewards of collected episodes; default:
-            the reward set's own model (``make_scorer(info["model_spec"], prompts)``). Its
-            fingerprint must equal ``config.rewards``.
+def _open_inputs(config: PretrainConfig) -> tuple[Any, dict[str, Any], dict[str, str], list[str]]:
+    """The dataset, its reward set's info, its damaged shards and the reward set's prompts, each checked.
 
     Raises:
-        LampError: Unusable dataset, reward set, run folder or checkpoint.
+        LampError: bad paths, seed or device, or a dataset or reward set that cannot be trained on.
+        DamagedDataError: damaged shards with ``on_damage="fail"``.
     """
-    from torch.utils.tensorboard import SummaryWriter
-
     check_path_text("--out", config.out)
     check_path_text("--data", config.data)
     if isinstance(config.seed, bool) or not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
         raise LampError(f"seed must be a whole number in [0, 2**63), got {config.seed!r}")
     check_device(config.device)
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise LampError(f"run folder {out} is a file")
+    if Path(config.out).exists() and not Path(config.out).is_dir():
+        raise LampError(f"run folder {config.out} is a file")
     dataset = open_dataset(config.data)
     reward_info = dataset.check_reward_set(config.rewards, config.on_damage)
     damaged = damaged_shards(dataset, config.rewards)  # every shard, not only those the first updates happen to read
@@ -177,13 +163,19 @@ def pretrain(
             f"`lamp-data verify {dataset.path} --repair` sets them aside, or pass --on-damage skip to train without them"
         )
     prompts = dataset.reward_set_prompts(config.rewards)
-    collection = resolve_config(dataset.path)
-    latest = latest_checkpoint(out)
-    if config.resume and latest is None and not (out / RUN_FILE).is_file():
-        raise LampError(f"--resume: {out} holds no pretraining run to continue; leave out --resume to start one there")
-    if latest is not None and not config.resume:
-        raise LampError(f"{out} already holds a pretraining run; pass --resume to continue it or choose another --out")
+    return dataset, reward_info, damaged, prompts
 
+
+def _start_or_resume(
+    config: PretrainConfig, dataset: Any, reward_info: dict[str, Any], prompts: list[str], data_repeat: int, out: Path,
+    latest: Path | None,
+) -> tuple[Agent, str]:
+    """The agent of the run in ``out`` (its latest checkpoint, or a new one whose run record is
+    written) and the run's id, which names its collection rounds.
+
+    Raises:
+        LampError: a checkpoint made with other settings, or data the preset cannot learn from.
+    """
     run_id = stable_hash({"out": str(out.resolve()), "seed": config.seed, "rewards": config.rewards}, length=8)
     run_record = {
         "data": str(Path(config.data).resolve()), "rewards": config.rewards, "preset": config.preset,
@@ -204,7 +196,6 @@ def pretrain(
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
             overrides["alpha"] = config.alpha
-        data_repeat = collection.action_repeat
         if "action_repeat" in overrides and int(overrides["action_repeat"]) != data_repeat:
             raise LampError(
                 f"{dataset.path} was recorded at action repeat {data_repeat}, so the agent cannot learn "
@@ -228,6 +219,39 @@ def pretrain(
         }
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / RUN_FILE, {"format_version": CHECKPOINT_FORMAT_VERSION, "config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
+    return agent, run_id
+
+
+def pretrain(
+    config: PretrainConfig,
+    *,
+    progress: bool = True,
+    scorer_factory: Callable[[], Any] | None = None,
+) -> PretrainSummary:
+    """Pretrain an agent on a dataset's shards and VLM rewards; see the module docstring.
+
+    Args:
+        config: What to train on and where to write.
+        progress: Show a progress bar.
+        scorer_factory: Builds the scorer for inline rewards of collected episodes; default:
+            the reward set's own model (``make_scorer(info["model_spec"], prompts)``). Its
+            fingerprint must equal ``config.rewards``.
+
+    Raises:
+        LampError: Unusable dataset, reward set, run folder or checkpoint.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    dataset, reward_info, damaged, prompts = _open_inputs(config)
+    out = Path(config.out)
+    collection = resolve_config(dataset.path)
+    latest = latest_checkpoint(out)
+    if config.resume and latest is None and not (out / RUN_FILE).is_file():
+        raise LampError(f"--resume: {out} holds no pretraining run to continue; leave out --resume to start one there")
+    if latest is not None and not config.resume:
+        raise LampError(f"{out} already holds a pretraining run; pass --resume to continue it or choose another --out")
+
+    agent, run_id = _start_or_resume(config, dataset, reward_info, prompts, collection.action_repeat, out, latest)
     embeddings = _embeddings(prompts, config, out)
     lang_table = torch.as_tensor(embeddings, device=agent.device)
     resumed_from = agent.step

@@ -148,7 +148,7 @@ def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, 
     shown = {stage: [" ".join(command).replace("FINGERPRINT", fingerprint) for command in group] for stage, group in commands(args).items()}
     times = previous.get("wall_seconds", {})
     times = {stage: round(times.get(stage, 0.0) + seconds.get(stage, 0.0), 1) for stage in ("collect", "relabel", "pretrain")}
-    arms = previous.get("arms", {})
+    arms = {arm: made for arm, made in previous.get("arms", {}).items() if arm in ARMS and {"alpha", "updates", "steps"} <= set(made)}
     for arm, command in zip(args.arms, shown["pretrain"]):
         folder = args.out / ARMS[arm][1]
         if not (folder / "run").is_dir():

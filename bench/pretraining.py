@@ -137,6 +137,22 @@ def regenerate_command(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def run_minutes(run: Path) -> float:
+    """Wall minutes a pretraining run has taken, from its own TensorBoard log: first to last event of
+    each event file (one per call), summed, so time between interrupted calls does not count."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    total = 0.0
+    for path in sorted((run / "tb").glob("events.out.tfevents.*")):
+        times = [event.wall_time for event in EventFileLoader(str(path)).Load()]
+        total += max(times) - min(times) if times else 0.0
+    return round(total / 60, 1)
+
+
 def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, float]) -> Path:
     """``OUT.json`` and ``OUT.md``: commands, reward set, wall times (summed over calls), what each arm collected."""
     from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint_config
@@ -159,6 +175,7 @@ def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, 
         arms[arm] = {
             "alpha": float(ARMS[arm][0]), "checkpoint": str(folder / "run"), "reward_set": fingerprint, "pretrain": command,
             "updates": meta.get("step", 0), "steps": args.steps, "collect_every": args.collect_every, "preset": args.preset,
+            "minutes": run_minutes(folder / "run"),
             "collected": collected(folder / "data", fingerprint, f"agent-{run_id}-") if run_id else None,
         }
     seed = collected(args.out / "seed", fingerprint, SEED_RUN)
@@ -168,13 +185,14 @@ def write_record(args: argparse.Namespace, fingerprint: str, seconds: dict[str, 
         "arms": arms, "wall_seconds": times, "provenance": provenance(),
     }
     atomic_write_json(record_path, value)
-    rows = [f"| random seed episodes | – | {seed['episodes']} | {seed['success_rate']} | {seed['vlm_reward_own_instruction']} | – |"]
+    rows = [f"| random seed episodes | – | – | {seed['episodes']} | {seed['success_rate']} | {seed['vlm_reward_own_instruction']} | – |"]
     for arm, made in sorted(arms.items()):
         got = made.get("collected") or {}
-        rows.append(f"| {arm} (α = {made['alpha']:g}) | {made['updates']} / {made['steps']} | {got.get('episodes', 0)} | "
-                    f"{got.get('success_rate')} | {got.get('vlm_reward_own_instruction')} | {got.get('vlm_reward_prompt_acted_on')} |")
+        rows.append(f"| {arm} (α = {made['alpha']:g}) | {made['updates']} / {made['steps']} | {made.get('minutes', '–')} | "
+                    f"{got.get('episodes', 0)} | {got.get('success_rate')} | {got.get('vlm_reward_own_instruction')} | "
+                    f"{got.get('vlm_reward_prompt_acted_on')} |")
     for arm in sorted(set(ARMS) - set(arms)):
-        rows.append(f"| {arm} (α = {float(ARMS[arm][0]):g}) | not started | – | – | – | – |")
+        rows.append(f"| {arm} (α = {float(ARMS[arm][0]):g}) | not started | – | – | – | – | – |")
     partial = set(arms) != set(ARMS) or any(made["updates"] < made["steps"] for made in arms.values())
     text = f"""# Online pretraining{' (partial: not every arm has finished)' if partial else ''}
 
@@ -184,12 +202,13 @@ and collect their own episodes every {args.collect_every} updates with the polic
 drawn per episode), so LAMP's language reward shapes what LAMP collects. Preset `{args.preset}`, {args.steps}
 updates per arm. Regenerate or finish: `{value['command']}`.
 
-| episodes of | updates | episodes | success on their task | VLM reward for the task's instruction | VLM reward for the prompt acted on |
-|---|---|---|---|---|---|
+| episodes of | updates | minutes | episodes | success on their task | VLM reward for the task's instruction | VLM reward for the prompt acted on |
+|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Wall time, summed over calls: collect {times['collect'] / 60:.0f} min, relabel {times['relabel'] / 60:.0f} min,
-pretraining {times['pretrain'] / 60:.0f} min (arms run together, one torch thread each, count once).
+Minutes: each arm's own wall time (one torch thread, from its TensorBoard log, interrupted calls
+summed). The seed dataset's stages in the calls this record has seen (a stage found done costs
+seconds): collect {_minutes(times['collect'])}, relabel {_minutes(times['relabel'])}.
 
 Commands:
 

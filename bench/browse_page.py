@@ -32,10 +32,10 @@ def main() -> None:
     parser.add_argument("--page", default=None, help="Also keep the page here (.html).")
     args = parser.parse_args()
 
-    from lamp_data.browse import browse_dataset
-    from lamp_data.collect import CollectConfig, collect
-    from lamp_data.headless import render_page
-    from lamp_data.relabel import relabel
+    from lamp_data.display.browse import browse_dataset
+    from lamp_data.display.headless import render_page
+    from lamp_data.pipeline.collect import CollectConfig, collect
+    from lamp_data.pipeline.relabel import relabel
     from lamp_data.store import iter_episodes
 
     timings = {}

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect, record_episode
-from lamp_data.executors import ExecutorConfig
 from lamp_data.envs import make_env
+from lamp_data.pipeline.collect import CollectConfig, collect, record_episode
+from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.store import iter_episodes, open_dataset
 
 

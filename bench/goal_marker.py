@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/goal_marker.py --report results/goal-marker
 
-For every Meta-World task whose goal no frame shows (``lamp_data.tasks.GOAL_HIDDEN_METAWORLD``)
+For every Meta-World task whose goal no frame shows (``lamp_data.envs.tasks.GOAL_HIDDEN_METAWORLD``)
 it plays the scripted expert from the same seed twice, without and with ``EnvConfig.goal_marker``,
 and counts the pixels the marker changes in the first and the last frame (0: the goal lies outside
 the camera's view, or behind something). The script exits 1 if the marker changed anything but
@@ -29,7 +29,7 @@ def _play(task: str, marker: bool, seed: int, steps: int, image_size: int):
     import numpy as np
 
     from lamp_data.envs import make_env
-    from lamp_data.rollout import ExpertPolicy, run_episode
+    from lamp_data.pipeline.rollout import ExpertPolicy, run_episode
 
     env = make_env(f"mw-{task}", image_size=image_size, episode_length=steps, goal_marker=marker)
     try:
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from lamp_data.atomic import atomic_open
+    from lamp_data.envs.tasks import GOAL_HIDDEN_METAWORLD
     from lamp_data.progress import progress_bar
-    from lamp_data.tasks import GOAL_HIDDEN_METAWORLD
 
     tasks = args.tasks or sorted(GOAL_HIDDEN_METAWORLD)
     rows, tiles = [], []

@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="Write REPORT.md and REPORT.json.")
     args = parser.parse_args(argv)
     from lamp_data.envs.goals import goal_visibility
+    from lamp_data.envs.tasks import get_task, list_tasks
     from lamp_data.progress import progress_bar
-    from lamp_data.tasks import get_task, list_tasks
 
     tasks = [get_task(name) for name in args.tasks] if args.tasks else list_tasks(backend="metaworld")
     rows = []

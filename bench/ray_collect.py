@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from lamp_data.collect import CollectConfig, collect
-from lamp_data.executors import ExecutorConfig
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.executors import ExecutorConfig
 
 
 def timed_collect(out: Path, config: CollectConfig, executor: ExecutorConfig) -> tuple[float, float]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,13 +45,15 @@ import numpy as np
 import torch
 
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect
-from lamp_data.prompts import load_prompt_set
-from lamp_data.relabel import relabel
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.relabel import relabel
+from lamp_data.rewards.prompts import load_prompt_set
+from lamp_data.rewards.vlm.r3m.networks import HEAD_CHUNK_ELEMENTS, R3M, LanguageRewardHead, R3MConfig
+from lamp_data.rewards.vlm.scoring import make_scorer
 from lamp_data.store import iter_episodes, layout
-from lamp_data.vlm.r3m.networks import HEAD_CHUNK_ELEMENTS, R3M, LanguageRewardHead, R3MConfig
-from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny models the tests build
+from tiny_models import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip  # noqa: E402
 
 
 def timed(function, repeats: int = 1, warm_up: bool = True) -> float:

@@ -85,7 +85,7 @@ def stored_bytes_per_step(task: str, image_size: int, cameras: tuple[str, ...], 
     and of each sample file, summed over episodes (``image.npy.gz``, ``image_wrist.npy.gz``, ...)."""
     import tarfile
 
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.pipeline.collect import CollectConfig, collect
     from lamp_data.store import open_dataset
 
     with tempfile.TemporaryDirectory() as folder:

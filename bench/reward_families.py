@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def family_specs(models: Path) -> list[str]:
     """Save (once) a randomly initialised model of every family into ``models``; their specs."""
-    from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny models the tests build
+    from tiny_models import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
 
     shapes = dict(image_size=64, width=64, layers=2, patch_size=16)
     savers = {

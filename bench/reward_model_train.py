@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from lamp_data.collect import CollectConfig, collect
-from lamp_data.reward_training import train as training
-from lamp_data.reward_training.data import load_training_episodes
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.rewards.training import train as training
+from lamp_data.rewards.training.data import load_training_episodes
 
 
 def _steps_per_second(episodes, config: training.RewardModelTrainConfig, steps: int, threads: int) -> float:

@@ -46,9 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def record(args: argparse.Namespace) -> list[Path]:
     """One dataset per task with the noisy-expert and random runs; returns the dataset folders."""
-    from lamp_data.collect import CollectConfig, collect
-    from lamp_data.executors import ExecutorConfig
-    from lamp_data.tasks import get_task, list_tasks
+    from lamp_data.envs.tasks import get_task, list_tasks
+    from lamp_data.pipeline.collect import CollectConfig, collect
+    from lamp_data.pipeline.executors import ExecutorConfig
 
     tasks = args.tasks or [task.name for task in list_tasks(split=args.split, backend="metaworld")]
     folders = []
@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None, command: str | None = None) -> None:
     """Record, score and report; ``command`` is what the report says regenerates it (this
     script's own command line by default)."""
     args = parse_args(argv)
-    from lamp_data.relabel import relabel
+    from lamp_data.envs.tasks import get_task
+    from lamp_data.pipeline.relabel import relabel
     from lamp_data.store import layout
-    from lamp_data.tasks import get_task
     from lamp_eval.reward_quality import reward_quality_markdown, reward_quality_table
 
     folders = record(args)

@@ -35,7 +35,7 @@ import torch
 from lamp_agent import Agent, load_preset
 from lamp_agent.config import AgentConfig
 from lamp_agent.core.replay import HindsightPrompts, ShardReplay
-from lamp_data.collect import CollectConfig, collect
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.prefetch import Prefetcher
 
 PROMPTS = ["reach the red block", "push the red block", "paint it blue"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from lamp_cli.defaults import parameter_default
-from lamp_data.browse import browse_dataset
+from lamp_data.display.browse import browse_dataset
 
 
 @click.command()
@@ -34,7 +34,7 @@ def browse(path, out, reward_sets, prompts, frames, max_episodes, check, screens
     if check or screenshot:
         import sys
 
-        from lamp_data.headless import render_page
+        from lamp_data.display.headless import render_page
 
         rendered = render_page(page.path, screenshot=screenshot, fragment=None)
         for message in rendered.console:

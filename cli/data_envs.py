@@ -16,7 +16,7 @@ import textwrap
 import click
 
 from lamp_cli.defaults import parameter_default
-from lamp_data.envs.showcase import render_showcase
+from lamp_data.display.showcase import render_showcase
 
 
 @click.command()
@@ -26,7 +26,7 @@ from lamp_data.envs.showcase import render_showcase
 def tasks(as_json: bool, split: str | None, backend: str | None) -> None:
     """List every task with its split, family, instruction and objects, and whether a frame
     shows its goal (hidden: only a goal marker that rendering hides would)."""
-    from lamp_data.tasks import FINETUNE_TASKS, RLBENCH_FINETUNE_TASKS, list_tasks
+    from lamp_data.envs.tasks import FINETUNE_TASKS, RLBENCH_FINETUNE_TASKS, list_tasks
 
     selected = list_tasks(split=split, backend=backend)
     finetune = {*FINETUNE_TASKS, *RLBENCH_FINETUNE_TASKS}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import click
 
 from lamp_cli.defaults import field_default
-from lamp_data.reward_training.config import TEXT_NEGATIVES, RewardModelTrainConfig
+from lamp_data.rewards.training.config import TEXT_NEGATIVES, RewardModelTrainConfig
 
 
 @click.command("train-reward-model")
@@ -43,7 +43,7 @@ from lamp_data.reward_training.config import TEXT_NEGATIVES, RewardModelTrainCon
 def train_reward_model(data_dirs, out, steps, seed, image_size, batch_size, learning_rate, text_encoder, text_negatives, head,
                        failure_contrast, resume) -> None:
     """Train an R3M-style language-reward model on episodes of pretraining tasks."""
-    from lamp_data.reward_training import train_reward_model as train
+    from lamp_data.rewards.training import train_reward_model as train
 
     config = RewardModelTrainConfig(
         steps=steps, seed=seed, image_size=image_size, batch_size=batch_size, learning_rate=learning_rate, text_encoder=text_encoder,

@@ -22,9 +22,9 @@ import json
 import click
 
 from lamp_cli.defaults import field_default, parameter_default
-from lamp_data.executors import EXECUTORS, ExecutorConfig
-from lamp_data.prompts import DEFAULT_PROMPT_SET
-from lamp_data.relabel import MAX_BATCH_SIZE, relabel as relabel_dataset
+from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
+from lamp_data.pipeline.relabel import MAX_BATCH_SIZE, relabel as relabel_dataset
+from lamp_data.rewards.prompts import DEFAULT_PROMPT_SET
 
 
 @click.command()
@@ -33,7 +33,7 @@ from lamp_data.relabel import MAX_BATCH_SIZE, relabel as relabel_dataset
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (name, hash, count, prompts).")
 def prompts(name, limit, as_json) -> None:
     """List the prompt sets, or show one (a registered NAME or a .txt/.json file)."""
-    from lamp_data.prompts import PROMPT_SETS, load_prompt_set
+    from lamp_data.rewards.prompts import PROMPT_SETS, load_prompt_set
 
     if name is None:
         rows = []

@@ -20,9 +20,9 @@ import sys
 import click
 
 from lamp_cli.defaults import field_default, parameter_default
-from lamp_data.collect import CollectConfig, collect as collect_episodes, recorded_options, resolve_config
 from lamp_data.errors import ON_DAMAGE, LampError
-from lamp_data.executors import EXECUTORS, ExecutorConfig
+from lamp_data.pipeline.collect import CollectConfig, collect as collect_episodes, recorded_options, resolve_config
+from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
 
 DAMAGED = 1
 
@@ -123,7 +123,7 @@ def verify(path, repair) -> None:
     from lamp_data.store import verify_dataset
 
     if repair:
-        from lamp_data.repair import repair_dataset
+        from lamp_data.pipeline.repair import repair_dataset
 
         repaired = repair_dataset(path)
         out = str(repaired.path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import click
 
-from lamp_data.view import FRAMES_ON_SHEET, GIF_FPS, MAX_FPS, MAX_FRAMES_ON_SHEET
+from lamp_data.display.view import FRAMES_ON_SHEET, GIF_FPS, MAX_FPS, MAX_FRAMES_ON_SHEET
 
 
 @click.command()
@@ -28,7 +28,7 @@ from lamp_data.view import FRAMES_ON_SHEET, GIF_FPS, MAX_FPS, MAX_FRAMES_ON_SHEE
 @click.option("--fps", type=click.IntRange(1, MAX_FPS), default=GIF_FPS, show_default=True, help="Episode frames per second of a GIF.")
 def view(path, out, episode, reward_set, prompts, frames, fps) -> None:
     """Draw an episode's frames with its task reward and VLM reward curves under them."""
-    from lamp_data.view import view_episode
+    from lamp_data.display.view import view_episode
 
     result = view_episode(path, out, episode=episode, reward_set=reward_set, prompts=prompts, frames=frames, fps=fps)
     curves = f"; VLM reward of {len(result.prompts)} prompts from {result.reward_set}" if result.prompts else ""

@@ -25,7 +25,7 @@ import click
 
 from lamp_cli.defaults import field_default
 from lamp_data.errors import LampError
-from lamp_data.executors import EXECUTORS, ExecutorConfig
+from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
 from lamp_eval.runs import FinetuneConfig
 
 

@@ -2,12 +2,12 @@
 
 :func:`task_baselines` plays two fixed policies on exactly the evaluation seeds of a run:
 
-* ``random`` — the registered ``random`` policy of :mod:`lamp_data.rollout` (actions uniform in
+* ``random`` — the registered ``random`` policy of :mod:`lamp_data.pipeline.rollout` (actions uniform in
   ``[-1, 1]``), drawing from ``np.random.default_rng(seed)`` for the episode reset with ``seed``;
 * ``expert`` — the registered ``expert`` policy (the env's scripted expert, no noise); ``None``
   when the backend has no expert.
 
-Both play through :func:`lamp_data.rollout.run_episode`, the one episode loop.
+Both play through :func:`lamp_data.pipeline.rollout.run_episode`, the one episode loop.
 
 :func:`normalised_return` maps a mean return onto that scale: 0 is the random policy, 1 the
 expert. The finetuning loop stores the baselines dict in ``run.json`` under ``baselines``; the
@@ -33,8 +33,8 @@ import numpy as np
 from lamp_data.atomic import atomic_write_json
 from lamp_data.envs import EnvConfig, make_env
 from lamp_data.errors import LampError
+from lamp_data.pipeline.rollout import POLICIES, run_episode
 from lamp_data.provenance import stable_hash
-from lamp_data.rollout import POLICIES, run_episode
 
 BASELINES_FORMAT_VERSION = 1
 """Version of the baselines dict (in ``run.json`` and in cache files)."""

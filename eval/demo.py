@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from lamp_data.atomic import atomic_write_json
-from lamp_data.collect import CollectConfig, collect
-from lamp_data.envs.showcase import render_showcase
-from lamp_data.executors import ExecutorConfig
+from lamp_data.display.showcase import render_showcase
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.executors import ExecutorConfig
+from lamp_data.pipeline.relabel import relabel
 from lamp_data.provenance import provenance
-from lamp_data.relabel import relabel
-from lamp_data.vlm.shipped import shipped_model_path
+from lamp_data.rewards.vlm.shipped import shipped_model_path
 
 DEFAULT_REWARD_MODEL = "lamp-r3m-metaworld"
-"""Spec of the in-domain reward model shipped with the package (see ``lamp_data.vlm.shipped``)."""
+"""Spec of the in-domain reward model shipped with the package (see ``lamp_data.rewards.vlm.shipped``)."""
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
 
     from lamp_agent import PretrainConfig, load_preset
     from lamp_agent.pretrain import RUN_FILE, pretrain
-    from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.board_table import leaderboard_lines
+    from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.report import leaderboard
 
     import torch

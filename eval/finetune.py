@@ -41,7 +41,6 @@ import numpy as np
 from lamp_agent import Agent
 from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint, read_checkpoint_config
 from lamp_agent.core.policy import AgentPolicy
-from lamp_agent.core.replay import EpisodeReplay
 from lamp_agent.online import (
     SCHEDULE_FIELDS,
     SCRATCH,
@@ -49,7 +48,6 @@ from lamp_agent.online import (
     Schedule,
     agent_config_of,
     build_agent,
-    open_loop_grid,
     remove_resume_state,
     saved_extra,
 )
@@ -57,14 +55,14 @@ from lamp_data import schema
 from lamp_data.atomic import atomic_path, exclusive_lock
 from lamp_data.devices import check_device
 from lamp_data.envs import ENVS, EnvConfig, RandomizationConfig, make_env
+from lamp_data.envs.tasks import HELDOUT, TASKS, get_task
 from lamp_data.errors import LampError
-from lamp_data.executors import ExecutorConfig, session, worker_count, worker_pool
+from lamp_data.pipeline.executors import ExecutorConfig, session, worker_count, worker_pool
+from lamp_data.pipeline.rollout import EpisodeBuilder, run_episode
 from lamp_data.progress import progress_bar
-from lamp_data.prompts import DEFAULT_PROMPT_SET
-from lamp_data.rollout import EpisodeBuilder, run_episode
+from lamp_data.rewards.prompts import DEFAULT_PROMPT_SET
+from lamp_data.rewards.text import TextEncoder
 from lamp_data.store.reader import prompt_set_name
-from lamp_data.tasks import HELDOUT, TASKS, get_task
-from lamp_data.text import TextEncoder
 from lamp_eval.baselines import normalised_return, task_baselines
 from lamp_eval.runs import (
     RESUME_DIR,
@@ -237,7 +235,7 @@ def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int]
 
 
 OPEN_LOOP_PNG = "open_loop.png"
-"""The world model's open-loop predictions at the end of a run (see :func:`lamp_agent.online.open_loop_grid`)."""
+"""The world model's open-loop predictions at the end of a run (see :meth:`lamp_agent.online.OnlineTrainer.open_loop_grid`)."""
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -362,9 +360,8 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             agent, pretrained = build_agent(run.init, run.preset, env, lang_dim, run.device, run.seed)
         else:
             agent, pretrained = Agent.load(checkpoint, device=run.device), run.init != SCRATCH
-        replay = EpisodeReplay(capacity_steps=run.steps + run.episode_length, seq_len=schedule.seq_len, seed=run.seed,
-                               prioritize_ends=agent.config.prioritize_ends)
-        trainer = OnlineTrainer(agent, env, replay, schedule, run.seed, functools.partial(train_episode_seed, run.seed), advance)
+        trainer = OnlineTrainer(agent, env, schedule, run.seed, run.steps + run.episode_length,
+                                functools.partial(train_episode_seed, run.seed), advance)
         if checkpoint is None:
             writer.begin(
                 {
@@ -404,7 +401,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             normalised = normalised_return(evaluation.return_mean, baselines)
             if math.isfinite(normalised):
                 tensorboard.add_scalar("eval/normalised_return", normalised, trainer.env_steps)
-            grid = open_loop_grid(agent, replay, lang)
+            grid = trainer.open_loop_grid()
             if grid is not None:
                 tensorboard.add_image("world_model/open_loop", grid, trainer.env_steps, dataformats="HWC")
                 if at_end:
@@ -564,7 +561,7 @@ def finetune(config: FinetuneConfig, progress: bool = True, executor: ExecutorCo
         progress: Show a progress bar over env steps.
         executor: Where the runs go (default: one after the other in this process); with
             ``ray``, one run at a time per actor of a Ray cluster, each actor reserving
-            ``executor.gpus_per_worker`` GPUs (see :mod:`lamp_data.executors`).
+            ``executor.gpus_per_worker`` GPUs (see :mod:`lamp_data.pipeline.executors`).
 
     Returns:
         One result per queued run, in queue order.

@@ -56,11 +56,11 @@ import numpy as np
 
 from lamp_data import schema
 from lamp_data.atomic import atomic_open, atomic_write_json
+from lamp_data.envs.tasks import PRETRAIN, TASKS, list_tasks
 from lamp_data.errors import LampError
-from lamp_data.prompts import normalize_prompt
 from lamp_data.provenance import provenance
+from lamp_data.rewards.prompts import normalize_prompt
 from lamp_data.store import iter_episodes, layout, open_dataset
-from lamp_data.tasks import PRETRAIN, TASKS, list_tasks
 
 MEASURES = ("progress_spearman", "voc", "success_auroc", "near_miss_auroc", "instruction_rank", "instruction_top1")
 """The measures of a reward set, per task and macro-averaged."""
@@ -85,7 +85,7 @@ measure and ``per_task``: one dict per task with the counts and measures of that
 
 TASK_COLUMNS = ("task", "goal", "episodes", "successes", "failures", *MEASURES)
 """Keys of every per-task dict of a row's ``per_task`` list; ``goal`` is ``shown`` or ``hidden``
-(whether a frame shows where the goal is, :attr:`lamp_data.tasks.TaskSpec.goal_visible`),
+(whether a frame shows where the goal is, :attr:`lamp_data.envs.tasks.TaskSpec.goal_visible`),
 ``marked`` where a hidden goal was drawn by the env's goal marker in every episode
 (``EnvConfig.goal_marker``), or None where the catalogue does not say: on hidden-goal tasks
 without the marker no reward read from frames can tell a success from a near miss."""
@@ -263,7 +263,7 @@ def _policy_mix(episodes: Sequence[_ScoredEpisode]) -> str:
 
 
 def _task_prompt_masks(prompts: Sequence[str]) -> dict[str, tuple[np.ndarray, str]]:
-    """For every task of the catalogue (:mod:`lamp_data.tasks`): the bool mask of prompts that
+    """For every task of the catalogue (:mod:`lamp_data.envs.tasks`): the bool mask of prompts that
     are its instruction or a paraphrase of it, and its backend."""
     normalized = [normalize_prompt(prompt) for prompt in prompts]
     masks = {}

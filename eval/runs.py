@@ -39,8 +39,8 @@ from typing import Any
 from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
 from lamp_data.errors import DamagedDataError, LampError, check_number, check_path_text
 from lamp_data.provenance import provenance, stable_hash
+from lamp_data.rewards.text_names import MINILM
 from lamp_data.schema import RUN_FORMAT_VERSION
-from lamp_data.text_names import MINILM
 
 RUN_INFO = "run.json"
 RUN_LOG = "log.jsonl"

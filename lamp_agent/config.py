@@ -19,7 +19,7 @@ import yaml
 
 from lamp_data import schema
 from lamp_data.errors import LampError, check_number, check_on_damage
-from lamp_data.text_names import MINILM
+from lamp_data.rewards.text_names import MINILM
 
 PRESETS = ("tiny", "cpu", "cpu-v1", "small", "paper")
 """Names of the bundled presets (``cpu-v1``: the ``cpu`` preset before its experiment-chosen

@@ -2,7 +2,7 @@
 
 Finetuning on a held-out task (:mod:`lamp_eval.finetune`) is this loop with the task's own
 reward: :class:`OnlineTrainer` plays episodes through the one episode loop
-(:func:`lamp_data.rollout.run_episode`), adds each finished episode to an in-memory replay
+(:func:`lamp_data.pipeline.rollout.run_episode`), adds each finished episode to an in-memory replay
 (:class:`~lamp_agent.core.replay.EpisodeReplay`) and, between env steps, runs the updates the
 :class:`Schedule` says those steps paid for. The first ``prefill`` env steps take uniformly random
 actions; once they are done and an episode is in the replay, ``initial_updates`` world-model
@@ -38,7 +38,7 @@ from lamp_agent.core.replay import EpisodeReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data.atomic import atomic_write_json
 from lamp_data.errors import DamagedDataError, LampError
-from lamp_data.rollout import EpisodeBuilder, RandomPolicy, env_steps_taken, run_episode
+from lamp_data.pipeline.rollout import EpisodeBuilder, RandomPolicy, env_steps_taken, run_episode
 
 SCRATCH = "scratch"
 """An init that starts from random weights rather than a checkpoint."""
@@ -125,18 +125,6 @@ def with_lang(batch: dict[str, Any], lang: np.ndarray) -> dict[str, Any]:
     return batch
 
 
-def open_loop_grid(agent: Agent, replay: EpisodeReplay, lang: np.ndarray, sequences: int = 3) -> np.ndarray | None:
-    """The world model's open-loop predictions on the newest ``sequences`` training episodes
-    (:func:`lamp_agent.open_loop.open_loop_image`); None while no episode is long enough."""
-    if replay.seq_len <= OPEN_LOOP_CONTEXT:
-        return None
-    try:
-        batch = with_lang(replay.newest(sequences), lang)
-    except LampError:
-        return None
-    return open_loop_image(agent.open_loop(batch, OPEN_LOOP_CONTEXT))
-
-
 class _PrefillThenAgent:
     """The acting policy: uniformly random while the run is in its prefill, the agent after."""
 
@@ -159,16 +147,19 @@ class OnlineTrainer:
     Args:
         agent: The agent that acts and learns.
         env: The training env.
-        replay: The replay the finished episodes go into.
         schedule: How env steps pay for updates.
-        seed: Seed of the prefill policy's actions.
+        seed: Seed of the prefill policy's actions and of the replay's sampling.
+        capacity_steps: Steps the replay of finished episodes holds.
         episode_seed: Env reset seed of training episode ``i`` (called with ``i``).
         advance: Called with the env steps of every step taken (progress bars).
     """
 
-    def __init__(self, agent: Agent, env: Any, replay: EpisodeReplay, schedule: Schedule, seed: int,
+    def __init__(self, agent: Agent, env: Any, schedule: Schedule, seed: int, capacity_steps: int,
                  episode_seed: Callable[[int], int], advance: Callable[[int], None] | None = None):
-        self.agent, self.env, self.replay, self.schedule = agent, env, replay, schedule
+        self.agent, self.env, self.schedule = agent, env, schedule
+        self.replay = EpisodeReplay(capacity_steps=capacity_steps, seq_len=schedule.seq_len, seed=seed,
+                                    prioritize_ends=agent.config.prioritize_ends)
+        """Finished training episodes, sampled for updates."""
         self.episode_seed = episode_seed
         self.advance = advance or (lambda steps: None)
         self.env_steps = 0
@@ -264,6 +255,18 @@ class OnlineTrainer:
             self._metric_sums[name] = (total + float(value), count + 1)
         self._period_updates += 1
         self.updates += 1
+
+    def open_loop_grid(self, sequences: int = 3) -> np.ndarray | None:
+        """The world model's open-loop predictions, under the current instruction, on the newest
+        ``sequences`` training episodes (:func:`lamp_agent.open_loop.open_loop_image`); None while
+        no episode is long enough."""
+        if self.replay.seq_len <= OPEN_LOOP_CONTEXT:
+            return None
+        try:
+            batch = with_lang(self.replay.newest(sequences), self.lang)
+        except LampError:
+            return None
+        return open_loop_image(self.agent.open_loop(batch, OPEN_LOOP_CONTEXT))
 
     def flush_metrics(self) -> dict[str, Any] | None:
         """Means of the training metrics since the last call, or None before anything happened."""

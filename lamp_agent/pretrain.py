@@ -45,19 +45,19 @@ from lamp_agent.core.replay import HindsightPrompts, ShardReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
 from lamp_data import schema
 from lamp_data.atomic import atomic_write_json
-from lamp_data.collect import CollectSummary, collect, resolve_config
 from lamp_data.devices import check_device
 from lamp_data.errors import DamagedDataError, LampError, check_path_text
+from lamp_data.pipeline.collect import CollectSummary, collect, resolve_config
 from lamp_data.prefetch import Prefetcher
 from lamp_data.progress import progress_bar
-from lamp_data.prompts import PromptSet
 from lamp_data.provenance import provenance, stable_hash
+from lamp_data.rewards.prompts import PromptSet
+from lamp_data.rewards.text import prompt_embeddings
+from lamp_data.rewards.vlm.scoring import make_scorer
 from lamp_data.schema import CHECKPOINT_FORMAT_VERSION
 from lamp_data.store import iter_episodes, layout, open_dataset
 from lamp_data.store.reader import prompt_set_name
 from lamp_data.store.verify import damaged_shards
-from lamp_data.text import prompt_embeddings
-from lamp_data.vlm.scoring import make_scorer
 
 RUN_FILE = "run.json"
 """File of a pretraining run folder holding its config; written before the first update."""

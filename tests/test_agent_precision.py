@@ -11,8 +11,8 @@ from lamp_agent import Agent, load_preset
 from lamp_agent.config import AgentConfig
 from lamp_agent.networks import ConvDecoder, ConvEncoder
 from lamp_cli.agent import main as agent_cli
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
+from lamp_data.pipeline.collect import CollectConfig, collect
 from test_agent_pretrain import FINGERPRINT, ColourScorer, cached_embeddings
 
 SIZES = dict(image_size=16, state_dim=4, action_dim=4, lang_dim=8)

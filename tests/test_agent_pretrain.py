@@ -13,11 +13,11 @@ from safetensors.torch import load_file
 
 from lamp_agent import PretrainConfig
 from lamp_agent.pretrain import pretrain
-from lamp_data.text import embedding_cache_path
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.rewards.text import embedding_cache_path
 from lamp_data.store import iter_episodes, open_dataset, verify_dataset
 
 FINGERPRINT = "colour-000001"

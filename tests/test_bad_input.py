@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_cli.eval import main as eval_cli
-from lamp_data.collect import CollectConfig, collect
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds
 from test_agent_pretrain import FINGERPRINT, ColourScorer
 from test_faults import tree

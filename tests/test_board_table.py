@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from lamp_data.headless import find_browser, render_page
+from lamp_data.display.headless import find_browser, render_page
 from lamp_eval.board_table import leaderboard_lines
 from lamp_eval.report import ReportConfig, leaderboard
 from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds

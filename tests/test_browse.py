@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from lamp_cli.data import main
 from lamp_data import schema
-from lamp_data.browse import browse_dataset
-from lamp_data.collect import CollectConfig, collect
-from lamp_data.headless import find_browser, render_page
+from lamp_data.display.browse import browse_dataset
+from lamp_data.display.headless import find_browser, render_page
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset
 
 COMPLETE, PARTIAL = "fake-0001", "fake-0002"

@@ -13,14 +13,14 @@ from lamp_agent.config import AgentConfig, PretrainConfig
 from lamp_cli import agent, data, eval as eval_cli
 from lamp_cli.defaults import field_default, parameter_default
 from lamp_cli.eval_finetune import parse_seeds
-from lamp_data.browse import browse_dataset
-from lamp_data.collect import CollectConfig, collect
-from lamp_data.envs.showcase import render_showcase
-from lamp_data.executors import ExecutorConfig
+from lamp_data.display.browse import browse_dataset
+from lamp_data.display.showcase import render_showcase
+from lamp_data.display.view import view_episode
 from lamp_data.formats import ExportOptions, import_dataset
-from lamp_data.relabel import relabel
-from lamp_data.reward_training.config import RewardModelTrainConfig
-from lamp_data.view import view_episode
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.executors import ExecutorConfig
+from lamp_data.pipeline.relabel import relabel
+from lamp_data.rewards.training.config import RewardModelTrainConfig
 from lamp_eval.demo import DemoConfig
 from lamp_eval.grid import run_grid
 from lamp_eval.report import ReportConfig

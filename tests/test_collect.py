@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from lamp_cli.data import main as lamp_data_cli
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect, episode_seeds
 from lamp_data.errors import LampError
-from lamp_data.executors import ExecutorConfig
+from lamp_data.pipeline.collect import CollectConfig, collect, episode_seeds
+from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.store import dataset_card, iter_episodes, open_dataset, verify_dataset
 
 TINY = dict(env="dummy", image_size=16, episode_length=5)

@@ -46,10 +46,10 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
 def test_demo_refuses_a_missing_reward_model(tmp_path, monkeypatch):
     import lamp_eval.demo as demo
     from lamp_data.errors import LampError
-    from lamp_data.vlm import shipped_model_path
+    from lamp_data.rewards.vlm import shipped_model_path
 
     assert shipped_model_path(DEFAULT_REWARD_MODEL).is_file()
-    monkeypatch.setattr("lamp_data.vlm.shipped.MODELS_ROOT", tmp_path / "absent")
+    monkeypatch.setattr("lamp_data.rewards.vlm.shipped.MODELS_ROOT", tmp_path / "absent")
     with pytest.raises(LampError, match=f"shipped reward model '{DEFAULT_REWARD_MODEL}' is missing from this install"):
         demo.run_demo(tmp_path / "out", _micro())
     assert not (tmp_path / "out").exists()

@@ -9,8 +9,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from lamp_cli.data import main
-from lamp_data.envs.showcase import render_showcase
-from lamp_data.tasks import list_tasks
+from lamp_data.display.showcase import render_showcase
+from lamp_data.envs.tasks import list_tasks
 
 
 def test_tasks_lists_every_task_as_json():
@@ -82,7 +82,7 @@ def test_render_rejects_bad_input_without_writing(tmp_path):
 
 
 def test_showcase_default_tasks_cover_every_family(tmp_path):
-    from lamp_data.envs.showcase import showcase_tasks
+    from lamp_data.display.showcase import showcase_tasks
 
     families = {task.family for task in list_tasks(backend="metaworld")}
     chosen = showcase_tasks()

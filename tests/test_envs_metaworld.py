@@ -6,7 +6,7 @@ import pytest
 from lamp_data.envs import EnvConfig, RandomizationConfig, make_env
 from lamp_data.envs.metaworld_suite import MetaWorldEnv
 from lamp_data.envs.randomization import DISTRACTOR_POOL
-from lamp_data.tasks import FINETUNE_TASKS, HELDOUT, PRETRAIN, get_task, list_tasks
+from lamp_data.envs.tasks import FINETUNE_TASKS, HELDOUT, PRETRAIN, get_task, list_tasks
 from lamp_data.errors import LampError
 
 CANONICAL = RandomizationConfig.canonical()

@@ -174,7 +174,7 @@ def test_cli_as_subprocess(finished, tmp_path):
 
 @pytest.mark.slow
 def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_path):
-    from lamp_data.tasks import get_task
+    from lamp_data.envs.tasks import get_task
 
     spec = get_task("door-close")
     candidates = (spec.instruction, *spec.paraphrases)

@@ -144,7 +144,7 @@ def test_leaderboard_cli_in_process(synthetic_runs, tmp_path):
 
 def test_reward_quality_cli(tmp_path):
     from lamp_cli.eval import main
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.pipeline.collect import CollectConfig, collect
     from lamp_data.store import iter_episodes
     from lamp_data.store.writer import RewardSetWriter
 

@@ -24,11 +24,11 @@ from click.testing import CliRunner
 from lamp_agent import PretrainConfig
 from lamp_agent.checkpoint import latest_checkpoint
 from lamp_agent.pretrain import pretrain
-from lamp_data.text import embedding_cache_path
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import DamagedDataError, LampError, StorageError
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.rewards.text import embedding_cache_path
 from lamp_data.store import iter_episodes, layout, open_dataset, verify_dataset
 from lamp_data.store.writer import RewardSetWriter
 from test_agent_pretrain import FINGERPRINT, PROMPTS, ColourScorer
@@ -606,7 +606,7 @@ def test_pretrain_names_a_damaged_shard_that_its_first_updates_would_not_read(da
 
 
 def test_a_ray_start_up_time_out_is_one_line_exit_1(data, monkeypatch):
-    from lamp_data.executors import ray as ray_executor
+    from lamp_data.pipeline.executors import ray as ray_executor
 
     class StuckRay:
         def is_initialized(self):

@@ -16,13 +16,13 @@ from click.testing import CliRunner
 
 from lamp_cli.data import main
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect
+from lamp_data.display.view import view_episode
 from lamp_data.errors import LampError, MissingExtraError
 from lamp_data.formats import FORMATS, ExportOptions, export_dataset, import_dataset
-from lamp_data.relabel import relabel
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.relabel import relabel
+from lamp_data.rewards.vlm.scoring import make_scorer
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset, verify_dataset
-from lamp_data.view import view_episode
-from lamp_data.vlm.scoring import make_scorer
 
 FINGERPRINT = "fake-0001"
 OTHER_PROMPTS = ["open the door", "pick up the cup"]
@@ -61,7 +61,7 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reward_model(tmp_path_factory) -> tuple[str, Path]:
     """A tiny R3M-style reward model (spec) and a prompt file, to relabel imported datasets with."""
-    from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+    from tiny_models import save_tiny_distilbert, save_tiny_r3m
 
     folder = tmp_path_factory.mktemp("model")
     model = save_tiny_r3m(folder / "r3m.pt", image_size=32, text_encoder=str(save_tiny_distilbert(folder / "bert")))
@@ -240,7 +240,7 @@ def test_lerobot_export_reads_as_the_v3_spec_says_and_comes_back_within_codec_lo
 
 
 def test_an_imported_dataset_is_relabelled_and_viewed(dataset, tmp_path):
-    from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+    from tiny_models import save_tiny_distilbert, save_tiny_r3m
 
     out = tmp_path / "lerobot"
     export_dataset(dataset, out, "lerobot", progress=False)
@@ -285,7 +285,7 @@ def robomimic_file(path: Path, size: tuple[int, int]) -> Path:
 def test_pretraining_takes_an_imported_dataset(tmp_path):
     from lamp_agent import PretrainConfig
     from lamp_agent.pretrain import pretrain
-    from lamp_data.text import embedding_cache_path
+    from lamp_data.rewards.text import embedding_cache_path
 
     imported = import_dataset(robomimic_file(tmp_path / "lift.hdf5", (16, 16)), tmp_path / "lift", "hdf5",
                               instruction="lift the cube", progress=False)

@@ -67,6 +67,32 @@ def test_no_import_loop_between_modules(package):
         pytest.fail(f"import loop in {package}: {' -> '.join(error.args[1])}")
 
 
+ROOMS = {"envs": 1, "store": 1, "rewards": 2, "pipeline": 3, "formats": 4, "display": 4}
+"""lamp_data's rooms by floor; the kernel (errors, registry, atomic, schema, provenance, progress,
+tables, prefetch, devices) is floor 0. A room imports only rooms on lower floors."""
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ROOMS else "kernel"
+
+
+def test_the_data_rooms_import_only_downward():
+    for module, imported in _graph("lamp_data").items():
+        room = _room(module)
+        floor = ROOMS.get(room, 0)
+        for other in imported:
+            if _room(other) != room:
+                assert ROOMS.get(_room(other), 0) < floor, f"{module} ({room}) imports {other} ({_room(other)})"
+
+
+def test_every_data_module_lives_in_a_room_or_the_kernel():
+    kernel = {"lamp_data", "lamp_data.atomic", "lamp_data.devices", "lamp_data.errors", "lamp_data.prefetch",
+              "lamp_data.progress", "lamp_data.provenance", "lamp_data.registry", "lamp_data.schema", "lamp_data.tables"}
+    homeless = sorted(set(_modules("lamp_data")) - kernel - {m for m in _modules("lamp_data") if _room(m) != "kernel"})
+    assert homeless == []
+
+
 def test_the_data_wing_never_imports_the_agent_or_the_cli():
     for path in PACKAGES["lamp_data"].rglob("*.py"):
         tree = ast.parse(path.read_text())
@@ -90,12 +116,12 @@ def test_configs_import_without_torch_and_the_torch_backed_names_on_first_use():
     code = (
         "import sys\n"
         "from lamp_agent import AgentConfig, PretrainConfig\n"
-        "from lamp_data.reward_training import RewardModelTrainConfig\n"
+        "from lamp_data.rewards.training import RewardModelTrainConfig\n"
         "from lamp_eval.runs import FinetuneConfig\n"
         "assert 'torch' not in sys.modules, 'a config imported torch'\n"
         "from lamp_agent import Agent\n"
         "from lamp_agent.pretrain import PretrainSummary, pretrain\n"
-        "from lamp_data.reward_training import train_reward_model\n"
+        "from lamp_data.rewards.training import train_reward_model\n"
         "from lamp_eval.finetune import FinetuneConfig as reexported\n"
         "assert callable(pretrain)\n"
         "assert Agent.__module__ == 'lamp_agent.agent' and PretrainSummary.__module__ == 'lamp_agent.pretrain'\n"

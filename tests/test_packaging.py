@@ -73,7 +73,7 @@ def test_wheel_carries_every_module_of_the_sources(wheel):
 
 @pytest.mark.slow
 def test_installed_wheel_loads_the_reward_model_by_name(wheel, tmp_path):
-    from lamp_data.vlm import load_reward_model
+    from lamp_data.rewards.vlm import load_reward_model
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -91,7 +91,7 @@ def test_installed_wheel_loads_the_reward_model_by_name(wheel, tmp_path):
 
     script = (
         "import json, lamp_data, lamp_eval.demo as demo\n"
-        "from lamp_data.vlm import load_reward_model, shipped_model_path\n"
+        "from lamp_data.rewards.vlm import load_reward_model, shipped_model_path\n"
         "model = load_reward_model(demo.DEFAULT_REWARD_MODEL)\n"
         "print(json.dumps({'package': lamp_data.__file__, 'model': str(shipped_model_path(demo.DEFAULT_REWARD_MODEL)),"
         " 'spec': model.spec(), 'name': demo.DEFAULT_REWARD_MODEL}))\n"

@@ -6,9 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main
-from lamp_data.tasks import list_tasks
+from lamp_data.envs.tasks import list_tasks
 from lamp_data.errors import LampError
-from lamp_data.prompts import (
+from lamp_data.rewards.prompts import (
     DEFAULT_PROMPT_SET,
     MANIPULATION_TEMPLATES,
     PromptSet,

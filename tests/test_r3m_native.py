@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from lamp_data.errors import LampError
-from lamp_data.vlm import load_reward_model
-from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+from lamp_data.rewards.vlm import load_reward_model
+from lamp_data.rewards.vlm.scoring import make_scorer
+from tiny_models import save_tiny_distilbert, save_tiny_r3m
 
 PROMPTS = ["pick up the cup", "push the red block", "open the drawer"]
 SIZES = (64, 128, 224)

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main as lamp_data_cli
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError, MissingExtraError
-from lamp_data.executors import ExecutorConfig
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.executors import ExecutorConfig
+from lamp_data.pipeline.relabel import relabel
 from lamp_data.provenance import portable_argv
-from lamp_data.relabel import relabel
 from lamp_data.store import iter_episodes, open_dataset, verify_dataset
-from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+from tiny_models import save_tiny_distilbert, save_tiny_r3m
 
 from test_collect import episode_bytes
 from test_relabel import PROMPTS, reward_files

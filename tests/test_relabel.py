@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
-from lamp_data.relabel import relabel
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.pipeline.relabel import relabel
+from lamp_data.rewards.vlm.scoring import make_scorer
 from lamp_data.store import iter_episodes, open_dataset
-from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+from tiny_models import save_tiny_distilbert, save_tiny_r3m
 
 PROMPTS = "reach the red block\npush the red block\npick up the cup\nopen the drawer\n"
 
@@ -122,7 +122,7 @@ def test_errors_are_clear_and_write_nothing(setup, tmp_path, monkeypatch):
         with pytest.raises(LampError, match=message):
             relabel(dataset, spec, prompts, progress=False)
 
-    from lamp_data.vlm.r3m.scorer import R3MRewardModel
+    from lamp_data.rewards.vlm.r3m.scorer import R3MRewardModel
 
     real = R3MRewardModel.episode_rewards
     monkeypatch.setattr(R3MRewardModel, "episode_rewards", lambda self, *a, **k: real(self, *a, **k)[:, :-1])

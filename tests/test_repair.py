@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main as data_cli
-from lamp_data.collect import CollectConfig, collect
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import iter_episodes, layout, open_dataset, verify_dataset
-from lamp_data.vlm.tiny import save_tiny_distilbert, save_tiny_r3m
+from tiny_models import save_tiny_distilbert, save_tiny_r3m
 from test_faults import HOSTILE, episode_files, rewrite_shard, tree
 
 PROMPTS = "reach the red block\npush the red block\nopen the drawer\n"

@@ -6,7 +6,7 @@ import torch
 
 from lamp_agent.core.replay import ShardReplay
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset
 
 TINY = dict(env="dummy", image_size=16, episode_length=5)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from lamp_data import schema
 from lamp_data.errors import LampError
-from lamp_data.reward_training import RewardModelTrainConfig, train_reward_model
+from lamp_data.rewards.training import RewardModelTrainConfig, train_reward_model
 
 FIXTURE_TASKS = {"red-dot-fixture": "push the red block", "blue-dot-fixture": "lift the cup"}
 """Two fake tasks: in one the red dot travels to the top-left corner, in the other the blue dot
@@ -85,7 +85,7 @@ def write_fixture_dataset(path: Path, episodes: int, seed: int, policy: str = "e
 
 @pytest.fixture(scope="module")
 def text_folder(tmp_path_factory) -> str:
-    from lamp_data.vlm.tiny import save_tiny_distilbert
+    from tiny_models import save_tiny_distilbert
 
     return str(save_tiny_distilbert(tmp_path_factory.mktemp("text") / "distilbert"))
 
@@ -100,7 +100,7 @@ def _config(text_folder: str, **overrides) -> RewardModelTrainConfig:
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    from lamp_data.vlm.r3m.checkpoint import read_r3m_checkpoint
+    from lamp_data.rewards.vlm.r3m.checkpoint import read_r3m_checkpoint
 
     return read_r3m_checkpoint(path)[1]
 
@@ -123,7 +123,7 @@ def test_resumed_training_equals_straight_training(tmp_path, train_data, text_fo
 
 
 def test_checkpoint_loads_through_the_r3m_spec_with_its_card(tmp_path, train_data, text_folder):
-    from lamp_data.vlm import load_reward_model
+    from lamp_data.rewards.vlm import load_reward_model
 
     path = train_reward_model([train_data], tmp_path / "model", _config(text_folder, steps=4), progress=False)
     model = load_reward_model(f"r3m:{path}")
@@ -153,7 +153,7 @@ def test_contrasting_every_other_text_adds_to_the_language_loss(tmp_path, train_
 
 
 def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.pipeline.collect import CollectConfig, collect
 
     heldout = tmp_path / "heldout"
     collect(heldout, CollectConfig(env="mw-pick-place", episodes=1, policy="expert", image_size=16, episode_length=2), progress=False)
@@ -191,7 +191,7 @@ def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
 
 
 def test_failure_contrast_draws_failed_episodes_of_the_same_task(tmp_path, train_data, text_folder):
-    from lamp_data.reward_training.data import load_training_episodes, sample_batch
+    from lamp_data.rewards.training.data import load_training_episodes, sample_batch
 
     mixed = write_fixture_dataset(tmp_path / "mixed", 32, seed=3, random_share=0.5)
     episodes = load_training_episodes([train_data, mixed])
@@ -246,7 +246,7 @@ def test_cli_in_process_and_as_a_subprocess(tmp_path, train_data, text_folder):
 
 def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, train_data, text_folder):
     """Judged on unseen episodes (expert successes and random failures) of the fixture tasks."""
-    from lamp_data.relabel import relabel
+    from lamp_data.pipeline.relabel import relabel
     from lamp_eval.reward_quality import reward_quality_table
 
     config = _config(text_folder, steps=150, batch_size=16, max_shift=1, learning_rate=1e-3, checkpoint_every=1000)
@@ -267,9 +267,9 @@ def test_trained_model_beats_a_random_one_of_the_same_architecture(tmp_path, tra
 
 
 def test_the_committed_model_loads_and_matches_its_card():
-    from lamp_data.vlm import load_reward_model
+    from lamp_data.rewards.vlm import load_reward_model
 
-    from lamp_data.vlm import shipped_model_path
+    from lamp_data.rewards.vlm import shipped_model_path
 
     folder = shipped_model_path("lamp-r3m-metaworld").parent
     path = folder / "model.pt"
@@ -289,8 +289,8 @@ def test_the_committed_model_loads_and_matches_its_card():
 
 @pytest.mark.parametrize("head", ["mlp-gain", "bilinear", "bilinear-gain"])
 def test_other_heads_split_exactly_and_round_trip(tmp_path, train_data, text_folder, head):
-    from lamp_data.vlm import load_reward_model
-    from lamp_data.vlm.r3m.networks import R3MConfig, build_r3m
+    from lamp_data.rewards.vlm import load_reward_model
+    from lamp_data.rewards.vlm.r3m.networks import R3MConfig, build_r3m
 
     config = R3MConfig.tiny()
     assert "head" not in config.to_dict() and R3MConfig.from_dict(config.to_dict()) == config

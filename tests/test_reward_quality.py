@@ -195,7 +195,7 @@ def test_paraphrases_of_the_own_task_are_not_competitors():
 @pytest.fixture(scope="module")
 def dummy_dataset(tmp_path_factory):
     """Dummy-env episodes: expert successes and random failures in one dataset."""
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.pipeline.collect import CollectConfig, collect
 
     path = tmp_path_factory.mktemp("heldout") / "data"
     common = dict(env="dummy", image_size=16, episode_length=5, shard_episodes=4, seed=3)
@@ -283,7 +283,7 @@ def test_bad_reward_folders_are_one_line_errors(dummy_dataset, tmp_path):
 
 
 def test_one_fingerprint_in_several_datasets_is_pooled_into_one_row(dummy_dataset, tmp_path):
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.pipeline.collect import CollectConfig, collect
 
     second = tmp_path / "second"
     collect(second, CollectConfig(env="dummy", episodes=4, policy="expert", image_size=16, episode_length=5, seed=9), progress=False)
@@ -322,7 +322,7 @@ def test_pretraining_task_data_is_refused_with_its_reason(tmp_path):
     from click.testing import CliRunner
 
     from lamp_cli.eval import main
-    from lamp_data.collect import CollectConfig, collect
+    from lamp_data.pipeline.collect import CollectConfig, collect
     from lamp_data.store import iter_episodes
 
     data = tmp_path / "pretrain"

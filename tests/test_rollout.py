@@ -6,7 +6,7 @@ import pytest
 from lamp_data import schema
 from lamp_data.envs import EnvConfig, make_env
 from lamp_data.errors import LampError
-from lamp_data.rollout import POLICIES, EpisodeBuilder, run_episode
+from lamp_data.pipeline.rollout import POLICIES, EpisodeBuilder, run_episode
 
 
 @pytest.mark.parametrize("name", POLICIES.names())

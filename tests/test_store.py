@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import (
     RewardSetWriter,
     dataset_card,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from lamp_data.envs import env_names
-from lamp_data.tasks import (
+from lamp_data.envs.tasks import (
     FINETUNE_TASKS,
     HELDOUT,
     PRETRAIN,
@@ -73,7 +73,7 @@ def test_goal_visibility_agrees_with_the_simulator(task, kind):
 
 
 def test_hidden_goal_tasks_are_meta_world_tasks_of_both_splits():
-    from lamp_data.tasks import GOAL_HIDDEN_METAWORLD
+    from lamp_data.envs.tasks import GOAL_HIDDEN_METAWORLD
 
     assert GOAL_HIDDEN_METAWORLD <= set(TASKS)
     assert {"pick-place", "reach-wall", "push-back"} <= GOAL_HIDDEN_METAWORLD

@@ -11,10 +11,10 @@ from PIL import Image, ImageSequence
 
 from lamp_cli.data import main
 from lamp_data import schema
-from lamp_data.collect import CollectConfig, collect
+from lamp_data.display.view import view_episode
 from lamp_data.errors import LampError
+from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset
-from lamp_data.view import view_episode
 
 PROMPTS = ["reach the red block", "push the red block", "open the door"]
 FINGERPRINT = "fake-0001"

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from lamp_data.errors import LampError
-from lamp_data.vlm import REWARD_MODELS, load_reward_model
-from lamp_data.vlm.resnet import ResNet, infer_trunk
-from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
+from lamp_data.rewards.vlm import REWARD_MODELS, load_reward_model
+from lamp_data.rewards.vlm.resnet import ResNet, infer_trunk
+from lamp_data.rewards.vlm.scoring import make_scorer
+from tiny_models import save_tiny_clip, save_tiny_distilbert, save_tiny_r3m, save_tiny_siglip, save_tiny_xclip
 
 PROMPTS = ["pick up the cup", "push the red block", "open the drawer"]
 
@@ -86,7 +86,7 @@ def test_original_r3m_checkpoint_loads_by_path_and_cache(models, monkeypatch, tm
     monkeypatch.setenv("R3M_HOME", str(models["original"].parent.parent))
     cached = load_reward_model(f"r3m:resnet18?text={models['distilbert']}")
     assert cached.spec() == reward_model.spec()
-    monkeypatch.setattr("lamp_data.text.DISTILBERT_HUB_ID", "lamp-test/not-a-cached-model")
+    monkeypatch.setattr("lamp_data.rewards.text.DISTILBERT_HUB_ID", "lamp-test/not-a-cached-model")
     with pytest.raises(LampError, match="not available offline"):
         load_reward_model(f"r3m:{models['original']}")
     monkeypatch.setenv("R3M_HOME", str(tmp_path))
@@ -160,13 +160,13 @@ def test_every_registered_family_scores_through_make_scorer(models):
 def test_a_shipped_name_loads_the_same_model_as_its_path(models, tmp_path, monkeypatch):
     import shutil
 
-    from lamp_data.vlm import shipped_model_path
+    from lamp_data.rewards.vlm import shipped_model_path
 
     name = "lamp-r3m-metaworld"
     path = tmp_path / name / "model.pt"
     path.parent.mkdir()
     shutil.copy(models["r3m"], path)
-    monkeypatch.setattr("lamp_data.vlm.shipped.MODELS_ROOT", tmp_path)
+    monkeypatch.setattr("lamp_data.rewards.vlm.shipped.MODELS_ROOT", tmp_path)
     assert shipped_model_path(name) == path
     specs = [name, f"r3m:{name}", f"r3m:{path}"]
     scorers = [make_scorer(spec, PROMPTS) for spec in specs]
@@ -189,7 +189,7 @@ def test_a_shipped_name_loads_the_same_model_as_its_path(models, tmp_path, monke
 
 def test_the_in_domain_model_is_shipped_in_the_package():
     import lamp_data
-    from lamp_data.vlm import shipped_model_path
+    from lamp_data.rewards.vlm import shipped_model_path
 
     path = shipped_model_path("lamp-r3m-metaworld")
     assert path.is_file() and path.is_relative_to(Path(lamp_data.__file__).parent)

@@ -10,12 +10,12 @@ import torch
 from click.testing import CliRunner
 
 from lamp_cli.data import main
-from lamp_data.collect import CollectConfig, collect
 from lamp_data.errors import LampError
+from lamp_data.pipeline.collect import CollectConfig, collect
+from lamp_data.rewards.vlm import load_reward_model
+from lamp_data.rewards.vlm.scoring import make_scorer
 from lamp_data.store import iter_episodes, open_dataset
-from lamp_data.vlm import load_reward_model
-from lamp_data.vlm.scoring import make_scorer
-from lamp_data.vlm.tiny import save_tiny_siglip, save_tiny_xclip
+from tiny_models import save_tiny_siglip, save_tiny_xclip
 
 PROMPTS = ["pick up the cup", "push the red block", "open the drawer"]
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

@@ -1,4 +1,4 @@
-"""The agent as a :class:`lamp_data.rollout.Policy` (``reset(info)``, ``policy(observation)``).
+"""The agent as a :class:`lamp_data.pipeline.rollout.Policy` (``reset(info)``, ``policy(observation)``).
 
 Pretraining collects with it (a prompt drawn per episode from the prompt set), finetuning trains
 and evaluates with it (one instruction: a set of one).

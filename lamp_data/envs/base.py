@@ -84,7 +84,7 @@ class EnvConfig:
     ``wrist`` (a camera on the gripper, ``image_wrist``), each at ``image_size``."""
     goal_marker: bool = False
     """Draw a marker at the goal of tasks whose goal nothing in the frame shows
-    (``lamp_data.tasks.TaskSpec.goal_visible``; Meta-World: ``reach``, ``push``, ``pick-place``...),
+    (``lamp_data.envs.tasks.TaskSpec.goal_visible``; Meta-World: ``reach``, ``push``, ``pick-place``...),
     so that success can be seen in a frame. Other tasks' frames are unchanged."""
 
     def __post_init__(self) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import gymnasium as gym
 
 from lamp_data.envs.base import ActionRepeat, EnvConfig
+from lamp_data.envs.tasks import list_tasks
 from lamp_data.registry import Registry
-from lamp_data.tasks import list_tasks
 
 ENVS: Registry[gym.Env] = Registry("env")
 """Env factories; each takes ``(config: EnvConfig)`` and returns a gymnasium env."""

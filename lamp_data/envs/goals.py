@@ -5,7 +5,7 @@ goal (the basketball hoop, the coffee machine, the door and its lock); others ma
 with a site, which rendering hides (``lamp_data.envs.rendering``) because it would give the goal
 away. On those a frame cannot tell a success from a near miss: the puck 4 cm from an unmarked
 spot looks like the puck 6 cm from it. Reward models that read frames can only be judged on
-success detection where the frame shows the goal (``lamp_data.tasks.TaskSpec.goal_visible``), or
+success detection where the frame shows the goal (``lamp_data.envs.tasks.TaskSpec.goal_visible``), or
 where the env draws a marker at hidden goals (``EnvConfig.goal_marker``; checked here without it).
 """
 

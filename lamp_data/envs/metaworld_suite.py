@@ -46,7 +46,7 @@ from lamp_data.envs.randomization import (
     sample_randomization,
 )
 from lamp_data.envs.rendering import SceneRenderer
-from lamp_data.tasks import PRETRAIN, get_task, list_tasks
+from lamp_data.envs.tasks import PRETRAIN, get_task, list_tasks
 from lamp_data.errors import LampError
 
 STATE_FIELDS = ("hand_x", "hand_y", "hand_z", "gripper_opening", "hand_vx", "hand_vy", "hand_vz")

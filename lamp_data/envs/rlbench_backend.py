@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from lamp_data.envs.base import EnvConfig, image_state_space
-from lamp_data.tasks import get_task
+from lamp_data.envs.tasks import get_task
 from lamp_data.errors import LampError, MissingExtraError
 
 ACTION_SCALE_M = 0.03

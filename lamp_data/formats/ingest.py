@@ -30,9 +30,9 @@ from lamp_data.envs.base import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from lamp_data.errors import LampError
 from lamp_data.formats.base import FORMATS, ExchangeEpisode, ExchangeHeader, ImportOptions, ImportSource
 from lamp_data.formats.export import check_new_output
+from lamp_data.pipeline.rollout import stored_episode
 from lamp_data.progress import progress_bar
 from lamp_data.provenance import provenance, stable_hash
-from lamp_data.rollout import stored_episode
 from lamp_data.store import layout
 from lamp_data.store.writer import RewardSetWriter, ShardWriter, create_dataset, encode_episode, shard_entry, update_info
 

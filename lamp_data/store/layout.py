@@ -30,7 +30,7 @@ size of its tar, and a reward shard's sidecar also the sha256 of the data shard 
 (``data_sha256``), so a reward set copied from another dataset is refused (reward sidecars written
 before it still load, and ``verify`` notes them). ``meta/info.json`` and a reward set's
 ``info.json`` carry a ``checksum`` of their other fields; one without it is refused like one that
-does not match it, until ``lamp-data verify --repair`` (:mod:`lamp_data.repair`) has checked the
+does not match it, until ``lamp-data verify --repair`` (:mod:`lamp_data.pipeline.repair`) has checked the
 shards against it and sealed it.
 
 Tars are read by streaming their members (:func:`iter_tar_members`), each decoded within the size

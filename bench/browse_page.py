@@ -34,6 +34,7 @@ def main() -> None:
 
     from lamp_data.display.browse import browse_dataset
     from lamp_data.display.headless import render_page
+    from lamp_data.envs import EnvConfig
     from lamp_data.pipeline.collect import CollectConfig, collect
     from lamp_data.pipeline.relabel import relabel
     from lamp_data.store import iter_episodes
@@ -42,8 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lamp-browse-") as folder:
         data = Path(folder) / "mw-pretrain"
         started = time.perf_counter()
-        collect(data, CollectConfig(env="mw-pretrain", episodes=args.episodes, policy="noisy-expert", noise=0.3,
-                                    episode_length=args.episode_length, seed=args.seed, shard_episodes=8))
+        collect(data, CollectConfig(env="mw-pretrain", episodes=args.episodes, policy="noisy-expert", noise=0.3, seed=args.seed, shard_episodes=8, env_config=EnvConfig(episode_length=args.episode_length)))
         timings["collect"] = time.perf_counter() - started
         started = time.perf_counter()
         relabel(data, "lamp-r3m-metaworld", "instructions")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.envs import make_env
+from lamp_data.envs import EnvConfig, make_env
 from lamp_data.pipeline.collect import CollectConfig, collect, record_episode
 from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.store import iter_episodes, open_dataset
@@ -41,7 +41,7 @@ from lamp_data.store import iter_episodes, open_dataset
 
 def bare_loop(config: CollectConfig) -> float:
     """Steps/s of reset + step (which renders) with the same policy, writing nothing."""
-    env = make_env(config.env, config.env_config())
+    env = make_env(config.env, config.env_config)
     try:
         record_episode(env, config, 10_000)  # warm-up, not counted
         start = time.perf_counter()
@@ -121,8 +121,8 @@ def main() -> None:
     parser.add_argument("--policy", default="random")
     parser.add_argument("--repeats", type=int, default=3, help="paired 1- and 2-worker runs; the medians are reported")
     args = parser.parse_args()
-    config = CollectConfig(env=args.env, episodes=args.episodes, episode_length=args.episode_length,
-                           image_size=args.image_size, policy=args.policy, shard_episodes=2, seed=0)
+    config = CollectConfig(env=args.env, episodes=args.episodes, policy=args.policy, shard_episodes=2, seed=0,
+                           env_config=EnvConfig(episode_length=args.episode_length, image_size=args.image_size))
     print(f"env {args.env}, {args.image_size} px, {args.episode_length}-step episodes, policy {args.policy}, "
           f"{os.cpu_count()} cpus")
     with tempfile.TemporaryDirectory() as folder:

@@ -85,12 +85,13 @@ def stored_bytes_per_step(task: str, image_size: int, cameras: tuple[str, ...], 
     and of each sample file, summed over episodes (``image.npy.gz``, ``image_wrist.npy.gz``, ...)."""
     import tarfile
 
+    from lamp_data.envs import EnvConfig
     from lamp_data.pipeline.collect import CollectConfig, collect
     from lamp_data.store import open_dataset
 
     with tempfile.TemporaryDirectory() as folder:
-        config = CollectConfig(env=f"mw-{task}", episodes=episodes, shard_episodes=episodes, image_size=image_size,
-                               episode_length=length, cameras=cameras)
+        config = CollectConfig(env=f"mw-{task}", episodes=episodes, shard_episodes=episodes,
+                               env_config=EnvConfig(image_size=image_size, episode_length=length, cameras=cameras))
         collect(folder, config, progress=False)
         shards = open_dataset(folder).shards()
         steps = sum(shard.nsteps for shard in shards)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from lamp_data.envs import EnvConfig
+
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.rewards.training import train as training
 from lamp_data.rewards.training.data import load_training_episodes
@@ -46,7 +48,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     arguments = parser.parse_args()
     folder = Path(tempfile.mkdtemp()) / "data"
-    collect(folder, CollectConfig(env="dummy", episodes=16, policy="expert", image_size=arguments.image_size, episode_length=20), progress=False)
+    collect(folder, CollectConfig(env="dummy", episodes=16, policy="expert", env_config=EnvConfig(image_size=arguments.image_size, episode_length=20)), progress=False)
     episodes = load_training_episodes([folder])
     config = training.RewardModelTrainConfig(batch_size=arguments.batch_size, image_size=arguments.image_size)
     default_threads = torch.get_num_threads()

@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def record(args: argparse.Namespace) -> list[Path]:
     """One dataset per task with the noisy-expert and random runs; returns the dataset folders."""
+    from lamp_data.envs import EnvConfig
     from lamp_data.envs.tasks import get_task, list_tasks
     from lamp_data.pipeline.collect import CollectConfig, collect
     from lamp_data.pipeline.executors import ExecutorConfig
@@ -54,7 +55,7 @@ def record(args: argparse.Namespace) -> list[Path]:
     folders = []
     for task in tasks:
         folder = args.out / task
-        common = dict(env=f"mw-{task}", seed=args.seed, goal_marker=args.goal_marker and not get_task(task).goal_visible)
+        common = dict(env=f"mw-{task}", seed=args.seed, env_config=EnvConfig(goal_marker=args.goal_marker and not get_task(task).goal_visible))
         workers = ExecutorConfig(workers=args.workers)
         collect(folder, CollectConfig(episodes=args.noisy, policy="noisy-expert", noise=args.noise, run="noisy", **common),
                 progress=False, executor=workers)

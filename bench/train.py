@@ -35,6 +35,7 @@ import torch
 from lamp_agent import Agent, load_preset
 from lamp_agent.config import AgentConfig
 from lamp_agent.core.replay import HindsightPrompts, ShardReplay
+from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.prefetch import Prefetcher
 
@@ -57,7 +58,7 @@ class ColourScorer:
 
 def make_dataset(folder: Path, episodes: int) -> Path:
     out = folder / "data"
-    config = CollectConfig(env="dummy", episodes=episodes, shard_episodes=4, image_size=64, episode_length=64, seed=0)
+    config = CollectConfig(env="dummy", episodes=episodes, shard_episodes=4, seed=0, env_config=EnvConfig(image_size=64, episode_length=64))
     collect(out, config, scorer_factory=ColourScorer, progress=False)
     return out
 

@@ -20,6 +20,7 @@ import sys
 import click
 
 from lamp_cli.defaults import field_default, parameter_default
+from lamp_data.envs.base import EnvConfig
 from lamp_data.errors import ON_DAMAGE, LampError
 from lamp_data.pipeline.collect import CollectConfig, collect as collect_episodes, recorded_options, resolve_config
 from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
@@ -36,20 +37,20 @@ DAMAGED = 1
 @click.option("--policy", default=None,
               help=f"random | expert | noisy-expert (default: the one the run recorded in the dataset, else {field_default(CollectConfig, 'policy')}).")
 @click.option("--seed", type=int, default=None, help=f"Dataset seed (default: the dataset's, else {field_default(CollectConfig, 'seed')}).")
-@click.option("--image-size", type=int, default=None, help=f"Camera image side in pixels (default: the dataset's, else {field_default(CollectConfig, 'image_size')}).")
+@click.option("--image-size", type=int, default=None, help=f"Camera image side in pixels (default: the dataset's, else {field_default(EnvConfig, 'image_size')}).")
 @click.option("--cameras", default=None,
               help="Cameras recorded per step, comma-separated: front (always), wrist "
-                   f"(default: the dataset's, else {','.join(field_default(CollectConfig, 'cameras'))}).")
-@click.option("--episode-length", type=int, default=None, help=f"Env steps per episode (default: the dataset's, else {field_default(CollectConfig, 'episode_length')}).")
+                   f"(default: the dataset's, else {','.join(field_default(EnvConfig, 'cameras'))}).")
+@click.option("--episode-length", type=int, default=None, help=f"Env steps per episode (default: the dataset's, else {field_default(EnvConfig, 'episode_length')}).")
 @click.option("--action-repeat", type=int, default=None,
-              help=f"Env steps per recorded step, the action repeated (default: the dataset's, else {field_default(CollectConfig, 'action_repeat')}).")
+              help=f"Env steps per recorded step, the action repeated (default: the dataset's, else {field_default(EnvConfig, 'action_repeat')}).")
 @click.option("--shard-episodes", type=int, default=None, help=f"Episodes per shard (default: the dataset's, else {field_default(CollectConfig, 'shard_episodes')}).")
 @click.option("--canonical/--randomized", default=None,
               help="Turn domain randomization off or on "
-                   f"(default: as the dataset has it, else {'off' if field_default(CollectConfig, 'canonical') else 'on'}).")
+                   f"(default: as the dataset has it, else {'on' if field_default(EnvConfig, 'randomization').enabled else 'off'}).")
 @click.option("--goal-marker/--no-goal-marker", default=None,
               help="Draw a marker at the goal of tasks whose goal the frame would not show (reach, push, pick-place...) "
-                   f"(default: as the dataset has it, else {'on' if field_default(CollectConfig, 'goal_marker') else 'off'}).")
+                   f"(default: as the dataset has it, else {'on' if field_default(EnvConfig, 'goal_marker') else 'off'}).")
 @click.option("--noise", type=float, default=None,
               help=f"Action noise of noisy-expert (default: the one the run recorded in the dataset, else {field_default(CollectConfig, 'noise')}).")
 @click.option("--vlm", default=None, help="Reward model spec for inline rewards, e.g. r3m:/path/model.pt.")

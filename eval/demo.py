@@ -16,6 +16,8 @@ pipeline works, not what LAMP achieves at the paper's scale.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +26,7 @@ from typing import Any
 
 from lamp_data.atomic import atomic_write_json
 from lamp_data.display.showcase import render_showcase
+from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.pipeline.relabel import relabel
@@ -46,14 +49,13 @@ class DemoConfig:
     """Reward model spec; empty for the shipped in-domain model, ``DEFAULT_REWARD_MODEL``."""
     prompts: str = "lamp-metaworld"
     """Prompt set scored by the reward model."""
-    image_size: int = 64
-    """Camera image side in pixels."""
+    env_config: EnvConfig = field(default_factory=functools.partial(EnvConfig, episode_length=60))
+    """The pretraining env's settings (frame size, episode length, randomization...); its action
+    repeat is the agent preset's, so that the agent's decisions are the recorded steps."""
     showcase_steps: int = 60
     """Expert steps per showcase rollout (0 skips the showcase)."""
     episodes: int = 24
     """Pretraining episodes to collect."""
-    episode_length: int = 60
-    """Env steps per pretraining episode."""
     workers: int = 2
     """Collection worker processes."""
     pretrain_steps: int = 300
@@ -128,7 +130,7 @@ def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[s
         ),
         "task": f"held-out task '{config.task}'",
         "pretraining": (
-            f"{config.episodes} randomized {config.episode_length}-step episodes of {config.env}, "
+            f"{config.episodes} randomized {config.env_config.episode_length}-step episodes of {config.env}, "
             f"{config.pretrain_steps} updates per run, α = {', '.join(f'{alpha:g}' for alpha in config.alphas)}"
         ),
         "reward model": f"{reward_model} (reward set {reward_set}, prompts '{config.prompts}')",
@@ -190,7 +192,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
 
     if config.showcase_steps:
         started = _stage(console, 1, "Showcase: randomized expert rollouts")
-        shown = render_showcase(out / "showcase", steps=config.showcase_steps, image_size=config.image_size, seed=config.seed)
+        shown = render_showcase(out / "showcase", steps=config.showcase_steps, image_size=config.env_config.image_size, seed=config.seed)
         summary["showcase"] = {key: str(value) for key, value in shown.items() if str(value).endswith((".png", ".gif"))}
         for path in summary["showcase"].values():
             console.print(f"wrote {path}")
@@ -201,10 +203,9 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     collect(
         data,
         CollectConfig(
-            env=config.env, episodes=config.episodes, policy="noisy-expert",
-            seed=config.seed, image_size=config.image_size, episode_length=config.episode_length,
+            env=config.env, episodes=config.episodes, policy="noisy-expert", seed=config.seed,
             shard_episodes=max(1, config.episodes // (2 * config.workers)),
-            action_repeat=load_preset(config.preset, **config.agent_overrides).action_repeat,
+            env_config=dataclasses.replace(config.env_config, action_repeat=load_preset(config.preset, **config.agent_overrides).action_repeat),
         ),
         executor=ExecutorConfig(workers=config.workers),
     )
@@ -247,7 +248,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
         FinetuneConfig(
             tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
             steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
-            image_size=config.image_size, episode_length=config.finetune_episode_length, preset=config.preset,
+            image_size=config.env_config.image_size, episode_length=config.finetune_episode_length, preset=config.preset,
             replay_ratio=config.finetune_replay_ratio, prefill=config.finetune_prefill,
             initial_updates=config.finetune_initial_updates,
         )

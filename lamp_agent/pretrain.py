@@ -251,11 +251,11 @@ def pretrain(
     if latest is not None and not config.resume:
         raise LampError(f"{out} already holds a pretraining run; pass --resume to continue it or choose another --out")
 
-    agent, run_id = _start_or_resume(config, dataset, reward_info, prompts, collection.action_repeat, out, latest)
+    agent, run_id = _start_or_resume(config, dataset, reward_info, prompts, collection.env_config.action_repeat, out, latest)
     embeddings = _embeddings(prompts, config, out)
     lang_table = torch.as_tensor(embeddings, device=agent.device)
     resumed_from = agent.step
-    episode_length = collection.episode_length
+    episode_length = collection.env_config.episode_length
 
     scorer = None
     if config.collect_every:

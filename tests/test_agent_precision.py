@@ -11,6 +11,7 @@ from lamp_agent import Agent, load_preset
 from lamp_agent.config import AgentConfig
 from lamp_agent.networks import ConvDecoder, ConvEncoder
 from lamp_cli.agent import main as agent_cli
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from test_agent_pretrain import FINGERPRINT, ColourScorer, cached_embeddings
@@ -106,7 +107,7 @@ def test_unknown_precision_is_a_lamp_error_and_old_configs_get_fp32():
 
 def test_pretrain_cli_takes_the_precision(tmp_path):
     data = tmp_path / "data"
-    collect(data, CollectConfig(env="dummy", episodes=2, shard_episodes=2, image_size=16, episode_length=20, seed=0), scorer_factory=ColourScorer, progress=False)
+    collect(data, CollectConfig(env="dummy", episodes=2, shard_episodes=2, seed=0, env_config=EnvConfig(image_size=16, episode_length=20)), scorer_factory=ColourScorer, progress=False)
     out = tmp_path / "run"
     cached_embeddings(out)
     result = CliRunner().invoke(

@@ -15,6 +15,7 @@ from lamp_agent import PretrainConfig
 from lamp_agent.pretrain import pretrain
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.rewards.text import embedding_cache_path
@@ -40,7 +41,7 @@ class ColourScorer:
 def dataset(tmp_path_factory):
     """Four 20-step dummy episodes in two shards, with a colour reward set."""
     out = tmp_path_factory.mktemp("pretrain") / "data"
-    config = CollectConfig(env="dummy", episodes=4, shard_episodes=2, image_size=16, episode_length=20, seed=3)
+    config = CollectConfig(env="dummy", episodes=4, shard_episodes=2, seed=3, env_config=EnvConfig(image_size=16, episode_length=20))
     collect(out, config, scorer_factory=ColourScorer, progress=False)
     return out
 
@@ -165,8 +166,7 @@ def test_pretraining_on_two_camera_data_encodes_both_views(tmp_path):
     from lamp_agent import Agent
 
     data = tmp_path / "data"
-    config = CollectConfig(env="dummy", episodes=2, shard_episodes=2, image_size=16, episode_length=20, seed=3,
-                           cameras=("front", "wrist"))
+    config = CollectConfig(env="dummy", episodes=2, shard_episodes=2, seed=3, env_config=EnvConfig(image_size=16, episode_length=20, cameras=("front", "wrist")))
     collect(data, config, scorer_factory=ColourScorer, progress=False)
     summary = run(data, tmp_path / "run", steps=2, collect_every=2)
     assert summary.step == 2 and np.isfinite(list(summary.metrics.values())).all()

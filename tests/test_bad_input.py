@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_cli.eval import main as eval_cli
+from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds
 from test_agent_pretrain import FINGERPRINT, ColourScorer
@@ -25,7 +26,7 @@ PROGRAMS = {data_cli: "lamp-data", agent_cli: "lamp-agent", eval_cli: "lamp-eval
 def world(tmp_path_factory):
     """A dataset with a reward set, a folder of finished runs, a checkpoint, an empty file."""
     root = tmp_path_factory.mktemp("world")
-    collect(root / "data", CollectConfig(env="dummy", image_size=16, episode_length=5, episodes=4, shard_episodes=2, seed=1),
+    collect(root / "data", CollectConfig(env="dummy", episodes=4, shard_episodes=2, seed=1, env_config=EnvConfig(image_size=16, episode_length=5)),
             scorer_factory=ColourScorer, progress=False)
     writer = RunWriter(root / "runs", RunConfig(task="reach-dummy", env="dummy", init="scratch", method="scratch", seed=0,
                                                 steps=200, eval_every=100, episode_length=5, image_size=16, preset="tiny"))

@@ -18,6 +18,7 @@ from lamp_cli.data import main
 from lamp_data import schema
 from lamp_data.display.browse import browse_dataset
 from lamp_data.display.headless import find_browser, render_page
+from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset
 
@@ -29,7 +30,7 @@ LAMP_DATA = str(Path(sys.executable).with_name("lamp-data"))
 def dataset(tmp_path_factory) -> Path:
     """Four 6-step dummy episodes in two shards; one reward set for every shard, one for the first only."""
     out = tmp_path_factory.mktemp("browse") / "tiny"
-    collect(out, CollectConfig(env="dummy", episodes=4, shard_episodes=2, image_size=16, episode_length=6, seed=2, policy="expert"),
+    collect(out, CollectConfig(env="dummy", episodes=4, shard_episodes=2, seed=2, policy="expert", env_config=EnvConfig(image_size=16, episode_length=6)),
             progress=False)
     instructions = sorted({episode["meta"]["instruction"] for episode in iter_episodes(out)})
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from lamp_cli.eval_finetune import parse_seeds
 from lamp_data.display.browse import browse_dataset
 from lamp_data.display.showcase import render_showcase
 from lamp_data.display.view import view_episode
+from lamp_data.envs import EnvConfig
 from lamp_data.formats import ExportOptions, import_dataset
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.pipeline.executors import ExecutorConfig
@@ -138,13 +139,17 @@ def test_every_option_default_is_the_library_default(command_name, command):
 
 def test_collect_help_names_the_config_defaults_used_for_a_new_dataset():
     options = {param.name: param for param in data.main.get_command(click.Context(data.main), "collect").params}
-    for option_name, field_name in (("env_name", "env"), ("policy", "policy"), ("seed", "seed"), ("image_size", "image_size"),
-                                    ("episode_length", "episode_length"), ("action_repeat", "action_repeat"),
-                                    ("shard_episodes", "shard_episodes"), ("noise", "noise")):
+    for option_name, config_class, field_name in (
+        ("env_name", CollectConfig, "env"), ("policy", CollectConfig, "policy"), ("seed", CollectConfig, "seed"),
+        ("shard_episodes", CollectConfig, "shard_episodes"), ("noise", CollectConfig, "noise"),
+        ("image_size", EnvConfig, "image_size"), ("episode_length", EnvConfig, "episode_length"),
+        ("action_repeat", EnvConfig, "action_repeat"),
+    ):
         assert _option_default(options[option_name]) is None
-        assert f"else {field_default(CollectConfig, field_name)})" in options[option_name].help, option_name
-    assert f"else {','.join(CollectConfig.cameras)})" in options["cameras"].help
-    assert "else on)" in options["canonical"].help and not CollectConfig.canonical
+        assert f"else {field_default(config_class, field_name)})" in options[option_name].help, option_name
+    assert f"else {','.join(EnvConfig.cameras)})" in options["cameras"].help
+    assert "else on)" in options["canonical"].help and EnvConfig().randomization.enabled
+    assert "else off)" in options["goal_marker"].help and not EnvConfig.goal_marker
 
 
 def test_pretrain_help_names_the_agent_config_defaults():

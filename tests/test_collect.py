@@ -19,12 +19,13 @@ from click.testing import CliRunner
 
 from lamp_cli.data import main as lamp_data_cli
 from lamp_data import schema
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect, episode_seeds
 from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.store import dataset_card, iter_episodes, open_dataset, verify_dataset
 
-TINY = dict(env="dummy", image_size=16, episode_length=5)
+TINY = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5))
 LAMP_DATA = str(Path(sys.executable).with_name("lamp-data"))
 
 
@@ -86,8 +87,7 @@ def test_sigkill_at_random_moments_then_resume_is_exact(tmp_path):
     args = ["--env", "dummy", "--episodes", "24", "--shard-episodes", "3", "--episode-length", "200",
             "--image-size", "64", "--seed", "3", "--policy", "noisy-expert"]
     reference = tmp_path / "reference"
-    collect(reference, CollectConfig(env="dummy", episodes=24, shard_episodes=3, episode_length=200, image_size=64,
-                                     seed=3, policy="noisy-expert"), progress=False)
+    collect(reference, CollectConfig(env="dummy", episodes=24, shard_episodes=3, seed=3, policy="noisy-expert", env_config=EnvConfig(episode_length=200, image_size=64)), progress=False)
     expected = episode_bytes(reference)
     chooser = random.Random(1234)
     killed_with_leftovers = 0
@@ -276,7 +276,7 @@ def test_in_process_policy_extends_dataset_under_its_own_run(tmp_path):
 
 def test_collects_on_the_embedded_simulator(tmp_path):
     out = tmp_path / "mw"
-    config = CollectConfig(env="mw-pretrain", episodes=2, episode_length=8, image_size=32, policy="noisy-expert", seed=1)
+    config = CollectConfig(env="mw-pretrain", episodes=2, policy="noisy-expert", seed=1, env_config=EnvConfig(episode_length=8, image_size=32))
     summary = collect(out, config, progress=False)
     assert summary.episodes_total == 2 and summary.steps == 16
     episodes = list(iter_episodes(out))
@@ -333,7 +333,7 @@ def test_resuming_takes_the_options_the_dataset_was_made_with(tmp_path):
     # a new dataset still gets the defaults
     fresh = runner.invoke(lamp_data_cli, ["collect", "--env", "dummy", "--episodes", "1", "--out", str(tmp_path / "fresh")])
     assert fresh.exit_code == 0, fresh.output
-    assert dataset_card(tmp_path / "fresh")["image_size"] == CollectConfig().image_size
+    assert dataset_card(tmp_path / "fresh")["image_size"] == EnvConfig().image_size
 
 
 def test_info_names_the_prompt_set_and_splits_the_size(tmp_path):
@@ -417,17 +417,17 @@ def test_datasets_made_before_cameras_were_recorded_still_read_verify_and_resume
     summary = collect(out, CollectConfig(episodes=3, shard_episodes=1, **TINY), progress=False)
     assert summary.episodes_written == 1 and verify_dataset(out).ok
     with pytest.raises(LampError, match="different env config"):
-        collect(out, CollectConfig(episodes=4, shard_episodes=1, cameras="front,wrist", **TINY), progress=False)
+        collect(out, CollectConfig(episodes=4, shard_episodes=1, env="dummy", env_config=EnvConfig(image_size=16, episode_length=5, cameras="front,wrist")), progress=False)
 
 
 PINNED_EPISODES = [
     # (config, skip rendered images, sha256[:16] of each episode's sample files), recorded before the
     # data wing's episode loop was rewritten: the same seed must keep giving the same bytes.
-    (dict(env="dummy", image_size=16, episode_length=5, episodes=3, policy="noisy-expert", seed=2), False,
+    (dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5), episodes=3, policy="noisy-expert", seed=2), False,
      {"ep00000000": "08aaeab6f6d41164", "ep00000001": "bfd5b38ea4ac276c", "ep00000002": "98e5b930dd3debee"}),
-    (dict(image_size=32, episode_length=12, episodes=3, policy="noisy-expert", seed=5, cameras=("front", "wrist")), True,
+    (dict(env_config=EnvConfig(image_size=32, episode_length=12, cameras=("front", "wrist")), episodes=3, policy="noisy-expert", seed=5), True,
      {"ep00000000": "2eaad1716932e08c", "ep00000001": "d0d562fb440286be", "ep00000002": "7871fed1df241566"}),
-    (dict(image_size=32, episode_length=12, episodes=2, policy="random", seed=6), True,
+    (dict(env_config=EnvConfig(image_size=32, episode_length=12), episodes=2, policy="random", seed=6), True,
      {"ep00000000": "3f72e028c8131bcd", "ep00000001": "264ee4bb2e4ef752"}),
 ]
 

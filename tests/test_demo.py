@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from lamp_data.envs import EnvConfig
 from lamp_eval.demo import DEFAULT_REWARD_MODEL, DemoConfig, run_demo
 
 
 def _micro() -> DemoConfig:
     return DemoConfig(
-        showcase_steps=0, episodes=2, episode_length=20, workers=1, prompts="instructions",
-        pretrain_steps=3, alphas=(0.9,), finetune_steps=40, finetune_episode_length=20,
-        eval_every=20, eval_episodes=1, seeds=(0,), image_size=32, preset="tiny",
+        showcase_steps=0, episodes=2, env_config=EnvConfig(episode_length=20, image_size=32), workers=1,
+        prompts="instructions", pretrain_steps=3, alphas=(0.9,), finetune_steps=40, finetune_episode_length=20,
+        eval_every=20, eval_episodes=1, seeds=(0,), preset="tiny",
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_eval.report import ReportConfig, build_leaderboard, leaderboard
 from lamp_eval.runs import (
@@ -149,7 +150,7 @@ def test_reward_quality_cli(tmp_path):
     from lamp_data.store.writer import RewardSetWriter
 
     data = tmp_path / "data"
-    common = dict(env="dummy", image_size=16, episode_length=5, shard_episodes=4, seed=1)
+    common = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5), shard_episodes=4, seed=1)
     collect(data, CollectConfig(episodes=4, policy="expert", run="expert", **common), progress=False)
     collect(data, CollectConfig(episodes=10, policy="random", run="random", **common), progress=False)
     prompts = ["reach the red block", "push the red block"]

@@ -26,6 +26,7 @@ from lamp_agent.checkpoint import latest_checkpoint
 from lamp_agent.pretrain import pretrain
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import DamagedDataError, LampError, StorageError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.rewards.text import embedding_cache_path
@@ -33,7 +34,7 @@ from lamp_data.store import iter_episodes, layout, open_dataset, verify_dataset
 from lamp_data.store.writer import RewardSetWriter
 from test_agent_pretrain import FINGERPRINT, PROMPTS, ColourScorer
 
-TINY = dict(env="dummy", image_size=16, episode_length=5)
+TINY = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5))
 
 
 def tree(folder: Path) -> dict[str, bytes]:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from lamp_cli.data import main
 from lamp_data import schema
 from lamp_data.display.view import view_episode
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError, MissingExtraError
 from lamp_data.formats import FORMATS, ExportOptions, export_dataset, import_dataset
 from lamp_data.pipeline.collect import CollectConfig, collect
@@ -44,8 +45,7 @@ def files(folder: Path) -> dict[str, bytes]:
 def dataset(tmp_path_factory) -> Path:
     """Five 5-step dummy episodes at 32 px from two cameras, in three shards, with a reward set."""
     out = tmp_path_factory.mktemp("formats") / "data"
-    collect(out, CollectConfig(env="dummy", episodes=5, shard_episodes=2, image_size=32, episode_length=5, seed=4,
-                               cameras=("front", "wrist")), progress=False)
+    collect(out, CollectConfig(env="dummy", episodes=5, shard_episodes=2, seed=4, env_config=EnvConfig(image_size=32, episode_length=5, cameras=("front", "wrist"))), progress=False)
     instructions = sorted({episode["meta"]["instruction"] for episode in iter_episodes(out)})
     prompts = instructions + OTHER_PROMPTS
     writer = RewardSetWriter(out, FINGERPRINT, {"model": {"family": "fake"}, "model_spec": "fake"}, prompts)

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main as lamp_data_cli
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError, MissingExtraError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.pipeline.executors import ExecutorConfig
@@ -27,7 +28,7 @@ from test_relabel import PROMPTS, reward_files
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before importing ray: bind to 127.0.0.1 only
 ray = pytest.importorskip("ray")
 
-TINY = dict(env="dummy", image_size=16, episode_length=5, policy="noisy-expert", seed=4)
+TINY = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5), policy="noisy-expert", seed=4)
 RAY = ExecutorConfig(kind="ray", workers=2)
 LAMP_DATA = str(Path(sys.executable).with_name("lamp-data"))
 

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.pipeline.relabel import relabel
@@ -33,7 +34,7 @@ def setup(tmp_path_factory):
     model = save_tiny_r3m(root / "r3m.pt", text_encoder=str(distilbert))
     spec = f"r3m:{model}"
     inline = root / "inline"
-    config = CollectConfig(env="dummy", episodes=6, shard_episodes=2, episode_length=5, image_size=16, seed=3)
+    config = CollectConfig(env="dummy", episodes=6, shard_episodes=2, seed=3, env_config=EnvConfig(episode_length=5, image_size=16))
     collect(inline, CollectConfig(**{**config.__dict__, "vlm": spec, "prompts": str(prompts)}), progress=False)
     plain = root / "plain"
     collect(plain, config, progress=False)
@@ -78,7 +79,7 @@ def test_relabel_equals_inline_rewards_and_direct_scoring(setup, tmp_path):
 def test_relabel_resumes_after_sigkill_with_same_files(setup, tmp_path):
     slow_model = save_tiny_r3m(tmp_path / "slow.pt", image_size=128, text_encoder=str(setup["distilbert"]))
     dataset = tmp_path / "many"
-    collect(dataset, CollectConfig(env="dummy", episodes=16, shard_episodes=2, episode_length=5, image_size=16, seed=5), progress=False)
+    collect(dataset, CollectConfig(env="dummy", episodes=16, shard_episodes=2, seed=5, env_config=EnvConfig(episode_length=5, image_size=16)), progress=False)
     reference = tmp_path / "reference"
     shutil.copytree(dataset, reference)
     spec = f"r3m:{slow_model}"
@@ -154,8 +155,7 @@ def test_relabel_scores_the_front_camera_of_two_camera_data_and_reads_old_datase
     from lamp_data.store import layout, verify_dataset
 
     both = tmp_path / "both"
-    collect(both, CollectConfig(env="dummy", episodes=6, shard_episodes=2, episode_length=5, image_size=16, seed=3,
-                                cameras=("front", "wrist")), progress=False)
+    collect(both, CollectConfig(env="dummy", episodes=6, shard_episodes=2, seed=3, env_config=EnvConfig(episode_length=5, image_size=16, cameras=("front", "wrist"))), progress=False)
     old = tmp_path / "old"
     shutil.copytree(setup["plain"], old)
     info = dict(open_dataset(old).info)

@@ -12,13 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from lamp_cli.data import main as data_cli
+from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import iter_episodes, layout, open_dataset, verify_dataset
 from tiny_models import save_tiny_distilbert, save_tiny_r3m
 from test_faults import HOSTILE, episode_files, rewrite_shard, tree
 
 PROMPTS = "reach the red block\npush the red block\nopen the drawer\n"
-CONFIG = dict(env="dummy", image_size=16, episode_length=5, shard_episodes=2, seed=1)
+CONFIG = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5), shard_episodes=2, seed=1)
 
 
 @pytest.fixture(scope="module")

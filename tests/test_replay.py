@@ -6,10 +6,11 @@ import torch
 
 from lamp_agent.core.replay import ShardReplay
 from lamp_data import schema
+from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset
 
-TINY = dict(env="dummy", image_size=16, episode_length=5)
+TINY = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5))
 PROMPTS = ["reach the red block", "push the red block"]
 
 
@@ -71,7 +72,7 @@ def test_sequences_split_shards_over_dataloader_workers(rewarded_dataset):
 
 def test_a_two_camera_dataset_streams_both_views(tmp_path):
     out = tmp_path / "data"
-    collect(out, CollectConfig(episodes=2, seed=5, cameras=("front", "wrist"), **TINY), progress=False)
+    collect(out, CollectConfig(episodes=2, seed=5, env="dummy", env_config=EnvConfig(image_size=16, episode_length=5, cameras=("front", "wrist"))), progress=False)
     batch = next(iter(ShardReplay(out, seq_len=4, batch_size=2, shuffle_buffer=1)))
     assert batch[schema.IMAGE_WRIST].shape == batch[schema.IMAGE].shape == (2, 4, 16, 16, 3)
     stored = {frame.tobytes() for episode in iter_episodes(out) for frame in episode[schema.IMAGE_WRIST]}

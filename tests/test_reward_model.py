@@ -153,10 +153,11 @@ def test_contrasting_every_other_text_adds_to_the_language_loss(tmp_path, train_
 
 
 def test_bad_data_and_outputs_are_refused(tmp_path, train_data, text_folder):
+    from lamp_data.envs import EnvConfig
     from lamp_data.pipeline.collect import CollectConfig, collect
 
     heldout = tmp_path / "heldout"
-    collect(heldout, CollectConfig(env="mw-pick-place", episodes=1, policy="expert", image_size=16, episode_length=2), progress=False)
+    collect(heldout, CollectConfig(env="mw-pick-place", episodes=1, policy="expert", env_config=EnvConfig(image_size=16, episode_length=2)), progress=False)
     with pytest.raises(LampError, match="held-out task 'pick-place'"):
         train_reward_model([heldout], tmp_path / "out", _config(text_folder), progress=False)
     random_data = write_fixture_dataset(tmp_path / "random", 8, seed=1, random_share=1.0)

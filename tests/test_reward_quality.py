@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from lamp_data.envs import EnvConfig
 from lamp_eval import reward_quality
 from lamp_eval.reward_quality import _measures, _ScoredEpisode
 
@@ -198,7 +199,7 @@ def dummy_dataset(tmp_path_factory):
     from lamp_data.pipeline.collect import CollectConfig, collect
 
     path = tmp_path_factory.mktemp("heldout") / "data"
-    common = dict(env="dummy", image_size=16, episode_length=5, shard_episodes=4, seed=3)
+    common = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5), shard_episodes=4, seed=3)
     collect(path, CollectConfig(episodes=8, policy="expert", run="expert", **common), progress=False)
     collect(path, CollectConfig(episodes=16, policy="random", run="random", **common), progress=False)
     return path
@@ -286,7 +287,7 @@ def test_one_fingerprint_in_several_datasets_is_pooled_into_one_row(dummy_datase
     from lamp_data.pipeline.collect import CollectConfig, collect
 
     second = tmp_path / "second"
-    collect(second, CollectConfig(env="dummy", episodes=4, policy="expert", image_size=16, episode_length=5, seed=9), progress=False)
+    collect(second, CollectConfig(env="dummy", episodes=4, policy="expert", seed=9, env_config=EnvConfig(image_size=16, episode_length=5)), progress=False)
     _write_reward_set(dummy_dataset, "pooled", _distance_reward)
     _write_reward_set(second, "pooled", _distance_reward)
     alone = reward_quality.reward_quality_table([dummy_dataset / "rewards" / "pooled"])[0]
@@ -326,7 +327,7 @@ def test_pretraining_task_data_is_refused_with_its_reason(tmp_path):
     from lamp_data.store import iter_episodes
 
     data = tmp_path / "pretrain"
-    collect(data, CollectConfig(env="mw-pretrain", episodes=2, image_size=16, episode_length=5, seed=1), progress=False)
+    collect(data, CollectConfig(env="mw-pretrain", episodes=2, seed=1, env_config=EnvConfig(image_size=16, episode_length=5)), progress=False)
     episodes = list(iter_episodes(data))
     prompts = sorted({episode["meta"]["instruction"] for episode in episodes}) + ["paint the wall"]
     name = _write_reward_set(

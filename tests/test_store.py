@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from lamp_data import schema
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import (
@@ -25,7 +26,7 @@ from lamp_data.store import (
 )
 from lamp_data.store.writer import recover_orphans, writer_lock
 
-TINY = dict(env="dummy", image_size=16, episode_length=5)
+TINY = dict(env="dummy", env_config=EnvConfig(image_size=16, episode_length=5))
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +305,7 @@ def test_a_two_camera_dataset_loads_with_hf_datasets(tmp_path):
     from datasets import load_dataset
 
     out = tmp_path / "data"
-    collect(out, CollectConfig(episodes=2, seed=5, cameras=("front", "wrist"), **TINY), progress=False)
+    collect(out, CollectConfig(episodes=2, seed=5, env="dummy", env_config=EnvConfig(image_size=16, episode_length=5, cameras=("front", "wrist"))), progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         episodes = load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf"))

@@ -12,6 +12,7 @@ from PIL import Image, ImageSequence
 from lamp_cli.data import main
 from lamp_data import schema
 from lamp_data.display.view import view_episode
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.store import RewardSetWriter, iter_episodes, open_dataset
@@ -24,7 +25,7 @@ FINGERPRINT = "fake-0001"
 def dataset(tmp_path_factory):
     """Four 5-step dummy episodes in two shards, with a reward set over three prompts."""
     out = tmp_path_factory.mktemp("view") / "data"
-    collect(out, CollectConfig(env="dummy", episodes=4, shard_episodes=2, image_size=16, episode_length=5, seed=1),
+    collect(out, CollectConfig(env="dummy", episodes=4, shard_episodes=2, seed=1, env_config=EnvConfig(image_size=16, episode_length=5)),
             progress=False)
     writer = RewardSetWriter(out, FINGERPRINT, {"model": {"family": "fake"}}, PROMPTS)
     for shard in open_dataset(out).shards():

@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from lamp_cli.data import main
+from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.rewards.vlm import load_reward_model
@@ -156,7 +157,7 @@ def test_fingerprints_follow_the_options(models):
 @pytest.mark.parametrize("family", ["xclip", "siglip"])
 def test_relabel_through_the_cli_writes_a_valid_reward_set(models, family, tmp_path):
     dataset = tmp_path / "data"
-    collect(dataset, CollectConfig(env="dummy", episodes=3, shard_episodes=2, episode_length=5, image_size=16, seed=1), progress=False)
+    collect(dataset, CollectConfig(env="dummy", episodes=3, shard_episodes=2, seed=1, env_config=EnvConfig(episode_length=5, image_size=16)), progress=False)
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(PROMPTS) + "\n")
     spec = f"{family}:{models[family]}?standardize=1" if family == "siglip" else f"{family}:{models[family]}?stride=2"
@@ -195,7 +196,7 @@ def test_bad_specs_give_clear_errors(models, tmp_path):
             load_reward_model(spec)
 
     dataset = tmp_path / "data"
-    collect(dataset, CollectConfig(env="dummy", episodes=1, episode_length=3, image_size=16), progress=False)
+    collect(dataset, CollectConfig(env="dummy", episodes=1, env_config=EnvConfig(episode_length=3, image_size=16)), progress=False)
     failed = CliRunner().invoke(main, ["relabel", str(dataset), "--vlm", f"xclip:{xclip}?window=8"])
     assert failed.exit_code == 2 and failed.output.startswith("Error: ") and len(failed.output.strip().splitlines()) == 1
     assert not (dataset / "rewards").exists() or not any((dataset / "rewards").iterdir())

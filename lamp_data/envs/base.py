@@ -35,6 +35,7 @@ from lamp_data.errors import LampError
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 512
 MAX_EPISODE_LENGTH = 10_000
+MAX_ACTION_REPEAT = 1000
 """Longest episode in env steps: an episode is held in memory until it ends (Meta-World's own
 limit is 500 steps)."""
 
@@ -67,7 +68,8 @@ class RandomizationConfig:
 
 @dataclass(frozen=True)
 class EnvConfig:
-    """What every backend is built from."""
+    """What every backend is built from, and the one place the env's settings are declared:
+    a config that builds envs (collection's, the demo's) holds one."""
 
     image_size: int = 64
     """Square camera image side in pixels."""
@@ -89,6 +91,14 @@ class EnvConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
+        for name, limit in (("image_size", MAX_IMAGE_SIZE), ("episode_length", MAX_EPISODE_LENGTH), ("action_repeat", MAX_ACTION_REPEAT)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise LampError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}")
+            if value < 1:
+                raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
+            if value > limit:
+                raise LampError(f"{name.replace('_', ' ')} must be at most {limit:,}, got {value:,}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise LampError(
                 f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px, got {self.image_size}"
@@ -117,6 +127,12 @@ class EnvConfig:
         if not self.goal_marker:
             del value["goal_marker"]
         return value
+
+    @classmethod
+    def of(cls, canonical: bool = False, **fields: Any) -> "EnvConfig":
+        """An env config from flat options, as the command line names them: ``canonical`` turns
+        domain randomization off; the other keywords are fields."""
+        return cls(randomization=RandomizationConfig.canonical() if canonical else RandomizationConfig(), **fields)
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> "EnvConfig":

@@ -29,7 +29,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from lamp_data import schema
 from lamp_data.atomic import atomic_write_json
 from lamp_data.devices import check_device, check_device_name
 from lamp_data.envs import DEFAULT_ENV, ENVS, make_env
-from lamp_data.envs.base import MAX_EPISODE_LENGTH, MAX_IMAGE_SIZE, EnvConfig, RandomizationConfig
+from lamp_data.envs.base import EnvConfig
 from lamp_data.errors import DamagedDataError, LampError, check_number, check_on_damage
 from lamp_data.pipeline.executors import ExecutorConfig, WorkerReady, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
 from lamp_data.pipeline.rollout import POLICIES, Policy, records_noise, run_episode
@@ -63,15 +63,9 @@ from lamp_data.envs.tasks import BACKENDS, SPLITS, list_tasks
 from lamp_data.rewards.vlm.base import check_reward_spec
 from lamp_data.rewards.vlm.scoring import EpisodeScorer, make_scorer
 
-LIMITS = {
-    "episodes": 10_000_000,
-    "shard_episodes": 100_000,
-    "episode_length": MAX_EPISODE_LENGTH,
-    "image_size": MAX_IMAGE_SIZE,
-    "action_repeat": 1000,
-}
-"""Largest accepted value of each count. Episode keys have eight digits; an episode is held in
-memory while it is recorded, so its length and image size bound the memory a worker needs."""
+LIMITS = {"episodes": 10_000_000, "shard_episodes": 100_000}
+"""Largest accepted value of each count (episode keys have eight digits); the env config bounds
+its own (:class:`~lamp_data.envs.base.EnvConfig`)."""
 MAX_EPISODE_FRAME_BYTES = 4 << 30
 """Largest frame memory of one episode, ``(steps + 1) * image_size ** 2 * 3`` bytes per camera."""
 
@@ -89,21 +83,11 @@ class CollectConfig:
     or a label for the record when a policy object is given."""
     seed: int = 0
     """Dataset seed; episode i's content depends only on (seed, i)."""
-    image_size: int = 64
-    """Camera image side in pixels."""
-    cameras: tuple[str, ...] = schema.DEFAULT_CAMERAS
-    """Cameras recorded at every step: ``front`` (stored as ``image``) and optionally ``wrist``
-    (``image_wrist``); also accepts a comma-separated string such as ``"front,wrist"``."""
-    episode_length: int = 150
-    """Env steps per episode."""
-    action_repeat: int = 1
-    """Env steps per recorded step, repeating the action (frames are kept at decisions only)."""
+    env_config: EnvConfig = field(default_factory=EnvConfig)
+    """The env's settings: frame size, cameras, episode length, action repeat, randomization
+    (:meth:`EnvConfig.of` builds one from the command line's options)."""
     shard_episodes: int = 10
     """Episodes per shard."""
-    canonical: bool = False
-    """Turn domain randomization off."""
-    goal_marker: bool = False
-    """Draw a marker at the goal of tasks whose goal the frame would not show (``EnvConfig.goal_marker``)."""
     noise: float = 0.2
     """Gaussian action noise of the noisy-expert policy."""
     vlm: str | None = None
@@ -116,7 +100,8 @@ class CollectConfig:
     """Run name: prefix of the shards this collection writes."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
+        if not isinstance(self.env_config, EnvConfig):
+            raise LampError(f"env_config must be an EnvConfig, got {type(self.env_config).__name__}")
         for name, limit in LIMITS.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -125,25 +110,17 @@ class CollectConfig:
                 raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
             if value > limit:
                 raise LampError(f"{name.replace('_', ' ')} must be at most {limit:,}, got {value:,}")
-        frame_bytes = (self.episode_length // self.action_repeat + 1) * self.image_size**2 * 3 * len(self.cameras)
+        env = self.env_config
+        frame_bytes = (env.episode_length // env.action_repeat + 1) * env.image_size**2 * 3 * len(env.cameras)
         if frame_bytes > MAX_EPISODE_FRAME_BYTES:
             raise LampError(
-                f"an episode of {self.episode_length} steps at {self.image_size} px from {len(self.cameras)} camera(s) holds {frame_bytes / 2**30:.1f} GiB "
+                f"an episode of {env.episode_length} steps at {env.image_size} px from {len(env.cameras)} camera(s) holds {frame_bytes / 2**30:.1f} GiB "
                 f"of frames in memory (at most {MAX_EPISODE_FRAME_BYTES >> 30} GiB); shorten --episode-length or --image-size"
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise LampError(f"seed must be a whole number in [0, 2**63), got {self.seed!r}")
         check_number("noise", self.noise, low=0.0)
         check_device_name(self.device)
-        self.env_config()  # image size within the renderer's bounds, a whole decision per episode
-
-    def env_config(self) -> EnvConfig:
-        """The env config this collection builds its envs with."""
-        randomization = RandomizationConfig.canonical() if self.canonical else RandomizationConfig()
-        return EnvConfig(
-            image_size=self.image_size, episode_length=self.episode_length, randomization=randomization,
-            action_repeat=self.action_repeat, cameras=self.cameras, goal_marker=self.goal_marker,
-        )
 
     def run_record(self) -> dict[str, Any]:
         """What a run name is bound to in ``meta/info.json``."""
@@ -202,7 +179,7 @@ def record_episode(env: Any, config: CollectConfig, index: int, policy: Policy |
     """Play episode ``index`` and return its stored arrays (``schema`` keys) and metadata.
 
     Args:
-        env: The env, built from ``config.env_config()``.
+        env: The env, built from ``config.env_config``.
         config: What to record.
         index: The episode's index in the dataset; its env seed and the built-in policy's
             random numbers come from ``(config.seed, index)``.
@@ -210,7 +187,7 @@ def record_episode(env: Any, config: CollectConfig, index: int, policy: Policy |
     """
     env_seed, rng = episode_seeds(config.seed, index)
     acting = policy if policy is not None else POLICIES.create(config.policy, env, rng, config.noise)
-    played = run_episode(env, acting, env_seed, max_steps=config.episode_length)
+    played = run_episode(env, acting, env_seed, max_steps=config.env_config.episode_length)
     info = played.reset_info
     meta = {
         "episode": index,
@@ -295,7 +272,7 @@ class _ShardRecorder:
         """Check the dataset is visible here, build the env and the scorer, open the reward set."""
         check_visible(self.out)
         config = self.config
-        self.env = make_env(config.env, config.env_config())
+        self.env = make_env(config.env, config.env_config)
         if self.scorer_factory is not None:
             self.scorer = self.scorer_factory()
         elif config.vlm:
@@ -342,10 +319,14 @@ class _ShardRecorder:
         emit(RewardShardCommitted(name))
 
 
+ENV_OPTIONS = ("image_size", "cameras", "episode_length", "action_repeat", "canonical", "goal_marker")
+"""The options of :func:`resolve_config` that go into the env config (:meth:`EnvConfig.of`)."""
+
+
 def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str, Any]:
-    """The :class:`CollectConfig` fields the dataset at ``out`` was collected with, ``{}`` if
-    ``out`` holds no dataset: env, image size, cameras, episode length, action repeat, randomization
-    (``canonical``), goal marker, seed and shard size, plus the policy (and noise) recorded for ``run``."""
+    """The options the dataset at ``out`` was collected with, ``{}`` if ``out`` holds no dataset:
+    env, image size, cameras, episode length, action repeat, randomization (``canonical``), goal
+    marker, seed and shard size, plus the policy (and noise) recorded for ``run``."""
     out = Path(out)
     if not layout.is_dataset(out):
         return {}
@@ -374,18 +355,20 @@ def recorded_options(out: str | Path, run: str = CollectConfig.run) -> dict[str,
 def resolve_config(out: str | Path, **options: Any) -> CollectConfig:
     """The config for collecting into ``out``: each option given (not None) as it is, each
     other one as the existing dataset recorded it (:func:`recorded_options`), else the
-    :class:`CollectConfig` default. A given option that differs from the dataset is kept, so
-    :func:`collect` refuses it.
+    default. A given option that differs from the dataset is kept, so :func:`collect` refuses it.
 
     Args:
         out: Dataset folder, existing or not.
-        **options: :class:`CollectConfig` fields; None means "not given".
+        **options: :class:`CollectConfig` fields other than ``env_config``, and the env options
+            of :data:`ENV_OPTIONS`; None means "not given".
     """
     given = {name: value for name, value in options.items() if value is not None}
     recorded = recorded_options(out, given.get("run", CollectConfig.run))
     if "policy" in given and given["policy"] != recorded.get("policy"):
         recorded.pop("noise", None)  # noise belongs to the recorded policy
-    return CollectConfig(**{**recorded, **given})
+    merged = {**recorded, **given}
+    env_options = {name: merged.pop(name) for name in ENV_OPTIONS if name in merged}
+    return CollectConfig(env_config=EnvConfig.of(**env_options), **merged)
 
 
 def _check_output(out: Path) -> None:
@@ -438,8 +421,8 @@ def describe_differences(differences: list[tuple[str, Any, Any]], limit: int = 3
         return text if len(text) <= 40 else text[:39] + "\u2026"
 
     grouped: dict[str, list[tuple[str, Any, Any]]] = {}
-    for field, existing, new in differences:
-        grouped.setdefault(field.split(".")[0], []).append((field, existing, new))
+    for path, existing, new in differences:
+        grouped.setdefault(path.split(".")[0], []).append((path, existing, new))
     parts = []
     for top, items in grouped.items():
         option = OPTION_OF_FIELD.get(top)
@@ -447,7 +430,7 @@ def describe_differences(differences: list[tuple[str, Any, Any]], limit: int = 3
         if len(items) == 1 and items[0][0] == top:
             parts.append(f"{top.replace('_', ' ')} {shown(items[0][1])} in the dataset, {shown(items[0][2])} asked{where}")
         else:
-            names = ", ".join(field[len(top) + 1:].replace("_", " ") or top for field, _, _ in items)
+            names = ", ".join(path[len(top) + 1:].replace("_", " ") or top for path, _, _ in items)
             parts.append(f"{top.replace('_', ' ')} differs in {names}{where}")
     more = len(parts) - limit
     return "; ".join(parts[:limit]) + (f"; and {more} more" if more > 0 else "")
@@ -505,14 +488,14 @@ def _dataset_info(config: CollectConfig, env: Any, custom_policy: bool) -> dict[
     if custom_policy:
         run_record["custom_policy"] = True
     return {
-        "env": {"name": config.env, "spec": spec, "config": config.env_config().to_dict()},
+        "env": {"name": config.env, "spec": spec, "config": config.env_config.to_dict()},
         "collection": {"seed": config.seed, "episodes": config.episodes, "shard_episodes": config.shard_episodes,
-                       "image_size": config.image_size, "episode_length": config.episode_length,
-                       "action_repeat": config.action_repeat, "canonical": config.canonical},
+                       "image_size": config.env_config.image_size, "episode_length": config.env_config.episode_length,
+                       "action_repeat": config.env_config.action_repeat, "canonical": not config.env_config.randomization.enabled},
         "runs": {config.run: run_record},
         "task_split": _task_split(spec),
-        "cameras": list(config.cameras),
-        "sample_fields": layout.sample_fields(config.cameras),
+        "cameras": list(config.env_config.cameras),
+        "sample_fields": layout.sample_fields(config.env_config.cameras),
         "provenance": provenance(),
     }
 
@@ -587,7 +570,7 @@ def collect(
     _check_output(out)
     existing = open_dataset(out) if layout.is_dataset(out) else None
 
-    env = make_env(config.env, config.env_config())
+    env = make_env(config.env, config.env_config)
     try:
         if policy is None:  # a policy that cannot act in this env (no scripted expert) fails here, before any write
             probe = POLICIES.create(config.policy, env, np.random.default_rng(0), config.noise)

@@ -23,6 +23,7 @@ import re
 
 import click
 
+from lamp_agent.config import FINETUNE_CRITICS
 from lamp_cli.defaults import field_default
 from lamp_data.errors import LampError
 from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
@@ -62,6 +63,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--replay-ratio", type=float, default=field_default(FinetuneConfig, "replay_ratio"),
               help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
 @click.option("--action-repeat", type=int, default=field_default(FinetuneConfig, "action_repeat"), help="Env steps per agent decision (default: the agent config's).")
+@click.option("--finetune-critic", type=click.Choice(FINETUNE_CRITICS), default=field_default(FinetuneConfig, "finetune_critic"),
+              help="A pretrained run's critic: probe (LAMP: frozen body, fresh linear head) or full (all of it trained) (default: the checkpoint's config, probe).")
 @click.option("--prefill", type=int, default=field_default(FinetuneConfig, "prefill"), help="Random-action env steps that open each run (default: the agent config's).")
 @click.option("--initial-updates", type=int, default=field_default(FinetuneConfig, "initial_updates"), help="World-model updates once the prefill is done (default: the agent config's).")
 @click.option("--batch-size", type=int, default=field_default(FinetuneConfig, "batch_size"), help="Sequences per update (default: the agent config's).")
@@ -79,7 +82,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--gpus-per-run", type=float, default=field_default(ExecutorConfig, "gpus_per_worker"), show_default=True, help="GPUs Ray reserves for each run (with --device cuda).")
 @click.option("--num-cpus-per-run", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True, help="CPUs Ray reserves for each run.")
 def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
-             image_size, episode_length, goal_marker, replay_ratio, action_repeat, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
+             image_size, episode_length, goal_marker, replay_ratio, action_repeat, finetune_critic, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
              save_agent, keep_checkpoints, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
     if threads:
@@ -94,7 +97,8 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
         eval_every=eval_every, eval_episodes=eval_episodes, instruction=instruction, env_prefix=env_prefix,
         env=env, image_size=image_size, episode_length=episode_length, goal_marker=goal_marker, preset=preset, method=method,
-        replay_ratio=replay_ratio, action_repeat=action_repeat, prefill=prefill, initial_updates=initial_updates,
+        replay_ratio=replay_ratio, action_repeat=action_repeat, finetune_critic=finetune_critic, prefill=prefill,
+        initial_updates=initial_updates,
         batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
         device=device, save_agent=save_agent, keep_checkpoints=keep_checkpoints,
     )

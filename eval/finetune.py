@@ -357,7 +357,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         embed = functools.partial(encoders.embed, run.text_encoder)
         lang_dim = embed(candidates[0]).shape[0]
         if checkpoint is None:
-            agent, pretrained = build_agent(run.init, run.preset, env, lang_dim, run.device, run.seed)
+            agent, pretrained = build_agent(run.init, run.preset, env, lang_dim, run.device, run.seed, run.finetune_critic)
         else:
             agent, pretrained = Agent.load(checkpoint, device=run.device), run.init != SCRATCH
         trainer = OnlineTrainer(agent, env, schedule, run.seed, run.steps + run.episode_length,

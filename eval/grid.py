@@ -12,6 +12,10 @@ and, for scratch runs, its agent ``preset``::
       scratch: {preset: cpu}
       p2e: {init: pretraining/p2e}            # paths relative to the grid file's folder
       lamp: {init: pretraining/lamp}
+      lamp-full-critic: {init: pretraining/lamp, settings: {finetune_critic: full}}   # this method's own
+
+A method's ``settings`` apply to its runs alone, over the grid's; runs whose settings are the same
+are the same runs, so grids that share a runs folder share them.
 
 :func:`run_grid` starts the missing runs, ``workers`` at a time, each a ``lamp-eval finetune``
 process of its own (one torch thread, lowered CPU priority, output in ``<out>/logs/``);
@@ -74,6 +78,8 @@ class GridMethod:
     """``scratch`` or a pretrained checkpoint (or pretraining run) folder."""
     preset: str = "cpu"
     """Agent preset of scratch runs (a bundled name or a YAML file); a checkpoint keeps its own."""
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    """``lamp-eval finetune`` settings of this method's runs alone, over the grid's."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ class Grid:
         """The finetuning queue of ``method``'s runs (all tasks, ``seeds`` or every seed) into ``out``."""
         return FinetuneConfig(
             tasks=self.tasks, inits=(method.init,), out=str(out), seeds=seeds or self.seeds, preset=method.preset,
-            method=method.name, **self.settings,
+            method=method.name, **{**self.settings, **method.settings},
         )
 
 
@@ -171,27 +177,23 @@ def load_grid(path: str | os.PathLike) -> Grid:
         raise LampError(f"grid file {path}: 'tasks' must be a list of task names")
     if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
         raise LampError(f"grid file {path}: 'seeds' must be a list of whole numbers")
-    settings = values.get("settings") or {}
-    allowed = ({item.name for item in dataclasses.fields(RunSettings)} | {"env", "env_prefix"}) - set(_NOT_SETTINGS)
-    if not isinstance(settings, dict) or set(settings) - allowed:
-        bad = sorted(set(settings) - allowed) if isinstance(settings, dict) else ["(not a mapping)"]
-        raise LampError(f"grid file {path}: settings {', '.join(bad)} are not lamp-eval finetune settings "
-                        f"(known: {', '.join(sorted(allowed))})")
+    settings = _check_settings(values.get("settings") or {}, f"grid file {path}: settings")
     methods_in = values.get("methods")
     if not isinstance(methods_in, dict) or not methods_in:
-        raise LampError(f"grid file {path}: 'methods' must map method labels to {{init, preset}}")
+        raise LampError(f"grid file {path}: 'methods' must map method labels to {{init, preset, settings}}")
     folder = path.parent
     methods = []
     for name, method in methods_in.items():
         method = method or {}
-        if not isinstance(method, dict) or set(method) - {"init", "preset"}:
-            raise LampError(f"grid file {path}: method {name!r} takes 'init' and 'preset' only")
+        if not isinstance(method, dict) or set(method) - {"init", "preset", "settings"}:
+            raise LampError(f"grid file {path}: method {name!r} takes 'init', 'preset' and 'settings' only")
         init = str(method.get("init", SCRATCH))
         preset = str(method.get("preset", "cpu"))
         methods.append(GridMethod(
             name=str(name),
             init=init if init == SCRATCH else _resolve(init, folder),
             preset=_resolve(preset, folder) if preset.endswith((".yaml", ".yml")) else preset,
+            settings=_check_settings(method.get("settings") or {}, f"grid file {path}: method {name!r} settings"),
         ))
     names = [method.name for method in methods]
     compare = values.get("compare") or []
@@ -205,6 +207,15 @@ def load_grid(path: str | os.PathLike) -> Grid:
         if method.init == SCRATCH:
             load_preset(method.preset)  # refuses an unknown or bad preset
     return grid
+
+
+def _check_settings(settings: Any, where: str) -> dict[str, Any]:
+    """``settings`` as a dict of ``lamp-eval finetune`` settings, or a LampError naming ``where``."""
+    allowed = ({item.name for item in dataclasses.fields(RunSettings)} | {"env", "env_prefix"}) - set(_NOT_SETTINGS)
+    if not isinstance(settings, dict) or set(settings) - allowed:
+        bad = sorted(set(settings) - allowed) if isinstance(settings, dict) else ["(not a mapping)"]
+        raise LampError(f"{where} {', '.join(bad)} are not lamp-eval finetune settings (known: {', '.join(sorted(allowed))})")
+    return dict(settings)
 
 
 def plan_grid(grid: Grid, out: str | os.PathLike) -> list[GridRun]:

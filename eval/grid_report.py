@@ -186,7 +186,8 @@ def write_grid_report(grid: Any, out: str | Path, seed: int = 0) -> Path:
         "grid": str(grid.path), "command": command, "partial": bool(missing),
         "finished": len(planned) - len(missing), "planned": len(planned),
         "missing": [{"method": item.method.name, "task": item.config.task, "seed": item.config.seed, "status": item.status} for item in missing],
-        "settings": grid.settings, "methods": {method.name: {"init": method.init, "preset": method.preset} for method in grid.methods},
+        "settings": grid.settings, "methods": {method.name: {"init": method.init, "preset": method.preset, **({"settings": method.settings} if method.settings else {})}
+                    for method in grid.methods},
         **summary, "provenance": provenance(),
     }
     atomic_write_json(out / "summary.json", record)
@@ -223,6 +224,7 @@ def _markdown(grid: Any, record: dict[str, Any], planned: list[Any]) -> str:
                                f"{', '.join(counts['partial']) or '–'} | {', '.join(counts['missing']) or '–'} |")
     settings = ", ".join(f"{name.replace('_', '-')} {value}" for name, value in sorted(grid.settings.items()))
     methods = "\n".join(f"- `{method.name}`: " + (f"from scratch, preset `{method.preset}`" if method.init == "scratch" else f"from `{method.init}`")
+                        + "".join(f", {name.replace('_', '-')} {value}" for name, value in sorted(method.settings.items()))
                         for method in grid.methods)
     cell_rows = []
     for cell in record["cells"]:

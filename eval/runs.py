@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from lamp_agent.config import FINETUNE_CRITICS
 from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
 from lamp_data.errors import DamagedDataError, LampError, check_number, check_path_text
 from lamp_data.provenance import provenance, stable_hash
@@ -107,6 +108,9 @@ class RunSettings:
     """Sequences per update; None keeps the agent config's."""
     seq_len: int | None = None
     """Steps per sequence; None keeps the agent config's."""
+    finetune_critic: str | None = None
+    """How a pretrained run trains its critic: ``probe`` (LAMP's linear probe) or ``full``; None
+    keeps the checkpoint's config. Scratch runs train all of it either way."""
     text_encoder: str = MINILM
     """Sentence encoder of the instruction (must match the checkpoint's language width)."""
     device: str = "cpu"
@@ -134,6 +138,8 @@ class RunSettings:
             )
         if self.action_repeat is not None and self.action_repeat < 1:
             raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
+        if self.finetune_critic is not None and self.finetune_critic not in FINETUNE_CRITICS:
+            raise LampError(f"finetune-critic must be one of {', '.join(FINETUNE_CRITICS)}, got {self.finetune_critic!r}")
         for name, least, words in (("prefill", 0, "non-negative"), ("initial_updates", 0, "non-negative"),
                                    ("batch_size", 1, "at least 1"), ("seq_len", 1, "at least 1")):
             value = getattr(self, name)
@@ -163,11 +169,14 @@ class RunConfig(RunSettings):
     """Anything else recorded with the run (not part of its identity)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, stored in ``run.json``; ``goal_marker`` is left out while off, so
-        such a run's record and identity are what they were before the option existed."""
+        """JSON-able form, stored in ``run.json``; ``goal_marker`` is left out while off and
+        ``finetune_critic`` while unset, so such a run's record and identity are what they were
+        before those options existed."""
         value = asdict(self)
         if not self.goal_marker:
             del value["goal_marker"]
+        if self.finetune_critic is None:
+            del value["finetune_critic"]
         return value
 
     def identity(self) -> str:

@@ -168,17 +168,17 @@ class Agent:
         """Steps each optimizer has taken since it was built (the learning-rate warm-up's clock)."""
 
     def prepare_finetune(self) -> None:
-        """Switch to LAMP's finetuning: the critic is linearly probed, everything else finetuned.
-
-        The critic's body is frozen and gets a fresh linear output head; the slow critic,
-        the return scale and all optimizers start afresh.
+        """Switch to finetuning: the critic gets a fresh linear output head and, with
+        ``finetune_critic: probe`` (LAMP), a frozen body (a linear probe); everything else is
+        finetuned. The slow critic, the return scale and all optimizers start afresh.
         """
         critic: Critic = self.nets["critic"]
         with self._random("train"):
             critic.reset_head()
-        for module in (critic.body, critic.activation):
-            for parameter in module.parameters():
-                parameter.requires_grad_(False)
+        if self.config.finetune_critic == "probe":
+            for module in (critic.body, critic.activation):
+                for parameter in module.parameters():
+                    parameter.requires_grad_(False)
         self.nets["slow_critic"] = critic.copy()
         self.nets["return_scale"] = ReturnScale(self.config.return_norm_decay).to(self.device)
         self.phase = "finetune"

@@ -28,6 +28,9 @@ settings, kept so that runs made with it stay reproducible)."""
 FRONTENDS = ("cnn", "mwm")
 """Visual front-ends: a CNN encoder/decoder, or Masked World Models' conv-stem ViT autoencoder."""
 
+FINETUNE_CRITICS = ("probe", "full")
+"""How finetuning starts from a pretrained critic (:attr:`AgentConfig.finetune_critic`)."""
+
 PRECISIONS = ("fp32", "bf16", "auto")
 """Training precisions: plain float32, bfloat16 autocast of the forward passes, or ``auto``:
 bf16 where the hardware computes it natively (a GPU with bf16 support, a CPU with AMX or
@@ -157,6 +160,10 @@ class AgentConfig:
     """Weight of DreamerV3's replay value loss in finetuning: the critic also regresses, on the
     replayed sequences, lambda-returns of the recorded rewards bootstrapped with the imagined
     returns from each replayed state. 0: the critic learns in imagination only."""
+    finetune_critic: str = "probe"
+    """How finetuning starts from a pretrained critic, whose output head is always fresh:
+    ``probe`` (LAMP) freezes its body and trains the linear head alone; ``full`` trains the body
+    too. Scratch agents train all of the critic either way."""
     slow_critic_fraction: float = 0.02
     """EMA rate of the slow target critic."""
     return_norm_decay: float = 0.99
@@ -203,6 +210,8 @@ class AgentConfig:
                     raise LampError(f"{field.name} must be positive, got {value!r}")
         if self.frontend not in FRONTENDS:
             raise LampError(f"frontend must be one of {', '.join(FRONTENDS)}, got {self.frontend!r}")
+        if self.finetune_critic not in FINETUNE_CRITICS:
+            raise LampError(f"finetune_critic must be one of {', '.join(FINETUNE_CRITICS)}, got {self.finetune_critic!r}")
         if self.precision not in PRECISIONS:
             raise LampError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if not 0.0 <= self.alpha <= 1.0:

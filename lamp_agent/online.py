@@ -91,11 +91,13 @@ def agent_config_of(init: str, preset: str) -> AgentConfig:
     return AgentConfig.from_dict(read_checkpoint_config(init)["config"])
 
 
-def build_agent(init: str, preset: str, env: Any, lang_dim: int, device: str, seed: int) -> tuple[Agent, bool]:
+def build_agent(init: str, preset: str, env: Any, lang_dim: int, device: str, seed: int,
+                finetune_critic: str | None = None) -> tuple[Agent, bool]:
     """The agent a run starts from, ready to learn online; returns ``(agent, pretrained)``.
 
     A scratch agent is built from ``preset`` with ``seed``; a pretrained one is loaded from the
-    checkpoint ``init``, reseeded and switched to finetuning (``Agent.prepare_finetune``).
+    checkpoint ``init``, reseeded and switched to finetuning (``Agent.prepare_finetune``), its
+    critic as ``finetune_critic`` says (None: as the checkpoint's config says).
 
     Raises:
         LampError: the checkpoint does not fit the env or the text encoder.
@@ -113,6 +115,8 @@ def build_agent(init: str, preset: str, env: Any, lang_dim: int, device: str, se
     if mismatched:
         raise LampError(f"checkpoint {init} does not fit this env: {', '.join(mismatched)}")
     agent.reseed(seed)
+    if finetune_critic is not None:
+        agent.config = dataclasses.replace(agent.config, finetune_critic=finetune_critic)
     agent.prepare_finetune()
     return agent, True
 

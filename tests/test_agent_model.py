@@ -6,10 +6,10 @@ import torch
 
 from lamp_agent import Agent, load_preset
 from lamp_agent.core.replay import EpisodeReplay, HindsightPrompts
-from lamp_data.prefetch import Prefetcher
 from lamp_agent.mwm import MaskedAutoencoder
 from lamp_agent.p2e import Ensemble
 from lamp_data.errors import LampError
+from lamp_data.prefetch import Prefetcher
 
 SIZES = dict(image_size=16, state_dim=4, action_dim=4, lang_dim=8)
 
@@ -178,6 +178,21 @@ def test_prepare_finetune_freezes_the_critic_body_and_probes_a_fresh_head(fixed_
         assert torch.equal(value, norm[name]), name
     assert not torch.equal(critic.head.weight, head)
     assert any(not torch.equal(a, b) for a, b in zip(agent.nets["actor"].parameters(), actor))
+
+
+def test_finetune_critic_full_trains_the_pretrained_critic_body_under_a_fresh_head(fixed_batch):
+    agent = Agent(load_preset("tiny", finetune_critic="full"), **SIZES, seed=0)
+    agent.train_step(fixed_batch)
+    critic = agent.nets["critic"]
+    agent.prepare_finetune()
+    assert torch.count_nonzero(critic.head.weight) == 0
+    assert all(parameter.requires_grad for parameter in critic.body.parameters())
+    body = {name: value.clone() for name, value in critic.body.named_parameters()}
+    for _ in range(3):
+        agent.train_step(fixed_batch, mode="finetune")
+    assert any(not torch.equal(value, body[name]) for name, value in critic.body.named_parameters())
+    with pytest.raises(LampError, match="finetune_critic must be one of probe, full"):
+        load_preset("tiny", finetune_critic="half")
 
 
 def test_bad_mode_and_incomplete_batch_are_clear_errors(fixed_batch):

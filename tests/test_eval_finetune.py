@@ -109,6 +109,20 @@ def test_critic_is_linearly_probed_and_everything_else_trains(finished, checkpoi
     assert info["trainable_parameters"] < scratch_info["trainable_parameters"]
 
 
+def test_a_fully_trained_critic_is_a_setting_of_the_run_and_its_identity(finished, checkpoints, tmp_path):
+    out, results = finished
+    [full] = finetune(_config(tmp_path / "full", [checkpoints["lamp"]], finetune_critic="full", save_agent=True, steps=30, eval_every=15),
+                      progress=False)  # the fresh head is zero: the body learns from the second update on
+    before = load_file(str(checkpoints["lamp"] / "weights.safetensors"))
+    after = load_file(str(full.folder / "agent" / "weights.safetensors"))
+    assert any(not np.array_equal(before[name].numpy(), after[name].numpy()) for name in before if name.startswith("critic.body."))
+    info = json.loads((full.folder / RUN_INFO).read_text())
+    probed = json.loads((results[1].folder / RUN_INFO).read_text())
+    assert info["agent_config"]["finetune_critic"] == "full" and probed["agent_config"]["finetune_critic"] == "probe"
+    assert info["trainable_parameters"] > probed["trainable_parameters"]
+    assert info["config"]["finetune_critic"] == "full" and "finetune_critic" not in probed["config"]
+
+
 def test_finished_runs_are_skipped_and_interrupted_ones_restart(finished, checkpoints, tmp_path):
     out, results = finished
     again = finetune(_config(out, ["scratch", checkpoints["lamp"]], save_agent=True), progress=False)

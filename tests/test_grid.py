@@ -98,6 +98,20 @@ def test_a_pretrained_arm_made_later_waits_and_paths_are_read_relative_to_the_gr
     assert command[command.index("--method") + 1] == "tiny" and "--eval-episodes" in command
 
 
+def test_a_methods_own_settings_reach_its_runs_alone(tmp_path):
+    methods = {"tiny": {"preset": "tiny"}, "lamp": {"init": "pretraining/lamp"},
+               "lamp-full": {"init": "pretraining/lamp", "settings": {"finetune_critic": "full", "steps": 200}}}
+    spec = load_grid(_write_grid(tmp_path / "exp", methods=methods))
+    planned = {(item.method.name, item.config.seed): item for item in plan_grid(spec, tmp_path / "out")}
+    full, probe = planned[("lamp-full", 0)], planned[("lamp", 0)]
+    assert (full.config.finetune_critic, full.config.steps) == ("full", 200)
+    assert (probe.config.finetune_critic, probe.config.steps) == (None, 160)
+    assert "finetune_critic" not in probe.config.to_dict() and full.config.identity() != probe.config.identity()
+    command = run_command(full, spec.runs_folder("x"), threads=1)
+    assert command[command.index("--finetune-critic") + 1] == "full" and command[command.index("--steps") + 1] == "200"
+    assert "--finetune-critic" not in run_command(probe, spec.runs_folder("x"), threads=1)
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"tasks": []}, "'tasks' must be a list"),
     ({"seeds": ["a"]}, "'seeds' must be a list"),
@@ -106,6 +120,8 @@ def test_a_pretrained_arm_made_later_waits_and_paths_are_read_relative_to_the_gr
     ({"compare": [["tiny", "nosuch"]]}, "'compare' must list pairs"),
     ({"format_version": 9}, "format version 9"),
     ({"settings": {"steps": 0}}, "steps must be at least 1"),
+    ({"methods": {"a": {"settings": {"stepz": 3}}}}, "method 'a' settings stepz are not lamp-eval finetune settings"),
+    ({"methods": {"a": {"settings": {"finetune_critic": "half"}}}}, "finetune-critic must be one of probe, full"),
 ])
 def test_a_bad_grid_file_is_one_line_and_exit_2_before_anything_is_written(tmp_path, changes, message):
     grid = _write_grid(tmp_path / "exp", **changes)

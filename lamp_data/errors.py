@@ -100,6 +100,19 @@ def check_number(name: str, value: object, *, low: float | None = None, high: fl
     return number
 
 
+def check_count(name: str, value: object, limit: int) -> int:
+    """``value`` if it is a whole number in ``[1, limit]``; a LampError naming ``name`` (its
+    underscores read as spaces) otherwise."""
+    words = name.replace("_", " ")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LampError(f"{words} must be a whole number, got {value!r}")
+    if value < 1:
+        raise LampError(f"{words} must be at least 1, got {value}")
+    if value > limit:
+        raise LampError(f"{words} must be at most {limit:,}, got {value:,}")
+    return value
+
+
 def check_path_text(name: str, path: str | os.PathLike) -> str:
     """``path`` as text if it is valid UTF-8, the only paths lamp can record in its JSON files.
 

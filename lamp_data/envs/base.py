@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 
 from lamp_data import schema
-from lamp_data.errors import LampError
+from lamp_data.errors import LampError, check_count
 
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 512
@@ -92,21 +92,11 @@ class EnvConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cameras", schema.check_cameras(self.cameras))
         for name, limit in (("image_size", MAX_IMAGE_SIZE), ("episode_length", MAX_EPISODE_LENGTH), ("action_repeat", MAX_ACTION_REPEAT)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise LampError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}")
-            if value < 1:
-                raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
-            if value > limit:
-                raise LampError(f"{name.replace('_', ' ')} must be at most {limit:,}, got {value:,}")
+            check_count(name, getattr(self, name), limit)
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise LampError(
                 f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} px, got {self.image_size}"
             )
-        if not 1 <= self.episode_length <= MAX_EPISODE_LENGTH:
-            raise LampError(f"episode length must be between 1 and {MAX_EPISODE_LENGTH:,} steps, got {self.episode_length:,}")
-        if self.action_repeat < 1:
-            raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
         if self.action_repeat > self.episode_length:
             raise LampError(
                 f"an episode of {self.episode_length} env steps is shorter than one decision at action repeat "

@@ -40,7 +40,7 @@ from lamp_data.atomic import atomic_write_json
 from lamp_data.devices import check_device, check_device_name
 from lamp_data.envs import DEFAULT_ENV, ENVS, make_env
 from lamp_data.envs.base import EnvConfig
-from lamp_data.errors import DamagedDataError, LampError, check_number, check_on_damage
+from lamp_data.errors import DamagedDataError, LampError, check_count, check_number, check_on_damage
 from lamp_data.pipeline.executors import ExecutorConfig, WorkerReady, check_local_path, check_visible, import_ray, session, worker_count, worker_pool
 from lamp_data.pipeline.rollout import POLICIES, Policy, records_noise, run_episode
 from lamp_data.progress import ProgressBar, progress_bar
@@ -103,13 +103,7 @@ class CollectConfig:
         if not isinstance(self.env_config, EnvConfig):
             raise LampError(f"env_config must be an EnvConfig, got {type(self.env_config).__name__}")
         for name, limit in LIMITS.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise LampError(f"{name.replace('_', ' ')} must be a whole number, got {value!r}")
-            if value < 1:
-                raise LampError(f"{name.replace('_', ' ')} must be at least 1, got {value}")
-            if value > limit:
-                raise LampError(f"{name.replace('_', ' ')} must be at most {limit:,}, got {value:,}")
+            check_count(name, getattr(self, name), limit)
         env = self.env_config
         frame_bytes = (env.episode_length // env.action_repeat + 1) * env.image_size**2 * 3 * len(env.cameras)
         if frame_bytes > MAX_EPISODE_FRAME_BYTES:

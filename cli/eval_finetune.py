@@ -25,9 +25,10 @@ import click
 
 from lamp_agent.config import FINETUNE_CRITICS
 from lamp_cli.defaults import field_default
+from lamp_data.envs.base import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
-from lamp_eval.runs import FinetuneConfig
+from lamp_eval.runs import FinetuneConfig, finetune_env
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -57,8 +58,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--method", default=field_default(FinetuneConfig, "method"), help="Method label instead of the one read from the checkpoint.")
 @click.option("--env-prefix", default=field_default(FinetuneConfig, "env_prefix"), show_default=True, help="Env of task T is <prefix>T.")
 @click.option("--env", default=field_default(FinetuneConfig, "env"), help="Env name for every task (e.g. dummy), instead of the prefix.")
-@click.option("--image-size", type=int, default=field_default(FinetuneConfig, "image_size"), show_default=True, help="Camera image side in pixels.")
-@click.option("--episode-length", type=int, default=field_default(FinetuneConfig, "episode_length"), show_default=True, help="Env steps per episode.")
+@click.option("--image-size", type=int, default=field_default(EnvConfig, "image_size"), show_default=True, help="Camera image side in pixels.")
+@click.option("--episode-length", type=int, default=field_default(EnvConfig, "episode_length"), show_default=True, help="Env steps per episode.")
 @click.option("--goal-marker", is_flag=True, help="Draw a marker at the goal of tasks whose goal the frame would not show (pick-place...).")
 @click.option("--replay-ratio", type=float, default=field_default(FinetuneConfig, "replay_ratio"),
               help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
@@ -96,7 +97,8 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
     config = FinetuneConfig(
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
         eval_every=eval_every, eval_episodes=eval_episodes, instruction=instruction, env_prefix=env_prefix,
-        env=env, image_size=image_size, episode_length=episode_length, goal_marker=goal_marker, preset=preset, method=method,
+        env=env, env_config=finetune_env(image_size=image_size, episode_length=episode_length, goal_marker=goal_marker),
+        preset=preset, method=method,
         replay_ratio=replay_ratio, action_repeat=action_repeat, finetune_critic=finetune_critic, prefill=prefill,
         initial_updates=initial_updates,
         batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,

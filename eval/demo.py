@@ -177,6 +177,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from lamp_eval.board_table import leaderboard_lines
     from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.report import leaderboard
+    from lamp_eval.runs import finetune_env
 
     import torch
 
@@ -248,7 +249,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
         FinetuneConfig(
             tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
             steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
-            image_size=config.env_config.image_size, episode_length=config.finetune_episode_length, preset=config.preset,
+            env_config=finetune_env(image_size=config.env_config.image_size, episode_length=config.finetune_episode_length),
+            preset=config.preset,
             replay_ratio=config.finetune_replay_ratio, prefill=config.finetune_prefill,
             initial_updates=config.finetune_initial_updates,
         )

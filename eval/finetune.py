@@ -54,7 +54,7 @@ from lamp_agent.online import (
 from lamp_data import schema
 from lamp_data.atomic import atomic_path, exclusive_lock
 from lamp_data.devices import check_device
-from lamp_data.envs import ENVS, EnvConfig, RandomizationConfig, make_env
+from lamp_data.envs import ENVS, make_env
 from lamp_data.envs.tasks import HELDOUT, TASKS, get_task
 from lamp_data.errors import LampError
 from lamp_data.pipeline.executors import ExecutorConfig, session, worker_count, worker_pool
@@ -139,7 +139,7 @@ def plan_runs(config: FinetuneConfig) -> list[RunConfig]:
         check_task(task, config)
         ENVS.get(config.env_name(task))
     for init in config.inits:
-        check_init(init, config.image_size)
+        check_init(init, config.env_config.image_size)
     labels = {init: config.method or method_label(init) for init in dict.fromkeys(config.inits)}
     by_label: dict[str, str] = {}
     for init, label in labels.items():
@@ -285,16 +285,16 @@ def run_schedule(run: RunConfig) -> Schedule:
 def _check_schedule(run: RunConfig) -> Schedule:
     """The run's training schedule, refused when its sequences or instruction trials do not fit."""
     schedule = run_schedule(run)
-    decisions = math.ceil(run.episode_length / schedule.action_repeat)
+    decisions = math.ceil(run.env_config.episode_length / schedule.action_repeat)
     if schedule.seq_len > decisions + 1:
         raise LampError(
             f"training sequences of {schedule.seq_len} steps do not fit episodes of {decisions} decisions "
-            f"({run.episode_length} env steps, action repeat {schedule.action_repeat}); pass --seq-len {decisions + 1} or less"
+            f"({run.env_config.episode_length} env steps, action repeat {schedule.action_repeat}); pass --seq-len {decisions + 1} or less"
         )
     candidates = len(task_instructions(run.task)) if run.instruction == AUTO_INSTRUCTION else 1
-    if candidates > 1 and candidates * run.episode_length >= run.steps:
+    if candidates > 1 and candidates * run.env_config.episode_length >= run.steps:
         raise LampError(
-            f"--instruction auto spends {candidates} episodes of {run.episode_length} steps, "
+            f"--instruction auto spends {candidates} episodes of {run.env_config.episode_length} steps, "
             f"which leaves nothing of the {run.steps}-step budget; give more --steps"
         )
     return schedule
@@ -340,10 +340,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     advance = advance or (lambda steps: None)
     started = time.perf_counter()
     schedule = _check_schedule(run)
-    env_config = EnvConfig(
-        image_size=run.image_size, episode_length=run.episode_length, randomization=RandomizationConfig.canonical(),
-        action_repeat=schedule.action_repeat, cameras=_agent_cameras(run), goal_marker=run.goal_marker,
-    )
+    env_config = dataclasses.replace(run.env_config, action_repeat=schedule.action_repeat, cameras=_agent_cameras(run))
     eval_seeds = eval_episode_seeds(run.eval_episodes)
     resume_dir = writer.staging / RESUME_DIR
     checkpoint = latest_checkpoint(resume_dir) if writer.interrupted() else None
@@ -360,7 +357,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
             agent, pretrained = build_agent(run.init, run.preset, env, lang_dim, run.device, run.seed, run.finetune_critic)
         else:
             agent, pretrained = Agent.load(checkpoint, device=run.device), run.init != SCRATCH
-        trainer = OnlineTrainer(agent, env, schedule, run.seed, run.steps + run.episode_length,
+        trainer = OnlineTrainer(agent, env, schedule, run.seed, run.steps + run.env_config.episode_length,
                                 functools.partial(train_episode_seed, run.seed), advance)
         if checkpoint is None:
             writer.begin(

@@ -44,15 +44,18 @@ from lamp_data.atomic import exclusive_lock
 from lamp_data.errors import LampError
 from lamp_eval.runs import (
     DEFAULT_ENV_PREFIX,
+    FINETUNE_ENV_FIELDS,
     RESUME_DIR,
     RUN_INFO,
     STATUS_FINISHED,
     FinetuneConfig,
     RunConfig,
     RunSettings,
+    finetune_env,
     read_run_info,
     run_folder,
     staging_folder,
+    with_finetune_env,
 )
 
 GRID_FORMAT_VERSION = 1
@@ -111,7 +114,7 @@ class Grid:
         """The finetuning queue of ``method``'s runs (all tasks, ``seeds`` or every seed) into ``out``."""
         return FinetuneConfig(
             tasks=self.tasks, inits=(method.init,), out=str(out), seeds=seeds or self.seeds, preset=method.preset,
-            method=method.name, **{**self.settings, **method.settings},
+            method=method.name, **with_finetune_env({**self.settings, **method.settings}),
         )
 
 
@@ -211,7 +214,7 @@ def load_grid(path: str | os.PathLike) -> Grid:
 
 def _check_settings(settings: Any, where: str) -> dict[str, Any]:
     """``settings`` as a dict of ``lamp-eval finetune`` settings, or a LampError naming ``where``."""
-    allowed = ({item.name for item in dataclasses.fields(RunSettings)} | {"env", "env_prefix"}) - set(_NOT_SETTINGS)
+    allowed = ({item.name for item in dataclasses.fields(RunSettings)} | {"env", "env_prefix", *FINETUNE_ENV_FIELDS}) - set(_NOT_SETTINGS)
     if not isinstance(settings, dict) or set(settings) - allowed:
         bad = sorted(set(settings) - allowed) if isinstance(settings, dict) else ["(not a mapping)"]
         raise LampError(f"{where} {', '.join(bad)} are not lamp-eval finetune settings (known: {', '.join(sorted(allowed))})")
@@ -273,9 +276,14 @@ def run_command(grid_run: GridRun, runs_folder: Path, threads: int) -> list[str]
 
 
 def grid_run_settings(run: RunConfig) -> dict[str, Any]:
-    """The settings of ``run`` that differ from ``lamp-eval finetune``'s defaults (its options)."""
-    defaults = {item.name: item.default for item in dataclasses.fields(RunSettings)}
-    return {name: getattr(run, name) for name in defaults if name not in _NOT_SETTINGS and getattr(run, name) != defaults[name]}
+    """The settings of ``run`` that differ from ``lamp-eval finetune``'s defaults (its options;
+    the env's as its flat options)."""
+    defaults = {item.name: item.default for item in dataclasses.fields(RunSettings) if item.name != "env_config"}
+    changed = {name: getattr(run, name) for name in defaults if name not in _NOT_SETTINGS and getattr(run, name) != defaults[name]}
+    default_env = finetune_env()
+    changed.update({name: getattr(run.env_config, name) for name in FINETUNE_ENV_FIELDS
+                    if getattr(run.env_config, name) != getattr(default_env, name)})
+    return changed
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any
 
 from lamp_agent.config import FINETUNE_CRITICS
 from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
+from lamp_data.envs.base import EnvConfig, RandomizationConfig
 from lamp_data.errors import DamagedDataError, LampError, check_number, check_path_text
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.rewards.text_names import MINILM
@@ -75,6 +76,28 @@ def eval_episode_seeds(episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + index for index in range(episodes)]
 
 
+FINETUNE_ENV_FIELDS = ("image_size", "episode_length", "goal_marker")
+"""The :class:`~lamp_data.envs.base.EnvConfig` fields a finetuning run sets (flat in its record,
+its command line and a grid's settings)."""
+
+
+def finetune_env(**fields: Any) -> EnvConfig:
+    """The env config of a finetuning run with ``fields`` (of :data:`FINETUNE_ENV_FIELDS`): the
+    held-out task without domain randomization, the rest at :class:`EnvConfig`'s defaults."""
+    if set(fields) - set(FINETUNE_ENV_FIELDS):
+        raise LampError(f"a finetuning env takes {', '.join(FINETUNE_ENV_FIELDS)}, not {', '.join(sorted(set(fields) - set(FINETUNE_ENV_FIELDS)))}")
+    return EnvConfig(randomization=RandomizationConfig.canonical(), **fields)
+
+
+def with_finetune_env(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with its flat env fields (:data:`FINETUNE_ENV_FIELDS`) gathered into ``env_config``."""
+    flat = {name: settings[name] for name in FINETUNE_ENV_FIELDS if name in settings}
+    rest = {name: value for name, value in settings.items() if name not in FINETUNE_ENV_FIELDS}
+    if flat and "env_config" in rest:
+        raise LampError(f"give the env's {', '.join(flat)} in env_config or flat, not both")
+    return {**rest, "env_config": finetune_env(**flat)} if flat else rest
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """The settings of a finetuning run that every run of a queue shares (its budget, schedule
@@ -88,12 +111,9 @@ class RunSettings:
     """Episodes per evaluation, on the held-out evaluation seeds."""
     instruction: str = ""
     """Instruction as given: text, ``""`` for the task's own, or ``"auto"`` to pick among its paraphrases."""
-    image_size: int = 64
-    """Camera image side in pixels."""
-    episode_length: int = 150
-    """Env steps per episode."""
-    goal_marker: bool = False
-    """Draw a marker at the goal of tasks whose goal the frame would not show (``EnvConfig.goal_marker``)."""
+    env_config: EnvConfig = field(default_factory=lambda: finetune_env())
+    """The held-out task's env: frame size, episode length, goal marker (:func:`finetune_env`).
+    It runs without domain randomization; the run adds the agent's cameras and action repeat."""
     preset: str = "cpu"
     """Agent preset for scratch runs (a pretrained run keeps its checkpoint's config)."""
     replay_ratio: float | None = None
@@ -119,6 +139,11 @@ class RunSettings:
     """At most this many frames in ``rollout.gif``."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.env_config, EnvConfig):
+            raise LampError(f"env_config must be an EnvConfig, got {type(self.env_config).__name__}")
+        if self.env_config != finetune_env(**{name: getattr(self.env_config, name) for name in FINETUNE_ENV_FIELDS}):
+            raise LampError("a finetuning env sets only image size, episode length and goal marker: it runs without "
+                            "domain randomization, with the agent's cameras and --action-repeat")
         for name in ("steps", "eval_every", "eval_episodes", "gif_frames"):
             if getattr(self, name) < 1:
                 raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -169,11 +194,16 @@ class RunConfig(RunSettings):
     """Anything else recorded with the run (not part of its identity)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, stored in ``run.json``; ``goal_marker`` is left out while off and
-        ``finetune_critic`` while unset, so such a run's record and identity are what they were
-        before those options existed."""
-        value = asdict(self)
-        if not self.goal_marker:
+        """JSON-able form, stored in ``run.json``: the env's settings flat (image size, episode
+        length, goal marker), ``goal_marker`` left out while off and ``finetune_critic`` while
+        unset, so such a run's record and identity are what they were before those options existed."""
+        value: dict[str, Any] = {}
+        for name, item in asdict(self).items():
+            if name == "env_config":
+                value.update({field_name: getattr(self.env_config, field_name) for field_name in FINETUNE_ENV_FIELDS})
+            else:
+                value[name] = item
+        if not self.env_config.goal_marker:
             del value["goal_marker"]
         if self.finetune_critic is None:
             del value["finetune_critic"]

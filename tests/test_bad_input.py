@@ -14,7 +14,7 @@ from lamp_cli.data import main as data_cli
 from lamp_cli.eval import main as eval_cli
 from lamp_data.envs import EnvConfig
 from lamp_data.pipeline.collect import CollectConfig, collect
-from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds
+from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds, finetune_env
 from test_agent_pretrain import FINGERPRINT, ColourScorer
 from test_faults import tree
 
@@ -29,7 +29,8 @@ def world(tmp_path_factory):
     collect(root / "data", CollectConfig(env="dummy", episodes=4, shard_episodes=2, seed=1, env_config=EnvConfig(image_size=16, episode_length=5)),
             scorer_factory=ColourScorer, progress=False)
     writer = RunWriter(root / "runs", RunConfig(task="reach-dummy", env="dummy", init="scratch", method="scratch", seed=0,
-                                                steps=200, eval_every=100, episode_length=5, image_size=16, preset="tiny"))
+                                                steps=200, eval_every=100, env_config=finetune_env(episode_length=5, image_size=16),
+                                                preset="tiny"))
     writer.begin({})
     for step in (0, 100, 200):
         writer.log(Evaluation.from_episodes(step, [EpisodeResult(seed, 1.0, False, 5) for seed in eval_episode_seeds(2)]))

@@ -11,7 +11,7 @@ import pytest
 from lamp_data.display.headless import find_browser, render_page
 from lamp_eval.board_table import leaderboard_lines
 from lamp_eval.report import ReportConfig, leaderboard
-from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds
+from lamp_eval.runs import EpisodeResult, Evaluation, RunConfig, RunWriter, eval_episode_seeds, finetune_env
 
 BASELINES = {
     "format_version": 1, "env": "mw-door-close", "env_config": {}, "seeds": eval_episode_seeds(4),
@@ -23,8 +23,8 @@ BASELINES = {
 
 def _run(out, method: str, seed: int, returns: list[float], successes: list[float], task: str = "door-close") -> None:
     config = RunConfig(task=task, env=f"mw-{task}", init="scratch" if method == "scratch" else "ckpt", method=method,
-                       seed=seed, steps=400, eval_every=100, eval_episodes=4, instruction="", image_size=64,
-                       episode_length=100, preset="tiny")
+                       seed=seed, steps=400, eval_every=100, eval_episodes=4, instruction="",
+                       env_config=finetune_env(episode_length=100), preset="tiny")
     writer = RunWriter(out, config)
     writer.begin({"baselines": {**BASELINES, "env": f"mw-{task}"}})
     for index, (value, rate) in enumerate(zip(returns, successes)):

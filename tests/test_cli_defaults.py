@@ -70,9 +70,11 @@ SOURCES = {
         **{
             name: (FinetuneConfig, name)
             for name in ("steps", "instruction", "eval_every", "eval_episodes", "preset", "method", "env_prefix", "env",
-                         "image_size", "episode_length", "replay_ratio", "action_repeat", "prefill", "initial_updates",
+                         "replay_ratio", "action_repeat", "finetune_critic", "prefill", "initial_updates",
                          "batch_size", "seq_len", "text_encoder", "device", "save_agent", "keep_checkpoints")
         },
+        "image_size": (EnvConfig, "image_size"),
+        "episode_length": (EnvConfig, "episode_length"),
         "seeds": (FinetuneConfig, "seeds", parse_seeds),
         "executor": (ExecutorConfig, "kind"),
         "address": (ExecutorConfig, "address"),

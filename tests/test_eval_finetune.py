@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+from lamp_data.envs import EnvConfig, RandomizationConfig
 from lamp_data.errors import LampError
-from lamp_eval.finetune import FinetuneConfig, finetune, method_label
+from lamp_eval.finetune import FinetuneConfig, finetune, method_label, plan_runs
 from lamp_eval.report import ReportConfig, leaderboard
-from lamp_eval.runs import RUN_INFO, RUN_LOG, eval_episode_seeds, find_runs
+from lamp_eval.runs import RUN_INFO, RUN_LOG, eval_episode_seeds, find_runs, with_finetune_env
 
 LANG_DIM = 384  # all-MiniLM-L6-v2
 
@@ -44,7 +45,7 @@ def _config(out, inits, **changes):
         replay_ratio=2.0, batch_size=2, seq_len=5,
     )
     values.update(changes)
-    return FinetuneConfig(**values)
+    return FinetuneConfig(**with_finetune_env(values))
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +209,18 @@ def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_
     assert not (tmp_path / "short").exists()
 
 
+def test_a_finetuning_env_holds_only_what_a_run_sets_and_is_recorded_flat(tmp_path):
+    with pytest.raises(LampError, match="sets only image size, episode length and goal marker"):
+        FinetuneConfig(tasks=("reach-dummy",), inits=("scratch",), out=str(tmp_path), env="dummy",
+                       env_config=EnvConfig(image_size=16, episode_length=5))  # randomized
+    with pytest.raises(LampError, match="not both"):
+        _config(tmp_path, ["scratch"], env_config=EnvConfig(image_size=16, episode_length=5))
+    [run] = plan_runs(_config(tmp_path, ["scratch"]))
+    record = run.to_dict()
+    assert (record["image_size"], record["episode_length"]) == (16, 5) and "env_config" not in record
+    assert "goal_marker" not in record and run.env_config.randomization == RandomizationConfig.canonical()
+
+
 def test_goal_marker_reaches_the_env_and_the_run_identity(tmp_path):
     config = _config(tmp_path, ["scratch"], tasks=("pick-place",), env=None, steps=6, eval_every=6, eval_episodes=1,
                      episode_length=3, seq_len=4, goal_marker=True)
@@ -215,7 +228,7 @@ def test_goal_marker_reaches_the_env_and_the_run_identity(tmp_path):
     info = json.loads((result.folder / RUN_INFO).read_text())
     assert info["config"]["goal_marker"] is True and info["env_config"]["goal_marker"] is True
     assert info["env_spec"]["config"]["goal_marker"] is True
-    plain = dataclasses.replace(result.config, goal_marker=False)
+    plain = dataclasses.replace(result.config, env_config=dataclasses.replace(result.config.env_config, goal_marker=False))
     assert "goal_marker" not in plain.to_dict() and plain.identity() != result.config.identity()
 
 

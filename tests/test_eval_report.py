@@ -19,6 +19,7 @@ from lamp_eval.runs import (
     RunWriter,
     eval_episode_seeds,
     find_runs,
+    finetune_env,
     read_run,
     train_episode_seed,
 )
@@ -29,8 +30,8 @@ TASKS = ("pick-place", "door-close", "faucet-open")
 def _config(method, task, seed, steps=400):
     return RunConfig(
         task=task, env=f"mw-{task}", init="scratch" if method == "scratch" else "ckpt", method=method,
-        seed=seed, steps=steps, eval_every=100, eval_episodes=10, instruction="", image_size=64,
-        episode_length=100, preset="tiny",
+        seed=seed, steps=steps, eval_every=100, eval_episodes=10, instruction="", env_config=finetune_env(episode_length=100),
+        preset="tiny",
     )
 
 

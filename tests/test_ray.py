@@ -20,6 +20,7 @@ from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.pipeline.relabel import relabel
 from lamp_data.provenance import portable_argv
 from lamp_data.store import iter_episodes, open_dataset, verify_dataset
+from lamp_eval.runs import finetune_env
 from tiny_models import save_tiny_distilbert, save_tiny_r3m
 
 from test_collect import episode_bytes
@@ -215,7 +216,8 @@ def test_finetune_on_ray_equals_local_and_skips_finished_runs(cluster, tmp_path)
     from lamp_eval.finetune import FinetuneConfig, finetune
 
     options = dict(tasks=("reach-dummy",), inits=("scratch",), seeds=(0, 1), steps=10, eval_every=5, eval_episodes=2,
-                   env="dummy", image_size=16, episode_length=5, preset="tiny", replay_ratio=2.0, batch_size=2, seq_len=5)
+                   env="dummy", env_config=finetune_env(image_size=16, episode_length=5), preset="tiny", replay_ratio=2.0,
+                   batch_size=2, seq_len=5)
     local = finetune(FinetuneConfig(out=str(tmp_path / "local"), **options), progress=False)
     args = ["finetune", "--task", "reach-dummy", "--init", "scratch", "--seeds", "0,1", "--steps", "10", "--eval-every", "5",
             "--eval-episodes", "2", "--env", "dummy", "--image-size", "16", "--episode-length", "5", "--preset", "tiny",

@@ -69,7 +69,7 @@ class RandomizationConfig:
 @dataclass(frozen=True)
 class EnvConfig:
     """What every backend is built from, and the one place the env's settings are declared:
-    a config that builds envs (collection's, the demo's) holds one."""
+    a config that builds envs (collection's, a finetuning run's, the demo's) holds one."""
 
     image_size: int = 64
     """Square camera image side in pixels."""

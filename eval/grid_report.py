@@ -5,8 +5,10 @@ Into the grid's ``--out`` it writes:
 * ``grid.md``       what is finished and what is missing, per task and pooled over tasks the
                     normalised-return AUC (primary), final normalised return and final success
                     with 95 % stratified-bootstrap CIs, how many seeds reached 0.8 success and
-                    how many of those fell below 0.6 later, cost per run, the comparisons
-                    P(A > B) with CIs, and the command that continues or regenerates it;
+                    how many of those fell below 0.6 later, cost per run, training metrics
+                    (actor entropy, imagined return, critic and image loss) at the first and
+                    last evaluation period, the comparisons P(A > B) with CIs, and the command
+                    that continues or regenerates it;
 * ``summary.json``  the same numbers, for other reports to cite;
 * ``curves.jsonl``  every evaluation of every finished run;
 * ``curves.png``, ``normalised_per_task.png``  curves with CI bands (from the leaderboard in ``report/``).
@@ -32,7 +34,7 @@ import numpy as np
 from lamp_data.atomic import atomic_open, atomic_write_json
 from lamp_data.provenance import provenance
 from lamp_eval import stats
-from lamp_eval.runs import Run, find_runs
+from lamp_eval.runs import TRAIN_LOG, Run, find_runs
 
 SCORE_NAMES = {"norm-auc": "normalised-return AUC", "norm-final": "final normalised return", "final": "final success"}
 """The measures of the tables, the primary one first."""
@@ -81,6 +83,32 @@ def _cost(runs: list[Run]) -> dict[str, float]:
     }
 
 
+TRAINING_METRICS = {
+    "actor_entropy": "actor entropy", "imagined_return": "imagined return", "critic_loss": "critic loss",
+    "image_loss": "image loss", "train_return_mean": "training-episode return",
+}
+"""Training metrics the report gives per cell (from ``train.jsonl``): what the policy and the world
+model had become by the run's last evaluation period, to tell a policy that did not learn from a
+world model that did not."""
+
+
+def _training(runs: list[Run]) -> dict[str, dict[str, float]]:
+    """``{"first" | "last": {metric: mean over runs}}`` of the first and last evaluation period
+    of each run's ``train.jsonl`` (runs without one are left out)."""
+    periods: dict[str, list[dict[str, Any]]] = {"first": [], "last": []}
+    for run in runs:
+        path = run.path / TRAIN_LOG
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+        if lines:
+            periods["first"].append(lines[0])
+            periods["last"].append(lines[-1])
+    return {
+        when: {name: round(float(np.mean([entry[name] for entry in entries if entry.get(name) is not None])), 3)
+               for name in TRAINING_METRICS if any(entry.get(name) is not None for entry in entries)}
+        for when, entries in periods.items() if entries
+    }
+
+
 def grid_summary(grid: Any, runs: list[Run], planned: list[Any], seed: int = 0) -> dict[str, Any]:
     """The numbers of the report: per task and method, pooled per method, and the comparisons."""
     by_cell: dict[tuple[str, str], list[Run]] = {}
@@ -98,7 +126,7 @@ def grid_summary(grid: Any, runs: list[Run], planned: list[Any], seed: int = 0) 
                 row["statistic"] = statistic
                 for score in SCORE_NAMES:
                     row[score] = _interval({task: _scores(mine, score)}, statistic, seed)
-                row.update({**_stability(mine), **_cost(mine)})
+                row.update({**_stability(mine), **_cost(mine), "training": _training(mine)})
             cells.append(row)
     pooled = []
     for method in methods:
@@ -236,6 +264,12 @@ def _markdown(grid: Any, record: dict[str, Any], planned: list[Any]) -> str:
             f"| {_text(cell['norm-final'])} | {_text(cell['final'])} | {cell['reached']} / {cell['fell_back']} "
             f"| {cell['minutes_per_run']:.0f} | {cell['updates_per_run']:.0f} |"
         )
+    training_rows = [
+        f"| {cell['task']} | {cell['method']} | {cell['runs']} | "
+        + " | ".join(f"{cell['training'].get('first', {}).get(name, math.nan):.2f} → {cell['training'].get('last', {}).get(name, math.nan):.2f}"
+                     for name in TRAINING_METRICS) + " |"
+        for cell in record["cells"] if cell["runs"] and cell.get("training")
+    ]
     pooled_rows = [
         f"| {row['method']} | {row['runs']} ({row['statistic']}) | {_text(row['norm-auc'])} | {_text(row['norm-final'])} | {_text(row['final'])} |"
         for row in record["pooled"] if row["runs"]
@@ -277,6 +311,12 @@ column says which); 95 % stratified-bootstrap CIs.
 | task | method | runs | normalised-return AUC | final normalised return | final success | reached ≥ {REACHED} / of those fell < {FELL_BELOW} later | minutes per run | updates per run |
 |---|---|---|---|---|---|---|---|---|
 {chr(10).join(cell_rows)}
+
+## Training, first → last evaluation period (mean over runs, from `train.jsonl`)
+
+| task | method | runs | {' | '.join(TRAINING_METRICS.values())} |
+|---|---|---|{'---|' * len(TRAINING_METRICS)}
+{chr(10).join(training_rows) or '| (no finished runs yet) | | |' + ' |' * len(TRAINING_METRICS)}
 
 ## Pooled over tasks
 

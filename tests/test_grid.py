@@ -68,6 +68,11 @@ def test_a_grid_killed_and_run_again_finishes_every_run_once_and_reports(tmp_pat
     assert sum(info["summary"]["resumes"] for info in infos) >= 1
     report = (out / "grid.md").read_text()
     assert "All 4 runs finished." in report and "P(wide > tiny)" in report and "(mean)" in report
+    cell = summary["cells"][0]
+    train_log = [json.loads(line) for line in (runs / cell["method"] / "reach-dummy" / "seed-0" / "train.jsonl").read_text().splitlines()]
+    assert set(cell["training"]) == {"first", "last"} and cell["training"]["last"]["actor_entropy"] > 0
+    assert "| reach-dummy | tiny | 2 | " in report and "→" in report.split("## Training")[1].split("##")[0]
+    assert len(train_log) >= 2 and cell["training"]["first"]["image_loss"] != cell["training"]["last"]["image_loss"]
     assert (out / "curves.png").is_file() and len((out / "curves.jsonl").read_text().splitlines()) == 4 * 5
     third = _grid_process(grid, out)
     output, _ = third.communicate(timeout=120)

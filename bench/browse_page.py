@@ -43,7 +43,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lamp-browse-") as folder:
         data = Path(folder) / "mw-pretrain"
         started = time.perf_counter()
-        collect(data, CollectConfig(env="mw-pretrain", episodes=args.episodes, policy="noisy-expert", noise=0.3, seed=args.seed, shard_episodes=8, env_config=EnvConfig(episode_length=args.episode_length)))
+        collect(data, CollectConfig(env="mw-pretrain", episodes=args.episodes, policy="noisy-expert", noise=0.3, seed=args.seed,
+                                    shard_episodes=8, env_config=EnvConfig(episode_length=args.episode_length)))
         timings["collect"] = time.perf_counter() - started
         started = time.perf_counter()
         relabel(data, "lamp-r3m-metaworld", "instructions")

@@ -46,7 +46,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--policy", default="random")
     args = parser.parse_args()
-    config = CollectConfig(env=args.env, episodes=args.episodes * args.workers, policy=args.policy, shard_episodes=2, seed=0, env_config=EnvConfig(episode_length=args.episode_length, image_size=args.image_size))
+    config = CollectConfig(env=args.env, episodes=args.episodes * args.workers, policy=args.policy, shard_episodes=2, seed=0,
+                           env_config=EnvConfig(episode_length=args.episode_length, image_size=args.image_size))
     print(f"env {args.env}, {args.image_size} px, {args.episode_length}-step episodes, policy {args.policy}, "
           f"{args.workers} workers x {args.episodes} episodes, {os.cpu_count()} cpus")
 

@@ -214,7 +214,8 @@ def main() -> None:
         )
 
         dataset = work / "data"
-        collect(dataset, CollectConfig(env="dummy", episodes=args.episodes, shard_episodes=2, env_config=EnvConfig(episode_length=args.episode_length, image_size=args.frame_size)), progress=False)
+        collect(dataset, CollectConfig(env="dummy", episodes=args.episodes, shard_episodes=2,
+                                       env_config=EnvConfig(episode_length=args.episode_length, image_size=args.frame_size)), progress=False)
         result = bare_vs_relabel(dataset, r3m_spec, "instructions", args.device, args.batch_size, args.repeats)
         print(f"\n[1] relabel vs bare model, R3M, {args.episodes} episodes x {args.episode_length + 1} frames of {args.frame_size} px, 'instructions' prompts")
         print(
@@ -222,7 +223,8 @@ def main() -> None:
             f"ratio {result['relabel_fps'] / result['bare_fps']:.2f} (goal >= 0.9); CPU-time ratio {result['cpu_ratio']:.2f}"
         )
         subset = work / "family-data"
-        collect(subset, CollectConfig(env="dummy", episodes=args.family_episodes, shard_episodes=2, env_config=EnvConfig(episode_length=args.episode_length, image_size=args.frame_size)), progress=False)
+        collect(subset, CollectConfig(env="dummy", episodes=args.family_episodes, shard_episodes=2,
+                                      env_config=EnvConfig(episode_length=args.episode_length, image_size=args.frame_size)), progress=False)
         print(f"    relabel frames/s per family, {args.family_episodes} episodes (one run each):")
         families = (("R3M", r3m_spec), ("CLIP", clip_spec), ("SigLIP", f"siglip:{siglip_dir}"), ("X-CLIP", f"xclip:{xclip_dir}"),
                     ("X-CLIP without the video-specific prompt", f"xclip:{xclip_dir}?video_prompt=0"))

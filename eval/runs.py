@@ -38,7 +38,7 @@ from typing import Any
 
 from lamp_agent.config import FINETUNE_CRITICS
 from lamp_data.atomic import atomic_open, atomic_write_json, fsync_dir
-from lamp_data.envs.base import EnvConfig, RandomizationConfig
+from lamp_data.envs.base import EnvConfig
 from lamp_data.errors import DamagedDataError, LampError, check_number, check_path_text
 from lamp_data.provenance import provenance, stable_hash
 from lamp_data.rewards.text_names import MINILM
@@ -86,7 +86,7 @@ def finetune_env(**fields: Any) -> EnvConfig:
     held-out task without domain randomization, the rest at :class:`EnvConfig`'s defaults."""
     if set(fields) - set(FINETUNE_ENV_FIELDS):
         raise LampError(f"a finetuning env takes {', '.join(FINETUNE_ENV_FIELDS)}, not {', '.join(sorted(set(fields) - set(FINETUNE_ENV_FIELDS)))}")
-    return EnvConfig(randomization=RandomizationConfig.canonical(), **fields)
+    return EnvConfig.of(canonical=True, **fields)
 
 
 def with_finetune_env(settings: dict[str, Any]) -> dict[str, Any]:

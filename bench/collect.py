@@ -13,7 +13,10 @@ Prints, all measured in this run:
     bare loop, and the 2-worker scaling (the median of the paired ratios),
   * the driver's (this process's) and the workers' CPU seconds per episode of the 2-worker run:
     the driver only counts progress (no arrays cross the queues; workers encode and write shards),
-  * two bare env loops run at once against one: the machine's own ceiling for two workers,
+  * two bare env loops run at once (timed from a common start, once both have warmed up) against
+    one: the machine's own ceiling for two workers; and 2 workers against that ceiling. A worker
+    is ready once its env has reset once (the first reset sets up the renderer, about a second),
+    as the bare loop's untimed warm-up episode does,
   * bytes per env step of our shards against LAMP's format (one ``np.savez_compressed``
     file per episode), and the cost / size of other frame encodings on the same frames.
 """
@@ -29,6 +32,7 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +43,14 @@ from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.store import iter_episodes, open_dataset
 
 
-def bare_loop(config: CollectConfig) -> float:
-    """Steps/s of reset + step (which renders) with the same policy, writing nothing."""
+def bare_loop(config: CollectConfig, start_together: Any = None) -> float:
+    """Steps/s of reset + step (which renders) with the same policy, writing nothing; with a
+    barrier, the timed loop starts when every process holding it has warmed up."""
     env = make_env(config.env, config.env_config)
     try:
         record_episode(env, config, 10_000)  # warm-up, not counted
+        if start_together is not None:
+            start_together.wait()
         start = time.perf_counter()
         steps = 0
         for index in range(config.episodes):
@@ -54,11 +61,23 @@ def bare_loop(config: CollectConfig) -> float:
         env.close()
 
 
+def _bare_loop_process(config: CollectConfig, start_together: Any, results: Any) -> None:
+    results.put(bare_loop(config, start_together))
+
+
 def parallel_bare_loops(config: CollectConfig, count: int) -> float:
-    """Summed steps/s of ``count`` bare env loops run at once in spawned processes: what the
-    machine itself gives ``count`` busy processes, the ceiling of ``count`` collect workers."""
-    with multiprocessing.get_context("spawn").Pool(count) as pool:
-        return float(sum(pool.map(bare_loop, [config] * count)))
+    """Summed steps/s of ``count`` bare env loops run at once in spawned processes, timed from a
+    common start once all have warmed up: what the machine itself gives ``count`` busy
+    processes, the ceiling of ``count`` collect workers."""
+    context = multiprocessing.get_context("spawn")
+    start_together, results = context.Barrier(count), context.Queue()
+    processes = [context.Process(target=_bare_loop_process, args=(config, start_together, results)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    rates = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+    return float(sum(rates))
 
 
 def frame_encodings(frames: list[np.ndarray]) -> list[tuple[str, float, float]]:
@@ -154,6 +173,7 @@ def main() -> None:
         print(f"collect, 2 workers            {two_median:8.1f} steps/s  = {float(np.median(ratios)):.2f} x 1 worker (goal >= 1.8); "
               f"median of the {args.repeats} paired ratios {', '.join(f'{r:.2f}' for r in ratios)}")
         print(f"2 bare env loops at once      {ceiling:8.2f} x 1 bare loop: what this machine gives two busy processes")
+        print(f"collect, 2 workers            {two_median / (ceiling * bare):8.2f} x 2 bare env loops at once (goal >= 0.9)")
         folder = Path(folder)
         one_folder = folder / "w1-0"
         ours, theirs = lamp_bytes_per_step(one_folder)

@@ -263,10 +263,13 @@ class _ShardRecorder:
         self.reward_writer = None
 
     def start(self, emit: Callable[[Any], None]) -> None:
-        """Check the dataset is visible here, build the env and the scorer, open the reward set."""
+        """Check the dataset is visible here, build the env (and render once) and the scorer, open the reward set."""
         check_visible(self.out)
         config = self.config
         self.env = make_env(config.env, config.env_config)
+        # The first reset sets up the renderer (about a second); paid here, a worker is ready when it says so
+        # (every episode resets with its own seed, so this reset changes no episode)
+        self.env.reset(seed=0)
         if self.scorer_factory is not None:
             self.scorer = self.scorer_factory()
         elif config.vlm:

@@ -222,7 +222,7 @@ def _check_settings(settings: Any, where: str) -> dict[str, Any]:
 
 
 def plan_grid(grid: Grid, out: str | os.PathLike) -> list[GridRun]:
-    """Every run of the grid with its status, method by method, then task, then seed.
+    """Every run of the grid with its status, method by method, then task, then seed (the report's order).
 
     A run whose pretrained checkpoint does not exist yet is ``missing`` (it waits for it).
     """
@@ -240,6 +240,14 @@ def plan_grid(grid: Grid, out: str | os.PathLike) -> list[GridRun]:
         for run in sorted(configs, key=lambda run: (grid.tasks.index(run.task), grid.seeds.index(run.seed))):
             planned.append(GridRun(method, run, _status(runs_folder, run), run_folder(runs_folder, run)))
     return planned
+
+
+def _run_order(grid: Grid, pending: list[GridRun]) -> list[GridRun]:
+    """The order runs start in: interrupted runs first, then seed by seed, each seed's tasks and
+    methods together, so a grid stopped anywhere has every method at nearly the same seeds."""
+    methods = [method.name for method in grid.methods]
+    return sorted(pending, key=lambda item: (item.status != "partial", grid.seeds.index(item.config.seed),
+                                             grid.tasks.index(item.config.task), methods.index(item.method.name)))
 
 
 def _status(runs_folder: Path, run: RunConfig) -> str:
@@ -331,7 +339,7 @@ def run_grid(grid: Grid, out: str | os.PathLike, *, workers: int = 2, threads: i
     started, failed = [], []
     if run:
         with exclusive_lock(out / LOCK_FILE, f"another lamp-eval grid is running into {out}; wait for it to finish"):
-            pending = [item for item in planned if item.status != "finished" and _ready(item)]
+            pending = _run_order(grid, [item for item in planned if item.status != "finished" and _ready(item)])
             waiting = [item for item in planned if item.status != "finished" and not _ready(item)]
             for item in waiting:
                 echo(f"waiting  {item.name}: checkpoint {item.method.init} does not exist yet")

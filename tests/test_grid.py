@@ -50,6 +50,8 @@ def test_a_grid_killed_and_run_again_finishes_every_run_once_and_reports(tmp_pat
         time.sleep(0.02)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    first_started = [line for line in first.stdout.read().splitlines() if line.startswith("started")]
+    assert len(first_started) >= 2 and all("· seed 0 " in line for line in first_started[:2])  # seed by seed, methods together
     time.sleep(0.5)  # its runs die with it
     assert not any("lamp_cli.eval finetune" in line and str(out) in line
                    for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines())
@@ -61,6 +63,8 @@ def test_a_grid_killed_and_run_again_finishes_every_run_once_and_reports(tmp_pat
     started = [line for line in output.splitlines() if line.startswith("started")]
     assert len(started) == sum(status != "finished" for status in statuses.values())
     assert any("(continues)" in line for line in started)
+    continues = ["(continues)" in line for line in started]
+    assert continues == sorted(continues, reverse=True)  # interrupted runs go on first
     summary = json.loads((out / "summary.json").read_text())
     assert summary["partial"] is False and summary["finished"] == summary["planned"] == 4
     infos = [json.loads(path.read_text()) for path in runs.glob("*/reach-dummy/seed-*/run.json")]

@@ -27,11 +27,13 @@ from typing import Any
 from lamp_data.atomic import atomic_write_json
 from lamp_data.display.showcase import render_showcase
 from lamp_data.envs import EnvConfig
+from lamp_data.errors import LampError
 from lamp_data.pipeline.collect import CollectConfig, collect
 from lamp_data.pipeline.executors import ExecutorConfig
 from lamp_data.pipeline.relabel import relabel
 from lamp_data.provenance import provenance
 from lamp_data.rewards.vlm.shipped import shipped_model_path
+from lamp_eval.runs import finetune_env
 
 DEFAULT_REWARD_MODEL = "lamp-r3m-metaworld"
 """Spec of the in-domain reward model shipped with the package (see ``lamp_data.rewards.vlm.shipped``)."""
@@ -70,8 +72,9 @@ class DemoConfig:
     """Random-action env steps that open each finetuning run (the preset's would take the whole budget)."""
     finetune_initial_updates: int = 50
     """World-model updates once the prefill is done."""
-    finetune_episode_length: int = 100
-    """Env steps per finetuning episode."""
+    finetune_env_config: EnvConfig = field(default_factory=functools.partial(finetune_env, episode_length=100))
+    """The held-out task's env (:func:`finetune_env`: frame size, episode length, goal marker); its
+    frames are the pretraining env's size, the size the pretrained agents see."""
     eval_every: int = 200
     """Env steps between evaluations."""
     eval_episodes: int = 2
@@ -87,6 +90,13 @@ class DemoConfig:
     torch_threads: int = 1
     """Torch threads: the tiny networks gain nothing from more, and more threads than idle cores
     slow every update many times over."""
+
+    def __post_init__(self) -> None:
+        if self.finetune_env_config.image_size != self.env_config.image_size:
+            raise LampError(
+                f"the finetuning env's frames ({self.finetune_env_config.image_size} px) must be the pretraining env's "
+                f"({self.env_config.image_size} px): the pretrained agents see frames of one size"
+            )
 
 
 SCALE_NOTE = (
@@ -120,7 +130,7 @@ def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[s
     overrides = ", ".join(f"{name}={value}" for name, value in sorted(config.agent_overrides.items()))
     return {
         "budget": (
-            f"{config.finetune_steps} env steps of finetuning per run ({config.finetune_episode_length}-step "
+            f"{config.finetune_steps} env steps of finetuning per run ({config.finetune_env_config.episode_length}-step "
             f"episodes), evaluated every {config.eval_every} env steps on {config.eval_episodes} evaluation episodes"
         ),
         "preset": f"'{config.preset}' agent networks" + (f" with {overrides}" if overrides else ""),
@@ -177,7 +187,6 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from lamp_eval.board_table import leaderboard_lines
     from lamp_eval.finetune import FinetuneConfig, finetune
     from lamp_eval.report import leaderboard
-    from lamp_eval.runs import finetune_env
 
     import torch
 
@@ -249,7 +258,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
         FinetuneConfig(
             tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
             steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
-            env_config=finetune_env(image_size=config.env_config.image_size, episode_length=config.finetune_episode_length),
+            env_config=config.finetune_env_config,
             preset=config.preset,
             replay_ratio=config.finetune_replay_ratio, prefill=config.finetune_prefill,
             initial_updates=config.finetune_initial_updates,

@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 
 from lamp_data.envs import EnvConfig
+from lamp_data.errors import LampError
 from lamp_eval.demo import DEFAULT_REWARD_MODEL, DemoConfig, run_demo
+from lamp_eval.runs import finetune_env
 
 
 def _micro() -> DemoConfig:
     return DemoConfig(
         showcase_steps=0, episodes=2, env_config=EnvConfig(episode_length=20, image_size=32), workers=1,
-        prompts="instructions", pretrain_steps=3, alphas=(0.9,), finetune_steps=40, finetune_episode_length=20,
+        prompts="instructions", pretrain_steps=3, alphas=(0.9,), finetune_steps=40,
+        finetune_env_config=finetune_env(image_size=32, episode_length=20),
         eval_every=20, eval_episodes=1, seeds=(0,), preset="tiny",
     )
 
@@ -70,3 +73,9 @@ def test_demo_report_cites_the_reference_experiment(tmp_path):
     assert "iqm 0.61 [0.50, 0.70]" in text and "p2e" not in text
     assert "results/reference/grid.md" in reference_summary(tmp_path / "missing.json")
     assert "reference" in demo_about(DemoConfig(), "r3m:model.pt", "r3m-abc")
+
+
+def test_the_demo_refuses_a_finetuning_env_whose_frames_differ_from_pretrainings():
+    with pytest.raises(LampError, match=r"finetuning env's frames \(64 px\) must be the pretraining env's \(32 px\)"):
+        DemoConfig(env_config=EnvConfig(image_size=32))
+    assert DemoConfig().finetune_env_config == finetune_env(episode_length=100)

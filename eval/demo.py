@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp_data.atomic import atomic_write_json
+import yaml
+
+from lamp_data.atomic import atomic_write_bytes, atomic_write_json
 from lamp_data.display.showcase import render_showcase
 from lamp_data.envs import EnvConfig
 from lamp_data.errors import LampError
@@ -117,6 +119,17 @@ PRETRAIN_NOTE = (
 def arm_name(alpha: float) -> str:
     """What a pretraining run with P2E share ``alpha`` is: LAMP, or Plan2Explore alone."""
     return "Plan2Explore only (novelty reward)" if alpha >= 1.0 else f"LAMP ({alpha:g} × novelty + {1 - alpha:g} × language reward)"
+
+
+def _scratch_preset(out: Path, config: DemoConfig) -> str:
+    """The preset of the scratch arm: the demo's, or, with agent overrides, a preset file in ``out``
+    that adds them to it, so scratch and pretrained agents train with one agent config."""
+    if not config.agent_overrides:
+        return config.preset
+    base = str(Path(config.preset).resolve()) if config.preset.endswith((".yaml", ".yml")) else config.preset
+    path = out / "scratch-preset.yaml"
+    atomic_write_bytes(path, yaml.safe_dump({"base": base, **dict(config.agent_overrides)}, sort_keys=True).encode())
+    return str(path)
 
 
 def demo_about(config: DemoConfig, reward_model: str, reward_set: str) -> dict[str, str]:
@@ -259,7 +272,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
             tasks=(config.task,), inits=("scratch", *checkpoints), out=str(runs), seeds=config.seeds,
             steps=config.finetune_steps, eval_every=config.eval_every, eval_episodes=config.eval_episodes,
             env_config=config.finetune_env_config,
-            preset=config.preset,
+            preset=_scratch_preset(out, config),
             replay_ratio=config.finetune_replay_ratio, prefill=config.finetune_prefill,
             initial_updates=config.finetune_initial_updates,
         )

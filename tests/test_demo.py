@@ -13,18 +13,18 @@ from lamp_eval.demo import DEFAULT_REWARD_MODEL, DemoConfig, run_demo
 from lamp_eval.runs import finetune_env
 
 
-def _micro() -> DemoConfig:
-    return DemoConfig(
-        showcase_steps=0, episodes=2, env_config=EnvConfig(episode_length=20, image_size=32), workers=1,
-        prompts="instructions", pretrain_steps=3, alphas=(0.9,), finetune_steps=40,
-        finetune_env_config=finetune_env(image_size=32, episode_length=20),
-        eval_every=20, eval_episodes=1, seeds=(0,), preset="tiny",
-    )
+def _micro(**changes) -> DemoConfig:
+    return DemoConfig(**{
+        "showcase_steps": 0, "episodes": 2, "env_config": EnvConfig(episode_length=20, image_size=32), "workers": 1,
+        "prompts": "instructions", "pretrain_steps": 3, "alphas": (0.9,), "finetune_steps": 40,
+        "finetune_env_config": finetune_env(image_size=32, episode_length=20),
+        "eval_every": 20, "eval_episodes": 1, "seeds": (0,), "preset": "tiny", **changes,
+    })
 
 
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
-    summary = run_demo(tmp_path / "demo", _micro())
+    summary = run_demo(tmp_path / "demo", _micro(agent_overrides={"horizon": 4}))
     lines = capsys.readouterr().out.splitlines()  # output is not a terminal here: tables are laid out for 80 columns
     header = next(index for index, line in enumerate(lines) if line.startswith("rank  method"))
     end = next(index for index in range(header + 2, len(lines)) if not lines[index].startswith(" "))
@@ -32,8 +32,10 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     assert any(line.startswith("Both arms train the world model on the same data") for line in lines)
     assert any(line.startswith("pretrain: 3/3 updates (100%)") for line in lines)  # plain progress lines
     assert lines[end - 1].split()[-1] == "(n=1)" and lines[-1].startswith("Stage times (s): collect ")
-    again = run_demo(tmp_path / "demo", _micro())
+    again = run_demo(tmp_path / "demo", _micro(agent_overrides={"horizon": 4}))
     out = tmp_path / "demo"
+    agents = {path.parts[-4]: json.loads(path.read_text())["agent_config"] for path in (out / "runs").glob("*/*/seed-0/run.json")}
+    assert len(agents) == 2 and {agent["horizon"] for agent in agents.values()} == {4}  # scratch trains with the overrides too
     assert summary["reward_set"].startswith("r3m-") and summary["reward_model"] == DEFAULT_REWARD_MODEL
     assert (out / "data" / "rewards" / summary["reward_set"] / "info.json").is_file()
     board = json.loads((out / "report" / "leaderboard.json").read_text())

@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/collect.py                      # mw-pretrain, 64 px, 150-step episodes
     .venv/bin/python bench/collect.py --env dummy --episode-length 200
+    .venv/bin/python bench/collect.py --report results/collect-throughput   # also REPORT.md and .json
 
 Prints, all measured in this run:
   * bare env loop (reset + step with rendering, random actions, no writing) steps/s,
@@ -139,11 +140,18 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--policy", default="random")
     parser.add_argument("--repeats", type=int, default=3, help="paired 1- and 2-worker runs; the medians are reported")
+    parser.add_argument("--report", type=Path, help="Also write REPORT.md (these lines) and REPORT.json (the figures, provenance).")
     args = parser.parse_args()
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line)
+        lines.append(line)
+
     config = CollectConfig(env=args.env, episodes=args.episodes, policy=args.policy, shard_episodes=2, seed=0,
                            env_config=EnvConfig(episode_length=args.episode_length, image_size=args.image_size))
-    print(f"env {args.env}, {args.image_size} px, {args.episode_length}-step episodes, policy {args.policy}, "
-          f"{os.cpu_count()} cpus")
+    say(f"env {args.env}, {args.image_size} px, {args.episode_length}-step episodes, policy {args.policy}, "
+        f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f} at the start (run it on an idle machine)")
     with tempfile.TemporaryDirectory() as folder:
         before = bare_loop(config)
         two_config = CollectConfig(**{**config.__dict__, "episodes": 2 * args.episodes})
@@ -161,27 +169,36 @@ def main() -> None:
             ones.append(one.steps_per_second)
             twos.append(two.steps_per_second)
             ratios.append(two.steps_per_second / one.steps_per_second)
-            print(f"repeat {repeat}: 1 worker {one.steps_per_second:6.1f} steps/s ({one_wall:.1f} s wall), "
+            say(f"repeat {repeat}: 1 worker {one.steps_per_second:6.1f} steps/s ({one_wall:.1f} s wall), "
                   f"2 workers {two.steps_per_second:6.1f} steps/s ({two_wall:.1f} s wall) = {ratios[-1]:.2f} x; "
                   f"CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
         after = bare_loop(config)
         bare = (before + after) / 2
         ceiling = parallel_bare_loops(config, 2) / bare
         one_median, two_median = float(np.median(ones)), float(np.median(twos))
-        print(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} the collect runs)")
-        print(f"collect, 1 worker             {one_median:8.1f} steps/s  = {one_median / bare:.2f} x bare (goal >= 0.9); median of {args.repeats}")
-        print(f"collect, 2 workers            {two_median:8.1f} steps/s  = {float(np.median(ratios)):.2f} x 1 worker (goal >= 1.8); "
+        say(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} the collect runs)")
+        say(f"collect, 1 worker             {one_median:8.1f} steps/s  = {one_median / bare:.2f} x bare (goal >= 0.9); median of {args.repeats}")
+        say(f"collect, 2 workers            {two_median:8.1f} steps/s  = {float(np.median(ratios)):.2f} x 1 worker (goal >= 1.8); "
               f"median of the {args.repeats} paired ratios {', '.join(f'{r:.2f}' for r in ratios)}")
-        print(f"2 bare env loops at once      {ceiling:8.2f} x 1 bare loop: what this machine gives two busy processes")
-        print(f"collect, 2 workers            {two_median / (ceiling * bare):8.2f} x 2 bare env loops at once (goal >= 0.9)")
+        say(f"2 bare env loops at once      {ceiling:8.2f} x 1 bare loop: what this machine gives two busy processes")
+        say(f"collect, 2 workers            {two_median / (ceiling * bare):8.2f} x 2 bare env loops at once (goal >= 0.9)")
         folder = Path(folder)
         one_folder = folder / "w1-0"
         ours, theirs = lamp_bytes_per_step(one_folder)
-        print(f"bytes per env step: ours {ours:8.0f}   LAMP npz per episode {theirs:8.0f}   ({ours / theirs:.2f} x)")
+        say(f"bytes per env step: ours {ours:8.0f}   LAMP npz per episode {theirs:8.0f}   ({ours / theirs:.2f} x)")
         frames = [episode[schema.IMAGE] for episode in iter_episodes(one_folder)]
-    print("frame encodings on the same frames:")
+    say("frame encodings on the same frames:")
     for name, size, milliseconds in frame_encodings(frames):
-        print(f"  {name:24s} {size:8.0f} bytes/frame   {milliseconds:7.1f} ms per 100 frames")
+        say(f"  {name:24s} {size:8.0f} bytes/frame   {milliseconds:7.1f} ms per 100 frames")
+    if args.report:
+        from report import command_line, write_report
+
+        figures = {"bare_steps_per_second": bare, "one_worker_steps_per_second": one_median,
+                   "two_workers_steps_per_second": two_median, "paired_ratios": ratios,
+                   "two_bare_loops_over_one": ceiling, "two_workers_over_two_bare_loops": two_median / (ceiling * bare),
+                   "bytes_per_step": ours, "lamp_npz_bytes_per_step": theirs}
+        write_report(args.report, "Collection throughput", command_line("collect.py", None),
+                     "All measured in one run:\n\n```\n" + "\n".join(lines) + "\n```\n", figures)
 
 
 if __name__ == "__main__":

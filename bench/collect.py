@@ -29,6 +29,7 @@ import gzip
 import io
 import multiprocessing
 import os
+import queue
 import resource
 import tempfile
 import time
@@ -72,10 +73,17 @@ def parallel_bare_loops(config: CollectConfig, count: int) -> float:
     processes, the ceiling of ``count`` collect workers."""
     context = multiprocessing.get_context("spawn")
     start_together, results = context.Barrier(count), context.Queue()
-    processes = [context.Process(target=_bare_loop_process, args=(config, start_together, results)) for _ in range(count)]
+    processes = [context.Process(target=_bare_loop_process, args=(config, start_together, results), daemon=True)
+                 for _ in range(count)]
     for process in processes:
         process.start()
-    rates = [results.get() for _ in processes]
+    rates: list[float] = []
+    while len(rates) < count:
+        try:
+            rates.append(results.get(timeout=1.0))
+        except queue.Empty:
+            if any(process.exitcode not in (None, 0) for process in processes):
+                raise RuntimeError("a bare env loop process died; its traceback is above") from None
     for process in processes:
         process.join()
     return float(sum(rates))
@@ -170,8 +178,8 @@ def main() -> None:
             twos.append(two.steps_per_second)
             ratios.append(two.steps_per_second / one.steps_per_second)
             say(f"repeat {repeat}: 1 worker {one.steps_per_second:6.1f} steps/s ({one_wall:.1f} s wall), "
-                  f"2 workers {two.steps_per_second:6.1f} steps/s ({two_wall:.1f} s wall) = {ratios[-1]:.2f} x; "
-                  f"CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
+                f"2 workers {two.steps_per_second:6.1f} steps/s ({two_wall:.1f} s wall) = {ratios[-1]:.2f} x; "
+                f"CPU s per episode: driver {driver:.3f}, workers {workers:.3f} (start-up included)")
         after = bare_loop(config)
         bare = (before + after) / 2
         ceiling = parallel_bare_loops(config, 2) / bare
@@ -179,7 +187,7 @@ def main() -> None:
         say(f"bare env loop (1 process)     {bare:8.1f} steps/s  (before {before:.1f}, after {after:.1f} the collect runs)")
         say(f"collect, 1 worker             {one_median:8.1f} steps/s  = {one_median / bare:.2f} x bare (goal >= 0.9); median of {args.repeats}")
         say(f"collect, 2 workers            {two_median:8.1f} steps/s  = {float(np.median(ratios)):.2f} x 1 worker (goal >= 1.8); "
-              f"median of the {args.repeats} paired ratios {', '.join(f'{r:.2f}' for r in ratios)}")
+            f"median of the {args.repeats} paired ratios {', '.join(f'{r:.2f}' for r in ratios)}")
         say(f"2 bare env loops at once      {ceiling:8.2f} x 1 bare loop: what this machine gives two busy processes")
         say(f"collect, 2 workers            {two_median / (ceiling * bare):8.2f} x 2 bare env loops at once (goal >= 0.9)")
         folder = Path(folder)

@@ -1,9 +1,9 @@
-"""What each init's policy does on a held-out task before finetuning has changed it.
+"""What each init's policy does on held-out tasks before finetuning has changed it.
 
 Usage::
 
-    .venv/bin/python bench/start_policy.py --task faucet-close --report results/reference/start-policy
-    .venv/bin/python bench/start_policy.py --task door-close --inits scratch results/reference/pretraining/lamp/run
+    .venv/bin/python bench/start_policy.py --report results/reference/start-policy
+    .venv/bin/python bench/start_policy.py --tasks door-close --inits scratch results/reference/pretraining/lamp/run
 
 Every init (``scratch`` or a pretrained checkpoint folder, by default the reference experiment's
 two, made by ``bench/pretraining.py``) is built as a finetuning run builds it, for each agent seed,
@@ -29,13 +29,15 @@ from report import command_line, write_report  # noqa: E402
 
 REFERENCE = Path("results/reference/pretraining")
 DEFAULT_INITS = ("scratch", str(REFERENCE / "lamp" / "run"), str(REFERENCE / "p2e" / "run"))
+TASKS = ("door-close", "button-press-topdown", "faucet-close")
+"""The reference experiment's held-out tasks."""
 SATURATED = 0.95
 """An action component at least this far from 0 counts as at its bound."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="faucet-close", help="Held-out task.")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="Held-out tasks.")
     parser.add_argument("--inits", nargs="+", default=list(DEFAULT_INITS), help="'scratch' or pretrained checkpoint folders.")
     parser.add_argument("--preset", default="cpu", help="Preset of the scratch agent.")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="Agent seeds (a run's seed).")
@@ -44,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _summary(label: str, played: list, baselines: dict) -> dict:
+def _summary(task: str, label: str, played: list, baselines: dict) -> dict:
     """The row of one policy from its played episodes."""
     from lamp_eval.baselines import normalised_return
 
@@ -53,6 +55,7 @@ def _summary(label: str, played: list, baselines: dict) -> dict:
     actions = np.concatenate([episode["action"] for episode in stored])
     hands = np.stack([episode["state"][-1, :3] for episode in stored])
     return {
+        "task": task,
         "policy": label,
         "episodes": len(played),
         "return": round(float(np.mean(returns)), 1),
@@ -112,34 +115,34 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
     by_init = {init: [episode for name, played in rows if name == init for episode in played] for init in inits}
     return {
         "task": task, "instruction": instruction, "baselines": baselines,
-        "rows": [_summary("random", random_played, baselines)] + [_summary(init, played, baselines) for init, played in by_init.items()],
+        "rows": [_summary(task, "random", random_played, baselines)] + [_summary(task, init, played, baselines) for init, played in by_init.items()],
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    result = measure(args.task, args.inits, args.preset, args.seeds, args.episodes)
+    results = [measure(task, args.inits, args.preset, args.seeds, args.episodes) for task in args.tasks]
     lines = [
-        "| policy | episodes | return | normalised return | success | final hand x, y, z (m) | mean abs. action (x, y, z, grip) | actions at the bound |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | policy | episodes | return | normalised return | success | final hand x, y, z (m) | mean abs. action (x, y, z, grip) | actions at the bound |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in result["rows"]:
+    for row in (row for result in results for row in result["rows"]):
         lines.append(
-            f"| `{row['policy']}` | {row['episodes']} | {row['return']} | {row['normalised_return']} | {row['success']} "
+            f"| {row['task']} | `{row['policy']}` | {row['episodes']} | {row['return']} | {row['normalised_return']} | {row['success']} "
             f"| {', '.join(f'{v:.2f}' for v in row['final_hand_xyz'])} | {', '.join(f'{v:.2f}' for v in row['mean_abs_action'])} "
             f"| {row['saturated_share']:.2f} |"
         )
     from lamp_data.provenance import cpu_description
 
     markdown = (
-        f"Task `{result['task']}`, instruction \"{result['instruction']}\"; agent seeds {', '.join(map(str, args.seeds))}, "
+        "Instructions: " + "; ".join(f"{result['task']} \"{result['instruction']}\"" for result in results) + f". Agent seeds {', '.join(map(str, args.seeds))}, "
         f"{args.episodes} evaluation episodes each (mean actions), the random policy once per evaluation seed. "
         f"An action component is at the bound when |a| >= {SATURATED}. CPU {cpu_description()['model']}.\n\n"
         + "\n".join(lines) + "\n"
     )
     print(markdown)
     if args.report:
-        write_report(args.report, "What each policy does before finetuning", command_line("start_policy.py", argv), markdown, result)
+        write_report(args.report, "What each policy does before finetuning", command_line("start_policy.py", argv), markdown, {"tasks": results})
 
 
 if __name__ == "__main__":

@@ -59,13 +59,14 @@ def cpu_description() -> dict[str, Any]:
 @functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
     """The git commit the toolkit's own source was checked out at (with ``+dirty`` when it has
-    uncommitted changes), or None for an installed package outside a git checkout."""
+    uncommitted changes outside ``results/``, whose reports the toolkit itself rewrites), or None
+    for an installed package outside a git checkout."""
     folder = Path(__file__).resolve().parent.parent
     if not (folder / ".git").exists():
         return None
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=folder, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     if commit.returncode != 0:

@@ -43,7 +43,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="Agent seeds (a run's seed).")
     parser.add_argument("--episodes", type=int, default=10, help="Evaluation episodes per agent seed.")
     parser.add_argument("--report", type=Path, default=None, help="Write REPORT.md and REPORT.json.")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    from lamp_data.envs.tasks import HELDOUT, list_tasks
+
+    heldout = {task.name for task in list_tasks(HELDOUT, backend="metaworld")}
+    for task in args.tasks:
+        if task not in heldout:
+            parser.error(f"{task!r} is not a held-out Meta-World task (one of {', '.join(sorted(heldout))})")
+    for init in args.inits:
+        if init != "scratch" and not Path(init).is_dir():
+            parser.error(f"no checkpoint folder {init} (make the reference ones with bench/pretraining.py --out {REFERENCE})")
+    if args.episodes < 1 or not args.seeds:
+        parser.error("give at least one episode and one seed")
+    return args
 
 
 def _summary(task: str, label: str, played: list, baselines: dict) -> dict:

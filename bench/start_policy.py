@@ -18,7 +18,6 @@ mean absolute action per component and the share of action components at the bou
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -84,14 +83,13 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
     import torch
 
     from lamp_agent.core.policy import AgentPolicy
-    from lamp_agent.online import agent_config_of, build_agent
-    from lamp_data import schema
+    from lamp_agent.online import build_agent
     from lamp_data.envs import make_env
     from lamp_data.pipeline.rollout import RandomPolicy, run_episode
     from lamp_data.progress import progress_bar
     from lamp_data.rewards.text import TextEncoder
     from lamp_eval.baselines import task_baselines
-    from lamp_eval.finetune import run_schedule, task_instructions
+    from lamp_eval.finetune import baseline_env_config, run_env_config, run_schedule, task_instructions
     from lamp_eval.runs import DEFAULT_ENV_PREFIX, RunConfig, eval_episode_seeds
 
     torch.set_num_threads(1)
@@ -99,24 +97,19 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
     eval_seeds = eval_episode_seeds(episodes)
     instruction = task_instructions(task)[0]
     lang = TextEncoder().encode([instruction])[0]
-    rows = []
+    played_by_init: dict[str, list] = {init: [] for init in inits}
     with progress_bar(f"start policies on {task}", len(eval_seeds) * (1 + len(inits) * len(seeds)), unit="episodes") as bar:
-        plain = None
         for init in inits:
             for seed in seeds:
                 run = RunConfig(task=task, env=env_name, init=init, method=init, seed=seed, preset=preset)
-                cameras = agent_config_of(init, preset).cameras or schema.DEFAULT_CAMERAS
-                env_config = dataclasses.replace(run.env_config, action_repeat=run_schedule(run).action_repeat, cameras=tuple(cameras))
-                plain = plain or dataclasses.replace(run.env_config, action_repeat=1)
-                env = make_env(env_name, env_config)
+                env = make_env(env_name, run_env_config(run, run_schedule(run)))
                 torch.manual_seed(seed)
                 agent, _ = build_agent(init, preset, env, lang.shape[0], "cpu", seed)
-                played = []
                 for eval_seed in eval_seeds:
-                    played.append(run_episode(env, AgentPolicy(agent, lang[None], explore=False), eval_seed))
+                    played_by_init[init].append(run_episode(env, AgentPolicy(agent, lang[None], explore=False), eval_seed))
                     bar.advance()
-                rows.append((init, played))
                 env.close()
+        plain = baseline_env_config(run.env_config)
         baselines = task_baselines(env_name, plain, eval_seeds)
         env = make_env(env_name, plain)
         random_played = []
@@ -124,10 +117,9 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
             random_played.append(run_episode(env, RandomPolicy(env, np.random.default_rng(eval_seed)), eval_seed))
             bar.advance()
         env.close()
-    by_init = {init: [episode for name, played in rows if name == init for episode in played] for init in inits}
     return {
         "task": task, "instruction": instruction, "baselines": baselines,
-        "rows": [_summary(task, "random", random_played, baselines)] + [_summary(task, init, played, baselines) for init, played in by_init.items()],
+        "rows": [_summary(task, "random", random_played, baselines)] + [_summary(task, init, played, baselines) for init, played in played_by_init.items()],
     }
 
 

@@ -308,12 +308,22 @@ def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
     return schema.check_cameras(read_checkpoint_config(run.init).get("cameras") or schema.DEFAULT_CAMERAS)
 
 
+def run_env_config(run: RunConfig, schedule: Schedule) -> Any:
+    """The env a run's agent acts in: the run's env with the schedule's action repeat and the
+    cameras its agent encodes."""
+    return dataclasses.replace(run.env_config, action_repeat=schedule.action_repeat, cameras=_agent_cameras(run))
+
+
+def baseline_env_config(env_config: Any) -> Any:
+    """The env the random and scripted-expert baselines play: ``env_config`` without action
+    repeat, with the front camera alone and no goal marker (neither policy looks), so that every
+    run of a task is normalised by the same two numbers."""
+    return dataclasses.replace(env_config, action_repeat=1, cameras=schema.DEFAULT_CAMERAS, goal_marker=False)
+
+
 def _measure_baselines(run: RunConfig, env_config: Any, eval_seeds: list[int], cache_dir: Path | None) -> dict[str, Any]:
-    """Random and scripted-expert returns on the evaluation seeds, measured without action repeat,
-    with the front camera alone and no goal marker (neither policy looks), so that every run of a
-    task is normalised by the same two numbers."""
-    plain = dataclasses.replace(env_config, action_repeat=1, cameras=schema.DEFAULT_CAMERAS, goal_marker=False)
-    return task_baselines(run.env, plain, eval_seeds, cache_dir=cache_dir)
+    """Random and scripted-expert returns on the evaluation seeds (:func:`baseline_env_config`)."""
+    return task_baselines(run.env, baseline_env_config(env_config), eval_seeds, cache_dir=cache_dir)
 
 
 def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, advance: Any = None, save_agent: bool = False,
@@ -340,7 +350,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     advance = advance or (lambda steps: None)
     started = time.perf_counter()
     schedule = _check_schedule(run)
-    env_config = dataclasses.replace(run.env_config, action_repeat=schedule.action_repeat, cameras=_agent_cameras(run))
+    env_config = run_env_config(run, schedule)
     eval_seeds = eval_episode_seeds(run.eval_episodes)
     resume_dir = writer.staging / RESUME_DIR
     checkpoint = latest_checkpoint(resume_dir) if writer.interrupted() else None

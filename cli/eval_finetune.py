@@ -54,6 +54,8 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--instruction", default=field_default(FinetuneConfig, "instruction"), help="Instruction text, or 'auto' (default: the task's own).")
 @click.option("--eval-every", type=int, default=field_default(FinetuneConfig, "eval_every"), show_default=True, help="Env steps between evaluations.")
 @click.option("--eval-episodes", type=int, default=field_default(FinetuneConfig, "eval_episodes"), show_default=True, help="Episodes per evaluation.")
+@click.option("--eval-sampled", is_flag=True,
+              help="Also play each evaluation with actions sampled from the policy (DreamerV3's evaluation), logged under 'sampled'; training is unchanged.")
 @click.option("--preset", default=field_default(FinetuneConfig, "preset"), show_default=True, help="Agent preset of scratch runs: tiny | cpu | small | paper, or a YAML file.")
 @click.option("--method", default=field_default(FinetuneConfig, "method"), help="Method label instead of the one read from the checkpoint.")
 @click.option("--env-prefix", default=field_default(FinetuneConfig, "env_prefix"), show_default=True, help="Env of task T is <prefix>T.")
@@ -82,7 +84,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--address", default=field_default(ExecutorConfig, "address"), help="Ray cluster address: auto, HOST:PORT (default: RAY_ADDRESS, else a new local instance).")
 @click.option("--gpus-per-run", type=float, default=field_default(ExecutorConfig, "gpus_per_worker"), show_default=True, help="GPUs Ray reserves for each run (with --device cuda).")
 @click.option("--num-cpus-per-run", type=float, default=field_default(ExecutorConfig, "cpus_per_worker"), show_default=True, help="CPUs Ray reserves for each run.")
-def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, preset, method, env_prefix, env,
+def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_episodes, eval_sampled, preset, method, env_prefix, env,
              image_size, episode_length, goal_marker, replay_ratio, action_repeat, finetune_critic, prefill, initial_updates, batch_size, seq_len, text_encoder, device,
              save_agent, keep_checkpoints, no_progress, threads, executor, address, gpus_per_run, num_cpus_per_run) -> None:
     """Finetune every --init on every --task with every seed, under one env-step budget."""
@@ -96,7 +98,7 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
 
     config = FinetuneConfig(
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
-        eval_every=eval_every, eval_episodes=eval_episodes, instruction=instruction, env_prefix=env_prefix,
+        eval_every=eval_every, eval_episodes=eval_episodes, eval_sampled=eval_sampled, instruction=instruction, env_prefix=env_prefix,
         env=env, env_config=finetune_env(image_size=image_size, episode_length=episode_length, goal_marker=goal_marker),
         preset=preset, method=method,
         replay_ratio=replay_ratio, action_repeat=action_repeat, finetune_critic=finetune_critic, prefill=prefill,

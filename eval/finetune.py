@@ -5,7 +5,8 @@ The protocol follows LAMP's finetuning: the task's own dense reward, one fixed i
 episode and keeps the one with the highest return), the critic linearly probed for pretrained
 agents (frozen body, fresh linear head: ``Agent.prepare_finetune()``), everything else trained.
 Agents from scratch train every parameter. Training and evaluation both run in the canonical
-(not randomized) env. Evaluations take ``eval_episodes`` episodes without exploration noise on
+(not randomized) env. Evaluations take ``eval_episodes`` episodes with the policy's mean action
+(and with ``eval_sampled`` once more with sampled actions, which leaves training untouched) on
 held-out reset seeds that are the same for every method and run seed and disjoint from every
 training seed (see :mod:`lamp_eval.runs`); an episode succeeds if the task's success flag is
 set at any step. Evaluations happen at step 0, every ``eval_every`` env steps, and at the end.
@@ -222,16 +223,26 @@ def episode_result(played: EpisodeBuilder) -> EpisodeResult:
     return EpisodeResult(seed=played.seed, ret=played.total_reward, success=played.success, length=len(played))
 
 
-def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int], frames: list | None = None) -> Evaluation:
-    """Run the policy without exploration on every evaluation seed; frames of the first episode
-    go into ``frames`` when given."""
+def evaluate(agent: Any, env: Any, lang: np.ndarray, step: int, seeds: list[int], frames: list | None = None,
+             sampled: bool = False) -> Evaluation:
+    """Run the policy's mean action on every evaluation seed; frames of the first episode go
+    into ``frames`` when given. With ``sampled`` the seeds are played once more with actions
+    drawn from the policy, each episode on a random stream of its own seeded by its env seed
+    (:meth:`~lamp_agent.agent.Agent.acting_apart`), into the evaluation's ``sampled``."""
     episodes = []
     for index, seed in enumerate(seeds):
         played = run_policy_episode(agent, env, lang, seed, explore=False)
         if frames is not None and index == 0:
             frames.extend(played.frames[schema.IMAGE])
         episodes.append(episode_result(played))
-    return Evaluation.from_episodes(step, episodes)
+    evaluation = Evaluation.from_episodes(step, episodes)
+    if not sampled:
+        return evaluation
+    drawn = []
+    for seed in seeds:
+        with agent.acting_apart(seed):
+            drawn.append(episode_result(run_policy_episode(agent, env, lang, seed, explore=True)))
+    return dataclasses.replace(evaluation, sampled=Evaluation.from_episodes(step, drawn))
 
 
 OPEN_LOOP_PNG = "open_loop.png"
@@ -401,10 +412,14 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         frames: list[np.ndarray] = []
 
         def evaluate_now(at_end: bool) -> None:
-            evaluation = evaluate(agent, eval_env, lang, trainer.env_steps, eval_seeds, frames=frames if at_end else None)
+            evaluation = evaluate(agent, eval_env, lang, trainer.env_steps, eval_seeds, frames=frames if at_end else None,
+                                  sampled=run.eval_sampled)
             writer.log(evaluation)
             tensorboard.add_scalar("eval/success_rate", evaluation.success_rate, trainer.env_steps)
             tensorboard.add_scalar("eval/return_mean", evaluation.return_mean, trainer.env_steps)
+            if evaluation.sampled is not None:
+                tensorboard.add_scalar("eval_sampled/success_rate", evaluation.sampled.success_rate, trainer.env_steps)
+                tensorboard.add_scalar("eval_sampled/return_mean", evaluation.sampled.return_mean, trainer.env_steps)
             normalised = normalised_return(evaluation.return_mean, baselines)
             if math.isfinite(normalised):
                 tensorboard.add_scalar("eval/normalised_return", normalised, trainer.env_steps)

@@ -9,7 +9,9 @@ Into the grid's ``--out`` it writes:
                     (actor entropy, imagined return, critic and image loss) at the first and
                     last evaluation period, the comparisons P(A > B) with CIs, and the command
                     that continues or regenerates it;
-* ``summary.json``  the same numbers, for other reports to cite;
+* ``summary.json``  the same numbers, for other reports to cite (runs evaluated with
+                    ``eval_sampled`` add rows ``<method>, sampled actions`` and their comparison
+                    with the mean action);
 * ``curves.jsonl``  every evaluation of every finished run;
 * ``curves.png``, ``normalised_per_task.png``  curves with CI bands (from the leaderboard in ``report/``).
 
@@ -40,6 +42,9 @@ SCORE_NAMES = {"norm-auc": "normalised-return AUC", "norm-final": "final normali
 """The measures of the tables, the primary one first."""
 REACHED, FELL_BELOW = 0.8, 0.6
 """A seed 'reached' when an evaluation had at least this success rate, and 'fell back' when a later one had less than FELL_BELOW."""
+SAMPLED_SUFFIX = ", sampled actions"
+"""A method's runs evaluated with actions sampled from the policy (``eval_sampled``) are also the
+rows of method ``<method>, sampled actions``, compared with the same runs' mean actions."""
 
 
 def _scores(runs: list[Run], score: str) -> np.ndarray:
@@ -115,11 +120,13 @@ def grid_summary(grid: Any, runs: list[Run], planned: list[Any], seed: int = 0) 
     for run in runs:
         by_cell.setdefault((run.method, run.task), []).append(run)
     methods = [method.name for method in grid.methods]
+    sampled = [f"{method}{SAMPLED_SUFFIX}" for method in methods if any(run.method == f"{method}{SAMPLED_SUFFIX}" for run in runs)]
+    methods += sampled
     cells = []
     for task in grid.tasks:
         for method in methods:
             mine = sorted(by_cell.get((method, task), []), key=lambda run: run.seed)
-            expected = sum(1 for item in planned if item.method.name == method and item.config.task == task)
+            expected = sum(1 for item in planned if item.method.name == method.removesuffix(SAMPLED_SUFFIX) and item.config.task == task)
             row: dict[str, Any] = {"task": task, "method": method, "runs": len(mine), "planned": expected}
             if mine:
                 statistic = stats.aggregate_for(len(mine))
@@ -139,7 +146,7 @@ def grid_summary(grid: Any, runs: list[Run], planned: list[Any], seed: int = 0) 
                 row[score] = _interval(_per_task(mine, score), statistic, seed)
         pooled.append(row)
     comparisons = []
-    for first, second in grid_comparisons(grid):
+    for first, second in [*grid_comparisons(grid), *((label, label.removesuffix(SAMPLED_SUFFIX)) for label in sampled)]:
         mine, theirs = [run for run in runs if run.method == first], [run for run in runs if run.method == second]
         common = sorted({run.task for run in mine} & {run.task for run in theirs})
         if not common:
@@ -207,6 +214,7 @@ def write_grid_report(grid: Any, out: str | Path, seed: int = 0) -> Path:
     planned = plan_grid(grid, out)
     finished_folders = [item.folder for item in planned if item.status == "finished"]
     runs = find_runs(finished_folders) if finished_folders else []
+    runs += [view for run in runs if (view := run.sampled_view(f"{run.method}{SAMPLED_SUFFIX}")) is not None]
     summary = grid_summary(grid, runs, planned, seed)
     missing = [item for item in planned if item.status != "finished"]
     command = f"lamp-eval grid {shlex.quote(str(grid.path))} --out {shlex.quote(str(out))}"
@@ -268,8 +276,12 @@ def _markdown(grid: Any, record: dict[str, Any], planned: list[Any]) -> str:
         f"| {cell['task']} | {cell['method']} | {cell['runs']} | "
         + " | ".join(f"{cell['training'].get('first', {}).get(name, math.nan):.2f} → {cell['training'].get('last', {}).get(name, math.nan):.2f}"
                      for name in TRAINING_METRICS) + " |"
-        for cell in record["cells"] if cell["runs"] and cell.get("training")
+        for cell in record["cells"] if cell["runs"] and cell.get("training") and not cell["method"].endswith(SAMPLED_SUFFIX)
     ]
+    sampled_note = (f"\nRows `<method>{SAMPLED_SUFFIX}` are the same runs evaluated on the same seeds with actions sampled from the "
+                    "policy (DreamerV3's evaluation; `eval_sampled`), beside the mean action of the other rows; the sampled "
+                    "episodes run on random streams of their own, so the runs trained exactly as without them.\n"
+                    if any(cell["method"].endswith(SAMPLED_SUFFIX) for cell in record["cells"]) else "")
     pooled_rows = [
         f"| {row['method']} | {row['runs']} ({row['statistic']}) | {_text(row['norm-auc'])} | {_text(row['norm-final'])} | {_text(row['final'])} |"
         for row in record["pooled"] if row["runs"]
@@ -299,7 +311,7 @@ Normalised return: 0 is a uniform random policy, 1 the scripted expert, both mea
 evaluation seeds every run shares. AUC: the normalised area under a run's curve over its
 evaluations. Aggregates over seeds: IQM with at least {stats.MIN_IQM_RUNS} runs, the mean below (the
 column says which); 95 % stratified-bootstrap CIs.
-
+{sampled_note}
 ## Runs
 
 | method | task | finished | partial (seeds) | missing (seeds) |

@@ -11,7 +11,9 @@ Layout under a runs folder::
                      training and evaluation seeds, package versions (provenance), status and,
                      once finished, a summary (final success rate, area under the curve)
         log.jsonl    one line per evaluation: {"step", "success_rate", "return_mean",
-                     "episodes": [{"seed", "return", "success", "length"}]}
+                     "episodes": [{"seed", "return", "success", "length"}]}, and with
+                     ``eval_sampled`` also "sampled": the same keys but "step", for the
+                     same seeds played with actions sampled from the policy
         train.jsonl  one line per evaluation period: {"step", "updates", "episodes",
                      "train_return_mean", and the mean of every training metric of the
                      period's updates (losses, actor entropy, imagined return...)}
@@ -109,6 +111,10 @@ class RunSettings:
     """Env steps between evaluations (also evaluated at step 0 and at the end)."""
     eval_episodes: int = 10
     """Episodes per evaluation, on the held-out evaluation seeds."""
+    eval_sampled: bool = False
+    """Also play every evaluation's seeds with actions sampled from the policy (DreamerV3's
+    evaluation) besides its mean action, on random streams of their own (seeded by the episode
+    seeds), so the run trains exactly as without them; logged under ``sampled``."""
     instruction: str = ""
     """Instruction as given: text, ``""`` for the task's own, or ``"auto"`` to pick among its paraphrases."""
     env_config: EnvConfig = field(default_factory=lambda: finetune_env())
@@ -195,8 +201,8 @@ class RunConfig(RunSettings):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in ``run.json``: the env's settings flat (image size, episode
-        length, goal marker), ``goal_marker`` left out while off and ``finetune_critic`` while
-        unset, so such a run's record and identity are what they were before those options existed."""
+        length, goal marker), ``goal_marker`` and ``eval_sampled`` left out while off and
+        ``finetune_critic`` while unset, so such a run's record and identity are what they were before those options existed."""
         value: dict[str, Any] = {}
         for name, item in asdict(self).items():
             if name == "env_config":
@@ -207,6 +213,8 @@ class RunConfig(RunSettings):
             del value["goal_marker"]
         if self.finetune_critic is None:
             del value["finetune_critic"]
+        if not self.eval_sampled:
+            del value["eval_sampled"]
         return value
 
     def identity(self) -> str:
@@ -326,6 +334,8 @@ class Evaluation:
     """Mean episode return."""
     episodes: tuple[EpisodeResult, ...]
     """Every episode, with its seed."""
+    sampled: "Evaluation | None" = None
+    """The same seeds played with actions sampled from the policy (runs with ``eval_sampled``)."""
 
     @classmethod
     def from_episodes(cls, step: int, episodes: list[EpisodeResult]) -> "Evaluation":
@@ -341,24 +351,29 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON line."""
-        return {
+        value = {
             "step": self.step,
             "success_rate": self.success_rate,
             "return_mean": self.return_mean,
             "episodes": [episode.to_dict() for episode in self.episodes],
         }
+        if self.sampled is not None:
+            value["sampled"] = {key: item for key, item in self.sampled.to_dict().items() if key != "step"}
+        return value
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> "Evaluation":
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, value: dict[str, Any], step: int | None = None) -> "Evaluation":
+        """Inverse of :meth:`to_dict` (``step`` is the line's, for its ``sampled`` part)."""
+        sampled = value.get("sampled")
         return cls(
-            step=int(value["step"]),
+            step=int(value["step"] if step is None else step),
             success_rate=float(value["success_rate"]),
             return_mean=float(value["return_mean"]),
             episodes=tuple(
                 EpisodeResult(int(e["seed"]), float(e["return"]), bool(e["success"]), int(e.get("length", 0)))
                 for e in value["episodes"]
             ),
+            sampled=None if sampled is None else cls.from_dict(sampled, step=int(value["step"])),
         )
 
 
@@ -402,6 +417,14 @@ class Run:
     def returns(self) -> list[float]:
         """Mean return (the task's dense reward) of each evaluation."""
         return [evaluation.return_mean for evaluation in self.evaluations]
+
+    def sampled_view(self, label: str) -> "Run | None":
+        """This run as method ``label`` with its sampled-action evaluations as its curve (None
+        when it has none): the report treats the two ways of evaluating one policy as two rows."""
+        if not self.evaluations or any(evaluation.sampled is None for evaluation in self.evaluations):
+            return None
+        evaluations = tuple(evaluation.sampled for evaluation in self.evaluations if evaluation.sampled is not None)
+        return Run(self.path, {**self.info, "method": label}, evaluations)
 
     @property
     def gif(self) -> Path | None:

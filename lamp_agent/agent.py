@@ -207,6 +207,18 @@ class Agent:
         return state
 
     @contextlib.contextmanager
+    def acting_apart(self, seed: int) -> Iterator[None]:
+        """Act (:meth:`policy_step`) on a fresh random stream seeded by ``seed``; afterwards the
+        agent's own ``act`` stream is where it was, so what is played inside changes nothing
+        that follows (e.g. evaluation episodes with sampled actions in the middle of a run)."""
+        kept = self._rng["act"]
+        self._rng["act"] = self._fresh_rng_state(int(seed))
+        try:
+            yield
+        finally:
+            self._rng["act"] = kept
+
+    @contextlib.contextmanager
     def _random(self, stream: str) -> Iterator[None]:
         """Run with the agent's own random stream ``stream``, leaving the global one untouched."""
         devices = [self.device] if self.device.type == "cuda" else []

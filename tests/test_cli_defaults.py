@@ -69,7 +69,7 @@ SOURCES = {
     "lamp-eval finetune": {
         **{
             name: (FinetuneConfig, name)
-            for name in ("steps", "instruction", "eval_every", "eval_episodes", "preset", "method", "env_prefix", "env",
+            for name in ("steps", "instruction", "eval_every", "eval_episodes", "eval_sampled", "preset", "method", "env_prefix", "env",
                          "replay_ratio", "action_repeat", "finetune_critic", "prefill", "initial_updates",
                          "batch_size", "seq_len", "text_encoder", "device", "save_agent", "keep_checkpoints")
         },

@@ -124,6 +124,24 @@ def test_a_fully_trained_critic_is_a_setting_of_the_run_and_its_identity(finishe
     assert info["config"]["finetune_critic"] == "full" and "finetune_critic" not in probed["config"]
 
 
+def test_evaluations_with_sampled_actions_are_logged_beside_the_mean_action_and_change_no_training(finished, tmp_path):
+    out, results = finished
+    [plain] = [result for result in results if result.config.init == "scratch"]
+    [sampled] = finetune(_config(tmp_path, ["scratch"], eval_sampled=True), progress=False)
+    lines = [json.loads(line) for line in (sampled.folder / RUN_LOG).read_text().splitlines()]
+    assert [{key: value for key, value in line.items() if key != "sampled"} for line in lines] == [
+        json.loads(line) for line in (plain.folder / RUN_LOG).read_text().splitlines()]
+    assert (sampled.folder / "train.jsonl").read_text() == (plain.folder / "train.jsonl").read_text()
+    assert all(set(line["sampled"]) == {"success_rate", "return_mean", "episodes"} for line in lines)
+    assert all([episode["seed"] for episode in line["sampled"]["episodes"]] == eval_episode_seeds(2) for line in lines)
+    assert any(line["sampled"]["episodes"] != line["episodes"] for line in lines)
+    assert json.loads((sampled.folder / RUN_INFO).read_text())["config"]["eval_sampled"] is True
+    assert "eval_sampled" not in json.loads((plain.folder / RUN_INFO).read_text())["config"]
+    assert sampled.config.identity() != dataclasses.replace(sampled.config, eval_sampled=False).identity()
+    [again] = finetune(_config(tmp_path / "again", ["scratch"], eval_sampled=True), progress=False)
+    assert (again.folder / RUN_LOG).read_text() == (sampled.folder / RUN_LOG).read_text()
+
+
 def test_finished_runs_are_skipped_and_interrupted_ones_restart(finished, checkpoints, tmp_path):
     out, results = finished
     again = finetune(_config(out, ["scratch", checkpoints["lamp"]], save_agent=True), progress=False)

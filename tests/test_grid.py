@@ -121,6 +121,31 @@ def test_a_methods_own_settings_reach_its_runs_alone(tmp_path):
     assert "--finetune-critic" not in run_command(probe, spec.runs_folder("x"), threads=1)
 
 
+def test_runs_evaluated_with_sampled_actions_get_rows_and_a_comparison_of_their_own(tmp_path):
+    from lamp_eval.finetune import finetune
+
+    settings = {**SETTINGS, "steps": 40, "eval_every": 20, "prefill": 10}
+    grid = _write_grid(tmp_path / "exp", seeds=[0], settings=settings, methods={"tiny": {"preset": "tiny", "settings": {"eval_sampled": True}}})
+    spec = load_grid(grid)
+    out = tmp_path / "exp" / "out"
+    [item] = plan_grid(spec, out)
+    assert "--eval-sampled" in run_command(item, spec.runs_folder(out), threads=1)
+    finetune(spec.finetune_config(spec.methods[0], spec.runs_folder(out)), progress=False)
+    result = CliRunner().invoke(lamp_eval_cli, ["grid", str(grid), "--out", str(out), "--report-only"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert [cell["method"] for cell in summary["cells"]] == ["tiny", "tiny, sampled actions"]
+    assert [(entry["a"], entry["b"]) for entry in summary["comparisons"]] == [("tiny, sampled actions", "tiny")]
+    log = [json.loads(line) for line in (out / "runs" / "tiny" / "reach-dummy" / "seed-0" / "log.jsonl").read_text().splitlines()]
+    curves = [json.loads(line) for line in (out / "curves.jsonl").read_text().splitlines()]
+    assert [line["success_rate"] for line in curves if line["method"] == "tiny"] == [line["success_rate"] for line in log]
+    assert [line["return_mean"] for line in curves if line["method"] == "tiny, sampled actions"] == [
+        round(line["sampled"]["return_mean"], 3) for line in log]
+    report = (out / "grid.md").read_text()
+    assert "| reach-dummy | tiny, sampled actions | 1/1 (mean) |" in report and "P(tiny, sampled actions > tiny)" in report
+    assert report.split("## Training")[1].split("##")[0].count("| reach-dummy |") == 1
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"tasks": []}, "'tasks' must be a list"),
     ({"seeds": ["a"]}, "'seeds' must be a list"),

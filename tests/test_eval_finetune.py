@@ -15,7 +15,7 @@ from lamp_data.envs import EnvConfig, RandomizationConfig
 from lamp_data.errors import LampError
 from lamp_eval.finetune import FinetuneConfig, finetune, method_label, plan_runs
 from lamp_eval.report import ReportConfig, leaderboard
-from lamp_eval.runs import RUN_INFO, RUN_LOG, eval_episode_seeds, find_runs, with_finetune_env
+from lamp_eval.runs import RUN_INFO, RUN_LOG, Evaluation, eval_episode_seeds, find_runs, with_finetune_env
 
 LANG_DIM = 384  # all-MiniLM-L6-v2
 
@@ -135,6 +135,7 @@ def test_evaluations_with_sampled_actions_are_logged_beside_the_mean_action_and_
     assert all(set(line["sampled"]) == {"success_rate", "return_mean", "episodes"} for line in lines)
     assert all([episode["seed"] for episode in line["sampled"]["episodes"]] == eval_episode_seeds(2) for line in lines)
     assert any(line["sampled"]["episodes"] != line["episodes"] for line in lines)
+    assert [Evaluation.from_dict(line).to_dict() for line in lines] == lines  # what a resumed run reads back
     assert json.loads((sampled.folder / RUN_INFO).read_text())["config"]["eval_sampled"] is True
     assert "eval_sampled" not in json.loads((plain.folder / RUN_INFO).read_text())["config"]
     assert sampled.config.identity() != dataclasses.replace(sampled.config, eval_sampled=False).identity()

@@ -202,7 +202,8 @@ class RunConfig(RunSettings):
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in ``run.json``: the env's settings flat (image size, episode
         length, goal marker), ``goal_marker`` and ``eval_sampled`` left out while off and
-        ``finetune_critic`` while unset, so such a run's record and identity are what they were before those options existed."""
+        ``finetune_critic`` while unset, so such a run's record and identity are what they were
+        before those options existed."""
         value: dict[str, Any] = {}
         for name, item in asdict(self).items():
             if name == "env_config":
@@ -362,18 +363,18 @@ class Evaluation:
         return value
 
     @classmethod
-    def from_dict(cls, value: dict[str, Any], step: int | None = None) -> "Evaluation":
-        """Inverse of :meth:`to_dict` (``step`` is the line's, for its ``sampled`` part)."""
+    def from_dict(cls, value: dict[str, Any]) -> "Evaluation":
+        """Inverse of :meth:`to_dict`."""
         sampled = value.get("sampled")
         return cls(
-            step=int(value["step"] if step is None else step),
+            step=int(value["step"]),
             success_rate=float(value["success_rate"]),
             return_mean=float(value["return_mean"]),
             episodes=tuple(
                 EpisodeResult(int(e["seed"]), float(e["return"]), bool(e["success"]), int(e.get("length", 0)))
                 for e in value["episodes"]
             ),
-            sampled=None if sampled is None else cls.from_dict(sampled, step=int(value["step"])),
+            sampled=None if sampled is None else cls.from_dict({**sampled, "step": value["step"]}),
         )
 
 
@@ -423,8 +424,7 @@ class Run:
         when it has none): the report treats the two ways of evaluating one policy as two rows."""
         if not self.evaluations or any(evaluation.sampled is None for evaluation in self.evaluations):
             return None
-        evaluations = tuple(evaluation.sampled for evaluation in self.evaluations if evaluation.sampled is not None)
-        return Run(self.path, {**self.info, "method": label}, evaluations)
+        return Run(self.path, {**self.info, "method": label}, tuple(evaluation.sampled for evaluation in self.evaluations))
 
     @property
     def gif(self) -> Path | None:

@@ -90,13 +90,14 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
     from lamp_data.rewards.text import TextEncoder
     from lamp_eval.baselines import task_baselines
     from lamp_eval.finetune import baseline_env_config, run_env_config, run_schedule, task_instructions
-    from lamp_eval.runs import DEFAULT_ENV_PREFIX, RunConfig, eval_episode_seeds
+    from lamp_eval.runs import DEFAULT_ENV_PREFIX, RunConfig, eval_episode_seeds, finetune_env
 
     torch.set_num_threads(1)
     env_name = DEFAULT_ENV_PREFIX + task
     eval_seeds = eval_episode_seeds(episodes)
     instruction = task_instructions(task)[0]
     lang = TextEncoder().encode([instruction])[0]
+    plain = baseline_env_config(finetune_env())  # every run below has the default finetuning env
     played_by_init: dict[str, list] = {init: [] for init in inits}
     with progress_bar(f"start policies on {task}", len(eval_seeds) * (1 + len(inits) * len(seeds)), unit="episodes") as bar:
         for init in inits:
@@ -109,7 +110,6 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
                     played_by_init[init].append(run_episode(env, AgentPolicy(agent, lang[None], explore=False), eval_seed))
                     bar.advance()
                 env.close()
-        plain = baseline_env_config(run.env_config)
         baselines = task_baselines(env_name, plain, eval_seeds)
         env = make_env(env_name, plain)
         random_played = []

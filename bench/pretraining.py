@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="Seed of the seed dataset.")
     parser.add_argument("--vlm", default="lamp-r3m-metaworld", help="Reward model spec.")
     parser.add_argument("--prompts", default="lamp-metaworld", help="Prompt set.")
-    parser.add_argument("--preset", default="cpu", help="Agent preset (a name or a YAML file; its action repeat is the dataset's).")
+    parser.add_argument("--preset", default="cpu", help="Agent preset (a name or a YAML file; the action repeat of its env section is the dataset's).")
     parser.add_argument("--steps", type=int, default=8000, help="Pretraining updates per arm.")
     parser.add_argument("--collect-every", type=int, default=1000, help="Updates between the agent's collection rounds.")
     parser.add_argument("--workers", type=int, default=2, help="Collection workers of the seed dataset.")
@@ -61,10 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def commands(args: argparse.Namespace) -> dict[str, list[list[str]]]:
     """The commands of every stage (``lamp-data``/``lamp-agent`` first); the arms' run at once."""
-    from lamp_agent import load_preset
+    from lamp_agent.config import preset_env
 
     seed = args.out / "seed"
-    repeat = load_preset(args.preset).action_repeat
+    repeat = preset_env(args.preset).get("action_repeat", 1)
     pretrain = ["lamp-agent", "pretrain", "--rewards", "FINGERPRINT", "--steps", str(args.steps), "--collect-every", str(args.collect_every),
                 "--preset", args.preset, "--seed", "0", "--threads", "1", "--quiet"]
     return {

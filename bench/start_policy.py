@@ -89,7 +89,7 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
     from lamp_data.progress import progress_bar
     from lamp_data.rewards.text import TextEncoder
     from lamp_eval.baselines import task_baselines
-    from lamp_eval.finetune import baseline_env_config, run_env_config, run_schedule, task_instructions
+    from lamp_eval.finetune import baseline_env_config, run_env_config, task_instructions
     from lamp_eval.runs import DEFAULT_ENV_PREFIX, RunConfig, eval_episode_seeds, finetune_env
 
     torch.set_num_threads(1)
@@ -103,7 +103,7 @@ def measure(task: str, inits: list[str], preset: str, seeds: list[int], episodes
         for init in inits:
             for seed in seeds:
                 run = RunConfig(task=task, env=env_name, init=init, method=init, seed=seed, preset=preset)
-                env = make_env(env_name, run_env_config(run, run_schedule(run)))
+                env = make_env(env_name, run_env_config(run))
                 torch.manual_seed(seed)
                 agent, _ = build_agent(init, preset, env, lang.shape[0], "cpu", seed)
                 for eval_seed in eval_seeds:

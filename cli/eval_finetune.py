@@ -28,7 +28,7 @@ from lamp_cli.defaults import field_default
 from lamp_data.envs.base import EnvConfig
 from lamp_data.errors import LampError
 from lamp_data.pipeline.executors import EXECUTORS, ExecutorConfig
-from lamp_eval.runs import FinetuneConfig, finetune_env
+from lamp_eval.runs import FinetuneConfig, with_finetune_env
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -65,7 +65,9 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--goal-marker", is_flag=True, help="Draw a marker at the goal of tasks whose goal the frame would not show (pick-place...).")
 @click.option("--replay-ratio", type=float, default=field_default(FinetuneConfig, "replay_ratio"),
               help="Replayed steps per env step; an update replays batch x seq-len steps (default: the agent config's).")
-@click.option("--action-repeat", type=int, default=field_default(FinetuneConfig, "action_repeat"), help="Env steps per agent decision (default: the agent config's).")
+@click.option("--action-repeat", type=int, default=None,
+              help="Env steps per agent decision (default: the init's: a checkpoint's, the action repeat of its data; for scratch "
+                   f"the preset's env section, else {field_default(EnvConfig, 'action_repeat')}).")
 @click.option("--finetune-critic", type=click.Choice(FINETUNE_CRITICS), default=field_default(FinetuneConfig, "finetune_critic"),
               help="A pretrained run's critic: probe (LAMP: frozen body, fresh linear head) or full (all of it trained) (default: the checkpoint's config, probe).")
 @click.option("--prefill", type=int, default=field_default(FinetuneConfig, "prefill"), help="Random-action env steps that open each run (default: the agent config's).")
@@ -99,9 +101,9 @@ def finetune(tasks, inits, seeds, steps, out, instruction, eval_every, eval_epis
     config = FinetuneConfig(
         tasks=tuple(tasks), inits=tuple(inits), out=out, seeds=parse_seeds(seeds), steps=steps,
         eval_every=eval_every, eval_episodes=eval_episodes, eval_sampled=eval_sampled, instruction=instruction, env_prefix=env_prefix,
-        env=env, env_config=finetune_env(image_size=image_size, episode_length=episode_length, goal_marker=goal_marker),
-        preset=preset, method=method,
-        replay_ratio=replay_ratio, action_repeat=action_repeat, finetune_critic=finetune_critic, prefill=prefill,
+        env=env, preset=preset, method=method,
+        **with_finetune_env({"image_size": image_size, "episode_length": episode_length, "goal_marker": goal_marker, "action_repeat": action_repeat}),
+        replay_ratio=replay_ratio, finetune_critic=finetune_critic, prefill=prefill,
         initial_updates=initial_updates,
         batch_size=batch_size, seq_len=seq_len, text_encoder=text_encoder,
         device=device, save_agent=save_agent, keep_checkpoints=keep_checkpoints,

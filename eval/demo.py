@@ -196,6 +196,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from rich.console import Console
 
     from lamp_agent import PretrainConfig, load_preset
+    from lamp_agent.config import preset_env
     from lamp_agent.pretrain import RUN_FILE, pretrain
     from lamp_eval.board_table import leaderboard_lines
     from lamp_eval.finetune import FinetuneConfig, finetune
@@ -209,6 +210,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     reward_model = config.reward_model or DEFAULT_REWARD_MODEL
     if not config.reward_model:
         shipped_model_path(DEFAULT_REWARD_MODEL)  # a missing file fails here, before any stage writes
+    load_preset(config.preset, **config.agent_overrides)  # and so do a bad preset and bad overrides
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"config": asdict(config), "reward_model": reward_model}
@@ -228,7 +230,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
         CollectConfig(
             env=config.env, episodes=config.episodes, policy="noisy-expert", seed=config.seed,
             shard_episodes=max(1, config.episodes // (2 * config.workers)),
-            env_config=dataclasses.replace(config.env_config, action_repeat=load_preset(config.preset, **config.agent_overrides).action_repeat),
+            env_config=dataclasses.replace(config.env_config, **preset_env(config.preset)),
         ),
         executor=ExecutorConfig(workers=config.workers),
     )

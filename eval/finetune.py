@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from lamp_agent import Agent
-from lamp_agent.checkpoint import latest_checkpoint, read_checkpoint, read_checkpoint_config
+from lamp_agent.checkpoint import ACTION_REPEAT_INFO, latest_checkpoint, read_checkpoint, read_checkpoint_config
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.online import (
     SCHEDULE_FIELDS,
@@ -49,6 +49,7 @@ from lamp_agent.online import (
     Schedule,
     agent_config_of,
     build_agent,
+    init_action_repeat,
     remove_resume_state,
     saved_extra,
 )
@@ -296,11 +297,12 @@ def run_schedule(run: RunConfig) -> Schedule:
 def _check_schedule(run: RunConfig) -> Schedule:
     """The run's training schedule, refused when its sequences or instruction trials do not fit."""
     schedule = run_schedule(run)
-    decisions = math.ceil(run.env_config.episode_length / schedule.action_repeat)
+    repeat = run_env_config(run).action_repeat
+    decisions = math.ceil(run.env_config.episode_length / repeat)
     if schedule.seq_len > decisions + 1:
         raise LampError(
             f"training sequences of {schedule.seq_len} steps do not fit episodes of {decisions} decisions "
-            f"({run.env_config.episode_length} env steps, action repeat {schedule.action_repeat}); pass --seq-len {decisions + 1} or less"
+            f"({run.env_config.episode_length} env steps, action repeat {repeat}); pass --seq-len {decisions + 1} or less"
         )
     candidates = len(task_instructions(run.task)) if run.instruction == AUTO_INSTRUCTION else 1
     if candidates > 1 and candidates * run.env_config.episode_length >= run.steps:
@@ -319,10 +321,11 @@ def _agent_cameras(run: RunConfig) -> tuple[str, ...]:
     return schema.check_cameras(read_checkpoint_config(run.init).get("cameras") or schema.DEFAULT_CAMERAS)
 
 
-def run_env_config(run: RunConfig, schedule: Schedule) -> Any:
-    """The env a run's agent acts in: the run's env with the schedule's action repeat and the
-    cameras its agent encodes."""
-    return dataclasses.replace(run.env_config, action_repeat=schedule.action_repeat, cameras=_agent_cameras(run))
+def run_env_config(run: RunConfig) -> Any:
+    """The env a run's agent acts in: the run's env, with the cameras its agent encodes and, unless
+    the run was given one, its init's action repeat (:func:`lamp_agent.online.init_action_repeat`)."""
+    repeat = run.env_config.action_repeat if "action_repeat" in run.env_given else init_action_repeat(run.init, run.preset)
+    return dataclasses.replace(run.env_config, action_repeat=repeat, cameras=_agent_cameras(run))
 
 
 def baseline_env_config(env_config: Any) -> Any:
@@ -361,7 +364,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
     advance = advance or (lambda steps: None)
     started = time.perf_counter()
     schedule = _check_schedule(run)
-    env_config = run_env_config(run, schedule)
+    env_config = run_env_config(run)
     eval_seeds = eval_episode_seeds(run.eval_episodes)
     resume_dir = writer.staging / RESUME_DIR
     checkpoint = latest_checkpoint(resume_dir) if writer.interrupted() else None
@@ -470,6 +473,7 @@ def finetune_run(run: RunConfig, writer: RunWriter, encoders: _TextEncoders, adv
         tensorboard.close()
         write_rollout_gif(writer.folder / ROLLOUT_GIF, frames, run.gif_frames)
         if save_agent:
+            agent.info[ACTION_REPEAT_INFO] = env_config.action_repeat
             agent.save(writer.folder / "agent")
         steps = np.array([evaluation.step for evaluation in writer.evaluations])
         rates = np.array([evaluation.success_rate for evaluation in writer.evaluations])

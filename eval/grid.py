@@ -45,6 +45,7 @@ from lamp_data.errors import LampError
 from lamp_eval.runs import (
     DEFAULT_ENV_PREFIX,
     FINETUNE_ENV_FIELDS,
+    INIT_ENV_FIELDS,
     RESUME_DIR,
     RUN_INFO,
     STATUS_FINISHED,
@@ -67,8 +68,9 @@ LOGS_DIR = "logs"
 LOCK_FILE = ".grid.lock"
 """Held by the ``lamp-eval grid`` process that runs a grid's ``--out``."""
 SCRATCH = "scratch"
-_NOT_SETTINGS = ("preset", "gif_frames")
-"""RunSettings fields a grid's ``settings`` may not set (the preset is per method)."""
+_NOT_SETTINGS = ("preset", "gif_frames", "env_given")
+"""RunSettings fields a grid's ``settings`` may not set (the preset is per method; the env's
+fields are set flat, which makes them given)."""
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,7 @@ def grid_run_settings(run: RunConfig) -> dict[str, Any]:
     changed = {name: getattr(run, name) for name in defaults if name not in _NOT_SETTINGS and getattr(run, name) != defaults[name]}
     default_env = finetune_env()
     changed.update({name: getattr(run.env_config, name) for name in FINETUNE_ENV_FIELDS
-                    if getattr(run.env_config, name) != getattr(default_env, name)})
+                    if getattr(run.env_config, name) != getattr(default_env, name) or (name in INIT_ENV_FIELDS and name in run.env_given)})
     return changed
 
 

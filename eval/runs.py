@@ -78,9 +78,13 @@ def eval_episode_seeds(episodes: int) -> list[int]:
     return [EVAL_SEED_BASE + index for index in range(episodes)]
 
 
-FINETUNE_ENV_FIELDS = ("image_size", "episode_length", "goal_marker")
+FINETUNE_ENV_FIELDS = ("image_size", "episode_length", "goal_marker", "action_repeat")
 """The :class:`~lamp_data.envs.base.EnvConfig` fields a finetuning run sets (flat in its record,
 its command line and a grid's settings)."""
+INIT_ENV_FIELDS = ("action_repeat",)
+"""The finetuning env fields a run takes from its init unless it is given them
+(:attr:`RunSettings.env_given`): the preset's ``env:`` section, or the pretrained checkpoint's,
+which is its dataset's; such a run's record holds null for them."""
 
 
 def finetune_env(**fields: Any) -> EnvConfig:
@@ -92,12 +96,13 @@ def finetune_env(**fields: Any) -> EnvConfig:
 
 
 def with_finetune_env(settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with its flat env fields (:data:`FINETUNE_ENV_FIELDS`) gathered into ``env_config``."""
-    flat = {name: settings[name] for name in FINETUNE_ENV_FIELDS if name in settings}
+    """``settings`` with its flat env fields (:data:`FINETUNE_ENV_FIELDS`; None: not given)
+    gathered into ``env_config``, and their names into ``env_given``."""
+    flat = {name: settings[name] for name in FINETUNE_ENV_FIELDS if settings.get(name) is not None}
     rest = {name: value for name, value in settings.items() if name not in FINETUNE_ENV_FIELDS}
     if flat and "env_config" in rest:
         raise LampError(f"give the env's {', '.join(flat)} in env_config or flat, not both")
-    return {**rest, "env_config": finetune_env(**flat)} if flat else rest
+    return {**rest, "env_config": finetune_env(**flat), "env_given": frozenset(flat)} if flat else rest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,14 +123,16 @@ class RunSettings:
     instruction: str = ""
     """Instruction as given: text, ``""`` for the task's own, or ``"auto"`` to pick among its paraphrases."""
     env_config: EnvConfig = field(default_factory=lambda: finetune_env())
-    """The held-out task's env: frame size, episode length, goal marker (:func:`finetune_env`).
-    It runs without domain randomization; the run adds the agent's cameras and action repeat."""
+    """The held-out task's env: frame size, episode length, goal marker and action repeat
+    (:func:`finetune_env`). It runs without domain randomization, with the agent's cameras, and
+    at the init's action repeat unless the run is given one (:data:`INIT_ENV_FIELDS`)."""
+    env_given: frozenset[str] = frozenset()
+    """The fields of ``env_config`` the run was given (:func:`with_finetune_env` fills it; a field
+    away from :class:`EnvConfig`'s default counts as given)."""
     preset: str = "cpu"
     """Agent preset for scratch runs (a pretrained run keeps its checkpoint's config)."""
     replay_ratio: float | None = None
     """Replayed steps per env step (``batch * seq_len`` per update); None keeps the agent config's."""
-    action_repeat: int | None = None
-    """Env steps per agent decision; None keeps the agent config's."""
     prefill: int | None = None
     """Random-action env steps that open the run (in the budget); None keeps the agent config's."""
     initial_updates: int | None = None
@@ -148,8 +155,14 @@ class RunSettings:
         if not isinstance(self.env_config, EnvConfig):
             raise LampError(f"env_config must be an EnvConfig, got {type(self.env_config).__name__}")
         if self.env_config != finetune_env(**{name: getattr(self.env_config, name) for name in FINETUNE_ENV_FIELDS}):
-            raise LampError("a finetuning env sets only image size, episode length and goal marker: it runs without "
-                            "domain randomization, with the agent's cameras and --action-repeat")
+            raise LampError("a finetuning env sets only image size, episode length, goal marker and action repeat: "
+                            "it runs without domain randomization, with the agent's cameras")
+        if set(self.env_given) - set(FINETUNE_ENV_FIELDS):
+            raise LampError(f"env_given names the finetuning env's fields ({', '.join(FINETUNE_ENV_FIELDS)}), "
+                            f"not {', '.join(sorted(set(self.env_given) - set(FINETUNE_ENV_FIELDS)))}")
+        default = finetune_env()
+        moved = {name for name in FINETUNE_ENV_FIELDS if getattr(self.env_config, name) != getattr(default, name)}
+        object.__setattr__(self, "env_given", frozenset(self.env_given) | moved)
         for name in ("steps", "eval_every", "eval_episodes", "gif_frames"):
             if getattr(self, name) < 1:
                 raise LampError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -167,8 +180,6 @@ class RunSettings:
                 f"replay ratio {self.replay_ratio} replays less than one step over the {self.steps}-step budget, "
                 "so no update would ever run; give a ratio of at least 1/steps"
             )
-        if self.action_repeat is not None and self.action_repeat < 1:
-            raise LampError(f"action repeat must be at least 1, got {self.action_repeat}")
         if self.finetune_critic is not None and self.finetune_critic not in FINETUNE_CRITICS:
             raise LampError(f"finetune-critic must be one of {', '.join(FINETUNE_CRITICS)}, got {self.finetune_critic!r}")
         for name, least, words in (("prefill", 0, "non-negative"), ("initial_updates", 0, "non-negative"),
@@ -201,14 +212,15 @@ class RunConfig(RunSettings):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in ``run.json``: the env's settings flat (image size, episode
-        length, goal marker), ``goal_marker`` and ``eval_sampled`` left out while off and
-        ``finetune_critic`` while unset, so such a run's record and identity are what they were
-        before those options existed."""
+        length, goal marker, action repeat: null when the init's), ``goal_marker`` and
+        ``eval_sampled`` left out while off and ``finetune_critic`` while unset, so such a run's
+        record and identity are what they were before those options existed."""
         value: dict[str, Any] = {}
         for name, item in asdict(self).items():
             if name == "env_config":
                 value.update({field_name: getattr(self.env_config, field_name) for field_name in FINETUNE_ENV_FIELDS})
-            else:
+                value.update({field_name: None for field_name in INIT_ENV_FIELDS if field_name not in self.env_given})
+            elif name != "env_given":
                 value[name] = item
         if not self.env_config.goal_marker:
             del value["goal_marker"]

@@ -7,7 +7,8 @@
                         loadable with torch.load(weights_only=True))
   config.json           written last: format_version, preset, agent config, sizes, cameras,
                         phase, step, sha256 of the other two files, provenance and run info
-                        (a checkpoint without ``cameras`` encodes the front camera alone)
+                        (a checkpoint without ``cameras`` encodes the front camera alone; the
+                        info's ``action_repeat`` is the one the agent acted at)
 ```
 Each file is written atomically and ``config.json`` is the commit marker, so an interrupted
 save leaves the previous checkpoint readable or no checkpoint at all.
@@ -39,6 +40,9 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "state.pt"
 KIND = "lamp-agent"
+ACTION_REPEAT_INFO = "action_repeat"
+"""Key of an agent's info (``config.json``'s ``info``) holding the action repeat it acted at:
+a pretrained agent's is its dataset's, and finetuning keeps acting at it unless told otherwise."""
 
 
 def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], record: dict[str, Any]) -> Path:

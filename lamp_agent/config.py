@@ -1,7 +1,8 @@
 """The agent's configuration (one frozen dataclass, with YAML presets on top) and a pretraining run's.
 
 ``load_preset("tiny")`` reads ``lamp_agent/presets/tiny.yaml``; every key there must be a
-field of :class:`AgentConfig`, and keyword overrides win over the file. :class:`PretrainConfig`
+field of :class:`AgentConfig` (but ``base``, and ``env``: the env settings a run from scratch
+acts with, :func:`preset_env`), and keyword overrides win over the file. :class:`PretrainConfig`
 says what :func:`lamp_agent.pretrain.pretrain` trains on; like the rest of this module it needs
 no torch, so the CLI reads its defaults without importing it.
 """
@@ -177,8 +178,6 @@ class AgentConfig:
     """Replayed steps per env step (DreamerV3's train ratio): one update replays
     ``batch_size * seq_len`` steps, so an update runs every ``batch_size * seq_len / replay_ratio``
     env steps. Applies to finetuning and to the data pretraining collects."""
-    action_repeat: int = 1
-    """Env steps per agent decision (MWM on Meta-World: 2); budgets and ratios count env steps."""
     prefill: int = 0
     """Env steps of uniformly random actions that open a finetuning run (counted in its budget)."""
     initial_updates: int = 0
@@ -230,8 +229,6 @@ class AgentConfig:
             raise LampError("seq_len must be at least 2")
         if not self.replay_ratio > 0:
             raise LampError(f"replay_ratio must be positive (replayed steps per env step), got {self.replay_ratio}")
-        if self.action_repeat < 1:
-            raise LampError(f"action_repeat must be at least 1, got {self.action_repeat}")
         if self.prefill < 0 or self.initial_updates < 0:
             raise LampError("prefill and initial_updates must be non-negative")
         if self.mae_reward_weight < 0:
@@ -260,9 +257,11 @@ class AgentConfig:
 
         Configs written before the replay ratio are converted: their ``train_ratio`` (updates per
         env step) becomes ``replay_ratio = train_ratio * batch_size * seq_len``, and their reward
-        heads, which read no prompt and had no MAE reward prediction, keep that architecture.
+        heads, which read no prompt and had no MAE reward prediction, keep that architecture. The
+        action repeat of configs written when the agent held it is dropped: it is the env's
+        (:func:`lamp_agent.online.init_action_repeat` reads a checkpoint's).
         """
-        value = _upgrade(value)
+        value = {key: item for key, item in _upgrade(value).items() if key not in PRESET_ENV_KEYS}
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(value) - known)
         if unknown:
@@ -271,6 +270,7 @@ class AgentConfig:
 
     def replace(self, **changes: Any) -> "AgentConfig":
         """A copy with some fields changed (unknown names are a :class:`LampError`)."""
+        _refuse_env_keys(changes)
         return AgentConfig.from_dict({**self.to_dict(), **changes})
 
 
@@ -347,21 +347,25 @@ def _upgrade(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def load_preset(name: str, **overrides: Any) -> AgentConfig:
-    """A bundled preset, or a YAML file of config fields, with ``overrides`` applied.
+PRESET_ENV_KEYS = ("action_repeat",)
+"""Env settings a preset may give in its ``env:`` section: the env's
+(:class:`~lamp_data.envs.base.EnvConfig`), not the agent's, so a checkpoint does not carry them;
+a scratch run of the preset acts with them unless the run sets its own."""
 
-    A preset may start from a bundled preset or another file with ``base: <preset>`` (a file
-    named relative to the one that names it) and change some fields; the config's ``preset``
-    field records the name given (a file's stem).
 
-    Args:
-        name: A preset name from :data:`PRESETS` (``tiny`` for tests, ``cpu`` for CPU runs,
-            ``small``, ``paper`` for a GPU), or the path of a ``.yaml`` file.
-        **overrides: Fields of :class:`AgentConfig` to change.
+def _refuse_env_keys(changes: Mapping[str, Any]) -> None:
+    """A :class:`LampError` for changes that set an env setting on the agent."""
+    env_keys = sorted(set(changes) & set(PRESET_ENV_KEYS))
+    if env_keys:
+        raise LampError(
+            f"{', '.join(env_keys)} is the env's, not the agent's: a pretrained agent acts at its dataset's "
+            "(lamp-data collect --action-repeat), a run from scratch at its preset's or its own --action-repeat"
+        )
 
-    Raises:
-        LampError: For an unknown preset, an unreadable file or an unknown field.
-    """
+
+def _read_preset(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A preset's agent config fields (the whole config, defaults filled in) and its env settings,
+    each on top of its base's."""
     if name.endswith((".yaml", ".yml")):
         path = Path(name)
         try:
@@ -370,15 +374,50 @@ def load_preset(name: str, **overrides: Any) -> AgentConfig:
             raise LampError(f"cannot read agent preset file {path}: {str(error).splitlines()[0]}") from None
         if not isinstance(values, dict):
             raise LampError(f"agent preset file {path} must hold a mapping of config fields")
+        label = path.stem
         base = values.pop("base", None)
         if base and str(base).endswith((".yaml", ".yml")) and not Path(str(base)).is_absolute():
             base = path.parent / str(base)  # a base file is named relative to the file that names it
-        start = load_preset(str(base)).to_dict() if base else {}
-        return AgentConfig.from_dict({**start, **values, "preset": path.stem, **overrides})
-    if name not in PRESETS:
-        raise LampError(f"unknown agent preset '{name}' (known: {', '.join(PRESETS)}, or a .yaml file)")
-    text = resources.files("lamp_agent").joinpath("presets", f"{name}.yaml").read_text()
-    values = yaml.safe_load(text) or {}
-    base = values.pop("base", None)
-    start = load_preset(str(base)).to_dict() if base else {}
-    return AgentConfig.from_dict({**start, **values, "preset": name, **overrides})
+    else:
+        if name not in PRESETS:
+            raise LampError(f"unknown agent preset '{name}' (known: {', '.join(PRESETS)}, or a .yaml file)")
+        label = name
+        values = yaml.safe_load(resources.files("lamp_agent").joinpath("presets", f"{name}.yaml").read_text()) or {}
+        base = values.pop("base", None)
+    env = values.pop("env", None) or {}
+    if not isinstance(env, dict):
+        raise LampError(f"agent preset '{name}': env must be a mapping of env settings ({', '.join(PRESET_ENV_KEYS)})")
+    # presets written before the env section gave the action repeat among the agent's fields
+    env = {**{key: values.pop(key) for key in PRESET_ENV_KEYS if key in values}, **env}
+    unknown = sorted(set(env) - set(PRESET_ENV_KEYS))
+    if unknown:
+        raise LampError(f"agent preset '{name}': unknown env settings {', '.join(unknown)} (known: {', '.join(PRESET_ENV_KEYS)})")
+    start, start_env = _read_preset(str(base)) if base else ({}, {})
+    return AgentConfig.from_dict({**start, **values, "preset": label}).to_dict(), {**start_env, **env}
+
+
+def load_preset(name: str, **overrides: Any) -> AgentConfig:
+    """A bundled preset, or a YAML file of config fields, with ``overrides`` applied.
+
+    A preset may start from a bundled preset or another file with ``base: <preset>`` (a file
+    named relative to the one that names it) and change some fields; the config's ``preset``
+    field records the name given (a file's stem). Its ``env:`` section is read by
+    :func:`preset_env`.
+
+    Args:
+        name: A preset name from :data:`PRESETS` (``tiny`` for tests, ``cpu`` for CPU runs,
+            ``small``, ``paper`` for a GPU), or the path of a ``.yaml`` file.
+        **overrides: Fields of :class:`AgentConfig` to change.
+
+    Raises:
+        LampError: For an unknown preset, an unreadable file or an unknown field, or an
+            override of an env setting.
+    """
+    _refuse_env_keys(overrides)
+    return AgentConfig.from_dict({**_read_preset(name)[0], **overrides})
+
+
+def preset_env(name: str) -> dict[str, Any]:
+    """The env settings of a preset's ``env:`` section (of :data:`PRESET_ENV_KEYS`), its base's
+    included: what a run from scratch with the preset acts with unless it sets its own."""
+    return _read_preset(name)[1]

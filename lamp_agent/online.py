@@ -32,7 +32,7 @@ import torch
 
 from lamp_agent.agent import Agent
 from lamp_agent.checkpoint import rotate_checkpoints
-from lamp_agent.config import AgentConfig, load_preset
+from lamp_agent.config import AgentConfig, load_preset, preset_env
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import EpisodeReplay
 from lamp_agent.open_loop import OPEN_LOOP_CONTEXT, open_loop_image
@@ -46,8 +46,9 @@ TRAINER_FILE = "trainer.json"
 """The loop's own state inside a checkpoint folder, beside the agent's files."""
 REPLAY_DIR = "replay"
 """Folder of the replayed episodes, shared by every checkpoint of a run."""
-SCHEDULE_FIELDS = ("replay_ratio", "action_repeat", "prefill", "initial_updates", "batch_size", "seq_len")
-"""Agent config fields that decide how env steps are spent on updates; a run may override each."""
+SCHEDULE_FIELDS = ("replay_ratio", "prefill", "initial_updates", "batch_size", "seq_len")
+"""Agent config fields that decide how env steps are spent on updates; a run may override each.
+(How many env steps an agent decision takes is the env's ``action_repeat``.)"""
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,6 @@ class Schedule:
 
     replay_ratio: float
     """Replayed steps per env step."""
-    action_repeat: int
-    """Env steps per agent decision."""
     prefill: int
     """Random-action env steps that open the run."""
     initial_updates: int
@@ -89,6 +88,20 @@ def agent_config_of(init: str, preset: str) -> AgentConfig:
     if init == SCRATCH:
         return load_preset(preset)
     return AgentConfig.from_dict(read_checkpoint_config(init)["config"])
+
+
+def init_action_repeat(init: str, preset: str) -> int:
+    """The action repeat an agent acts at unless its run sets one: its preset's ``env:`` section
+    (``scratch``; 1 without one), or its checkpoint's, the action repeat of the data it learnt from
+    (:data:`ACTION_REPEAT_INFO` in its info; a checkpoint written when the agent config held the
+    action repeat has it there)."""
+    from lamp_agent.checkpoint import ACTION_REPEAT_INFO, read_checkpoint_config
+
+    if init == SCRATCH:
+        return int(preset_env(preset).get("action_repeat", 1))
+    meta = read_checkpoint_config(init)
+    recorded = (meta.get("info") or {}).get(ACTION_REPEAT_INFO, meta["config"].get("action_repeat", 1))
+    return int(recorded)
 
 
 def build_agent(init: str, preset: str, env: Any, lang_dim: int, device: str, seed: int,
@@ -324,7 +337,9 @@ class OnlineTrainer:
                 it was made with another schedule.
         """
         state = _trainer_record(checkpoint)["trainer"]
-        if state.get("schedule") != dataclasses.asdict(self.schedule):
+        # checkpoints written while the schedule held the action repeat also record it
+        recorded = {name: value for name, value in (state.get("schedule") or {}).items() if name in SCHEDULE_FIELDS}
+        if recorded != dataclasses.asdict(self.schedule):
             raise DamagedDataError(f"finetuning checkpoint {checkpoint} was made with another schedule; remove it to start over")
         self.replay.restore(resume_dir / REPLAY_DIR, state["replay"])
         self.env_steps, self.episodes, self.updates = int(state["env_steps"]), int(state["episodes"]), int(state["updates"])

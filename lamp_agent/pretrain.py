@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from lamp_agent.agent import Agent
-from lamp_agent.checkpoint import CHECKPOINTS_DIR, latest_checkpoint, rotate_checkpoints
+from lamp_agent.checkpoint import ACTION_REPEAT_INFO, CHECKPOINTS_DIR, latest_checkpoint, rotate_checkpoints
 from lamp_agent.config import PretrainConfig, load_preset
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import HindsightPrompts, ShardReplay
@@ -196,14 +196,7 @@ def _start_or_resume(
         overrides = dict(config.agent_overrides)
         if config.alpha is not None:
             overrides["alpha"] = config.alpha
-        if "action_repeat" in overrides and int(overrides["action_repeat"]) != data_repeat:
-            raise LampError(
-                f"{dataset.path} was recorded at action repeat {data_repeat}, so the agent cannot learn "
-                f"action repeat {overrides['action_repeat']} from it"
-            )
-        # the world model learns the dynamics of the data, so the checkpoint acts (and is finetuned)
-        # at the action repeat the data was recorded with
-        agent_config = load_preset(config.preset, **{**overrides, "action_repeat": data_repeat})
+        agent_config = load_preset(config.preset, **overrides)
         _check_episode_length(dataset, config.rewards, agent_config.seq_len)
         image_size, state_dim, action_dim = _dims(dataset, config.rewards)
         agent = Agent(
@@ -219,6 +212,10 @@ def _start_or_resume(
         }
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / RUN_FILE, {"format_version": CHECKPOINT_FORMAT_VERSION, "config": {**asdict(config), "agent_overrides": overrides}, "agent": agent_config.to_dict(), "provenance": provenance()})
+    # the world model learns the dynamics of the data, so the checkpoint acts (and is finetuned) at
+    # the action repeat the data was recorded with (a checkpoint from before this record has it in
+    # its agent config, which no longer holds it, so it is written into the info on resuming too)
+    agent.info[ACTION_REPEAT_INFO] = data_repeat
     return agent, run_id
 
 

@@ -312,17 +312,38 @@ def test_old_configs_convert_their_train_ratio_and_keep_their_reward_heads():
     from lamp_agent.config import AgentConfig
 
     old = load_preset("tiny").to_dict()
-    for key in ("replay_ratio", "reward_lang", "mae_reward_weight", "action_repeat", "prefill", "initial_updates"):
+    for key in ("replay_ratio", "reward_lang", "mae_reward_weight", "prefill", "initial_updates"):
         old.pop(key)
-    old.update(train_ratio=0.5, batch_size=4, seq_len=16)
+    old.update(train_ratio=0.5, batch_size=4, seq_len=16, action_repeat=2)  # the agent config held the action repeat then
     config = AgentConfig.from_dict(old)
     assert config.replay_ratio == 32.0 and config.updates_per_env_step == 0.5
     assert not config.reward_lang and config.mae_reward_weight == 0.0
     agent = Agent(config, **SIZES, seed=0)
     assert agent.nets["reward"][0].in_features == agent.nets["rssm"].feat_dim
-    for bad in ({"replay_ratio": 0.0}, {"action_repeat": 0}, {"prefill": -1}):
+    for bad in ({"replay_ratio": 0.0}, {"prefill": -1}):
         with pytest.raises(LampError):
             load_preset("tiny", **bad)
+    for changes in ({"action_repeat": 2}, {"action_repeat": 0}):  # the env's, not the agent's
+        with pytest.raises(LampError, match="the env's, not the agent's"):
+            load_preset("tiny", **changes)
+        with pytest.raises(LampError, match="the env's, not the agent's"):
+            config.replace(**changes)
+
+
+def test_a_presets_env_section_gives_the_action_repeat_its_files_and_bases_included(tmp_path):
+    from lamp_agent.config import preset_env
+
+    assert preset_env("cpu") == preset_env("cpu-v1") == preset_env("paper") == {"action_repeat": 2}
+    assert preset_env("tiny") == {} and "action_repeat" not in load_preset("cpu").to_dict()
+    (tmp_path / "child.yaml").write_text("base: cpu\nhorizon: 7\n")
+    (tmp_path / "old.yaml").write_text("base: tiny\naction_repeat: 3\n")  # written when the agent config held it
+    (tmp_path / "own.yaml").write_text("base: old.yaml\nenv:\n  action_repeat: 4\n")
+    assert preset_env(str(tmp_path / "child.yaml")) == {"action_repeat": 2} and load_preset(str(tmp_path / "child.yaml")).horizon == 7
+    assert preset_env(str(tmp_path / "old.yaml")) == {"action_repeat": 3} and load_preset(str(tmp_path / "old.yaml")) == load_preset("tiny").replace(preset="old")
+    assert preset_env(str(tmp_path / "own.yaml")) == {"action_repeat": 4}
+    (tmp_path / "bad.yaml").write_text("base: tiny\nenv:\n  image_size: 32\n")
+    with pytest.raises(LampError, match="unknown env settings image_size"):
+        preset_env(str(tmp_path / "bad.yaml"))
 
 
 def test_world_model_only_updates_leave_actor_and_critic_alone(fixed_batch):

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from lamp_agent import PretrainConfig
-from lamp_agent.pretrain import pretrain
+from lamp_agent.pretrain import RUN_FILE, pretrain
 from lamp_cli.agent import main as agent_cli
 from lamp_cli.data import main as data_cli
 from lamp_data.envs import EnvConfig
@@ -153,13 +153,17 @@ def test_cli_pretrains_as_a_subprocess_with_the_real_text_encoder(data_copy, tmp
 
 def test_the_checkpoint_acts_at_the_action_repeat_its_data_was_recorded_with(dataset, tmp_path):
     from lamp_agent import Agent
+    from lamp_agent.online import init_action_repeat
 
     cached_embeddings(tmp_path / "run")
     config = PretrainConfig(data=str(dataset), rewards=FINGERPRINT, out=str(tmp_path / "run"), steps=1, preset="cpu", agent_overrides=SMALL)
     summary = pretrain(config, progress=False, scorer_factory=ColourScorer)
-    assert Agent.load(summary.checkpoint).config.action_repeat == 1  # the cpu preset says 2; the data says 1
-    with pytest.raises(LampError, match="recorded at action repeat 1"):
+    # the cpu preset's env says 2; the data says 1, and the agent config holds none
+    assert Agent.load(summary.checkpoint).info["action_repeat"] == 1 and "action_repeat" not in Agent.load(summary.checkpoint).config.to_dict()
+    assert init_action_repeat(summary.checkpoint, "cpu") == 1 and init_action_repeat("scratch", "cpu") == 2
+    with pytest.raises(LampError, match="action_repeat is the env's, not the agent's"):
         run(dataset, tmp_path / "other", steps=1, agent_overrides={**SMALL, "action_repeat": 2})
+    assert not (tmp_path / "other" / RUN_FILE).exists()
 
 
 def test_pretraining_on_two_camera_data_encodes_both_views(tmp_path):

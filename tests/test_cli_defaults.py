@@ -70,7 +70,7 @@ SOURCES = {
         **{
             name: (FinetuneConfig, name)
             for name in ("steps", "instruction", "eval_every", "eval_episodes", "eval_sampled", "preset", "method", "env_prefix", "env",
-                         "replay_ratio", "action_repeat", "finetune_critic", "prefill", "initial_updates",
+                         "replay_ratio", "finetune_critic", "prefill", "initial_updates",
                          "batch_size", "seq_len", "text_encoder", "device", "save_agent", "keep_checkpoints")
         },
         "image_size": (EnvConfig, "image_size"),
@@ -152,6 +152,12 @@ def test_collect_help_names_the_config_defaults_used_for_a_new_dataset():
     assert f"else {','.join(EnvConfig.cameras)})" in options["cameras"].help
     assert "else on)" in options["canonical"].help and EnvConfig().randomization.enabled
     assert "else off)" in options["goal_marker"].help and not EnvConfig.goal_marker
+
+
+def test_finetune_action_repeat_defaults_to_the_inits_and_its_help_names_the_envs_default():
+    options = {param.name: param for param in eval_cli.main.get_command(click.Context(eval_cli.main), "finetune").params}
+    assert _option_default(options["action_repeat"]) is None
+    assert f"else {field_default(EnvConfig, 'action_repeat')})" in options["action_repeat"].help
 
 
 def test_pretrain_help_names_the_agent_config_defaults():

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -229,7 +230,7 @@ def test_short_run_on_a_real_heldout_metaworld_task_with_instruction_tuning(tmp_
 
 
 def test_a_finetuning_env_holds_only_what_a_run_sets_and_is_recorded_flat(tmp_path):
-    with pytest.raises(LampError, match="sets only image size, episode length and goal marker"):
+    with pytest.raises(LampError, match="sets only image size, episode length, goal marker and action repeat"):
         FinetuneConfig(tasks=("reach-dummy",), inits=("scratch",), out=str(tmp_path), env="dummy",
                        env_config=EnvConfig(image_size=16, episode_length=5))  # randomized
     with pytest.raises(LampError, match="not both"):
@@ -238,6 +239,27 @@ def test_a_finetuning_env_holds_only_what_a_run_sets_and_is_recorded_flat(tmp_pa
     record = run.to_dict()
     assert (record["image_size"], record["episode_length"]) == (16, 5) and "env_config" not in record
     assert "goal_marker" not in record and run.env_config.randomization == RandomizationConfig.canonical()
+
+
+def test_a_runs_action_repeat_is_its_inits_unless_given_and_its_record_says_which(tmp_path, checkpoints):
+    from lamp_agent.checkpoint import resolve_checkpoint
+    from lamp_eval.finetune import run_env_config
+
+    [scratch] = plan_runs(_config(tmp_path, ["scratch"], preset="cpu", seq_len=3))
+    assert run_env_config(scratch).action_repeat == 2 and scratch.to_dict()["action_repeat"] is None  # the preset's env
+    [given] = plan_runs(_config(tmp_path, ["scratch"], preset="cpu", seq_len=3, action_repeat=1))
+    assert run_env_config(given).action_repeat == 1 and given.to_dict()["action_repeat"] == 1
+    assert given.identity() != scratch.identity()
+    [pretrained] = plan_runs(_config(tmp_path, [checkpoints["lamp"]], seq_len=3))
+    assert run_env_config(pretrained).action_repeat == 1
+    # a checkpoint written when the agent config held the action repeat acts at that one
+    legacy = tmp_path / "legacy"
+    shutil.copytree(resolve_checkpoint(checkpoints["lamp"]), legacy)
+    meta = json.loads((legacy / "config.json").read_text())
+    meta["config"]["action_repeat"] = 2
+    (legacy / "config.json").write_text(json.dumps(meta))
+    [old] = plan_runs(_config(tmp_path, [legacy], seq_len=3))
+    assert run_env_config(old).action_repeat == 2 and old.to_dict()["action_repeat"] is None
 
 
 def test_goal_marker_reaches_the_env_and_the_run_identity(tmp_path):

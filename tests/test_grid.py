@@ -121,6 +121,18 @@ def test_a_methods_own_settings_reach_its_runs_alone(tmp_path):
     assert "--finetune-critic" not in run_command(probe, spec.runs_folder("x"), threads=1)
 
 
+def test_a_given_action_repeat_reaches_its_command_and_record_and_an_unset_one_stays_the_inits(tmp_path):
+    methods = {"tiny": {"preset": "tiny"}, "tiny-ar1": {"preset": "tiny", "settings": {"action_repeat": 1}}}
+    spec = load_grid(_write_grid(tmp_path / "exp", methods=methods))
+    planned = {(item.method.name, item.config.seed): item for item in plan_grid(spec, tmp_path / "out")}
+    unset, given = planned[("tiny", 0)], planned[("tiny-ar1", 0)]
+    assert unset.config.to_dict()["action_repeat"] is None and given.config.to_dict()["action_repeat"] == 1
+    assert unset.config.identity() != given.config.identity()  # the same repeat, but one follows its init's
+    command = run_command(given, spec.runs_folder("x"), threads=1)
+    assert command[command.index("--action-repeat") + 1] == "1"
+    assert "--action-repeat" not in run_command(unset, spec.runs_folder("x"), threads=1)
+
+
 def test_runs_evaluated_with_sampled_actions_get_rows_and_a_comparison_of_their_own(tmp_path):
     from lamp_eval.finetune import finetune
 

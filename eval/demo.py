@@ -196,7 +196,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
     from rich.console import Console
 
     from lamp_agent import PretrainConfig, load_preset
-    from lamp_agent.config import preset_env
+    from lamp_agent.online import SCRATCH, init_action_repeat
     from lamp_agent.pretrain import RUN_FILE, pretrain
     from lamp_eval.board_table import leaderboard_lines
     from lamp_eval.finetune import FinetuneConfig, finetune
@@ -230,7 +230,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict[str, An
         CollectConfig(
             env=config.env, episodes=config.episodes, policy="noisy-expert", seed=config.seed,
             shard_episodes=max(1, config.episodes // (2 * config.workers)),
-            env_config=dataclasses.replace(config.env_config, **preset_env(config.preset)),
+            # recorded at the action repeat the scratch arm acts at, which the pretrained arms then take
+            env_config=dataclasses.replace(config.env_config, action_repeat=init_action_repeat(SCRATCH, config.preset)),
         ),
         executor=ExecutorConfig(workers=config.workers),
     )

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from lamp_agent.agent import Agent
-from lamp_agent.checkpoint import rotate_checkpoints
+from lamp_agent.checkpoint import ACTION_REPEAT_INFO, read_checkpoint_config, rotate_checkpoints
 from lamp_agent.config import AgentConfig, load_preset, preset_env
 from lamp_agent.core.policy import AgentPolicy
 from lamp_agent.core.replay import EpisodeReplay
@@ -83,8 +83,6 @@ class Schedule:
 
 def agent_config_of(init: str, preset: str) -> AgentConfig:
     """The agent config a run trains with: its preset's (``scratch``) or its checkpoint's."""
-    from lamp_agent.checkpoint import read_checkpoint_config
-
     if init == SCRATCH:
         return load_preset(preset)
     return AgentConfig.from_dict(read_checkpoint_config(init)["config"])
@@ -95,8 +93,6 @@ def init_action_repeat(init: str, preset: str) -> int:
     (``scratch``; 1 without one), or its checkpoint's, the action repeat of the data it learnt from
     (:data:`ACTION_REPEAT_INFO` in its info; a checkpoint written when the agent config held the
     action repeat has it there)."""
-    from lamp_agent.checkpoint import ACTION_REPEAT_INFO, read_checkpoint_config
-
     if init == SCRATCH:
         return int(preset_env(preset).get("action_repeat", 1))
     meta = read_checkpoint_config(init)
